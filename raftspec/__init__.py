@@ -1,0 +1,1 @@
+"""The raftspec command line: wires reference, spec, checker, traces and node together."""

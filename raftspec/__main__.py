@@ -1,0 +1,3 @@
+from raftspec.cli import main
+
+raise SystemExit(main())
