@@ -1,1 +1,22 @@
-"""reference."""
+"""The Raft protocol as pure functions over immutable states (raft.tla, action for action)."""
+
+from reference.config import MUTANTS, Config
+from reference.errors import RaftspecError
+from reference.state import NIL, Entry, Role, Server, State, initial_state
+from reference.successors import Action, steps, successors, within_bounds
+
+__all__ = [
+    "MUTANTS",
+    "NIL",
+    "Action",
+    "Config",
+    "Entry",
+    "RaftspecError",
+    "Role",
+    "Server",
+    "State",
+    "initial_state",
+    "steps",
+    "successors",
+    "within_bounds",
+]

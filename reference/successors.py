@@ -1,0 +1,89 @@
+"""Every enabled action instance of a state, in raft.tla's ``Next`` order.
+
+``steps`` yields every (action, next state) pair, including self-loops and successors outside
+the bounds (TLC counts those as generated); ``successors`` drops the out-of-bounds ones, as
+TLC's CONSTRAINT does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import NamedTuple
+
+from reference import actions
+from reference.config import Config
+from reference.state import Message, State, bag_size
+
+
+class Action(NamedTuple):
+    """One action instance, for printing: its raft.tla name and its parameters."""
+
+    name: str
+    server: int = 0
+    peer: int = 0
+    value: int = 0
+    message: Message | None = None
+
+
+def steps(state: State, config: Config) -> Iterator[tuple[Action, State]]:
+    """raft.tla ``Next``: one (action, successor) pair per enabled action instance."""
+    servers = range(1, config.servers + 1)
+    if config.restart:
+        for i in servers:
+            yield Action("Restart", i), actions.restart(state, i)
+    for i in servers:
+        nxt = actions.timeout(state, i)
+        if nxt is not None:
+            yield Action("Timeout", i), nxt
+    for i in servers:
+        for j in servers:
+            nxt = actions.request_vote(state, i, j)
+            if nxt is not None:
+                yield Action("RequestVote", i, j), nxt
+    for i in servers:
+        nxt = actions.become_leader(state, i)
+        if nxt is not None:
+            yield Action("BecomeLeader", i), nxt
+    for i in servers:
+        for v in range(1, config.values + 1):
+            nxt = actions.client_request(state, i, v)
+            if nxt is not None:
+                yield Action("ClientRequest", i, value=v), nxt
+    current_term_only = "commit_previous_term" not in config.mutants
+    for i in servers:
+        nxt = actions.advance_commit_index(state, i, current_term_only=current_term_only)
+        if nxt is not None:
+            yield Action("AdvanceCommitIndex", i), nxt
+    for i in servers:
+        for j in servers:
+            nxt = actions.append_entries(state, i, j)
+            if nxt is not None:
+                yield Action("AppendEntries", i, j), nxt
+    check_log = "vote_without_log_check" not in config.mutants
+    check_term = "no_term_check_on_append" not in config.mutants
+    for m, _ in state.messages:
+        received = actions.receive(state, m, check_log=check_log, check_term=check_term)
+        if received is not None:
+            name, nxt = received
+            yield Action(name, m.mdest, m.msource, message=m), nxt
+    if config.duplicate:
+        for m, _ in state.messages:
+            yield Action("DuplicateMessage", message=m), actions.duplicate_message(state, m)
+    if config.drop:
+        for m, _ in state.messages:
+            yield Action("DropMessage", message=m), actions.drop_message(state, m)
+
+
+def within_bounds(state: State, config: Config) -> bool:
+    """The model's state constraint (TLC ``CONSTRAINT``)."""
+    return bag_size(state.messages) <= config.max_messages and all(
+        s.current_term <= config.max_term and len(s.log) <= config.max_log_length
+        for s in state.servers
+    )
+
+
+def successors(state: State, config: Config) -> Iterator[tuple[Action, State]]:
+    """Every (action, successor) whose successor lies within the model's bounds."""
+    for action, nxt in steps(state, config):
+        if within_bounds(nxt, config):
+            yield action, nxt
