@@ -16,6 +16,7 @@ from reference.errors import RaftspecError
 # taking the parsed arguments and returning the exit code.
 COMMANDS = (
     "raftspec.commands.check",
+    "raftspec.commands.lincheck",
 )
 
 

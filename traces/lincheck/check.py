@@ -1,0 +1,220 @@
+"""Checking a history: partition per key, search every partition, explain a failure.
+
+P-compositionality (Herlihy & Wing's locality; Horn & Kroening, "Faster linearizability
+checking via P-compositionality", 2015): a history of independent keys is linearizable iff each
+key's sub-history is, so each key is searched on its own, which turns one exponential search into
+many small ones. The partitions are searched interleaved, a slice at a time, and checking stops
+at the end of the first round in which some key is found illegal (Porcupine runs its partitions
+in parallel and stops at the first failure for the same reason).
+
+A failure is explained by the shortest prefix of the failing key's history that is already not
+linearizable (linearizability is prefix-closed: an operation still running at the cut is treated
+as having an unknown outcome, which only adds freedom). The operation whose response closes that
+prefix is the *culprit*: no order of the operations before it allows the result it returned.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from reference.errors import RaftspecError
+from traces.lincheck.history import UNKNOWN, Operation
+from traces.lincheck.models import ILLEGAL, MODELS, Model, Step
+from traces.lincheck.readers import read_history
+from traces.lincheck.search import run, search
+
+__all__ = ["Failure", "Result", "check_file", "check_history", "check_key"]
+
+WINDOW_BEFORE = 8
+"""Completed operations shown before the culprit, besides those concurrent with it."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a history is not linearizable, on one key.
+
+    ``prefix`` is the shortest prefix (in real time) of the key's operations that is already not
+    linearizable; ``culprit`` is the operation whose response ends it. ``window`` is the part
+    worth showing: the operations concurrent with the culprit and the last few completed before
+    it (operations of ``prefix`` still running at the culprit's response are included).
+    """
+
+    key: str | None
+    culprit: Operation
+    prefix: tuple[Operation, ...]
+    window: tuple[Operation, ...]
+    key_operations: int
+
+
+@dataclass(frozen=True)
+class Result:
+    """The verdict on one history."""
+
+    linearizable: bool
+    model: str
+    operations: int
+    keys: int
+    seconds: float
+    path: str | None = None
+    failure: Failure | None = None
+    failing_keys: tuple[str | None, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--json`` object: file, model, linearizable, seconds, and the failure if any."""
+        out: dict[str, Any] = {
+            "file": self.path,
+            "model": self.model,
+            "linearizable": self.linearizable,
+            "seconds": round(self.seconds, 6),
+            "operations": self.operations,
+            "keys": self.keys,
+        }
+        if self.failure is not None:
+            fail = self.failure
+            out["failing_key"] = fail.key
+            out["culprit"] = _op_json(fail.culprit)
+            out["prefix_operations"] = len(fail.prefix)
+            out["window"] = [_op_json(op) for op in fail.window]
+        return out
+
+
+def _op_json(op: Operation) -> dict[str, Any]:
+    return {"process": op.process, "op": op.describe(), "line": op.line,
+            "return_line": op.ret_line}
+
+
+def _model(model: str | Model) -> Model:
+    if isinstance(model, Model):
+        return model
+    if model not in MODELS:
+        raise RaftspecError(f"unknown model {model!r} (expected one of {', '.join(MODELS)})",
+                            field="model")
+    return MODELS[model]
+
+
+def _partition(ops: Iterable[Operation]) -> dict[str | None, list[Operation]]:
+    parts: dict[str | None, list[Operation]] = {}
+    for op in ops:
+        parts.setdefault(op.key, []).append(op)
+    return parts
+
+
+def _product(model: Model, ops: Sequence[Operation]) -> tuple[Any, list[Step]]:
+    """The whole history as one object: a tuple of per-key states (no partitioning)."""
+    keys = list(dict.fromkeys(op.key for op in ops))
+    index = {key: i for i, key in enumerate(keys)}
+
+    def lift(step: Step, k: int) -> Step:
+        def whole(states: tuple[Any, ...]) -> Any:
+            new = step(states[k])
+            if new is ILLEGAL:
+                return ILLEGAL
+            return states[:k] + (new,) + states[k + 1:]
+        return whole
+
+    steps = [lift(model.compile(op), index[op.key]) for op in ops]
+    return tuple(model.init for _ in keys), steps
+
+
+def _search_ops(model: Model, ops: Sequence[Operation], max_steps: int | None = None):
+    return search(model.init, [model.compile(op) for op in ops], [op.call for op in ops],
+                  [op.ret for op in ops], max_steps=max_steps)
+
+
+def check_key(ops: Sequence[Operation], model: str | Model = "kv") -> bool:
+    """Is this sequence of operations (one key, no partitioning) linearizable?"""
+    verdict = run(_search_ops(_model(model), ops))
+    assert verdict is not None
+    return verdict
+
+
+def check_history(ops: Sequence[Operation], model: str | Model = "kv", *,
+                  partition: bool = True, explain: bool = True,
+                  path: str | None = None) -> Result:
+    """Check a list of operations for linearizability against ``model`` ("kv" or "register").
+
+    With ``partition`` (the default) each key is checked separately (P-compositionality);
+    without it the whole history is searched as one object whose state is a tuple of per-key
+    states, which is exponentially slower and exists to cross-check the partitioning. With
+    ``explain`` a failure carries the culprit and the shortest failing prefix of its key.
+    """
+    spec = _model(model)
+    started = time.perf_counter()
+    ops = list(ops)
+    parts = _partition(ops)
+    if not partition:
+        init, steps = _product(spec, ops)
+        gen = search(init, steps, [op.call for op in ops], [op.ret for op in ops])
+        ok = run(gen)
+        return Result(bool(ok), spec.name, len(ops), len(parts), time.perf_counter() - started,
+                      path)
+    running = {key: _search_ops(spec, part)
+               for key, part in sorted(parts.items(), key=lambda item: len(item[1]))}
+    failing: list[str | None] = []
+    while running and not failing:
+        for key in list(running):
+            try:
+                next(running[key])
+            except StopIteration as stop:
+                del running[key]
+                if stop.value is False:
+                    failing.append(key)
+    failure = None
+    if failing:
+        failing.sort(key=lambda key: len(parts[key]))
+        if explain:
+            failure = _explain(spec, failing[0], parts[failing[0]])
+    return Result(not failing, spec.name, len(ops), len(parts), time.perf_counter() - started,
+                  path, failure, tuple(failing))
+
+
+def check_file(path: str | Path, *, fmt: str | None = None, model: str | None = None,
+               explain: bool = True) -> Result:
+    """Read a history file (format and model detected unless given) and check it."""
+    started = time.perf_counter()
+    history = read_history(path, fmt, model)
+    result = check_history(history.operations, history.model, explain=explain,
+                           path=str(path))
+    return replace(result, seconds=time.perf_counter() - started)
+
+
+def _events(ops: Sequence[Operation]) -> list[tuple[float, int, int]]:
+    """Call (0) and return (1) events in the order the search uses."""
+    return sorted([(op.call, 0, i) for i, op in enumerate(ops)]
+                  + [(op.ret, 1, i) for i, op in enumerate(ops)])
+
+
+def _prefix(ops: Sequence[Operation], events: list[tuple[float, int, int]],
+            m: int) -> list[Operation]:
+    """The operations invoked among the first ``m`` events; those not yet returned are open."""
+    returned = {i for _, kind, i in events[:m] if kind}
+    invoked = [i for _, kind, i in events[:m] if not kind]
+    return [ops[i] if i in returned else replace(ops[i], out=UNKNOWN, ret=math.inf)
+            for i in invoked]
+
+
+def _explain(spec: Model, key: str | None, ops: Sequence[Operation]) -> Failure:
+    events = _events(ops)
+    lo, hi = 0, len(events)
+    budget = 50_000 + 20 * len(ops) ** 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if run(_search_ops(spec, _prefix(ops, events, mid), max_steps=budget)) is False:
+            hi = mid
+        else:
+            lo = mid
+    while not events[hi - 1][1]:
+        hi -= 1  # only when a search ran out of budget: an extra open operation changes nothing
+    culprit = ops[events[hi - 1][2]]
+    invoked = [i for _, kind, i in events[:hi] if not kind]
+    prefix = tuple(ops[i] for i in invoked)
+    concurrent = [op for op in prefix if op.ret >= culprit.call and op is not culprit]
+    before = sorted((op for op in prefix if op.ret < culprit.call), key=lambda op: op.ret)
+    shown = set(map(id, before[-WINDOW_BEFORE:] + concurrent)) | {id(culprit)}
+    window = tuple(op for op in prefix if id(op) in shown)
+    return Failure(key, culprit, prefix, window, len(ops))
