@@ -1,0 +1,179 @@
+"""The kv client: find the leader, retry with the same (client id, seq) so each operation takes
+effect at most once, and optionally record an invoke/ok/fail/info history for the
+linearizability checker (format in docs/cluster.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+import uuid
+from typing import IO, Any
+
+from node.errors import NodeError
+from node.transport import Addr, parse_addr
+from node.wire import BadDatagram, decode, encode
+
+
+class Unavailable(NodeError):
+    """No leader answered in time. For a write the outcome is unknown."""
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, client: ClusterClient) -> None:
+        self.client = client
+
+    def datagram_received(self, data: bytes, addr: Addr) -> None:
+        self.client._on_datagram(data)
+
+    def error_received(self, exc: Exception) -> None:
+        pass
+
+
+class History:
+    """Appends client history lines: {"process","type","f","key","value","time"}."""
+
+    def __init__(self, path_or_file: str | IO[str]) -> None:
+        self._own = isinstance(path_or_file, str)
+        self._f: IO[str] = (open(path_or_file, "a", encoding="utf-8")  # noqa: SIM115
+                            if isinstance(path_or_file, str) else path_or_file)
+
+    def record(self, process: int, typ: str, f: str, key: str, value: str | None) -> None:
+        self._f.write(json.dumps({"process": process, "type": typ, "f": f, "key": key,
+                                  "value": value, "time": time.monotonic_ns()}) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        if self._own:
+            self._f.close()
+
+
+class ClusterClient:
+    """One UDP socket multiplexing many sessions' requests, routed back by request id."""
+
+    def __init__(self, cluster: list[str], secret: bytes | None = None,
+                 try_timeout: float = 0.5, history: History | None = None) -> None:
+        if not cluster:
+            raise NodeError("--cluster: give at least one HOST:PORT")
+        self.addrs = [parse_addr(a) for a in cluster]
+        self.secret = secret
+        self.try_timeout = try_timeout
+        self.history = history
+        self.leader: Addr | None = None
+        self._next = 0
+        self._rids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._transport: asyncio.DatagramTransport | None = None
+        self._processes = itertools.count(0)
+
+    async def __aenter__(self) -> ClusterClient:
+        loop = asyncio.get_running_loop()
+        self._transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Protocol(self), local_addr=("127.0.0.1", 0))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def _on_datagram(self, data: bytes) -> None:
+        try:
+            body = decode(data, self.secret)
+        except BadDatagram:
+            return
+        fut = self._waiting.pop(body.get("rid"), None)  # type: ignore[arg-type]
+        if fut is not None and not fut.done():
+            fut.set_result(body)
+
+    async def ask(self, addr: Addr, body: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+        """Send one request to one node; its reply or None on timeout."""
+        assert self._transport is not None
+        rid = next(self._rids)
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[rid] = fut
+        self._transport.sendto(encode(dict(body, rid=rid), self.secret), addr)
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            return None
+        finally:
+            self._waiting.pop(rid, None)
+
+    async def to_leader(self, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send ``body`` to the leader, following hints and rotating through nodes until an
+        ``ok`` reply or ``timeout`` seconds; raise Unavailable then."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        last_err = "no reply"
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise Unavailable(f"no leader answered within {timeout:g}s ({last_err}); "
+                                  f"tried {', '.join(f'{h}:{p}' for h, p in self.addrs)}")
+            addr = self.leader or self.addrs[self._next % len(self.addrs)]
+            reply = await self.ask(addr, body, min(self.try_timeout, left))
+            if reply is not None and reply.get("ok"):
+                self.leader = addr
+                return reply
+            last_err = "timed out" if reply is None else str(reply.get("err"))
+            self.leader = None
+            hint = reply.get("leader") if reply else None
+            if hint:
+                try:
+                    self.leader = parse_addr(hint)
+                except NodeError:
+                    self.leader = None
+            if self.leader is None:
+                self._next += 1
+                if reply is not None:
+                    await asyncio.sleep(min(0.02, max(0.0, deadline - loop.time())))
+
+    async def status(self, addr: Addr, timeout: float = 0.5) -> dict[str, Any] | None:
+        return await self.ask(addr, {"k": "status"}, timeout)
+
+    def session(self) -> Session:
+        return Session(self, next(self._processes))
+
+
+class Session:
+    """One logical client: a fresh id, sequence numbers, one outstanding operation.
+
+    ``process`` is the history's process id. After an unknown outcome (``info``) the session is
+    finished and must not be used again (open a new one).
+    """
+
+    def __init__(self, client: ClusterClient, process: int) -> None:
+        self.client = client
+        self.process = process
+        self.cid = uuid.uuid4().hex[:16]
+        self.seq = 0
+        self.dead = False
+
+    async def call(self, f: str, key: str, value: str | None = None,
+                   timeout: float = 5.0) -> str:
+        """Run one operation; returns the value (get) or echoes the argument (put/append)."""
+        if self.dead:
+            raise NodeError("session finished after an unknown outcome; open a new session")
+        self.seq += 1
+        h = self.client.history
+        if h:
+            h.record(self.process, "invoke", f, key, value if f != "get" else None)
+        try:
+            reply = await self.client.to_leader(
+                {"k": "req", "cid": self.cid, "seq": self.seq, "op": f, "key": key,
+                 "value": value}, timeout)
+        except Unavailable:
+            if f == "get":
+                if h:
+                    h.record(self.process, "fail", f, key, None)   # a read has no effect
+            else:
+                self.dead = True
+                if h:
+                    h.record(self.process, "info", f, key, value)
+            raise
+        result = reply.get("value") or ""
+        if h:
+            h.record(self.process, "ok", f, key, result if f == "get" else value)
+        return result

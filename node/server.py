@@ -1,0 +1,321 @@
+"""The event loop around the pure core: it owns the socket, the tick timer, the disk and the kv.
+
+Each loop turn: feed every datagram that arrived to the core (or answer client/status/control
+requests), then ``flush``: take the core's ``Ready``; persist snapshot, entries and hard state and
+fsync once; write trace events; only then send messages; then apply committed entries to the kv
+and answer the clients waiting on them (etcd-raft's Ready handling, paper Figure 2's "persist
+before responding").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import signal
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from node.core import Options, RaftCore, Role
+from node.errors import NodeError
+from node.faults import FaultConfig
+from node.kv import KVStore
+from node.storage import DiskLog
+from node.transport import Addr, Transport, parse_addr
+from node.wire import (
+    BadDatagram,
+    body_to_message,
+    decode,
+    encode,
+    message_to_body,
+)
+from traces.schema import TraceWriter, message_fields
+
+log = logging.getLogger("raftspec.node")
+
+KV_OPS = ("put", "append", "get")
+
+
+@dataclass
+class NodeConfig:
+    """Everything ``raftspec node`` takes on its command line."""
+
+    id: int
+    peers: dict[int, str]                 # initial membership, id -> "host:port" (incl. self)
+    data_dir: str
+    port: int
+    trace: str | None = None
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    secret: bytes | None = None
+    tick_ms: float = 10.0
+    election_ticks: int = 15
+    heartbeat_ticks: int = 3
+    snapshot_threshold: int = 1000
+    join: bool = False
+    check_quorum: bool = True
+    seed: int | None = None
+
+
+@dataclass(slots=True)
+class Pending:
+    term: int
+    addr: Addr
+    rid: Any
+
+
+class NodeServer:
+    def __init__(self, cfg: NodeConfig) -> None:
+        self.cfg = cfg
+        self.rng = random.Random(cfg.seed)
+        self.storage = DiskLog(cfg.data_dir)
+        rec = self.storage.load()
+        self.kv = KVStore()
+        if rec.snapshot is not None:
+            self.kv.restore(rec.snapshot.data)
+        members = {} if cfg.join else dict(cfg.peers)
+        opts = Options(election_ticks=cfg.election_ticks, heartbeat_ticks=cfg.heartbeat_ticks,
+                       check_quorum=cfg.check_quorum, trace=cfg.trace is not None)
+        self.tracer = TraceWriter(cfg.trace, cfg.id) if cfg.trace else None
+        self.core = RaftCore(cfg.id, members, self.rng, opts, term=rec.term,
+                             voted_for=rec.voted_for, snapshot=rec.snapshot,
+                             entries=rec.entries)
+        self.pending: dict[int, Pending] = {}
+        self.bad: Counter[str] = Counter()
+        self.transport: Transport | None = None
+        self._flush_scheduled = False
+        self._stop = asyncio.Event()
+        self._known_addrs: dict[int, str] = dict(cfg.peers)
+        self._members_seen: dict[int, str] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.transport = Transport(loop, ("127.0.0.1", self.cfg.port), self._on_batch, self.rng,
+                                   self.cfg.faults)
+        self._update_addresses()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._stop.set)
+        self._flush()
+        tick = self.cfg.tick_ms / 1000.0
+        next_tick = loop.time() + tick
+        handle = loop.call_at(next_tick, lambda: None)
+
+        def on_tick() -> None:
+            nonlocal next_tick, handle
+            self.core.tick()
+            self._flush()
+            next_tick = max(next_tick + tick, loop.time())
+            handle = loop.call_at(next_tick, on_tick)
+
+        handle.cancel()
+        handle = loop.call_at(next_tick, on_tick)
+        try:
+            await self._stop.wait()
+        finally:
+            handle.cancel()
+            self.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+        self.storage.close()
+        if self.tracer is not None:
+            self.tracer.close()
+
+    # ------------------------------------------------------------------ input
+    def _on_batch(self, batch: list[tuple[bytes, Addr]]) -> None:
+        for data, addr in batch:
+            try:
+                body = decode(data, self.cfg.secret)
+                kind = body["k"]
+                if kind == "req":
+                    self._client_request(body, addr)
+                elif kind == "status":
+                    self._reply(addr, self._status(body.get("rid")))
+                elif kind == "ctl":
+                    self._control(body, addr)
+                elif kind == "conf":
+                    self._membership(body, addr)
+                else:
+                    m = body_to_message(body)
+                    if m.dst != self.cfg.id:
+                        raise BadDatagram("wrong_dst")
+                    if self.transport is not None and m.src in self.transport.blocked:
+                        continue
+                    self.core.step(m)
+            except BadDatagram as err:
+                self.bad[str(err)] += 1
+            except (KeyError, TypeError, ValueError, AttributeError):
+                self.bad["bad_fields"] += 1
+        self._flush()
+
+    def _reply(self, addr: Addr, body: dict[str, Any]) -> None:
+        if self.transport is not None:
+            self.transport.send_to(encode(body, self.cfg.secret), addr)
+
+    def _leader_hint(self) -> str | None:
+        lid = self.core.leader_id
+        return self.core.members.get(lid) or self._known_addrs.get(lid) if lid else None
+
+    def _client_request(self, body: dict[str, Any], addr: Addr) -> None:
+        rid, cid, seq, op = body["rid"], body["cid"], body["seq"], body["op"]
+        key, value = body["key"], body.get("value")
+        if not (isinstance(cid, str) and isinstance(seq, int) and op in KV_OPS
+                and isinstance(key, str) and (value is None or isinstance(value, str))):
+            raise BadDatagram("bad_fields")
+        if self.core.role != Role.LEADER:
+            self._reply(addr, {"k": "resp", "rid": rid, "ok": False, "err": "not_leader",
+                               "leader": self._leader_hint()})
+            return
+        cached = self.kv.cached(cid, seq)
+        if cached is not None:
+            self._reply(addr, {"k": "resp", "rid": rid, "ok": True, "value": cached})
+            return
+        idx = self.core.propose({"op": op, "key": key, "value": value, "cid": cid, "seq": seq})
+        if idx is not None:
+            self.pending[idx] = Pending(self.core.term, addr, rid)
+
+    def _membership(self, body: dict[str, Any], addr: Addr) -> None:
+        """Add or remove one server through the log (dissertation §4.1)."""
+        rid, action, nid = body["rid"], body["action"], body["id"]
+        if not isinstance(nid, int) or action not in ("add", "remove"):
+            raise BadDatagram("bad_fields")
+        if self.core.role != Role.LEADER:
+            self._reply(addr, {"k": "resp", "rid": rid, "ok": False, "err": "not_leader",
+                               "leader": self._leader_hint()})
+            return
+        if not self.core.config_change_allowed():
+            self._reply(addr, {"k": "resp", "rid": rid, "ok": False, "err": "busy"})
+            return
+        members = dict(self.core.members)
+        if action == "add":
+            parse_addr(str(body["addr"]))
+            members[nid] = str(body["addr"])
+        else:
+            if nid not in members or len(members) == 1:
+                self._reply(addr, {"k": "resp", "rid": rid, "ok": False,
+                                   "err": f"cannot remove {nid}"})
+                return
+            del members[nid]
+        idx = self.core.propose({"op": "config",
+                                 "members": {str(k): v for k, v in sorted(members.items())}})
+        if idx is not None:
+            self.pending[idx] = Pending(self.core.term, addr, rid)
+        self._update_addresses()
+
+    def _control(self, body: dict[str, Any], addr: Addr) -> None:
+        """Runtime fault control: partition (block peers), heal, faults=SPEC."""
+        assert self.transport is not None
+        action, rid = body["action"], body.get("rid")
+        if action == "block":
+            self.transport.blocked = {int(p) for p in body["peers"]}
+        elif action == "heal":
+            self.transport.blocked = set()
+        elif action == "faults":
+            try:
+                self.transport.faults = FaultConfig.parse(body["spec"])
+            except NodeError as err:
+                self._reply(addr, {"k": "ctl_resp", "rid": rid, "ok": False, "err": str(err)})
+                return
+        else:
+            raise BadDatagram("bad_fields")
+        self._reply(addr, {"k": "ctl_resp", "rid": rid, "ok": True})
+
+    def _status(self, rid: Any) -> dict[str, Any]:
+        c = self.core
+        return {"k": "status_resp", "rid": rid, "id": self.cfg.id, "role": c.role.value,
+                "term": c.term, "voted_for": c.voted_for, "commit_index": c.commit_index,
+                "last_log_index": c.last_index, "last_log_term": c.last_term,
+                "applied": c.applied, "snapshot_index": c.offset, "leader": c.leader_id,
+                "leader_addr": self._leader_hint(), "pid": os.getpid(),
+                "members": {str(k): v for k, v in c.members.items()},
+                "bad_datagrams": dict(self.bad),
+                "blocked": sorted(self.transport.blocked) if self.transport else [],
+                "faults": self.transport.faults.describe() if self.transport else ""}
+
+    # ------------------------------------------------------------------ output
+    def _flush(self) -> None:
+        core = self.core
+        core.flush_appends()
+        rd = core.ready()
+        if rd.snapshot is not None:
+            self.storage.save_snapshot(rd.snapshot, core.offset + 1, core.log, core.term,
+                                       core.voted_for)
+            self.kv.restore(rd.snapshot.data)
+            self.pending = {i: p for i, p in self.pending.items() if i > rd.snapshot.index}
+        if rd.entries:
+            self.storage.append(rd.append_from, rd.entries)
+            self._update_addresses()
+        if rd.hard_state is not None:
+            self.storage.save_hard_state(*rd.hard_state)
+        self.storage.sync()                      # fsync before any message leaves
+        if rd.events and self.tracer is not None:
+            self._write_events(rd.events)
+        if self.transport is not None:
+            secret = self.cfg.secret
+            for m in rd.messages:
+                self.transport.send_peer(m.dst, encode(message_to_body(m), secret))
+        for idx, e in rd.committed:
+            result = self.kv.apply(e.data)
+            p = self.pending.pop(idx, None)
+            if p is not None:
+                if p.term == e.term:
+                    self._reply(p.addr, {"k": "resp", "rid": p.rid, "ok": True,
+                                         "value": result})
+                else:
+                    self._reply(p.addr, {"k": "resp", "rid": p.rid, "ok": False,
+                                         "err": "retry"})
+        if rd.committed and any(e.data.get("op") == "config" for _, e in rd.committed):
+            self._update_addresses()
+        if core.role != Role.LEADER and self.pending:
+            for p in self.pending.values():            # outcome unknown: client retries
+                self._reply(p.addr, {"k": "resp", "rid": p.rid, "ok": False,
+                                     "err": "not_leader", "leader": self._leader_hint()})
+            self.pending.clear()
+        if core.applied - core.offset >= self.cfg.snapshot_threshold:
+            snap = core.compact(core.applied, self.kv.snapshot())
+            self.storage.save_snapshot(snap, core.offset + 1, core.log, core.term,
+                                       core.voted_for)
+            if self.tracer is not None:
+                self._write_events(core.take_events())
+        if self.tracer is not None:
+            self.tracer.flush()
+
+    def _write_events(self, events: list[dict[str, Any]]) -> None:
+        tracer = self.tracer
+        assert tracer is not None
+        for ev in events:
+            m = ev.pop("message", None)
+            if m is not None:
+                if ev["event"] == "send":
+                    m.msg_id = f"{self.cfg.id}:{tracer.seq + 1}"
+                ev["msg"] = message_fields(m)
+            tracer.write(ev)
+
+    def _update_addresses(self) -> None:
+        if self.transport is None:
+            return
+        members = self.core.members
+        if members == self._members_seen:
+            return
+        self._members_seen = dict(members)
+        self._known_addrs.update(members)
+        for pid, a in self._known_addrs.items():
+            if pid != self.cfg.id:
+                self.transport.peers[pid] = parse_addr(a)
+
+
+def run_node(cfg: NodeConfig) -> int:
+    """Run one node until SIGINT/SIGTERM."""
+    logging.basicConfig(level=logging.WARNING, format=f"node {cfg.id}: %(message)s")
+    server = NodeServer(cfg)
+    asyncio.run(server.serve())
+    return 0

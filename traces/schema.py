@@ -1,0 +1,217 @@
+"""The per-node NDJSON event trace: schema, writer, reader and causal merge.
+
+Written by ``node/`` (``--trace FILE``), read by the trace validator. Self-contained: imports
+nothing from reference/ or node/. The full field-by-field description is docs/trace-schema.md.
+
+Every line is one JSON object, an *event*, with the node's state *after* the event:
+
+    {"v": 1, "node": 2, "seq": 17, "event": "recv", "term": 3, "role": "follower",
+     "voted_for": 1, "log_len": 12, "last_log_term": 3, "commit_index": 11,
+     "snapshot_index": 0, "time_ns": 1718000000000000000, "msg": {...}}
+
+``seq`` increases by one per event in a node's file (it continues across restarts when the node
+appends to the same file). A ``send`` event's ``msg.id`` is ``"<node>:<seq>"`` (its own seq); the
+datagram carries that id, so the receiver's ``recv`` event names the send it matches.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+
+SCHEMA_VERSION = 1
+
+ROLES = ("follower", "candidate", "leader")
+
+# event name -> extra fields (beyond STATE_FIELDS) that it must carry, with their types
+EVENTS: dict[str, dict[str, tuple[type, ...]]] = {
+    "init": {"members": (dict,)},              # process started (fresh or recovered)
+    "timeout": {},                             # election timeout: term+1, candidate, voted self
+    "become_leader": {},                       # won the election (before its no-op entry)
+    "client_request": {"index": (int,)},       # leader appended an entry (no-op, command, config)
+    "advance_commit": {},                      # leader's commit index advanced by counting
+    "update_term": {"from_role": (str,)},      # saw a higher term in a message: follower
+    "step_down": {"reason": (str,)},           # leader gave up: check_quorum or removed
+    "snapshot": {"index": (int,)},             # log compacted up to index (local)
+    "send": {"msg": (dict,)},
+    "recv": {"msg": (dict,)},
+}
+
+STATE_FIELDS: dict[str, tuple[type, ...]] = {
+    "node": (int,), "seq": (int,), "event": (str,), "term": (int,), "role": (str,),
+    "voted_for": (int, type(None)), "log_len": (int,), "last_log_term": (int,),
+    "commit_index": (int,), "snapshot_index": (int,), "time_ns": (int,),
+}
+
+MSG_COMMON: dict[str, tuple[type, ...]] = {
+    "id": (str,), "type": (str,), "from": (int,), "to": (int,), "term": (int,),
+}
+
+# message type -> its fields in the trace
+MSG_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "vote": {"last_log_index": (int,), "last_log_term": (int,)},
+    "vote_resp": {"granted": (bool,)},
+    "append": {"prev_index": (int,), "prev_term": (int,), "entries": (list,),
+               "n_entries": (int,), "commit": (int,)},
+    "append_resp": {"success": (bool,), "match_index": (int,), "conflict_index": (int,),
+                    "conflict_term": (int,)},
+    "snap": {"snap_index": (int,), "snap_term": (int,), "offset": (int,), "size": (int,),
+             "done": (bool,)},
+    "snap_resp": {"success": (bool,), "snap_index": (int,), "offset": (int,), "done": (bool,),
+                  "match_index": (int,)},
+}
+
+
+class TraceSchemaError(ValueError):
+    """A trace line that does not follow the schema; the message names file:line: field."""
+
+
+def message_fields(m: Any) -> dict[str, Any]:
+    """The trace form of a message object with the attributes named in MSG_FIELDS."""
+    out: dict[str, Any] = {"id": m.msg_id, "type": m.type, "from": m.src, "to": m.dst,
+                           "term": m.term}
+    for name in MSG_FIELDS[m.type]:
+        if name == "entries":
+            out["entries"] = [e.term for e in m.entries]
+        elif name == "n_entries":
+            out["n_entries"] = len(m.entries)
+        elif name == "size":
+            out["size"] = len(m.chunk)
+        else:
+            out[name] = getattr(m, name)
+    return out
+
+
+class TraceWriter:
+    """Appends events for one node; continues ``seq`` after the last line of an existing file."""
+
+    def __init__(self, path: str, node: int) -> None:
+        self.path = path
+        self.node = node
+        self.seq = _last_seq(path)
+        self._f: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115
+
+    def write(self, event: dict[str, Any]) -> int:
+        """Write one event (state fields already in it); returns the seq it was given."""
+        self.seq += 1
+        obj = {"v": SCHEMA_VERSION, "node": self.node, "seq": self.seq}
+        obj.update(event)
+        obj["time_ns"] = time.time_ns()
+        self._f.write(json.dumps(obj, separators=(",", ":")) + "\n")
+        return self.seq
+
+    def flush(self) -> None:
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _last_seq(path: str) -> int:
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        return 0
+    with open(path, "rb") as f:
+        f.seek(max(0, os.path.getsize(path) - 65536))
+        lines = f.read().splitlines()
+    for line in reversed(lines):
+        try:
+            return int(json.loads(line)["seq"])
+        except (ValueError, KeyError, TypeError):
+            continue                                  # a torn last line from a SIGKILL
+    return 0
+
+
+def check_event(obj: Any, where: str = "") -> dict[str, Any]:
+    """Validate one decoded event; raise TraceSchemaError naming ``where`` and the field."""
+    def bad(field: str, why: str) -> TraceSchemaError:
+        return TraceSchemaError(f"{where}: {field}: {why}" if where else f"{field}: {why}")
+
+    if not isinstance(obj, dict):
+        raise bad("event", "not a JSON object")
+    if obj.get("v") != SCHEMA_VERSION:
+        raise bad("v", f"expected schema version {SCHEMA_VERSION}, got {obj.get('v')!r}")
+    for name, types in STATE_FIELDS.items():
+        if name not in obj:
+            raise bad(name, "missing")
+        if not isinstance(obj[name], types) or (isinstance(obj[name], bool)
+                                                and bool not in types):
+            raise bad(name, f"wrong type {type(obj[name]).__name__}")
+    if obj["role"] not in ROLES:
+        raise bad("role", f"unknown role {obj['role']!r}")
+    kind = obj["event"]
+    if kind not in EVENTS:
+        raise bad("event", f"unknown event {kind!r}")
+    for name, types in EVENTS[kind].items():
+        if not isinstance(obj.get(name), types):
+            raise bad(name, "missing or wrong type")
+    if kind in ("send", "recv"):
+        msg = obj["msg"]
+        for name, types in MSG_COMMON.items():
+            if not isinstance(msg.get(name), types):
+                raise bad(f"msg.{name}", "missing or wrong type")
+        if msg["type"] not in MSG_FIELDS:
+            raise bad("msg.type", f"unknown message type {msg['type']!r}")
+        for name, types in MSG_FIELDS[msg["type"]].items():
+            if not isinstance(msg.get(name), types):
+                raise bad(f"msg.{name}", "missing or wrong type")
+    return obj
+
+
+def read_trace(path: str, *, allow_torn_tail: bool = True) -> Iterator[dict[str, Any]]:
+    """Yield validated events from one node's file. A torn last line (SIGKILL mid-write) is
+    skipped when ``allow_torn_tail``; any other bad line raises TraceSchemaError."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for n, line in enumerate(lines, 1):
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            if allow_torn_tail and n == len(lines):
+                return
+            raise TraceSchemaError(f"{path}:{n}: not valid JSON") from None
+        yield check_event(obj, f"{path}:{n}")
+
+
+def merge_by_causality(traces: Iterable[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One total order consistent with each node's seq order and send-before-receive.
+
+    Among events that are ready, the lowest ``time_ns`` goes first (a tie-break only; clocks
+    never override causality). A recv whose send is missing from the inputs (e.g. truncated
+    file) is treated as ready.
+    """
+    queues = [list(t) for t in traces]
+    sends = {e["msg"]["id"] for q in queues for e in q if e["event"] == "send"}
+    emitted: set[str] = set()
+    pos = [0] * len(queues)
+    out: list[dict[str, Any]] = []
+    heap: list[tuple[int, int]] = []
+    waiting: dict[str, list[int]] = {}
+
+    def offer(i: int) -> None:
+        if pos[i] >= len(queues[i]):
+            return
+        e = queues[i][pos[i]]
+        if e["event"] == "recv" and e["msg"]["id"] in sends and e["msg"]["id"] not in emitted:
+            waiting.setdefault(e["msg"]["id"], []).append(i)
+        else:
+            heapq.heappush(heap, (e["time_ns"], i))
+
+    for i in range(len(queues)):
+        offer(i)
+    while heap:
+        _, i = heapq.heappop(heap)
+        e = queues[i][pos[i]]
+        out.append(e)
+        pos[i] += 1
+        if e["event"] == "send":
+            emitted.add(e["msg"]["id"])
+            for j in waiting.pop(e["msg"]["id"], []):
+                heapq.heappush(heap, (queues[j][pos[j]]["time_ns"], j))
+        offer(i)
+    return out
