@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 
+from node.errors import NodeError
 from reference.errors import RaftspecError
 
 # Each module defines register(subparsers) which adds its parser and sets a ``run`` default
@@ -17,6 +18,11 @@ from reference.errors import RaftspecError
 COMMANDS = (
     "raftspec.commands.check",
     "raftspec.commands.lincheck",
+    "raftspec.commands.cluster",
+    "raftspec.commands.node",
+    "raftspec.commands.kv",
+    "raftspec.commands.status",
+    "raftspec.commands.ctl",
 )
 
 
@@ -40,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
-    except RaftspecError as err:
+    except (RaftspecError, NodeError) as err:
         print(f"raftspec {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,39 @@
+"""Options shared by the commands that talk to a running cluster (kv, status, ctl)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from node.errors import NodeError
+from node.options import read_secret
+
+
+def add_cluster_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    parser.add_argument("--cluster", metavar="HOST:PORT,...", required=required,
+                        help="node addresses, in node-id order (node 1 first)")
+    parser.add_argument("--secret", metavar="FILE", help="HMAC key file, as given to the nodes")
+    parser.add_argument("--timeout", type=float, default=5.0,
+                        help="give up after this many seconds (default 5)")
+
+
+def cluster_addrs(text: str) -> dict[int, str]:
+    """--cluster as {node id: address}; ids are positions 1..N (or ID=HOST:PORT items)."""
+    from node.options import parse_peers
+    return parse_peers(text)
+
+
+def manifest_addrs(data_dir: str) -> tuple[dict[int, str], str | None]:
+    path = os.path.join(data_dir, "cluster.json")
+    try:
+        with open(path) as f:
+            m = json.load(f)
+    except OSError as err:
+        raise NodeError(f"{path}: {err.strerror} (is 'raftspec cluster --data-dir "
+                        f"{data_dir}' running?)") from err
+    return {int(k): v for k, v in m["nodes"].items()}, m.get("supervisor")
+
+
+def secret_of(args: argparse.Namespace) -> bytes | None:
+    return read_secret(args.secret)

@@ -1,0 +1,29 @@
+"""``raftspec node``: run one Raft node in the foreground (node/)."""
+
+from __future__ import annotations
+
+import argparse
+
+from node.options import add_node_arguments, config_from_args
+from node.server import run_node
+
+DESCRIPTION = """\
+Run one Raft node on 127.0.0.1 until SIGINT/SIGTERM. Its term, vote and log are kept (fsync'd)
+in --data-dir; restarting with the same directory recovers them.
+
+Example (a 3-node cluster, one command per terminal):
+  raftspec node --id 1 --peers 127.0.0.1:9001,127.0.0.1:9002,127.0.0.1:9003 --data-dir d/1
+  raftspec node --id 2 --peers 127.0.0.1:9001,127.0.0.1:9002,127.0.0.1:9003 --data-dir d/2
+  raftspec node --id 3 --peers 127.0.0.1:9001,127.0.0.1:9002,127.0.0.1:9003 --data-dir d/3"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("node", help="run one Raft node",
+                                   description=DESCRIPTION,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_node_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_node(config_from_args(args))
