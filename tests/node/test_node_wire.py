@@ -1,0 +1,95 @@
+"""Datagram decoding: every malformed input is a BadDatagram with a reason, never a crash."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from node.kv import KVStore
+from node.messages import APPEND, Entry, Message
+from node.wire import BadDatagram, body_to_message, decode, encode, message_to_body
+
+SECRET = b"k3y"
+
+
+def test_round_trip_keeps_every_field() -> None:
+    m = Message(APPEND, 1, 2, 7, prev_index=3, prev_term=6, commit=3, msg_id="1:9",
+                entries=[Entry(7, {"op": "put", "key": "a", "value": "b"})])
+    assert body_to_message(decode(encode(message_to_body(m), SECRET), SECRET)) == m
+
+
+@pytest.mark.parametrize("data, reason", [
+    (b"RS", "truncated"),
+    (b"XX\x01\x00{}", "bad_magic"),
+    (b"RS\x09\x00{}", "bad_version"),
+    (b"RS\x01\x00{not json", "bad_json"),
+    (b"RS\x01\x00[1,2]", "bad_fields"),
+    (b"RS\x01\x00" + b" " * 70_000, "oversized"),
+])
+def test_malformed_datagrams_are_rejected_with_a_reason(data, reason) -> None:
+    with pytest.raises(BadDatagram, match=reason):
+        decode(data, None)
+
+
+@pytest.mark.parametrize("body", [
+    {"k": "append", "s": 1, "d": 2, "t": "7"},
+    {"k": "append", "s": 1, "d": 2, "t": 7, "e": [[1]]},
+    {"k": "append", "s": 1, "d": 2, "t": 7, "pi": -1},
+    {"k": "vote", "s": 1, "d": 2, "t": 7, "g": 1},
+    {"k": "nope", "s": 1, "d": 2, "t": 7},
+])
+def test_fields_of_the_wrong_type_are_rejected(body) -> None:
+    with pytest.raises(BadDatagram):
+        body_to_message(decode(encode(body, None), None))
+
+
+def test_hmac_is_required_and_checked() -> None:
+    good = encode({"k": "status"}, SECRET)
+    assert decode(good, SECRET)["k"] == "status"
+    with pytest.raises(BadDatagram, match="missing_mac"):
+        decode(encode({"k": "status"}, None), SECRET)
+    with pytest.raises(BadDatagram, match="bad_mac"):
+        decode(encode({"k": "status"}, b"other"), SECRET)
+    with pytest.raises(BadDatagram, match="unexpected_mac"):
+        decode(good, None)
+
+
+RELAXED = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@RELAXED
+@given(st.binary(max_size=300))
+def test_random_bytes_never_escape_as_other_exceptions(data) -> None:
+    try:
+        body = decode(b"RS\x01\x00" + data, None)
+        body_to_message(body)
+    except BadDatagram:
+        pass
+
+
+@RELAXED
+@given(st.dictionaries(st.sampled_from(["k", "s", "d", "t", "e", "pi", "mem", "ch", "ok"]),
+                       st.one_of(st.integers(-3, 3), st.text(max_size=3), st.booleans(),
+                                 st.lists(st.integers(), max_size=2), st.none())))
+def test_random_bodies_never_escape_as_other_exceptions(body) -> None:
+    body.setdefault("k", "append")
+    try:
+        body_to_message(decode(b"RS\x01\x00" + json.dumps(body).encode(), None))
+    except BadDatagram:
+        pass
+
+
+def test_kv_sessions_apply_a_retried_command_once() -> None:
+    kv = KVStore()
+    cmd = {"op": "append", "key": "x", "value": "a", "cid": "c1", "seq": 1}
+    assert kv.apply(cmd) == "a"
+    assert kv.apply(dict(cmd)) == "a"                 # the retry: answered from the session
+    assert kv.data["x"] == "a"
+    assert kv.apply({"op": "get", "key": "x", "cid": "c1", "seq": 2}) == "a"
+    assert kv.apply({"op": "get", "key": "missing", "cid": "c2", "seq": 1}) == ""
+    kv2 = KVStore()
+    kv2.restore(kv.snapshot())
+    assert kv2.data == kv.data and kv2.cached("c1", 2) == "a"
