@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 import attrs
@@ -105,6 +105,8 @@ def explore(
     invariants = list(system.invariants.items())
     step_properties = list(system.step_properties.items())
     fingerprint, constraint, steps = system.fingerprint, system.constraint, system.steps
+    if count_actions:
+        steps = _counting(steps, per_action, action_name)
 
     def check(state: Any, index: int) -> None:
         for name, holds in invariants:
@@ -135,13 +137,12 @@ def explore(
             for state, index in level:
                 for action, nxt in steps(state):
                     generated += 1
-                    if count_actions:
-                        per_action[action_name(action)] += 1
                     if not constraint(nxt):
                         continue
-                    for name, holds in step_properties:
-                        if not holds(state, nxt):
-                            raise _Violation(name, index, (action, nxt))
+                    if step_properties:
+                        for name, holds in step_properties:
+                            if not holds(state, nxt):
+                                raise _Violation(name, index, (action, nxt))
                     fp = fingerprint(nxt)
                     if fp in seen:
                         continue
@@ -175,6 +176,21 @@ def explore(
         seconds=time.perf_counter() - started,
         per_action=dict(per_action) if count_actions else None,
     )
+
+
+def _counting(
+    steps: Callable[[Any], Iterable[tuple[Any, Any]]],
+    counts: Counter[str],
+    action_name: Callable[[Any], str],
+) -> Callable[[Any], Iterator[tuple[Any, Any]]]:
+    """``steps``, tallying each generated step under its action's name."""
+
+    def counted(state: Any) -> Iterator[tuple[Any, Any]]:
+        for action, nxt in steps(state):
+            counts[action_name(action)] += 1
+            yield action, nxt
+
+    return counted
 
 
 def _shortest_trace(

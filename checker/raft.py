@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from functools import partial
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 
 from checker.symmetry import Canonicalizer
 from reference.config import Config
-from reference.state import Server, State, bag_size, initial_state
+from reference.state import State, initial_state
 from reference.successors import Action, steps
 from spec.model import Model
 from spec.properties import INVARIANTS, STEP_PROPERTIES
@@ -22,6 +22,11 @@ server_fields = attrgetter(
     "current_term", "role", "voted_for", "log", "commit_index",
     "votes_responded", "votes_granted", "next_index", "match_index",
 )
+
+
+_count = itemgetter(1)
+_term = attrgetter("current_term")
+_log = attrgetter("log")
 
 
 def plain_encoding(state: State) -> tuple:
@@ -57,15 +62,13 @@ class RaftSystem:
         return steps(state, self.config)
 
     def constraint(self, state: State) -> bool:
-        """``reference.within_bounds``, inlined: it runs once per generated state."""
-        if bag_size(state.messages) > self._max_messages:
-            return False
-        max_term, max_log = self._max_term, self._max_log
-        s: Server
-        for s in state.servers:
-            if s.current_term > max_term or len(s.log) > max_log:
-                return False
-        return True
+        """``reference.within_bounds`` in C-level loops: it runs once per generated state."""
+        servers = state.servers
+        return (
+            sum(map(_count, state.messages)) <= self._max_messages
+            and max(map(_term, servers)) <= self._max_term
+            and max(map(len, map(_log, servers))) <= self._max_log
+        )
 
     def fingerprint(self, state: State) -> int:
         if self._canonical is not None:

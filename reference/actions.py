@@ -7,8 +7,6 @@ the nondeterminism (which action, which parameters) is enumerated by ``successor
 
 from __future__ import annotations
 
-import attrs
-
 from reference.state import (
     APPEND_ENTRIES_REQUEST,
     APPEND_ENTRIES_RESPONSE,
@@ -37,15 +35,17 @@ def restart(state: State, i: int) -> State:
     """
     s = state.server(i)
     n = len(state.servers)
-    return state.update(i, attrs.evolve(
-        s,
-        role=Role.FOLLOWER,
-        votes_responded=frozenset(),
-        votes_granted=frozenset(),
-        next_index=(1,) * n,
-        match_index=(0,) * n,
-        commit_index=0,
-    ))
+    return state.update(
+        i,
+        s.evolve(
+            role=Role.FOLLOWER,
+            votes_responded=frozenset(),
+            votes_granted=frozenset(),
+            next_index=(1,) * n,
+            match_index=(0,) * n,
+            commit_index=0,
+        ),
+    )
 
 
 def timeout(state: State, i: int) -> State | None:
@@ -56,14 +56,16 @@ def timeout(state: State, i: int) -> State | None:
     s = state.server(i)
     if s.role not in (Role.FOLLOWER, Role.CANDIDATE):
         return None
-    return state.update(i, attrs.evolve(
-        s,
-        role=Role.CANDIDATE,
-        current_term=s.current_term + 1,
-        voted_for=NIL,
-        votes_responded=frozenset(),
-        votes_granted=frozenset(),
-    ))
+    return state.update(
+        i,
+        s.evolve(
+            role=Role.CANDIDATE,
+            current_term=s.current_term + 1,
+            voted_for=NIL,
+            votes_responded=frozenset(),
+            votes_granted=frozenset(),
+        ),
+    )
 
 
 def request_vote(state: State, i: int, j: int) -> State | None:
@@ -71,14 +73,16 @@ def request_vote(state: State, i: int, j: int) -> State | None:
     s = state.server(i)
     if s.role != Role.CANDIDATE or j in s.votes_responded:
         return None
-    return state.send(RequestVoteRequest(
-        mtype=REQUEST_VOTE_REQUEST,
-        mterm=s.current_term,
-        mlast_log_term=last_term(s.log),
-        mlast_log_index=len(s.log),
-        msource=i,
-        mdest=j,
-    ))
+    return state.send(
+        RequestVoteRequest(
+            mtype=REQUEST_VOTE_REQUEST,
+            mterm=s.current_term,
+            mlast_log_term=last_term(s.log),
+            mlast_log_index=len(s.log),
+            msource=i,
+            mdest=j,
+        )
+    )
 
 
 def append_entries(state: State, i: int, j: int) -> State | None:
@@ -92,16 +96,18 @@ def append_entries(state: State, i: int, j: int) -> State | None:
     prev_log_term = s.log[prev_log_index - 1].term if prev_log_index > 0 else 0
     last_entry = min(len(s.log), next_index)
     entries = s.log[next_index - 1 : last_entry]
-    return state.send(AppendEntriesRequest(
-        mtype=APPEND_ENTRIES_REQUEST,
-        mterm=s.current_term,
-        mprev_log_index=prev_log_index,
-        mprev_log_term=prev_log_term,
-        mentries=entries,
-        mcommit_index=min(s.commit_index, last_entry),
-        msource=i,
-        mdest=j,
-    ))
+    return state.send(
+        AppendEntriesRequest(
+            mtype=APPEND_ENTRIES_REQUEST,
+            mterm=s.current_term,
+            mprev_log_index=prev_log_index,
+            mprev_log_term=prev_log_term,
+            mentries=entries,
+            mcommit_index=min(s.commit_index, last_entry),
+            msource=i,
+            mdest=j,
+        )
+    )
 
 
 def become_leader(state: State, i: int) -> State | None:
@@ -111,12 +117,14 @@ def become_leader(state: State, i: int) -> State | None:
     if s.role != Role.CANDIDATE or not is_quorum(s.votes_granted, len(state.servers)):
         return None
     n = len(state.servers)
-    return state.update(i, attrs.evolve(
-        s,
-        role=Role.LEADER,
-        next_index=(len(s.log) + 1,) * n,
-        match_index=(0,) * n,
-    ))
+    return state.update(
+        i,
+        s.evolve(
+            role=Role.LEADER,
+            next_index=(len(s.log) + 1,) * n,
+            match_index=(0,) * n,
+        ),
+    )
 
 
 def client_request(state: State, i: int, v: int) -> State | None:
@@ -124,7 +132,7 @@ def client_request(state: State, i: int, v: int) -> State | None:
     s = state.server(i)
     if s.role != Role.LEADER:
         return None
-    return state.update(i, attrs.evolve(s, log=s.log + (Entry(s.current_term, v),)))
+    return state.update(i, s.evolve(log=s.log + (Entry(s.current_term, v),)))
 
 
 def agree_index_quorum(state: State, i: int) -> int:
@@ -144,9 +152,7 @@ def agree_index_quorum(state: State, i: int) -> int:
     return 0
 
 
-def advance_commit_index(
-    state: State, i: int, *, current_term_only: bool = True
-) -> State | None:
+def advance_commit_index(state: State, i: int, *, current_term_only: bool = True) -> State | None:
     """Leader i commits the largest quorum-replicated index if its entry is of the current
     term (paper §5.3-5.4.2; raft.tla ``AdvanceCommitIndex``; often a self-loop).
 
@@ -158,7 +164,7 @@ def advance_commit_index(
         return None
     index = agree_index_quorum(state, i)
     if index > 0 and (s.log[index - 1].term == s.current_term or not current_term_only):
-        return state.update(i, attrs.evolve(s, commit_index=index))
+        return state.update(i, s.evolve(commit_index=index))
     return state
 
 
@@ -171,9 +177,7 @@ def update_term(state: State, i: int, m: Message) -> State | None:
     s = state.server(i)
     if m.mterm <= s.current_term:
         return None
-    return state.update(i, attrs.evolve(
-        s, current_term=m.mterm, role=Role.FOLLOWER, voted_for=NIL
-    ))
+    return state.update(i, s.evolve(current_term=m.mterm, role=Role.FOLLOWER, voted_for=NIL))
 
 
 def request_vote_log_ok(state: State, i: int, m: RequestVoteRequest) -> bool:
@@ -196,25 +200,27 @@ def handle_request_vote_request(
     log_ok = request_vote_log_ok(state, i, m) if check_log else True
     grant = m.mterm == s.current_term and log_ok and s.voted_for in (NIL, j)
     if grant:
-        state = state.update(i, attrs.evolve(s, voted_for=j))
-    return reply(state, RequestVoteResponse(
-        mtype=REQUEST_VOTE_RESPONSE,
-        mterm=s.current_term,
-        mvote_granted=grant,
-        msource=i,
-        mdest=j,
-    ), m)
+        state = state.update(i, s.evolve(voted_for=j))
+    return reply(
+        state,
+        RequestVoteResponse(
+            mtype=REQUEST_VOTE_RESPONSE,
+            mterm=s.current_term,
+            mvote_granted=grant,
+            msource=i,
+            mdest=j,
+        ),
+        m,
+    )
 
 
-def handle_request_vote_response(
-    state: State, i: int, j: int, m: RequestVoteResponse
-) -> State:
+def handle_request_vote_response(state: State, i: int, j: int, m: RequestVoteResponse) -> State:
     """i tallies j's vote response of its current term, whatever its role (raft.tla
     ``HandleRequestVoteResponse``)."""
     s = state.server(i)
     granted = s.votes_granted | {j} if m.mvote_granted else s.votes_granted
     return state.update(
-        i, attrs.evolve(s, votes_responded=s.votes_responded | {j}, votes_granted=granted)
+        i, s.evolve(votes_responded=s.votes_responded | {j}, votes_granted=granted)
     ).discard(m)
 
 
@@ -241,40 +247,46 @@ def handle_append_entries_request(
     log_ok = append_entries_log_ok(state, i, m)
     current = m.mterm == s.current_term or (not check_term and m.mterm < s.current_term)
     if not current or (s.role == Role.FOLLOWER and not log_ok):
-        return reply(state, AppendEntriesResponse(
-            mtype=APPEND_ENTRIES_RESPONSE,
-            mterm=s.current_term,
-            msuccess=False,
-            mmatch_index=0,
-            msource=i,
-            mdest=j,
-        ), m)
+        return reply(
+            state,
+            AppendEntriesResponse(
+                mtype=APPEND_ENTRIES_RESPONSE,
+                mterm=s.current_term,
+                msuccess=False,
+                mmatch_index=0,
+                msource=i,
+                mdest=j,
+            ),
+            m,
+        )
     if s.role == Role.CANDIDATE:
-        return state.update(i, attrs.evolve(s, role=Role.FOLLOWER))
+        return state.update(i, s.evolve(role=Role.FOLLOWER))
     if s.role != Role.FOLLOWER:
         return None  # a leader receiving an AEQ of its own term: no case applies
     index = m.mprev_log_index + 1
     if not m.mentries or (len(s.log) >= index and s.log[index - 1].term == m.mentries[0].term):
         # Already done with this request: reply.
-        state = state.update(i, attrs.evolve(s, commit_index=m.mcommit_index))
-        return reply(state, AppendEntriesResponse(
-            mtype=APPEND_ENTRIES_RESPONSE,
-            mterm=s.current_term,
-            msuccess=True,
-            mmatch_index=m.mprev_log_index + len(m.mentries),
-            msource=i,
-            mdest=j,
-        ), m)
+        state = state.update(i, s.evolve(commit_index=m.mcommit_index))
+        return reply(
+            state,
+            AppendEntriesResponse(
+                mtype=APPEND_ENTRIES_RESPONSE,
+                mterm=s.current_term,
+                msuccess=True,
+                mmatch_index=m.mprev_log_index + len(m.mentries),
+                msource=i,
+                mdest=j,
+            ),
+            m,
+        )
     if len(s.log) >= index:
         # Conflict: remove one entry, from the tail.
-        return state.update(i, attrs.evolve(s, log=s.log[:-1]))
+        return state.update(i, s.evolve(log=s.log[:-1]))
     # No conflict and len(log) == prevLogIndex: append the entry.
-    return state.update(i, attrs.evolve(s, log=s.log + (m.mentries[0],)))
+    return state.update(i, s.evolve(log=s.log + (m.mentries[0],)))
 
 
-def handle_append_entries_response(
-    state: State, i: int, j: int, m: AppendEntriesResponse
-) -> State:
+def handle_append_entries_response(state: State, i: int, j: int, m: AppendEntriesResponse) -> State:
     """i processes j's AppendEntries response of its current term, whatever its role (raft.tla
     ``HandleAppendEntriesResponse``); matchIndex may go down with reordered responses."""
     s = state.server(i)
@@ -283,10 +295,10 @@ def handle_append_entries_response(
         next_index[j - 1] = m.mmatch_index + 1
         match_index = list(s.match_index)
         match_index[j - 1] = m.mmatch_index
-        server = attrs.evolve(s, next_index=tuple(next_index), match_index=tuple(match_index))
+        server = s.evolve(next_index=tuple(next_index), match_index=tuple(match_index))
     else:
         next_index[j - 1] = max(s.next_index[j - 1] - 1, 1)
-        server = attrs.evolve(s, next_index=tuple(next_index))
+        server = s.evolve(next_index=tuple(next_index))
     return state.update(i, server).discard(m)
 
 

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from reference import actions
 from reference.config import Config
-from reference.state import Message, State, bag_size
+from reference.state import Message, Role, State, bag_size
 
 
 class Action(NamedTuple):
@@ -26,39 +26,38 @@ class Action(NamedTuple):
 
 
 def steps(state: State, config: Config) -> Iterator[tuple[Action, State]]:
-    """raft.tla ``Next``: one (action, successor) pair per enabled action instance."""
+    """raft.tla ``Next``: one (action, successor) pair per enabled action instance.
+
+    Each action checks its own enabling condition; the role tests below only skip parameter
+    values for which it would certainly return None.
+    """
     servers = range(1, config.servers + 1)
     if config.restart:
         for i in servers:
             yield Action("Restart", i), actions.restart(state, i)
-    for i in servers:
-        nxt = actions.timeout(state, i)
-        if nxt is not None:
-            yield Action("Timeout", i), nxt
-    for i in servers:
-        for j in servers:
-            nxt = actions.request_vote(state, i, j)
-            if nxt is not None:
-                yield Action("RequestVote", i, j), nxt
-    for i in servers:
-        nxt = actions.become_leader(state, i)
-        if nxt is not None:
-            yield Action("BecomeLeader", i), nxt
-    for i in servers:
-        for v in range(1, config.values + 1):
-            nxt = actions.client_request(state, i, v)
-            if nxt is not None:
-                yield Action("ClientRequest", i, value=v), nxt
     current_term_only = "commit_previous_term" not in config.mutants
     for i in servers:
-        nxt = actions.advance_commit_index(state, i, current_term_only=current_term_only)
-        if nxt is not None:
-            yield Action("AdvanceCommitIndex", i), nxt
-    for i in servers:
-        for j in servers:
-            nxt = actions.append_entries(state, i, j)
+        role = state.server(i).role
+        if role != Role.LEADER:
+            nxt = actions.timeout(state, i)
             if nxt is not None:
-                yield Action("AppendEntries", i, j), nxt
+                yield Action("Timeout", i), nxt
+        if role == Role.CANDIDATE:
+            for j in servers:
+                nxt = actions.request_vote(state, i, j)
+                if nxt is not None:
+                    yield Action("RequestVote", i, j), nxt
+            nxt = actions.become_leader(state, i)
+            if nxt is not None:
+                yield Action("BecomeLeader", i), nxt
+        if role == Role.LEADER:
+            for v in range(1, config.values + 1):
+                yield Action("ClientRequest", i, value=v), actions.client_request(state, i, v)
+            nxt = actions.advance_commit_index(state, i, current_term_only=current_term_only)
+            yield Action("AdvanceCommitIndex", i), nxt
+            for j in servers:
+                if j != i:
+                    yield Action("AppendEntries", i, j), actions.append_entries(state, i, j)
     check_log = "vote_without_log_check" not in config.mutants
     check_term = "no_term_check_on_append" not in config.mutants
     for m, _ in state.messages:

@@ -13,29 +13,39 @@ from collections.abc import Callable
 from reference.config import Config
 from reference.state import Role, Server, State
 
+_ROLES = (Role.FOLLOWER, Role.CANDIDATE, Role.LEADER)
+
 
 def type_ok(state: State, config: Config) -> bool:
     """Every variable holds a value of its type (raft.tla ``TypeOK``), and the bag is in its
     canonical form: sorted, positive counts, no key twice."""
     n = config.servers
-    ids = range(1, n + 1)
+    ids = frozenset(range(1, n + 1))
+    voters = ids | {0}
+    values = range(1, config.values + 1)
     for s in state.servers:
-        if s.current_term < 1 or s.role not in (Role.FOLLOWER, Role.CANDIDATE, Role.LEADER):
+        if (
+            s.current_term < 1
+            or s.role not in _ROLES
+            or s.voted_for not in voters
+            or s.commit_index < 0
+            or not s.votes_granted <= s.votes_responded <= ids
+            or len(s.next_index) != n
+            or len(s.match_index) != n
+            or min(s.next_index) < 1
+            or min(s.match_index) < 0
+        ):
             return False
-        if not (s.voted_for == 0 or s.voted_for in ids) or s.commit_index < 0:
-            return False
-        if any(e.term < 1 or not 1 <= e.value <= config.values for e in s.log):
-            return False
-        if not (s.votes_granted <= s.votes_responded and all(k in ids for k in s.votes_responded)):
-            return False
-        if len(s.next_index) != n or len(s.match_index) != n:
-            return False
-        if any(x < 1 for x in s.next_index) or any(x < 0 for x in s.match_index):
-            return False
+        for e in s.log:
+            if e.term < 1 or e.value not in values:
+                return False
     messages = [m for m, _ in state.messages]
-    if messages != sorted(set(messages)) or any(count < 1 for _, count in state.messages):
+    if messages != sorted(set(messages)):
         return False
-    return all(m.msource in ids and m.mdest in ids and m.mterm >= 1 for m in messages)
+    for m, count in state.messages:
+        if count < 1 or m.msource not in ids or m.mdest not in ids or m.mterm < 1:
+            return False
+    return True
 
 
 def election_safety(state: State, config: Config) -> bool:
@@ -47,7 +57,7 @@ def election_safety(state: State, config: Config) -> bool:
 def log_matching(state: State, config: Config) -> bool:
     """If two logs have an entry with the same index and term, the logs are identical up to
     that index (paper §5.3)."""
-    logs = [s.log for s in state.servers]
+    logs = [s.log for s in state.servers if s.log]
     for a in range(len(logs)):
         for b in range(a + 1, len(logs)):
             x, y = logs[a], logs[b]
@@ -73,15 +83,18 @@ def leader_completeness(state: State, config: Config) -> bool:
         if not committed:
             continue
         for leader in state.servers:
-            if leader.role == Role.LEADER and leader.current_term > k.current_term:
-                if leader.log[: len(committed)] != committed:
-                    return False
+            if (
+                leader.role == Role.LEADER
+                and leader.current_term > k.current_term
+                and leader.log[: len(committed)] != committed
+            ):
+                return False
     return True
 
 
 def state_machine_safety(state: State, config: Config) -> bool:
     """No two servers have committed different entries at the same index (paper §5.4.3)."""
-    committed = [_committed(s) for s in state.servers]
+    committed = [_committed(s) for s in state.servers if s.commit_index]
     for a in range(len(committed)):
         for b in range(a + 1, len(committed)):
             n = min(len(committed[a]), len(committed[b]))
@@ -94,9 +107,14 @@ def leader_append_only(state: State, nxt: State, config: Config) -> bool:
     """A leader never overwrites or deletes entries in its log during its term (paper §5.3;
     raft.tla ``LeaderAppendOnly``): a step that keeps i leader in the same term only appends."""
     for s, t in zip(state.servers, nxt.servers, strict=True):
-        if s.role == Role.LEADER and t.role == Role.LEADER and s.current_term == t.current_term:
-            if t.log[: len(s.log)] != s.log:
-                return False
+        if s is t or s.role != Role.LEADER:
+            continue
+        if (
+            t.role == Role.LEADER
+            and s.current_term == t.current_term
+            and t.log[: len(s.log)] != s.log
+        ):
+            return False
     return True
 
 

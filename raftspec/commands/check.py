@@ -1,0 +1,150 @@
+"""``raftspec check``: exhaustive breadth-first model checking of a YAML model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+from pathlib import Path
+
+from checker.explore import Progress, Result, explore
+from checker.raft import RaftSystem
+from checker.report import counterexample_json, counterexample_mermaid, counterexample_text
+from spec.model import Model, default_model_path, load_model
+
+HELP = """\
+Explore every state of a bounded Raft model breadth first, checking its invariants on each
+distinct state (and step properties on each step), counting states as TLC does. A violation is
+reported with a SHORTEST counterexample.
+
+Exit status: 0 no violation, 1 an invariant is violated, 2 bad model file or usage.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "check", help="exhaustively model-check a YAML model (BFS)", description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "model", nargs="?", type=Path,
+        help=f"model file (default: the bundled {default_model_path().name})",
+    )
+    sym = parser.add_mutually_exclusive_group()
+    sym.add_argument("--symmetry", dest="symmetry", action="store_true", default=None,
+                     help="count states up to renaming of servers (overrides the model)")
+    sym.add_argument("--no-symmetry", dest="symmetry", action="store_false",
+                     help="count every state (overrides the model)")
+    parser.add_argument("--json", action="store_true",
+                        help="print exactly one JSON object (for scripts and CI)")
+    parser.add_argument("--per-action", action="store_true",
+                        help="also count generated states per action (slower)")
+    parser.add_argument("--mermaid", type=Path, metavar="FILE",
+                        help="write a counterexample as a Mermaid sequence diagram to FILE")
+    progress = parser.add_mutually_exclusive_group()
+    progress.add_argument("--progress", dest="progress", action="store_true", default=None,
+                          help="show live progress even when not on a terminal")
+    progress.add_argument("--quiet", dest="progress", action="store_false",
+                          help="no live progress")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    model = load_model(args.model if args.model is not None else default_model_path())
+    system = RaftSystem(model, symmetry=args.symmetry)
+    show_progress = args.progress
+    if show_progress is None:
+        show_progress = sys.stderr.isatty() and not os.environ.get("CI") and not args.json
+
+    rss_before = _peak_rss_bytes()
+    if show_progress:
+        result = _explore_with_progress(system, args.per_action)
+    else:
+        result = explore(system, count_actions=args.per_action, action_name=system.action_name)
+    peak_growth = max(_peak_rss_bytes() - rss_before, 0)
+
+    if args.mermaid is not None and result.trace is not None:
+        args.mermaid.write_text(counterexample_mermaid(result.trace) + "\n")
+    if args.json:
+        print(json.dumps(_json_report(model, system, result, peak_growth)))
+    else:
+        _print_summary(model, system, result, peak_growth)
+    return 0 if result.violated is None else 1
+
+
+def _peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _explore_with_progress(system: RaftSystem, per_action: bool) -> Result:
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
+    console = Console(stderr=True)
+    with Live(Text("starting…"), console=console, transient=True, refresh_per_second=4) as live:
+
+        def show(p: Progress) -> None:
+            rate = p.states_generated / p.seconds if p.seconds else 0.0
+            live.update(Text(
+                f"distinct {p.distinct_states:,}  generated {p.states_generated:,}  "
+                f"queue {p.queue:,}  depth {p.depth}  {rate:,.0f} states/s"
+            ))
+
+        return explore(system, on_progress=show, count_actions=per_action,
+                       action_name=system.action_name)
+
+
+def _json_report(model: Model, system: RaftSystem, result: Result, peak: int) -> dict:
+    return {
+        "model": model.name,
+        "path": model.path,
+        "symmetry": system.symmetry,
+        "verdict": result.verdict,
+        "distinct_states": result.distinct_states,
+        "states_generated": result.states_generated,
+        "depth": result.depth,
+        "seconds": round(result.seconds, 4),
+        "violated": result.violated,
+        "counterexample": (
+            counterexample_json(result.trace) if result.trace is not None else None
+        ),
+        "fingerprint_collision_probability": result.collision_probability,
+        "peak_memory_growth_bytes": peak,
+        "per_action": result.per_action,
+    }
+
+
+def _print_summary(model: Model, system: RaftSystem, result: Result, peak: int) -> None:
+    c = model.config
+    print(f"model {model.name} ({model.path}): {c.servers} servers, {c.values} value(s), "
+          f"max_term {c.max_term}, max_log_length {c.max_log_length}, "
+          f"max_messages {c.max_messages}, symmetry {'on' if system.symmetry else 'off'}")
+    if c.mutants:
+        print(f"mutants: {', '.join(sorted(c.mutants))}")
+    checked = ", ".join(model.invariants) or "none"
+    print(f"checked: {checked}")
+    if result.trace is not None:
+        print(f"\nVIOLATION of {result.violated} after {len(result.trace)} states "
+              f"(shortest counterexample):\n")
+        if sys.stdout.isatty():
+            from rich.console import Console
+
+            from checker.report import counterexample_table
+
+            Console().print(counterexample_table(result.trace))
+        else:
+            print(counterexample_text(result.trace))
+        print()
+    rate = result.states_generated / result.seconds if result.seconds else 0.0
+    print(f"{result.verdict}: {result.distinct_states:,} distinct states, "
+          f"{result.states_generated:,} generated, depth {result.depth}, "
+          f"{result.seconds:.2f} s ({rate:,.0f} states/s)")
+    print(f"fingerprint collision probability (optimistic): {result.collision_probability:.1e}"
+          f"; peak memory growth {peak / 2**20:.1f} MiB")
+    if result.per_action:
+        print("generated per action:")
+        for name, count in result.per_action.items():
+            print(f"  {name:<30} {count:>12,}")
