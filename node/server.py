@@ -88,7 +88,7 @@ class NodeServer:
         self._flush_scheduled = False
         self._stop = asyncio.Event()
         self._known_addrs: dict[int, str] = dict(cfg.peers)
-        self._members_seen: dict[int, str] = {}
+        self._members_seen: dict[int, str] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def serve(self) -> None:

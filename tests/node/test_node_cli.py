@@ -1,0 +1,130 @@
+"""The command line as a user meets it: real subprocesses, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from node.supervisor import free_base_port
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def raftspec(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "raftspec", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO)
+
+
+@pytest.fixture
+def cli_cluster(tmp_path):
+    """`raftspec cluster --nodes 3` in the foreground of a child process; SIGINT at the end."""
+    base = free_base_port(3)
+    out = open(tmp_path / "cluster.out", "w+")  # noqa: SIM115
+    p = subprocess.Popen([sys.executable, "-m", "raftspec", "cluster", "--nodes", "3",
+                          "--data-dir", str(tmp_path / "data"), "--base-port", str(base)],
+                         stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+    addrs = ",".join(f"127.0.0.1:{base + k}" for k in range(3))
+    try:
+        yield p, addrs, tmp_path / "data", tmp_path / "cluster.out"
+    finally:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        out.close()
+
+
+def wait_leader_line(path, count: int = 1, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = path.read_text()
+        if text.count("leader: node") >= count:
+            return text
+        time.sleep(0.1)
+    raise AssertionError(path.read_text())
+
+
+def test_cluster_kv_status_ctl_end_to_end(cli_cluster) -> None:
+    proc, addrs, data, out = cli_cluster
+    wait_leader_line(out)
+    assert raftspec("kv", "--cluster", addrs, "put", "color", "blue").returncode == 0
+    assert raftspec("kv", "--cluster", addrs, "append", "color", "!").returncode == 0
+    got = raftspec("kv", "--cluster", addrs, "get", "color")
+    assert (got.returncode, got.stdout) == (0, "blue!\n")
+    assert raftspec("kv", "--cluster", addrs, "get", "nothing").stdout == "\n"
+    st = raftspec("status", "--cluster", addrs, "--json")
+    rows = [json.loads(line) for line in st.stdout.splitlines()]
+    assert st.returncode == 0 and len(rows) == 3
+    assert set(rows[0]) == {"id", "address", "role", "term", "commit_index", "last_log_index",
+                            "pid"}
+    leader = next(r["id"] for r in rows if r["role"] == "leader")
+    assert raftspec("ctl", "--data-dir", str(data), "kill", str(leader)).returncode == 0
+    wait_leader_line(out, 2)
+    assert raftspec("kv", "--cluster", addrs, "get", "color").stdout == "blue!\n"
+    assert raftspec("ctl", "--data-dir", str(data), "restart", str(leader)).returncode == 0
+    assert raftspec("ctl", "--data-dir", str(data), "partition", "1", "2,3").returncode == 0
+    assert raftspec("ctl", "--data-dir", str(data), "heal").returncode == 0
+    assert raftspec("ctl", "--data-dir", str(data), "faults", "loss=0.1").returncode == 0
+    assert raftspec("ctl", "--data-dir", str(data), "faults", "none").returncode == 0
+    text = raftspec("status", "--cluster", addrs).stdout
+    assert text.count("127.0.0.1") == 3
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=15) == 0
+    assert "stopping all nodes" in out.read_text()
+
+
+def test_restarted_cluster_recovers_its_data(tmp_path) -> None:
+    for attempt in range(2):
+        base = free_base_port(3)
+        addrs = ",".join(f"127.0.0.1:{base + k}" for k in range(3))
+        p = subprocess.Popen([sys.executable, "-m", "raftspec", "cluster", "--nodes", "3",
+                              "--data-dir", str(tmp_path / "d"), "--base-port", str(base)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+        try:
+            if attempt == 0:
+                assert raftspec("kv", "--cluster", addrs, "--timeout", "15", "put", "k",
+                                "kept").returncode == 0
+            else:
+                got = raftspec("kv", "--cluster", addrs, "--timeout", "15", "get", "k")
+                assert got.stdout == "kept\n"
+        finally:
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=15)
+
+
+def test_kv_against_an_unreachable_cluster_fails_clearly() -> None:
+    base = free_base_port(2)
+    r = raftspec("kv", "--cluster", f"127.0.0.1:{base},127.0.0.1:{base + 1}", "--timeout", "1",
+                 "get", "k")
+    assert r.returncode == 1
+    assert "no leader answered within 1s" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["kv", "--cluster", "nonsense", "get", "k"], "HOST:PORT"),
+    (["kv", "--cluster", "127.0.0.1:1", "put", "k"], "needs a VALUE"),
+    (["cluster", "--nodes", "0", "--data-dir", "/tmp/x"], "--nodes"),
+    (["cluster", "--nodes", "3", "--data-dir", "/tmp/x", "--faults", "loss=2"], "--faults"),
+    (["node", "--id", "9", "--peers", "127.0.0.1:1", "--data-dir", "/tmp/x"], "--id 9"),
+    (["ctl", "--cluster", "127.0.0.1:1", "partition", "1"], "two groups"),
+    (["status", "--cluster", "127.0.0.1:1", "--secret", "/nonexistent"], "--secret"),
+])
+def test_user_mistakes_get_a_message_not_a_traceback(args, needle) -> None:
+    r = raftspec(*args)
+    assert r.returncode == 2, r
+    assert needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_help_explains_each_command() -> None:
+    for cmd in ("cluster", "node", "kv", "status", "ctl"):
+        r = raftspec(cmd, "--help")
+        assert r.returncode == 0 and "usage: raftspec " + cmd in r.stdout
