@@ -64,6 +64,7 @@ class Result:
     violated: str | None = None
     trace: list[tuple[Any, Any]] | None = None
     per_action: dict[str, int] | None = None
+    complete: bool = True
 
     @property
     def verdict(self) -> str:
@@ -88,12 +89,15 @@ def explore(
     progress_interval: float = 0.5,
     count_actions: bool = False,
     action_name: Callable[[Any], str] = lambda action: str(action),
+    max_depth: int | None = None,
 ) -> Result:
     """Explore every state reachable within the constraint, breadth first, level by level.
 
     Stops at the first violated invariant or step property; the result then carries a shortest
     counterexample. ``count_actions`` tallies generated states per action name (slower; for
-    comparing with TLC action by action).
+    comparing with TLC action by action). ``max_depth`` stops after that many levels (the
+    initial states are level 1): states deeper than that are neither generated nor checked, and
+    the result says ``complete=False``.
     """
     started = time.perf_counter()
     seen: set[int] = set()
@@ -114,6 +118,7 @@ def explore(
                 raise _Violation(name, index)
 
     depth = 0
+    complete = True
     try:
         for state in system.init_states():
             generated += 1
@@ -132,6 +137,10 @@ def explore(
 
         next_report = started + progress_interval
         while level:
+            if max_depth is not None and depth + 1 >= max_depth:
+                depth += 1  # this level was found and checked; it is not expanded
+                complete = False
+                break
             depth += 1
             next_level: list[tuple[Any, int]] = []
             for state, index in level:
@@ -175,6 +184,7 @@ def explore(
         depth=depth,
         seconds=time.perf_counter() - started,
         per_action=dict(per_action) if count_actions else None,
+        complete=complete,
     )
 
 

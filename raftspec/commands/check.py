@@ -12,6 +12,7 @@ from pathlib import Path
 from checker.explore import Progress, Result, explore
 from checker.raft import RaftSystem
 from checker.report import counterexample_json, counterexample_mermaid, counterexample_text
+from reference.errors import RaftspecError
 from spec.model import Model, default_model_path, load_model
 
 HELP = """\
@@ -41,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="print exactly one JSON object (for scripts and CI)")
     parser.add_argument("--per-action", action="store_true",
                         help="also count generated states per action (slower)")
+    parser.add_argument("--max-depth", type=int, metavar="D",
+                        help="check only the first D BFS levels (the initial state is level 1)")
     parser.add_argument("--mermaid", type=Path, metavar="FILE",
                         help="write a counterexample as a Mermaid sequence diagram to FILE")
     progress = parser.add_mutually_exclusive_group()
@@ -58,11 +61,14 @@ def run(args: argparse.Namespace) -> int:
     if show_progress is None:
         show_progress = sys.stderr.isatty() and not os.environ.get("CI") and not args.json
 
+    if args.max_depth is not None and args.max_depth < 1:
+        raise RaftspecError(f"must be >= 1, got {args.max_depth}", field="--max-depth")
     rss_before = _peak_rss_bytes()
     if show_progress:
-        result = _explore_with_progress(system, args.per_action)
+        result = _explore_with_progress(system, args.per_action, args.max_depth)
     else:
-        result = explore(system, count_actions=args.per_action, action_name=system.action_name)
+        result = explore(system, count_actions=args.per_action, action_name=system.action_name,
+                         max_depth=args.max_depth)
     peak_growth = max(_peak_rss_bytes() - rss_before, 0)
 
     if args.mermaid is not None and result.trace is not None:
@@ -78,23 +84,32 @@ def _peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _explore_with_progress(system: RaftSystem, per_action: bool) -> Result:
+def _progress_line(p: Progress) -> str:
+    rate = p.states_generated / p.seconds if p.seconds else 0.0
+    return (f"distinct {p.distinct_states:,}  generated {p.states_generated:,}  "
+            f"queue {p.queue:,}  depth {p.depth}  {rate:,.0f} states/s  {p.seconds:.0f} s")
+
+
+def _explore_with_progress(
+    system: RaftSystem, per_action: bool, max_depth: int | None
+) -> Result:
+    """A live status line on a terminal; elsewhere (forced with --progress) a line every 5 s."""
+    if not sys.stderr.isatty():
+        def log(p: Progress) -> None:
+            print(_progress_line(p), file=sys.stderr, flush=True)
+
+        return explore(system, on_progress=log, progress_interval=5.0, max_depth=max_depth,
+                       count_actions=per_action, action_name=system.action_name)
+
     from rich.console import Console
     from rich.live import Live
     from rich.text import Text
 
     console = Console(stderr=True)
     with Live(Text("starting…"), console=console, transient=True, refresh_per_second=4) as live:
-
-        def show(p: Progress) -> None:
-            rate = p.states_generated / p.seconds if p.seconds else 0.0
-            live.update(Text(
-                f"distinct {p.distinct_states:,}  generated {p.states_generated:,}  "
-                f"queue {p.queue:,}  depth {p.depth}  {rate:,.0f} states/s"
-            ))
-
-        return explore(system, on_progress=show, count_actions=per_action,
-                       action_name=system.action_name)
+        return explore(system, on_progress=lambda p: live.update(Text(_progress_line(p))),
+                       count_actions=per_action, action_name=system.action_name,
+                       max_depth=max_depth)
 
 
 def _json_report(model: Model, system: RaftSystem, result: Result, peak: int) -> dict:
@@ -106,6 +121,7 @@ def _json_report(model: Model, system: RaftSystem, result: Result, peak: int) ->
         "distinct_states": result.distinct_states,
         "states_generated": result.states_generated,
         "depth": result.depth,
+        "complete": result.complete,
         "seconds": round(result.seconds, 4),
         "violated": result.violated,
         "counterexample": (
@@ -139,6 +155,8 @@ def _print_summary(model: Model, system: RaftSystem, result: Result, peak: int) 
             print(counterexample_text(result.trace))
         print()
     rate = result.states_generated / result.seconds if result.seconds else 0.0
+    if not result.complete:
+        print(f"stopped at --max-depth {result.depth}: deeper states were not explored")
     print(f"{result.verdict}: {result.distinct_states:,} distinct states, "
           f"{result.states_generated:,} generated, depth {result.depth}, "
           f"{result.seconds:.2f} s ({rate:,.0f} states/s)")

@@ -1,0 +1,301 @@
+"""Symbolic checking with Z3: bounded model checking and (k-)induction over ``spec.smt``.
+
+BMC unrolls the transition relation one step at a time on one incremental solver (the path
+constraints stay asserted; each depth's property query is pushed and popped), so depth K is
+checked after depths 1..K-1 and the first violation found is a SHORTEST one — the same depth the
+explicit BFS reports. Counterexamples are decoded into reference ``State``/``Action`` objects, so
+``checker.report`` renders both engines' results.
+
+Induction proves an invariant for ALL depths within the bounds: it holds initially (base) and
+every action preserves it together with its lemmas (step); k-induction assumes it on k
+consecutive states. Depths count states, as in ``raftspec check`` (the initial state is depth 1).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import attrs
+import z3
+
+from reference.config import Config
+from reference.errors import RaftspecError
+from reference.state import State
+from reference.successors import Action
+from spec import smt
+from spec.lemmas import LEMMAS, SHIPPED
+
+Trace = list[tuple[Action | None, State]]
+
+
+@attrs.frozen
+class DepthReport:
+    """Progress of one BMC depth: paths of ``depth`` states checked in ``seconds``."""
+
+    depth: int
+    seconds: float
+    total_seconds: float
+
+
+@attrs.frozen
+class BmcResult:
+    """``depth`` = deepest bound fully checked (ok) or the counterexample's length in states."""
+
+    verdict: str
+    depth: int
+    violated: str | None
+    trace: Trace | None
+    seconds: float
+    per_depth: tuple[DepthReport, ...] = ()
+
+
+def _check_properties(invariants: Sequence[str], step_properties: Sequence[str]) -> None:
+    unknown = [n for n in invariants if n not in smt.INVARIANTS]
+    unknown += [n for n in step_properties if n not in smt.STEP_PROPERTIES]
+    if unknown:
+        known = sorted({*smt.INVARIANTS, *smt.STEP_PROPERTIES})
+        raise RaftspecError(f"unknown property {unknown[0]!r}; known: {', '.join(known)}")
+
+
+def bmc(
+    config: Config,
+    invariants: Sequence[str],
+    step_properties: Sequence[str] = (),
+    *,
+    max_depth: int,
+    time_budget: float | None = None,
+    on_depth: Callable[[DepthReport], None] | None = None,
+) -> BmcResult:
+    """Bounded model checking of every path of up to ``max_depth`` states within the bounds.
+
+    ``time_budget`` (seconds) stops after the depth that exceeds it, reporting the deepest depth
+    completed (the benchmark's "depth reached in N minutes").
+    """
+    if max_depth < 1:
+        raise RaftspecError(f"--depth must be at least 1 (got {max_depth})", field="depth")
+    _check_properties(invariants, step_properties)
+    enc = smt.Encoding(config)
+    start = time.perf_counter()
+    solver = z3.Solver()
+    states = [enc.state_vars("s0")]
+    steps: list[smt.Step] = []
+    solver.add(enc.init(states[0]))
+    reports: list[DepthReport] = []
+    for depth in range(1, max_depth + 1):
+        t0 = time.perf_counter()
+        if depth > 1:
+            nxt = enc.state_vars(f"s{depth - 1}")
+            step = enc.step(states[-1], nxt)
+            solver.add(step.formula)
+            states.append(nxt)
+            steps.append(step)
+        goals = [(name, smt.INVARIANTS[name](enc, states[-1])) for name in invariants]
+        if depth > 1:
+            goals += [(name, smt.STEP_PROPERTIES[name](enc, states[-2], states[-1]))
+                      for name in step_properties]
+        if goals:
+            solver.push()
+            solver.add(z3.Or([z3.Not(g) for _, g in goals]))
+            verdict = solver.check()
+            if verdict == z3.sat:
+                model = solver.model()
+                violated = next(name for name, g in goals
+                                if z3.is_false(model.eval(g, model_completion=True)))
+                trace = decode_trace(enc, model, states, steps)
+                return BmcResult("violation", depth, violated, trace,
+                                 time.perf_counter() - start, tuple(reports))
+            solver.pop()
+            if verdict != z3.unsat:
+                raise RaftspecError(f"Z3 gave up at depth {depth}: {solver.reason_unknown()}")
+        now = time.perf_counter()
+        report = DepthReport(depth, now - t0, now - start)
+        reports.append(report)
+        if on_depth is not None:
+            on_depth(report)
+        if time_budget is not None and now - start > time_budget:
+            break
+    return BmcResult("ok", reports[-1].depth, None, None, time.perf_counter() - start,
+                     tuple(reports))
+
+
+def decode_trace(enc: smt.Encoding, model: z3.ModelRef, states: Sequence[smt.StateVars],
+                 steps: Sequence[smt.Step]) -> Trace:
+    """A Z3 model of a path as reference (Action, State) pairs, Init first (action None)."""
+    decoded = [enc.decode(model, s) for s in states]
+    trace: Trace = [(None, decoded[0])]
+    for k, step in enumerate(steps):
+        trace.append((enc.decode_action(model, step, decoded[k]), decoded[k + 1]))
+    return trace
+
+
+# --- induction -----------------------------------------------------------------------------------
+
+@attrs.frozen
+class ActionCheck:
+    """The inductive step restricted to one action: preserved, or a counterexample."""
+
+    action: str
+    preserved: bool
+    seconds: float
+    broken: str | None = None
+    cti: Trace | None = None
+
+
+@attrs.frozen
+class InductionResult:
+    """Base case and inductive step; ``cti`` is a counterexample to induction (k+1 states,
+    the hypothesis holding on the first k and the named conjunct ``broken`` failing on the last)."""
+
+    invariant: str
+    lemmas: tuple[str, ...]
+    k: int
+    base_ok: bool
+    base_trace: Trace | None
+    base_violated: str | None
+    actions: tuple[ActionCheck, ...]
+    seconds: float
+
+    @property
+    def proved(self) -> bool:
+        return self.base_ok and all(a.preserved for a in self.actions)
+
+
+def resolve_lemmas(invariant: str, names: Sequence[str]) -> tuple[str, ...]:
+    """Lemma names as given; ``shipped`` expands to the lemma set shipped for ``invariant``."""
+    out: list[str] = []
+    for name in names:
+        if name == "shipped":
+            if invariant not in SHIPPED:
+                raise RaftspecError(f"no lemma set is shipped for {invariant!r}; shipped sets: "
+                                    f"{', '.join(sorted(SHIPPED))}", field="--with")
+            out += [n for n in SHIPPED[invariant] if n not in out]
+        elif name in LEMMAS or name in smt.INVARIANTS:
+            if name not in out:
+                out.append(name)
+        else:
+            raise RaftspecError(f"unknown lemma {name!r}; known: shipped, "
+                                f"{', '.join(sorted({*LEMMAS, *smt.INVARIANTS}))}",
+                                field="--with")
+    return tuple(out)
+
+
+def _conjuncts(enc: smt.Encoding, s: smt.StateVars, invariant: str,
+               lemmas: Sequence[str]) -> list[tuple[str, z3.BoolRef]]:
+    """The induction hypothesis on one state, as named conjuncts: the encoding's domain, the
+    type invariant, the lemmas and the invariant itself."""
+    out = [("domain", enc.domain(s)), ("type_ok", smt.type_ok(enc, s))]
+    for name in lemmas:
+        fn = LEMMAS.get(name) or smt.INVARIANTS[name]
+        if name != "type_ok":
+            out.append((name, fn(enc, s)))
+    if invariant not in [n for n, _ in out]:
+        out.append((invariant, smt.INVARIANTS[invariant](enc, s)))
+    return out
+
+
+def induct(
+    config: Config,
+    invariant: str,
+    lemmas: Sequence[str] = (),
+    *,
+    k: int = 1,
+    on_action: Callable[[ActionCheck], None] | None = None,
+) -> InductionResult:
+    """Check that ``invariant`` (with ``lemmas``) is k-inductive within the model's bounds.
+
+    Base: every path from Init of up to k states satisfies the hypothesis. Step: for each action
+    (raft.tla ``Next`` disjunct), k consecutive in-bounds states satisfying the hypothesis and
+    pairwise distinct (simple path, k > 1) cannot step to a state violating it.
+    """
+    if invariant not in smt.INVARIANTS:
+        raise RaftspecError(f"unknown invariant {invariant!r}; known: "
+                            f"{', '.join(smt.INVARIANTS)}", field="--invariant")
+    if k < 1:
+        raise RaftspecError(f"--k must be at least 1 (got {k})", field="--k")
+    lemmas = resolve_lemmas(invariant, lemmas)
+    enc = smt.Encoding(config)
+    start = time.perf_counter()
+
+    # Base case: BMC of the whole hypothesis for k states.
+    base = bmc_hypothesis(enc, invariant, lemmas, k)
+    if base is not None:
+        violated, trace = base
+        return InductionResult(invariant, lemmas, k, False, trace, violated, (),
+                               time.perf_counter() - start)
+
+    states = [enc.state_vars(f"p{t}") for t in range(k + 1)]
+    solver = z3.Solver()
+    steps = []
+    for t in range(k):
+        solver.add(enc.bounds(states[t]))
+        solver.add(z3.And([c for _, c in _conjuncts(enc, states[t], invariant, lemmas)]))
+        step = enc.step(states[t], states[t + 1])
+        solver.add(step.formula)
+        steps.append(step)
+    for a in range(k):
+        for b in range(a + 1, k):
+            solver.add(z3.Not(_same_state(states[a], states[b])))
+    last = steps[-1]
+    post = _conjuncts(enc, states[k], invariant, lemmas)
+    solver.add(z3.Or([z3.Not(c) for _, c in post]))
+    checks = []
+    for action in _action_names(last):
+        t0 = time.perf_counter()
+        chosen = [sel for sel, br in zip(last.selectors, last.branches, strict=True)
+                  if br.name == action]
+        others = [z3.Not(sel) for sel, br in zip(last.selectors, last.branches, strict=True)
+                  if br.name != action]
+        verdict = solver.check(*others, z3.Or(chosen)) if chosen else z3.unsat
+        if verdict == z3.unknown:
+            raise RaftspecError(f"Z3 gave up on {action}: {solver.reason_unknown()}")
+        if verdict == z3.sat:
+            model = solver.model()
+            broken = next(name for name, c in post
+                          if z3.is_false(model.eval(c, model_completion=True)))
+            check = ActionCheck(action, False, time.perf_counter() - t0, broken,
+                                decode_trace(enc, model, states, steps))
+        else:
+            check = ActionCheck(action, True, time.perf_counter() - t0)
+        checks.append(check)
+        if on_action is not None:
+            on_action(check)
+    return InductionResult(invariant, lemmas, k, True, None, None, tuple(checks),
+                           time.perf_counter() - start)
+
+
+def bmc_hypothesis(enc: smt.Encoding, invariant: str, lemmas: Sequence[str],
+                   k: int) -> tuple[str, Trace] | None:
+    """The base case: the first conjunct violated on a path of at most k states, or None."""
+    solver = z3.Solver()
+    states = [enc.state_vars("b0")]
+    steps: list[smt.Step] = []
+    solver.add(enc.init(states[0]))
+    for depth in range(1, k + 1):
+        if depth > 1:
+            nxt = enc.state_vars(f"b{depth - 1}")
+            step = enc.step(states[-1], nxt)
+            solver.add(step.formula)
+            states.append(nxt)
+            steps.append(step)
+        goals = _conjuncts(enc, states[-1], invariant, lemmas)
+        solver.push()
+        solver.add(z3.Or([z3.Not(c) for _, c in goals]))
+        if solver.check() == z3.sat:
+            model = solver.model()
+            name = next(n for n, c in goals if z3.is_false(model.eval(c, model_completion=True)))
+            return name, decode_trace(enc, model, states, steps)
+        solver.pop()
+    return None
+
+
+def _action_names(step: smt.Step) -> list[str]:
+    names: list[str] = []
+    for br in step.branches:
+        if br.name not in names:
+            names.append(br.name)
+    return names
+
+
+def _same_state(a: smt.StateVars, b: smt.StateVars) -> z3.BoolRef:
+    return z3.And([x == y for x, y in zip(a.values(), b.values(), strict=True)])
