@@ -33,15 +33,18 @@ __all__ = ["Failure", "Result", "check_file", "check_history", "check_key"]
 WINDOW_BEFORE = 8
 """Completed operations shown before the culprit, besides those concurrent with it."""
 
+PROBE_STEPS = 20_000
+"""Search steps allowed to each prefix probe of a failure's explanation."""
+
 
 @dataclass(frozen=True)
 class Failure:
     """Why a history is not linearizable, on one key.
 
-    ``prefix`` is the shortest prefix (in real time) of the key's operations that is already not
-    linearizable; ``culprit`` is the operation whose response ends it. ``window`` is the part
-    worth showing: the operations concurrent with the culprit and the last few completed before
-    it (operations of ``prefix`` still running at the culprit's response are included).
+    ``prefix`` is a prefix (in real time) of the key's operations that is already not
+    linearizable, the shortest one when ``minimal``; ``culprit`` is the operation whose
+    response ends it. ``window`` is the part worth showing: the operations concurrent with the
+    culprit and the last few completed before it.
     """
 
     key: str | None
@@ -49,6 +52,7 @@ class Failure:
     prefix: tuple[Operation, ...]
     window: tuple[Operation, ...]
     key_operations: int
+    minimal: bool = True
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ class Result:
             out["failing_key"] = fail.key
             out["culprit"] = _op_json(fail.culprit)
             out["prefix_operations"] = len(fail.prefix)
+            out["prefix_minimal"] = fail.minimal
             out["window"] = [_op_json(op) for op in fail.window]
         return out
 
@@ -199,17 +204,26 @@ def _prefix(ops: Sequence[Operation], events: list[tuple[float, int, int]],
 
 
 def _explain(spec: Model, key: str | None, ops: Sequence[Operation]) -> Failure:
+    """Binary search for the shortest non-linearizable prefix (prefix-closure makes it sound).
+
+    Each probe gets a step budget: refuting a prefix whose open operations have unknown
+    outcomes can cost far more than refuting the whole key. A probe that runs out counts as
+    "not shown illegal", so the prefix found is always illegal, and ``minimal`` says whether the
+    one just shorter was proved legal.
+    """
     events = _events(ops)
     lo, hi = 0, len(events)
-    budget = 50_000 + 20 * len(ops) ** 2
+    verdicts: dict[int, bool | None] = {0: True}
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if run(_search_ops(spec, _prefix(ops, events, mid), max_steps=budget)) is False:
+        verdicts[mid] = run(_search_ops(spec, _prefix(ops, events, mid), max_steps=PROBE_STEPS))
+        if verdicts[mid] is False:
             hi = mid
         else:
             lo = mid
+    minimal = verdicts[lo] is True
     while not events[hi - 1][1]:
-        hi -= 1  # only when a search ran out of budget: an extra open operation changes nothing
+        hi -= 1  # after an exhausted probe only: an extra open operation changes nothing
     culprit = ops[events[hi - 1][2]]
     invoked = [i for _, kind, i in events[:hi] if not kind]
     prefix = tuple(ops[i] for i in invoked)
@@ -217,4 +231,4 @@ def _explain(spec: Model, key: str | None, ops: Sequence[Operation]) -> Failure:
     before = sorted((op for op in prefix if op.ret < culprit.call), key=lambda op: op.ret)
     shown = set(map(id, before[-WINDOW_BEFORE:] + concurrent)) | {id(culprit)}
     window = tuple(op for op in prefix if id(op) in shown)
-    return Failure(key, culprit, prefix, window, len(ops))
+    return Failure(key, culprit, prefix, window, len(ops), minimal)

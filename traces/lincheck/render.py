@@ -47,10 +47,17 @@ def summary(result: Result) -> str:
         out.append(f"  failing: {', '.join(_key(k) for k in result.failing_keys)}")
         return "\n".join(out)
     culprit = fail.culprit
-    out.append(
-        f"  on {_key(fail.key)} ({fail.key_operations} operations): process {culprit.process} "
-        f"{culprit.describe()} (lines {_lines(culprit)}) has a result that no order of the "
-        f"{len(fail.prefix) - 1} operations invoked before it returned allows")
+    where = f"  on {_key(fail.key)} ({fail.key_operations} operations): "
+    if fail.minimal:
+        out.append(
+            f"{where}process {culprit.process} {culprit.describe()} (lines {_lines(culprit)}) "
+            f"has a result that no order of the {len(fail.prefix) - 1} operations invoked "
+            "before it returned allows")
+    else:
+        out.append(
+            f"{where}the {len(fail.prefix)} operations invoked up to the return of process "
+            f"{culprit.process} {culprit.describe()} (lines {_lines(culprit)}) have no legal "
+            "order (a shorter failing prefix may exist: the search for it was cut short)")
     if others:
         out.append(f"  also failing: {', '.join(_key(k) for k in others)}")
     out.append("  operations involved (lines, process, operation):")
