@@ -16,6 +16,14 @@ MUTANTS = {
 """Deliberate bugs, by name, each a flag on one action (see ``reference.actions``)."""
 
 
+VARIANTS = {
+    "tla": "raft.tla exactly (the default; reproduces TLC's state counts)",
+    "figure2": "the paper's Figure 2 granularity, for validating real traces "
+    "(reference/variants/figure2.py)",
+}
+"""Protocol variants by name; a model selects one with ``variant:``."""
+
+
 @attrs.frozen
 class Config:
     """A bounded instance of the protocol: servers 1..N, values 1..V and TLC-style bounds.
@@ -33,3 +41,4 @@ class Config:
     duplicate: bool = True
     drop: bool = True
     mutants: frozenset[str] = frozenset()
+    variant: str = "tla"

@@ -29,8 +29,12 @@ def steps(state: State, config: Config) -> Iterator[tuple[Action, State]]:
     """raft.tla ``Next``: one (action, successor) pair per enabled action instance.
 
     Each action checks its own enabling condition; the role tests below only skip parameter
-    values for which it would certainly return None.
+    values for which it would certainly return None. A model's ``variant`` other than "tla"
+    enumerates its own actions (``reference.variants``).
     """
+    if config.variant != "tla":
+        yield from variant_steps(config.variant)(state, config)
+        return
     servers = range(1, config.servers + 1)
     if config.restart:
         for i in servers:
@@ -71,6 +75,13 @@ def steps(state: State, config: Config) -> Iterator[tuple[Action, State]]:
     if config.drop:
         for m, _ in state.messages:
             yield Action("DropMessage", message=m), actions.drop_message(state, m)
+
+
+def variant_steps(name: str):
+    """The ``steps`` function of a protocol variant module, by variant name."""
+    import importlib
+
+    return importlib.import_module(f"reference.variants.{name}").steps
 
 
 def within_bounds(state: State, config: Config) -> bool:

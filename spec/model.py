@@ -8,6 +8,7 @@ Format (every key but ``name`` and ``servers`` optional)::
     values: 1             # client values are 1..V
     bounds: {max_term: 2, max_log_length: 1, max_messages: 1}
     actions: {restart: true, duplicate: true, drop: true}
+    variant: tla          # or figure2 (see reference.config.VARIANTS)
     symmetry: false
     invariants: [election_safety, log_matching, leader_completeness, state_machine_safety]
     mutants: []
@@ -21,7 +22,7 @@ from typing import Any
 import attrs
 import yaml
 
-from reference.config import MUTANTS, Config
+from reference.config import MUTANTS, VARIANTS, Config
 from reference.errors import RaftspecError
 from spec.properties import INVARIANTS, STEP_PROPERTIES
 
@@ -34,7 +35,7 @@ MAX_SERVERS = 7
 _BOUND_KEYS = ("max_term", "max_log_length", "max_messages")
 _ACTION_KEYS = ("restart", "duplicate", "drop")
 _TOP_KEYS = (
-    "name", "description", "servers", "values", "bounds", "actions", "symmetry",
+    "name", "description", "servers", "values", "bounds", "actions", "variant", "symmetry",
     "invariants", "mutants",
 )
 
@@ -125,6 +126,12 @@ def parse_model(text: str, path: str = "<model>") -> Model:
     description = (
         reader.string(top["description"], "description") if "description" in top else ""
     )
+    variant = "tla"
+    if "variant" in top:
+        variant = reader.string(top["variant"], "variant")
+        if variant not in VARIANTS:
+            raise reader.fail(top["variant"], "variant",
+                              f"unknown variant '{variant}'; known: {', '.join(VARIANTS)}")
 
     config = Config(
         servers=servers,
@@ -136,6 +143,7 @@ def parse_model(text: str, path: str = "<model>") -> Model:
         duplicate=actions["duplicate"],
         drop=actions["drop"],
         mutants=frozenset(mutants),
+        variant=variant,
     )
     return Model(name=name, path=path, config=config, symmetry=symmetry,
                  invariants=invariants, description=description)

@@ -1,0 +1,1 @@
+"""Protocol variants: each module defines ``steps(state, config)`` like ``reference.successors``."""
