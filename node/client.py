@@ -16,6 +16,8 @@ from node.errors import NodeError
 from node.transport import Addr, parse_addr
 from node.wire import BadDatagram, decode, encode
 
+REQUESTS_PER_DATAGRAM = 64
+
 
 class Unavailable(NodeError):
     """No leader answered in time. For a write the outcome is unknown."""
@@ -67,6 +69,8 @@ class ClusterClient:
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._transport: asyncio.DatagramTransport | None = None
         self._processes = itertools.count(0)
+        self._outbox: dict[Addr, list[dict[str, Any]]] = {}
+        self._flush_scheduled = False
 
     async def __aenter__(self) -> ClusterClient:
         loop = asyncio.get_running_loop()
@@ -83,22 +87,42 @@ class ClusterClient:
             body = decode(data, self.secret)
         except BadDatagram:
             return
-        fut = self._waiting.pop(body.get("rid"), None)  # type: ignore[arg-type]
-        if fut is not None and not fut.done():
-            fut.set_result(body)
+        bodies = body.get("m") if body.get("k") == "batch" else [body]
+        for b in bodies if isinstance(bodies, list) else ():
+            fut = self._waiting.pop(b.get("rid"), None) if isinstance(b, dict) else None
+            if fut is not None and not fut.done():
+                fut.set_result(b)
+
+    def _send_outbox(self) -> None:
+        """Send the requests queued this loop turn: kv requests to one node share datagrams."""
+        self._flush_scheduled = False
+        assert self._transport is not None
+        for addr, bodies in self._outbox.items():
+            for k in range(0, len(bodies), REQUESTS_PER_DATAGRAM):
+                part = bodies[k:k + REQUESTS_PER_DATAGRAM]
+                body = part[0] if len(part) == 1 else {"k": "batch", "m": part}
+                self._transport.sendto(encode(body, self.secret), addr)
+        self._outbox.clear()
 
     async def ask(self, addr: Addr, body: dict[str, Any], timeout: float) -> dict[str, Any] | None:
         """Send one request to one node; its reply or None on timeout."""
         assert self._transport is not None
+        loop = asyncio.get_running_loop()
         rid = next(self._rids)
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[dict[str, Any]] = loop.create_future()
         self._waiting[rid] = fut
-        self._transport.sendto(encode(dict(body, rid=rid), self.secret), addr)
+        if body.get("k") == "req":
+            self._outbox.setdefault(addr, []).append(dict(body, rid=rid))
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                loop.call_soon(self._send_outbox)
+        else:
+            self._transport.sendto(encode(dict(body, rid=rid), self.secret), addr)
+        timer = loop.call_later(timeout, lambda: fut.done() or fut.set_result(None))
         try:
-            return await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            return None
+            return await fut
         finally:
+            timer.cancel()
             self._waiting.pop(rid, None)
 
     async def to_leader(self, body: dict[str, Any], timeout: float) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from traces.schema import TraceWriter, message_fields
 log = logging.getLogger("raftspec.node")
 
 KV_OPS = ("put", "append", "get")
+REPLIES_PER_DATAGRAM = 64
 
 
 @dataclass
@@ -83,6 +84,7 @@ class NodeServer:
                              voted_for=rec.voted_for, snapshot=rec.snapshot,
                              entries=rec.entries)
         self.pending: dict[int, Pending] = {}
+        self._outbox: dict[Addr, list[dict[str, Any]]] = {}
         self.bad: Counter[str] = Counter()
         self.transport: Transport | None = None
         self._flush_scheduled = False
@@ -135,31 +137,57 @@ class NodeServer:
         for data, addr in batch:
             try:
                 body = decode(data, self.cfg.secret)
-                kind = body["k"]
-                if kind == "req":
-                    self._client_request(body, addr)
-                elif kind == "status":
-                    self._reply(addr, self._status(body.get("rid")))
-                elif kind == "ctl":
-                    self._control(body, addr)
-                elif kind == "conf":
-                    self._membership(body, addr)
+                if body["k"] == "batch":           # several client requests in one datagram
+                    for sub in body["m"]:
+                        if isinstance(sub, dict) and sub.get("k") == "req":
+                            self._handle(sub, addr)
+                        else:
+                            self.bad["bad_fields"] += 1
                 else:
-                    m = body_to_message(body)
-                    if m.dst != self.cfg.id:
-                        raise BadDatagram("wrong_dst")
-                    if self.transport is not None and m.src in self.transport.blocked:
-                        continue
-                    self.core.step(m)
+                    self._handle(body, addr)
             except BadDatagram as err:
                 self.bad[str(err)] += 1
             except (KeyError, TypeError, ValueError, AttributeError):
                 self.bad["bad_fields"] += 1
         self._flush()
 
+    def _handle(self, body: dict[str, Any], addr: Addr) -> None:
+        try:
+            kind = body["k"]
+            if kind == "req":
+                self._client_request(body, addr)
+            elif kind == "status":
+                self._reply(addr, self._status(body.get("rid")))
+            elif kind == "ctl":
+                self._control(body, addr)
+            elif kind == "conf":
+                self._membership(body, addr)
+            else:
+                m = body_to_message(body)
+                if m.dst != self.cfg.id:
+                    raise BadDatagram("wrong_dst")
+                if self.transport is not None and m.src in self.transport.blocked:
+                    return
+                self.core.step(m)
+        except BadDatagram as err:
+            self.bad[str(err)] += 1
+        except (KeyError, TypeError, ValueError, AttributeError):
+            self.bad["bad_fields"] += 1
+
     def _reply(self, addr: Addr, body: dict[str, Any]) -> None:
-        if self.transport is not None:
-            self.transport.send_to(encode(body, self.cfg.secret), addr)
+        """Queue a reply; ``_send_replies`` sends each address's replies in few datagrams."""
+        self._outbox.setdefault(addr, []).append(body)
+
+    def _send_replies(self) -> None:
+        if self.transport is None:
+            self._outbox.clear()
+            return
+        for addr, bodies in self._outbox.items():
+            for k in range(0, len(bodies), REPLIES_PER_DATAGRAM):
+                part = bodies[k:k + REPLIES_PER_DATAGRAM]
+                body = part[0] if len(part) == 1 else {"k": "batch", "m": part}
+                self.transport.send_to(encode(body, self.cfg.secret), addr)
+        self._outbox.clear()
 
     def _leader_hint(self) -> str | None:
         lid = self.core.leader_id
@@ -286,6 +314,7 @@ class NodeServer:
                                        core.voted_for)
             if self.tracer is not None:
                 self._write_events(core.take_events())
+        self._send_replies()
         if self.tracer is not None:
             self.tracer.flush()
 
