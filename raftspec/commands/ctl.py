@@ -25,7 +25,7 @@ Act on a running cluster, found by --data-dir (the manifest `raftspec cluster` w
   raftspec ctl --data-dir DIR partition 1,2 3,4,5   # two sides that cannot talk
   raftspec ctl --data-dir DIR heal                   # remove every partition
   raftspec ctl --data-dir DIR faults loss=0.1,delay=5-50ms   # or: faults none
-  raftspec ctl --data-dir DIR kill 2                 # SIGKILL node 2
+  raftspec ctl --data-dir DIR kill 2                 # SIGKILL node 2 (or: kill leader)
   raftspec ctl --data-dir DIR restart 2              # needs `raftspec cluster` (the supervisor)
   raftspec ctl --data-dir DIR add-node 4 127.0.0.1:9004   # node 4 started with --join
   raftspec ctl --data-dir DIR remove-node 4
@@ -89,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
                                    args.timeout, **({"spec": spec} if spec else {})):
                 failed.append(i)
     elif act in ("kill", "restart"):
+        if act == "kill" and rest == ["leader"]:
+            rest = [str(_current_leader(addrs, secret, args.timeout))]
         if len(rest) != 1 or not rest[0].isdigit() or int(rest[0]) not in addrs:
             raise NodeError(f"{act} needs one node id (known: "
                             f"{', '.join(map(str, sorted(addrs)))})")
@@ -112,6 +114,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"raftspec ctl: no acknowledgement from node(s) {sorted(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _current_leader(addrs: dict[int, str], secret: bytes | None, timeout: float) -> int:
+    best: tuple[int, int] | None = None
+    for i, a in addrs.items():
+        st = control.status(a, secret, min(timeout, 0.5))
+        if st and st["role"] == "leader" and (best is None or st["term"] > best[0]):
+            best = (st["term"], i)
+    if best is None:
+        raise NodeError("kill leader: no node says it is leader right now")
+    return best[1]
 
 
 def _membership(act: str, rest: list[str], addrs: dict[int, str], secret: bytes | None,
