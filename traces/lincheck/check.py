@@ -44,7 +44,9 @@ class Failure:
     ``prefix`` is a prefix (in real time) of the key's operations that is already not
     linearizable, the shortest one when ``minimal``; ``culprit`` is the operation whose
     response ends it. ``window`` is the part worth showing: the operations concurrent with the
-    culprit and the last few completed before it.
+    culprit and the last few completed before it. ``witness`` is ``prefix`` exactly as it was
+    checked: operations that had not returned by the culprit's response are open (unknown
+    outcome, no response), so it is a history of its own that is not linearizable.
     """
 
     key: str | None
@@ -53,6 +55,7 @@ class Failure:
     window: tuple[Operation, ...]
     key_operations: int
     minimal: bool = True
+    witness: tuple[Operation, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,11 @@ def _explain(spec: Model, key: str | None, ops: Sequence[Operation]) -> Failure:
     """
     events = _events(ops)
     lo, hi = 0, len(events)
+    if all(op.out is UNKNOWN for op in ops if op.open):
+        # Then the events after the last real response (calls of operations that never return,
+        # and their +infinity "responses") cannot matter: those can always be ordered last.
+        hi = max((n for n, (t, kind, _) in enumerate(events, start=1) if kind and t != math.inf),
+                 default=hi)
     verdicts: dict[int, bool | None] = {0: True}
     while hi - lo > 1:
         mid = (lo + hi) // 2
@@ -227,8 +235,9 @@ def _explain(spec: Model, key: str | None, ops: Sequence[Operation]) -> Failure:
     culprit = ops[events[hi - 1][2]]
     invoked = [i for _, kind, i in events[:hi] if not kind]
     prefix = tuple(ops[i] for i in invoked)
+    witness = tuple(_prefix(ops, events, hi))
     concurrent = [op for op in prefix if op.ret >= culprit.call and op is not culprit]
     before = sorted((op for op in prefix if op.ret < culprit.call), key=lambda op: op.ret)
     shown = set(map(id, before[-WINDOW_BEFORE:] + concurrent)) | {id(culprit)}
     window = tuple(op for op in prefix if id(op) in shown)
-    return Failure(key, culprit, prefix, window, len(ops), minimal)
+    return Failure(key, culprit, prefix, window, len(ops), minimal, witness)
