@@ -1,0 +1,62 @@
+"""Record per-node traces from a real local cluster under faults (used by the end-to-end test
+and to regenerate the fixtures in tests/traces/data/: ``python tests/traces/record_cluster.py
+DIR [SCENARIO]``)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from node.client import ClusterClient
+from node.supervisor import LocalCluster
+
+SCENARIOS = ("faults", "partition", "restart")
+
+
+async def _write(cluster: LocalCluster, keys: list[str], timeout: float = 10.0) -> None:
+    async with ClusterClient(cluster.cluster_arg.split(","), cluster.secret) as c:
+        s = c.session()
+        for k in keys:
+            await s.call("put", k, f"v-{k}", timeout=timeout)
+
+
+def record(trace_dir: Path, scenario: str = "faults", n: int = 3, writes: int = 8) -> list[Path]:
+    """Start n nodes with --trace-dir, drive a scenario, stop them cleanly; the trace files."""
+    trace_dir.mkdir(parents=True, exist_ok=True)
+    faults = "loss=0.05,dup=0.05,delay=1-8ms,reorder=0.1" if scenario == "faults" else None
+    with tempfile.TemporaryDirectory() as data:
+        cluster = LocalCluster(n, data, trace_dir=str(trace_dir), faults=faults)
+        try:
+            cluster.start()
+            leader = cluster.wait_leader()
+            asyncio.run(_write(cluster, [f"a{k}" for k in range(writes // 2)]))
+            if scenario == "partition":
+                others = [i for i in range(1, n + 1) if i != leader]
+                cluster.partition([leader], others)
+                cluster.wait_leader(others)
+                asyncio.run(_write(cluster, [f"b{k}" for k in range(writes // 2)]))
+                cluster.heal()
+                time.sleep(0.5)
+            elif scenario == "restart":
+                cluster.kill(leader, signal.SIGTERM)
+                others = [i for i in range(1, n + 1) if i != leader]
+                cluster.wait_leader(others)
+                asyncio.run(_write(cluster, [f"b{k}" for k in range(writes // 2)]))
+                cluster.start([leader])
+                time.sleep(0.6)
+            else:
+                asyncio.run(_write(cluster, [f"b{k}" for k in range(writes // 2)]))
+                time.sleep(0.2)
+        finally:
+            cluster.stop()
+    return sorted(trace_dir.glob("node-*.ndjson"))
+
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1])
+    for path in record(out, sys.argv[2] if len(sys.argv) > 2 else "faults"):
+        print(path, path.stat().st_size)

@@ -1,0 +1,360 @@
+"""The adapter for our own cluster's traces (traces/schema.py, docs/trace-schema.md).
+
+Event → reference steps (reference/variants/figure2.py), for node i:
+
+- first ``init`` of a node: none (Figure 2's initial state); a later ``init``: Restart(i)
+- ``timeout``: Timeout(i) (term + 1, candidate, vote for self)
+- ``send`` vote / append: RequestVote(i, j) / AppendEntries(i, j) from the logged prevLogIndex
+  with the logged number of entries
+- ``send`` vote_resp / append_resp: none; it must equal the reply that the handler of the
+  node's preceding ``recv`` computed
+- ``recv``: the message's handler (Receive), which must not be UpdateTerm
+- ``update_term``: UpdateTerm(i, m) for an in-flight m to i of that term
+- ``become_leader`` / ``client_request`` / ``advance_commit``: BecomeLeader / ClientRequest /
+  AdvanceCommitIndex(N = the logged commit_index)
+- ``step_down`` (check_quorum): StepDown(i); ``snapshot``: none (local compaction)
+
+After each event the node's logged state (term, role, voted_for, log_len, last_log_term,
+commit_index) must equal the reference server's. A send that no receive names is dropped at
+once (DropMessage); one received k times is duplicated k - 1 times (DuplicateMessage).
+
+What the trace does not carry is left unobserved: entry values (every entry is value 1), the
+leader's nextIndex (taken from each AppendEntries sent), and the fast-backtracking hints of
+failed AppendEntries responses (not part of Figure 2; ignored).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from reference.config import Config
+from reference.errors import RaftspecError
+from reference.state import (
+    APPEND_ENTRIES_REQUEST,
+    APPEND_ENTRIES_RESPONSE,
+    NIL,
+    REQUEST_VOTE_REQUEST,
+    REQUEST_VOTE_RESPONSE,
+    AppendEntriesRequest,
+    AppendEntriesResponse,
+    Entry,
+    Message,
+    RequestVoteRequest,
+    RequestVoteResponse,
+    Role,
+    Server,
+    State,
+    bag_discard,
+    last_term,
+)
+from reference.variants import figure2
+from traces.schema import TraceSchemaError, check_event
+from traces.validate.adapter import Attempt, Event
+from traces.validate.render import describe_message, state_json, state_lines
+
+Candidate = tuple[State, tuple[Message | None, ...]]
+"""A reference state and, per node, the reply its last handler produced that the trace has not
+shown yet (the ``send`` of a reply comes right after the ``recv`` that caused it)."""
+
+ROLES = {"follower": Role.FOLLOWER, "candidate": Role.CANDIDATE, "leader": Role.LEADER}
+UNSUPPORTED_MESSAGES = ("snap", "snap_resp")
+
+
+class ClusterAdapter:
+    """raftspec node traces against the Figure 2 reference."""
+
+    name = "cluster"
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config or Config(servers=0, values=1, max_term=0, max_log_length=0,
+                                       max_messages=0, variant="figure2")
+        self.check_log = "vote_without_log_check" not in self.config.mutants
+        self._first_init: set[tuple[str, int]] = set()
+
+    # ------------------------------------------------------------------ reading
+    def read(self, path: str) -> list[Event]:
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except FileNotFoundError:
+            raise RaftspecError("no such trace file", path=path) from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise RaftspecError(f"cannot read trace file: {err}", path=path) from None
+        lines = text.split("\n")
+        torn = lines[-1] != ""          # a write cut short (SIGKILL) lacks its newline
+        if not torn:
+            lines.pop()
+        events: list[Event] = []
+        last_seq = 0
+        for n, line in enumerate(lines, 1):
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                if torn and n == len(lines):
+                    break
+                raise RaftspecError("not valid JSON", path=path, line=n) from None
+            try:
+                check_event(obj)
+            except TraceSchemaError as err:
+                field, _, why = str(err).partition(": ")
+                raise RaftspecError(why, path=path, line=n, field=field) from None
+            if obj["seq"] <= last_seq:
+                raise RaftspecError(f"seq {obj['seq']} does not follow {last_seq}", path=path,
+                                    line=n, field="seq")
+            last_seq = obj["seq"]
+            events.append(self._event(obj, path, n))
+        return events
+
+    def _event(self, obj: dict[str, Any], path: str, n: int) -> Event:
+        ev = Event(path, n, obj["node"], obj)
+        kind = obj["event"]
+        if kind in ("send", "recv"):
+            msg = obj["msg"]
+            if msg["type"] in UNSUPPORTED_MESSAGES:
+                raise RaftspecError("InstallSnapshot is not part of the Figure 2 reference; "
+                                    "record with a larger --snapshot-threshold",
+                                    path=path, line=n, field="msg.type")
+            if msg["type"] == "append" and len(msg["entries"]) != msg["n_entries"]:
+                raise RaftspecError("n_entries differs from the length of entries",
+                                    path=path, line=n, field="msg.n_entries")
+            if kind == "send":
+                ev.send_id = msg["id"]
+            else:
+                ev.recv_id = msg["id"]
+        elif kind == "step_down" and obj["reason"] != "check_quorum":
+            raise RaftspecError(f"step_down reason {obj['reason']!r}: membership changes are "
+                                "not part of the Figure 2 reference", path=path, line=n,
+                                field="reason")
+        elif obj["snapshot_index"] and kind == "init":
+            raise RaftspecError("a node recovered from a snapshot: not part of the Figure 2 "
+                                "reference", path=path, line=n, field="snapshot_index")
+        return ev
+
+    # ------------------------------------------------------------------ search hooks
+    def initial(self, events: Sequence[Event]) -> Iterable[Candidate]:
+        """Servers 1..N, N the largest id named anywhere (nodes, members, senders)."""
+        ids = set()
+        for e in events:
+            ids.add(e.node)
+            if e.data["event"] == "init":
+                ids.update(int(k) for k in e.data["members"] if str(k).isdigit())
+            elif "msg" in e.data:
+                ids.update((e.data["msg"]["from"], e.data["msg"]["to"]))
+        n = max(ids, default=1)
+        self.servers = n
+        self._first_init = set()
+        seen: set[int] = set()
+        for e in events:
+            if e.data["event"] == "init" and e.node not in seen:
+                self._first_init.add((e.file, e.line))
+            seen.add(e.node)
+        return [(figure2.initial_state(n), (None,) * n)]
+
+    def silent(self, candidate: Candidate) -> Iterable[tuple[Candidate, int]]:
+        return ()   # our nodes log every protocol step; loss and duplication: see deliveries
+
+    def describe(self, candidate: Candidate) -> tuple[list[str], dict[str, Any]]:
+        state, pending = candidate
+        lines = state_lines(state)
+        lines += [f"reply not yet logged by s{k}: {describe_message(m)}"
+                  for k, m in enumerate(pending, 1) if m is not None]
+        return lines, state_json(state)
+
+    def attempts(self, event: Event, candidate: Candidate) -> Iterable[Attempt]:
+        state, pending = candidate
+        d = event.data
+        i = event.node
+        if not 1 <= i <= len(state.servers):
+            return [Attempt("?", (f"node {i} is not a server of this trace",))]
+        if pending[i - 1] is not None and not (d["event"] == "send"
+                                               and d["msg"]["type"].endswith("_resp")):
+            pending = pending[: i - 1] + (None,) + pending[i:]   # the node sent no reply
+        kind = d["event"]
+        handler = getattr(self, "_" + kind)
+        out = []
+        for attempt in handler(event, state, pending, i):
+            if attempt.result is None:
+                out.append(attempt)
+                continue
+            nxt_state, nxt_pending = attempt.result
+            failed = attempt.failed + tuple(_observe(d, nxt_state.server(i)))
+            if failed:
+                out.append(Attempt(attempt.action, failed, None, attempt.steps))
+                continue
+            if event.send_id is not None:
+                nxt_state = self._deliver(nxt_state, event)
+            out.append(Attempt(attempt.action, (), (nxt_state, nxt_pending), attempt.steps))
+        return out
+
+    def _deliver(self, state: State, event: Event) -> State:
+        """Explain the network's fate of a sent message with the reference's own actions."""
+        m = message(event.data["msg"])
+        if event.deliveries == 0 and self.config.drop:
+            return state.discard(m)       # DropMessage (a message still in flight at the end
+        if self.config.duplicate:         # would also do; dropping keeps the bag small)
+            for _ in range(event.deliveries - 1):
+                state = state.send(m)     # DuplicateMessage
+        return state
+
+    # ------------------------------------------------------------------ one method per event
+    def _init(self, event: Event, state: State, pending, i: int) -> list[Attempt]:
+        if (event.file, event.line) in self._first_init:
+            return [Attempt("Init", (), (state, pending), 0)]
+        if not self.config.restart:
+            return [Attempt(f"Restart(s{i})", ("restarts are disabled by the model",))]
+        return [Attempt(f"Restart(s{i})", (), (figure2.restart(state, i), pending))]
+
+    def _timeout(self, event: Event, state: State, pending, i: int) -> list[Attempt]:
+        return [_step(f"Timeout(s{i})", figure2.timeout(state, i), pending,
+                      [("not a leader", state.server(i).role != Role.LEADER)])]
+
+    def _become_leader(self, event: Event, state: State, pending, i: int) -> list[Attempt]:
+        s = state.server(i)
+        return [_step(f"BecomeLeader(s{i})", figure2.become_leader(state, i), pending, [
+            ("is a candidate", s.role == Role.CANDIDATE),
+            (f"votes from a majority (has {sorted(s.votes_granted)})",
+             2 * len(s.votes_granted) > len(state.servers))])]
+
+    def _client_request(self, event: Event, state: State, pending, i: int) -> list[Attempt]:
+        s = state.server(i)
+        index = event.data["index"]
+        return [_step(f"ClientRequest(s{i})", figure2.client_request(state, i, 1), pending, [
+            ("is a leader", s.role == Role.LEADER),
+            (f"index {index} is the next log index {len(s.log) + 1}", index == len(s.log) + 1)])]
+
+    def _advance_commit(self, event: Event, state: State, pending, i: int) -> list[Attempt]:
+        s = state.server(i)
+        n = event.data["commit_index"]
+        agree = 1 + sum(1 for k, m in enumerate(s.match_index, 1) if k != i and m >= n)
+        return [_step(f"AdvanceCommitIndex(s{i}, N={n})",
+                      figure2.advance_commit_index(state, i, n), pending, [
+            ("is a leader", s.role == Role.LEADER),
+            (f"N={n} > commitIndex {s.commit_index}", n > s.commit_index),
+            (f"N={n} <= log length {len(s.log)}", n <= len(s.log)),
+            (f"log[N].term is the current term {s.current_term}",
+             n <= len(s.log) and n > 0 and s.log[n - 1].term == s.current_term),
+            (f"a majority has matchIndex >= N (matchIndex {list(s.match_index)})",
+             2 * agree > len(state.servers))])]
+
+    def _step_down(self, event: Event, state: State, pending, i: int) -> list[Attempt]:
+        return [_step(f"StepDown(s{i})", figure2.step_down(state, i), pending,
+                      [("is a leader", state.server(i).role == Role.LEADER)])]
+
+    def _snapshot(self, event: Event, state: State, pending, i: int) -> list[Attempt]:
+        return [Attempt("(local compaction)", (), (state, pending), 0)]
+
+    def _update_term(self, event: Event, state: State, pending, i: int) -> list[Attempt]:
+        term = event.data["term"]
+        s = state.server(i)
+        found = [m for m, _ in state.messages if m.mdest == i and m.mterm == term]
+        if not found:
+            return [Attempt(f"UpdateTerm(s{i}, term {term})",
+                            (f"a message to s{i} of term {term} is in flight",
+                             *_fail(f"term {term} > currentTerm {s.current_term}",
+                                    term > s.current_term)))]
+        # Every such message leads to the same state: one attempt suffices.
+        return [_step(f"UpdateTerm(s{i}, {describe_message(found[0])})",
+                      figure2.update_term(state, i, found[0]), pending,
+                      [(f"term {term} > currentTerm {s.current_term}", term > s.current_term)])]
+
+    def _recv(self, event: Event, state: State, pending, i: int) -> list[Attempt]:
+        m = message(event.data["msg"])
+        s = state.server(i)
+        name = f"Receive({describe_message(m)})"
+        in_flight = any(k == m for k, _ in state.messages)
+        conds = [("the message is in flight (sent, not yet received or lost)", in_flight),
+                 (f"its term {m.mterm} <= currentTerm {s.current_term} (a higher term is logged "
+                  "as update_term first)", m.mterm <= s.current_term)]
+        failed = tuple(text for text, ok in conds if not ok)
+        if failed:
+            return [Attempt(name, failed)]
+        received = figure2.receive(state, m, check_log=self.check_log)
+        if received is None:
+            return [Attempt(name, (f"no case of the handler applies to s{i} as "
+                                   f"{Role.NAMES[s.role]}",))]
+        action, nxt = received
+        if m.mtype in (REQUEST_VOTE_REQUEST, APPEND_ENTRIES_REQUEST):
+            before = dict(state.messages)
+            reply = next(r for r, c in nxt.messages if c > before.get(r, 0))
+            nxt = State(nxt.servers, bag_discard(nxt.messages, reply))
+            pending = pending[: i - 1] + (reply,) + pending[i:]
+        return [Attempt(f"{action}({describe_message(m)})", (), (nxt, pending))]
+
+    def _send(self, event: Event, state: State, pending, i: int) -> list[Attempt]:
+        m = message(event.data["msg"])
+        s = state.server(i)
+        if m.msource != i:
+            return [Attempt("send", (f"msg.from {m.msource} is not the node {i}",))]
+        if m.mtype in (REQUEST_VOTE_RESPONSE, APPEND_ENTRIES_RESPONSE):
+            expected = pending[i - 1]
+            name = f"reply of the preceding Receive: {describe_message(m)}"
+            if expected != m:
+                why = ("no request was just handled" if expected is None else
+                       f"the reference's reply is {describe_message(expected)}")
+                return [Attempt(name, (why,))]
+            pending = pending[: i - 1] + (None,) + pending[i:]
+            return [Attempt(name, (), (state.send(m), pending), 0)]
+        j = m.mdest
+        if m.mtype == REQUEST_VOTE_REQUEST:
+            nxt = figure2.request_vote(state, i, j)
+            action = f"RequestVote(s{i}, s{j})"
+            conds = [("is a candidate", s.role == Role.CANDIDATE), ("to another server", i != j),
+                     (f"s{j} has not answered yet", j not in s.votes_responded)]
+        else:
+            prev, count = m.mprev_log_index, len(m.mentries)
+            nxt = figure2.append_entries(state, i, j, next_index=prev + 1, count=count)
+            action = f"AppendEntries(s{i}, s{j}, prev={prev}, {count} entries)"
+            conds = [("is a leader", s.role == Role.LEADER), ("to another server", i != j),
+                     (f"prevLogIndex + entries <= log length {len(s.log)}",
+                      prev + count <= len(s.log))]
+        attempt = _step(action, nxt, pending, conds)
+        if attempt.result is not None:
+            sent = next(r for r, c in nxt.messages if c > dict(state.messages).get(r, 0))
+            if sent != m:
+                return [Attempt(action, (f"the reference sends {describe_message(sent)}",))]
+        return [attempt]
+
+
+def _fail(text: str, ok: bool) -> tuple[str, ...]:
+    return () if ok else (text,)
+
+
+def _step(action: str, nxt: State | None, pending, conds: list[tuple[str, bool]]) -> Attempt:
+    failed = tuple(text for text, ok in conds if not ok)
+    if nxt is None and not failed:
+        failed = ("not enabled",)
+    if failed:
+        return Attempt(action, failed)
+    return Attempt(action, (), (nxt, pending))
+
+
+def _observe(d: dict[str, Any], s: Server) -> list[str]:
+    """The logged state fields that differ from the reference server's."""
+    voted = None if s.voted_for == NIL else s.voted_for
+    pairs = (
+        ("term", s.current_term, d["term"]),
+        ("role", Role.NAMES[s.role].lower(), d["role"]),
+        ("voted_for", voted, d["voted_for"]),
+        ("log_len", len(s.log), d["log_len"]),
+        ("last_log_term", last_term(s.log), d["last_log_term"]),
+        ("commit_index", s.commit_index, d["commit_index"]),
+    )
+    return [f"{name}: reference {ref}, trace {got}" for name, ref, got in pairs if ref != got]
+
+
+def message(msg: dict[str, Any]) -> Message:
+    """A trace message as the reference's message (entry values are not logged: 1)."""
+    t, src, dst = msg["type"], msg["from"], msg["to"]
+    if t == "vote":
+        return RequestVoteRequest(REQUEST_VOTE_REQUEST, msg["term"], msg["last_log_term"],
+                                  msg["last_log_index"], src, dst)
+    if t == "vote_resp":
+        return RequestVoteResponse(REQUEST_VOTE_RESPONSE, msg["term"], msg["granted"], src, dst)
+    if t == "append":
+        return AppendEntriesRequest(APPEND_ENTRIES_REQUEST, msg["term"], msg["prev_index"],
+                                    msg["prev_term"], tuple(Entry(e, 1) for e in msg["entries"]),
+                                    msg["commit"], src, dst)
+    return AppendEntriesResponse(APPEND_ENTRIES_RESPONSE, msg["term"], msg["success"],
+                                 msg["match_index"] if msg["success"] else 0, src, dst)

@@ -1,0 +1,152 @@
+"""The search: a set of candidate reference states per event, never a single guess.
+
+Before each event every candidate may take the adapter's unlogged ("silent") steps; then each
+candidate is replaced by every state that explains the event. The trace is valid when a
+candidate survives the last event; otherwise the verdict names the first event that left none,
+with each candidate just before it and the closest attempt to explain it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from reference.errors import RaftspecError
+from traces.validate.adapter import Adapter, Attempt, Event
+from traces.validate.events import count_deliveries, merge
+
+MAX_CANDIDATES = 100_000
+"""Beyond this the adapter's silent steps are too permissive to search; say so, don't guess."""
+
+MAX_SHOWN = 5
+
+
+@attrs.frozen
+class Verdict:
+    """The result of a validation; ``to_json`` is the ``--json`` object of the issue."""
+
+    valid: bool
+    events: int
+    steps: int
+    seconds: float
+    event: Event | None = None            # the first unexplained event
+    candidates: tuple[dict[str, Any], ...] = ()
+    reason: str = ""
+    max_candidates: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        first = None
+        if self.event is not None:
+            first = {"file": self.event.file, "line": self.event.line,
+                     "event": self.event.data, "reason": self.reason,
+                     "candidates": list(self.candidates)}
+        return {"valid": self.valid, "events": self.events, "steps": self.steps,
+                "seconds": round(self.seconds, 4), "first_unexplained": first}
+
+
+def validate_paths(paths: Sequence[str], adapter: Adapter) -> Verdict:
+    """Read, merge and validate per-node trace files."""
+    started = time.perf_counter()
+    files = [adapter.read(str(p)) for p in paths]
+    return validate(files, adapter, started=started)
+
+
+def validate(files: Sequence[Sequence[Event]], adapter: Adapter,
+             started: float | None = None) -> Verdict:
+    """Validate already-read per-node event lists (each in that node's order)."""
+    started = time.perf_counter() if started is None else started
+    count_deliveries(files)
+    events, stuck = merge(files)
+    candidates: dict[Any, int] = dict.fromkeys(adapter.initial(events + stuck), 0)
+    widest = 1
+    for event in events:
+        if adapter_silent := _silent_closure(adapter, candidates):
+            candidates = adapter_silent
+        nxt: dict[Any, int] = {}
+        for cand, steps in candidates.items():
+            for attempt in adapter.attempts(event, cand):
+                if not attempt.failed and attempt.result is not None:
+                    total = steps + attempt.steps
+                    if nxt.get(attempt.result, total + 1) > total:
+                        nxt[attempt.result] = total
+        if not nxt:
+            return _unexplained(adapter, event, candidates, len(events) + len(stuck), started,
+                                widest)
+        if len(nxt) > MAX_CANDIDATES:
+            raise RaftspecError(f"more than {MAX_CANDIDATES} candidate states: the adapter's "
+                                "unlogged steps are too permissive", path=event.file,
+                                line=event.line)
+        candidates = nxt
+        widest = max(widest, len(candidates))
+    if stuck:
+        return _unexplained(adapter, stuck[0], candidates, len(events) + len(stuck), started,
+                            widest, reason="it comes before the send of the message it receives "
+                            "(causality cycle)")
+    return Verdict(True, len(events), min(candidates.values()), time.perf_counter() - started,
+                   max_candidates=widest)
+
+
+def _silent_closure(adapter: Adapter, candidates: dict[Any, int]) -> dict[Any, int] | None:
+    frontier = list(candidates.items())
+    out = None
+    while frontier:
+        cand, steps = frontier.pop()
+        for nxt, k in adapter.silent(cand):
+            if out is None:
+                out = dict(candidates)
+            if nxt not in out or out[nxt] > steps + k:
+                out[nxt] = steps + k
+                frontier.append((nxt, steps + k))
+    return out
+
+
+def _closest(attempts: list[Attempt]) -> Attempt:
+    return min(attempts, key=lambda a: len(a.failed))
+
+
+def _unexplained(adapter: Adapter, event: Event, candidates: dict[Any, int], n_events: int,
+                 started: float, widest: int, reason: str = "") -> Verdict:
+    shown = []
+    for cand in list(candidates)[:MAX_SHOWN]:
+        lines, js = adapter.describe(cand)
+        entry: dict[str, Any] = {"state": js, "lines": lines}
+        if not reason:
+            attempts = list(adapter.attempts(event, cand))
+            if attempts:
+                best = _closest(attempts)
+                entry["closest_action"] = best.action
+                entry["failed"] = list(best.failed)
+        shown.append(entry)
+    return Verdict(False, n_events, 0, time.perf_counter() - started, event, tuple(shown),
+                   reason or "no candidate state explains it", widest)
+
+
+def verdict_text(verdict: Verdict) -> str:
+    """The human verdict: one line when valid; the first unexplained event in detail if not."""
+    if verdict.valid:
+        return (f"valid ({verdict.events} events, {verdict.steps} reference steps, "
+                f"{verdict.seconds:.2f} s)")
+    e = verdict.event
+    assert e is not None
+    out = [f"invalid: {e.file}:{e.line}: {verdict.reason}",
+           f"  event: {_compact(e.data)}",
+           f"  {len(verdict.candidates)} candidate reference state(s) just before it"
+           + (f" (of {verdict.max_candidates} at most)" if verdict.max_candidates > 1 else "")
+           + ":"]
+    for k, cand in enumerate(verdict.candidates, 1):
+        out.append(f"  candidate {k}:")
+        out.extend(f"    {line}" for line in cand["lines"])
+        if "closest_action" in cand:
+            out.append(f"    closest action: {cand['closest_action']}")
+            out.extend(f"      failed: {why}" for why in cand["failed"])
+    return "\n".join(out)
+
+
+def _compact(data: dict[str, Any]) -> str:
+    import json
+
+    shown = {k: v for k, v in data.items() if k not in ("v", "time_ns")}
+    return json.dumps(shown, separators=(",", ":"))
