@@ -18,6 +18,7 @@ from reference.errors import RaftspecError
 COMMANDS = (
     "raftspec.commands.check",
     "raftspec.commands.lincheck",
+    "raftspec.commands.validate",
     "raftspec.commands.cluster",
     "raftspec.commands.node",
     "raftspec.commands.kv",
