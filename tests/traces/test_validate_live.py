@@ -1,15 +1,21 @@
-"""Record per-node traces from a real local cluster under faults (used by the end-to-end test
-and to regenerate the fixtures in tests/traces/data/: ``python tests/traces/record_cluster.py
-DIR [SCENARIO]``)."""
+"""End to end: record traces from a real local cluster under faults and validate them.
+
+The same ``record`` regenerates the fixtures in tests/traces/data/:
+``python tests/traces/test_validate_live.py tests/traces/data/SCENARIO SCENARIO``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import pytest
 
 from node.client import ClusterClient
 from node.supervisor import LocalCluster
@@ -54,6 +60,19 @@ def record(trace_dir: Path, scenario: str = "faults", n: int = 3, writes: int = 
         finally:
             cluster.stop()
     return sorted(trace_dir.glob("node-*.ndjson"))
+
+
+@pytest.mark.parametrize("scenario", ["faults"])
+def test_fresh_trace_from_a_live_cluster_under_faults_is_valid(tmp_path, scenario) -> None:
+    paths = record(tmp_path / "traces", scenario)
+    assert len(paths) == 3
+    events = sum(len(p.read_text().splitlines()) for p in paths)
+    assert events > 50
+    result = subprocess.run([sys.executable, "-m", "raftspec", "validate", "--json",
+                             *map(str, paths)], capture_output=True, text=True, timeout=120)
+    verdict = json.loads(result.stdout)
+    assert result.returncode == 0, verdict["first_unexplained"]
+    assert verdict["valid"] and verdict["events"] == events
 
 
 if __name__ == "__main__":
