@@ -7,6 +7,7 @@ TLC's CONSTRAINT does.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -25,6 +26,12 @@ class Action(NamedTuple):
     message: Message | None = None
 
 
+@functools.cache
+def server_action(name: str, server: int, peer: int = 0, value: int = 0) -> Action:
+    """The Action record of a server action; there are few, so each is built once."""
+    return Action(name, server, peer, value)
+
+
 def steps(state: State, config: Config) -> Iterator[tuple[Action, State]]:
     """raft.tla ``Next``: one (action, successor) pair per enabled action instance.
 
@@ -38,30 +45,31 @@ def steps(state: State, config: Config) -> Iterator[tuple[Action, State]]:
     servers = range(1, config.servers + 1)
     if config.restart:
         for i in servers:
-            yield Action("Restart", i), actions.restart(state, i)
+            yield server_action("Restart", i), actions.restart(state, i)
     current_term_only = "commit_previous_term" not in config.mutants
     for i in servers:
         role = state.server(i).role
         if role != Role.LEADER:
             nxt = actions.timeout(state, i)
             if nxt is not None:
-                yield Action("Timeout", i), nxt
+                yield server_action("Timeout", i), nxt
         if role == Role.CANDIDATE:
             for j in servers:
                 nxt = actions.request_vote(state, i, j)
                 if nxt is not None:
-                    yield Action("RequestVote", i, j), nxt
+                    yield server_action("RequestVote", i, j), nxt
             nxt = actions.become_leader(state, i)
             if nxt is not None:
-                yield Action("BecomeLeader", i), nxt
+                yield server_action("BecomeLeader", i), nxt
         if role == Role.LEADER:
             for v in range(1, config.values + 1):
-                yield Action("ClientRequest", i, value=v), actions.client_request(state, i, v)
+                nxt = actions.client_request(state, i, v)
+                yield server_action("ClientRequest", i, value=v), nxt
             nxt = actions.advance_commit_index(state, i, current_term_only=current_term_only)
-            yield Action("AdvanceCommitIndex", i), nxt
+            yield server_action("AdvanceCommitIndex", i), nxt
             for j in servers:
                 if j != i:
-                    yield Action("AppendEntries", i, j), actions.append_entries(state, i, j)
+                    yield server_action("AppendEntries", i, j), actions.append_entries(state, i, j)
     check_log = "vote_without_log_check" not in config.mutants
     check_term = "no_term_check_on_append" not in config.mutants
     for m, _ in state.messages:
