@@ -58,5 +58,22 @@ def merge(files: Sequence[Sequence[Event]], key=None) -> tuple[list[Event], list
                 heapq.heappush(heap, (key(files[j][pos[j]]), j))
         offer(k)
     stuck = [e for k, events in enumerate(files) for e in events[pos[k]:]]
-    stuck.sort(key=lambda e: (e.file, e.line))
+    if stuck:
+        cycle = _cycle(files, pos)
+        first = max(cycle, key=key)   # the receive placed earliest against its own clock
+        stuck.remove(first)
+        stuck.insert(0, first)
     return out, stuck
+
+
+def _cycle(files: Sequence[Sequence[Event]], pos: list[int]) -> list[Event]:
+    """The receives, one per file, that wait on each other's sends (a cycle must exist when
+    the merge is stuck: every blocked file waits on a send further down another file)."""
+    where = {e.send_id: k for k, events in enumerate(files) for e in events[pos[k]:]
+             if e.send_id is not None}
+    k = next(k for k in range(len(files)) if pos[k] < len(files[k]))
+    seen: list[int] = []
+    while k not in seen:
+        seen.append(k)
+        k = where[files[k][pos[k]].recv_id]
+    return [files[j][pos[j]] for j in seen[seen.index(k):]]

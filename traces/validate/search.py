@@ -113,7 +113,10 @@ def _unexplained(adapter: Adapter, event: Event, candidates: dict[Any, int], n_e
     for cand in list(candidates)[:MAX_SHOWN]:
         lines, js = adapter.describe(cand)
         entry: dict[str, Any] = {"state": js, "lines": lines}
-        if not reason:
+        if reason:
+            entry["closest_action"] = f"Receive of message {event.recv_id}"
+            entry["failed"] = [f"its send {event.recv_id} is not before it in any causal order"]
+        else:
             attempts = list(adapter.attempts(event, cand))
             if attempts:
                 best = _closest(attempts)
