@@ -19,6 +19,7 @@ import pytest
 
 from traces.validate import ClusterAdapter, validate
 from traces.validate.adapter import Event
+from traces.validate.cluster import link_update_terms
 
 DATA = Path(__file__).parent / "data"
 SCENARIOS = sorted(p.name for p in DATA.iterdir() if p.is_dir())
@@ -38,7 +39,9 @@ def run(paths: list[str], files: Files):
     adapter = ClusterAdapter()
     lists = []
     for path, objs in zip(paths, files, strict=True):
-        lists.append([adapter._event(obj, path, n) for n, obj in enumerate(objs, 1)])
+        events = [adapter._event(obj, path, n) for n, obj in enumerate(objs, 1)]
+        link_update_terms(events)
+        lists.append(events)
     return validate(lists, adapter)
 
 

@@ -30,6 +30,11 @@ class Event:
     send_id: str | None = None     # this event sends the message with this id
     recv_id: str | None = None     # this event receives the message with this id
     deliveries: int = 0            # for a send: how many receive events name its id
+    after: str | None = None       # placed after the send with this id (default: recv_id)
+
+    @property
+    def waits_for(self) -> str | None:
+        return self.after if self.after is not None else self.recv_id
 
 
 @attrs.frozen

@@ -105,6 +105,7 @@ class ClusterAdapter:
                                     line=n, field="seq")
             last_seq = obj["seq"]
             events.append(self._event(obj, path, n))
+        link_update_terms(events)
         return events
 
     def _event(self, obj: dict[str, Any], path: str, n: int) -> Event:
@@ -315,6 +316,14 @@ class ClusterAdapter:
             if sent != m:
                 return [Attempt(action, (f"the reference sends {describe_message(sent)}",))]
         return [attempt]
+
+
+def link_update_terms(events: list[Event]) -> None:
+    """An update_term is the first half of the receive logged right after it: it must also
+    come after that message's send in the merge."""
+    for e, nxt in zip(events, events[1:], strict=False):
+        if e.data["event"] == "update_term" and nxt.recv_id is not None:
+            e.after = nxt.recv_id
 
 
 def _fail(text: str, ok: bool) -> tuple[str, ...]:

@@ -40,8 +40,9 @@ def merge(files: Sequence[Sequence[Event]], key=None) -> tuple[list[Event], list
     def offer(k: int) -> None:
         if pos[k] < len(files[k]):
             e = files[k][pos[k]]
-            if e.recv_id is not None and e.recv_id in sent and e.recv_id not in done:
-                waiting.setdefault(e.recv_id, []).append(k)
+            w = e.waits_for
+            if w is not None and w in sent and w not in done:
+                waiting.setdefault(w, []).append(k)
             else:
                 heapq.heappush(heap, (key(e), k))
 
@@ -75,5 +76,5 @@ def _cycle(files: Sequence[Sequence[Event]], pos: list[int]) -> list[Event]:
     seen: list[int] = []
     while k not in seen:
         seen.append(k)
-        k = where[files[k][pos[k]].recv_id]
+        k = where[files[k][pos[k]].waits_for]
     return [files[j][pos[j]] for j in seen[seen.index(k):]]
