@@ -9,9 +9,10 @@ The engine knows nothing about Raft. A system is any object with::
     invariants: dict[str, Callable[[S], bool]]
     step_properties: dict[str, Callable[[S, S], bool]]
 
-Only fingerprints are kept for visited states, with a parent index per state, so memory grows by
-a few dozen bytes per distinct state; a violation is turned into a shortest path by replaying the
-parent chain from the initial state (each step: the successor whose fingerprint matches).
+Only fingerprints are kept for visited states (``checker.fingerprints``), with a parent index per
+state, so memory grows by a few dozen bytes per distinct state; a violation is turned into a
+shortest path by replaying the parent chain from the initial state (each step: the successor
+whose fingerprint matches).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 import attrs
+
+from checker.fingerprints import FingerprintSet
 
 FINGERPRINT_SPACE = 2.0**64
 
@@ -100,15 +103,17 @@ def explore(
     the result says ``complete=False``.
     """
     started = time.perf_counter()
-    seen: set[int] = set()
+    seen = FingerprintSet()
     fingerprints = array("q")
     parents = array("q")
     per_action: Counter[str] = Counter()
     generated = 0
-    level: list[tuple[Any, int]] = []
+    level: list[Any] = []  # the states of the current BFS level ...
+    level_index = array("q")  # ... and their indices into fingerprints/parents
     invariants = list(system.invariants.items())
     step_properties = list(system.step_properties.items())
     fingerprint, constraint, steps = system.fingerprint, system.constraint, system.steps
+    add = seen.add
     if count_actions:
         steps = _counting(steps, per_action, action_name)
 
@@ -127,13 +132,13 @@ def explore(
             if not constraint(state):
                 continue
             fp = fingerprint(state)
-            if fp in seen:
+            if not seen.add(fp):
                 continue
-            seen.add(fp)
             fingerprints.append(fp)
             parents.append(-1)
             check(state, len(fingerprints) - 1)
-            level.append((state, len(fingerprints) - 1))
+            level.append(state)
+            level_index.append(len(fingerprints) - 1)
 
         next_report = started + progress_interval
         while level:
@@ -142,8 +147,9 @@ def explore(
                 complete = False
                 break
             depth += 1
-            next_level: list[tuple[Any, int]] = []
-            for state, index in level:
+            next_level: list[Any] = []
+            next_index = array("q")
+            for state, index in zip(level, level_index, strict=True):
                 for action, nxt in steps(state):
                     generated += 1
                     if not constraint(nxt):
@@ -153,18 +159,18 @@ def explore(
                             if not holds(state, nxt):
                                 raise _Violation(name, index, (action, nxt))
                     fp = fingerprint(nxt)
-                    if fp in seen:
+                    if not add(fp):
                         continue
-                    seen.add(fp)
                     fingerprints.append(fp)
                     parents.append(index)
                     check(nxt, len(fingerprints) - 1)
-                    next_level.append((nxt, len(fingerprints) - 1))
+                    next_level.append(nxt)
+                    next_index.append(len(fingerprints) - 1)
                 if on_progress is not None and time.perf_counter() >= next_report:
                     next_report = time.perf_counter() + progress_interval
                     on_progress(Progress(len(seen), generated, len(next_level), depth,
                                          time.perf_counter() - started))
-            level = next_level
+            level, level_index = next_level, next_index
     except _Violation as violation:
         trace = _shortest_trace(system, fingerprints, parents, violation.index)
         if violation.step is not None:

@@ -148,3 +148,17 @@ def test_max_depth_checks_exactly_the_first_levels() -> None:
     bounded = explore(Counter(3), max_depth=2)
     assert (bounded.depth, bounded.distinct_states, bounded.complete) == (2, 3, False)
     assert explore(Counter(3)).complete
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(-(2**63), 2**63 - 1), max_size=3000), st.integers(0, 4))
+def test_fingerprint_set_behaves_like_a_set(fps, extra_zeros) -> None:
+    from checker.fingerprints import FingerprintSet
+
+    table, reference = FingerprintSet(capacity=4), set()
+    for fp in fps + [0] * extra_zeros:
+        assert table.add(fp) == ((fp or 1) not in reference)
+        reference.add(fp or 1)
+        assert fp in table
+    assert len(table) == len(reference)
+    assert all((fp in table) == (fp in reference) for fp in range(-50, 50) if fp)
