@@ -3,8 +3,10 @@
 For each conformance model, with and without symmetry, this runs ``raftspec check --json`` as a
 whole process (interpreter start and imports included, as the targets are stated) and, as the
 baseline measured in the same run, a straightforward BFS that keeps every reference ``State``
-object in a Python set (no fingerprints, no invariants). It prints one table: distinct and
-generated states, seconds, states/s, bytes per distinct state, and our/baseline ratios.
+object in a Python set (no fingerprints, no invariants). Memory is the peak of Python
+allocations during the exploration (tracemalloc, in a separate run of each, since tracing slows
+it down) divided by the distinct states. It prints one table: distinct and generated states,
+seconds, states/s, bytes per distinct state, and our/baseline ratios.
 
     python benchmarks/bench_checker.py [--models tiny2,mid2] [--repeat 3]
 
@@ -26,13 +28,14 @@ MODELS = ROOT / "spec" / "models" / "conformance"
 TLC_SECONDS = {"tiny2": 1.4, "mid2": 5.0, "tiny3": 9.0}  # published, 1 worker, same machine kind
 
 BASELINE = """
-import resource, sys, time
+import sys, time, tracemalloc
 from collections import deque
 from spec.model import load_model
 from reference import initial_state, successors
-started = time.perf_counter()
 config = load_model(sys.argv[1]).config
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+if sys.argv[2] == "trace":
+    tracemalloc.start()
+started = time.perf_counter()
 init = initial_state(config.servers)
 seen = {init}
 queue = deque([init])
@@ -42,8 +45,19 @@ while queue:
         if nxt not in seen:
             seen.add(nxt)
             queue.append(nxt)
-growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
-print(len(seen), growth, time.perf_counter() - started)
+peak = tracemalloc.get_traced_memory()[1] if tracemalloc.is_tracing() else 0
+print(len(seen), peak, time.perf_counter() - started)
+"""
+
+MEMORY = """
+import sys, tracemalloc
+from checker.explore import explore
+from checker.raft import RaftSystem
+from spec.model import load_model
+system = RaftSystem(load_model(sys.argv[1]), symmetry=sys.argv[2] == "on")
+tracemalloc.start()
+result = explore(system)
+print(result.distinct_states, tracemalloc.get_traced_memory()[1])
 """
 
 
@@ -60,13 +74,21 @@ def run_ours(model: Path, symmetry: bool) -> tuple[dict, float]:
     return json.loads(proc.stdout), wall
 
 
-def run_baseline(model: Path) -> tuple[int, int, float]:
+def run_baseline(model: Path, mode: str) -> tuple[int, int, float]:
+    """(distinct, peak traced bytes or 0, whole-process seconds) of the naive BFS."""
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", BASELINE, str(model)], capture_output=True,
-                          text=True, cwd=ROOT, check=True)
+    proc = subprocess.run([sys.executable, "-c", BASELINE, str(model), mode],
+                          capture_output=True, text=True, cwd=ROOT, check=True)
     wall = time.perf_counter() - started
-    distinct, growth, _ = proc.stdout.split()
-    return int(distinct), int(growth), wall
+    distinct, peak, _ = proc.stdout.split()
+    return int(distinct), int(peak), wall
+
+
+def peak_bytes(model: Path, symmetry: bool) -> int:
+    """Peak bytes allocated by raftspec's exploration (tracemalloc), in its own process."""
+    proc = subprocess.run([sys.executable, "-c", MEMORY, str(model), "on" if symmetry else "off"],
+                          capture_output=True, text=True, cwd=ROOT, check=True)
+    return int(proc.stdout.split()[1])
 
 
 def main() -> None:
@@ -84,12 +106,14 @@ def main() -> None:
     plain_cost: dict[str, float] = {}
     for name in args.models.split(","):
         model = MODELS / f"{name}.yaml"
-        base = min((run_baseline(model) for _ in range(args.repeat)), key=lambda r: r[2])
+        base_seconds = min(run_baseline(model, "time")[2] for _ in range(args.repeat))
+        base_peak = run_baseline(model, "trace")[1]
         for symmetry in (False, True):
             report, wall = min((run_ours(model, symmetry) for _ in range(args.repeat)),
                                key=lambda r: r[1])
             distinct, generated = report["distinct_states"], report["states_generated"]
-            per_state = report["peak_memory_growth_bytes"] / distinct
+            peak = peak_bytes(model, symmetry)
+            per_state = peak / distinct
             if not symmetry:
                 plain_cost[name] = wall / distinct
             cost_note = f"  (cost/distinct = {wall / distinct / plain_cost[name]:.2f}x plain)" \
@@ -97,8 +121,8 @@ def main() -> None:
             print(
                 f"{name:<7} {'on' if symmetry else 'off':<4} {distinct:>9,} {generated:>10,} "
                 f"{wall:>8.2f} {distinct / wall:>11,.0f} {generated / wall:>12,.0f} "
-                f"{per_state:>11.0f} {base[2]:>7.2f} {wall / base[2]:>10.2f} "
-                f"{report['peak_memory_growth_bytes'] / max(base[1], 1):>9.2f} "
+                f"{per_state:>11.0f} {base_seconds:>7.2f} {wall / base_seconds:>10.2f} "
+                f"{peak / base_peak:>9.2f} "
                 f"{TLC_SECONDS.get(name, float('nan')) if not symmetry else float('nan'):>6.1f}"
                 f"{cost_note}"
             )
