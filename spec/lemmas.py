@@ -151,7 +151,7 @@ def entries_in_flight_match_logs(enc: Encoding, s: StateVars) -> z3.BoolRef:
 
 def entries_in_flight_agree(enc: Encoding, s: StateVars) -> z3.BoolRef:
     """Two requests carrying an entry with the same index and term carry the same entry and
-    the same prevLogTerm."""
+    (past index 1) the same prevLogTerm."""
     cs = []
     for a, m in enumerate(s.slots):
         for m2 in s.slots[a + 1:]:
@@ -160,7 +160,7 @@ def entries_in_flight_agree(enc: Encoding, s: StateVars) -> z3.BoolRef:
                     z3.And(_aeq_entry_at(m, n), _aeq_entry_at(m2, n),
                            m.field("eterm") == m2.field("eterm")),
                     z3.And(m.field("evalue") == m2.field("evalue"),
-                           m.field("a") == m2.field("a"))))
+                           m.field("a") == m2.field("a") if n > 1 else z3.BoolVal(True))))
     return z3.And(cs or [True])
 
 

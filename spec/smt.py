@@ -12,9 +12,9 @@ Encoding (one set of Z3 constants per state, named ``<tag>_...``):
   ``commit_index``, ``votes_responded``/``votes_granted`` as Bools per peer, ``next_index`` and
   ``match_index`` Ints per peer;
 - the bag as ``max_messages`` *slots* (a bag of at most M messages has at most M distinct keys).
-  A slot holds one message record in nine Int fields plus a count. Records pack injectively into
-  one Int key (mixed radix); used slots come first, strictly sorted by key, unused slots are all
-  zero. So every bag has exactly one representation and "same successor" is syntactic equality.
+  A slot holds one message record in nine Int fields plus a count. Used slots come first,
+  strictly sorted lexicographically by record, unused slots are all zero. So every bag has
+  exactly one representation and "same successor" is equality of the constants.
 
 A transition is a disjunction of *branches*, one per action instance (Receive split per message
 slot, receiving server and handler case). Each branch is a guard over the pre-state and a body
@@ -74,6 +74,19 @@ _CONFIG_FIELDS = frozenset(
 )
 
 Msg = tuple  # nine field expressions (ints or z3 terms), in FIELDS order
+
+
+def same_record(a: Sequence, b: Sequence) -> z3.BoolRef:
+    """Two records are one bag key: equal field by field."""
+    return z3.And([x == y for x, y in zip(a, b, strict=True)])
+
+
+def lex_less(a: Sequence, b: Sequence) -> z3.BoolRef:
+    """Record a sorts strictly before b (lexicographic on FIELDS): the bag's canonical order."""
+    out: z3.BoolRef = z3.BoolVal(False)
+    for x, y in reversed(list(zip(a, b, strict=True))):
+        out = z3.Or(x < y, z3.And(x == y, out))
+    return out
 
 
 def _ite_sum(terms: Sequence[z3.ArithRef]) -> z3.ArithRef:
@@ -150,7 +163,7 @@ class Effect:
     send_on: z3.BoolRef
     send: tuple[z3.ArithRef, ...]
     discard_on: z3.BoolRef
-    discard_key: z3.ArithRef
+    discard: tuple[z3.ArithRef, ...]
 
 
 @attrs.frozen
@@ -221,8 +234,6 @@ class Encoding:
         self.check_log = "vote_without_log_check" not in config.mutants
         self.current_term_only = "commit_previous_term" not in config.mutants
         self.check_term = "no_term_check_on_append" not in config.mutants
-        # Every in-domain field value lies in [0, base): the packed key is injective.
-        self.base = max(self.max_term, self.max_log + 1, self.n, self.v, 4) + 1
 
     # --- variables ------------------------------------------------------------------------
 
@@ -259,32 +270,24 @@ class Encoding:
             send_on=z3.Bool(f"{tag}_send"),
             send=tuple(z3.Int(f"{tag}_send_{f}") for f in FIELDS),
             discard_on=z3.Bool(f"{tag}_disc"),
-            discard_key=z3.Int(f"{tag}_disc_key"),
+            discard=tuple(z3.Int(f"{tag}_disc_{f}") for f in FIELDS),
         )
-
-    def key(self, fields: Sequence) -> z3.ArithRef:
-        """The record packed into one Int (mixed radix, mtype most significant)."""
-        k = fields[0]
-        for f in fields[1:]:
-            k = k * self.base + f
-        return k
 
     # --- state constraints ------------------------------------------------------------------
 
     def canonical(self, s: StateVars) -> z3.BoolRef:
-        """The bag's one representation: used slots first, strictly sorted by key, unused
-        slots all zero, every field in [0, base) so keys are injective."""
+        """The bag's one representation: used slots first, strictly sorted, unused slots all
+        zero. (No range constraints: a transition must never be cut off by the encoding.)"""
         cs = []
         for k, slot in enumerate(s.slots):
             used = slot.count > 0
             cs.append(slot.count >= 0)
-            cs += [z3.And(f >= 0, f < self.base) for f in slot.fields]
             cs.append(z3.Implies(z3.Not(used), z3.And([f == 0 for f in slot.fields])))
             cs.append(z3.Implies(used, z3.And(slot.fields[0] >= 1, slot.fields[0] <= 4)))
             if k + 1 < len(s.slots):
                 nxt = s.slots[k + 1]
                 cs.append(z3.Implies(nxt.count > 0, z3.And(
-                    used, self.key(slot.fields) < self.key(nxt.fields))))
+                    used, lex_less(slot.fields, nxt.fields))))
         return z3.And(cs)
 
     def domain(self, s: StateVars) -> z3.BoolRef:
@@ -385,7 +388,7 @@ class Encoding:
         return z3.And(cs)
 
     def _effect(self, e: Effect, touch: int = 0, send: Msg | None = None,
-                discard: z3.ArithRef | None = None) -> z3.BoolRef:
+                discard: Msg | None = None) -> z3.BoolRef:
         cs = [t if i == touch else z3.Not(t) for i, t in zip(self.ids, e.touched, strict=True)]
         if send is None:
             cs.append(z3.Not(e.send_on))
@@ -394,9 +397,11 @@ class Encoding:
             cs.append(e.send_on)
             cs += [f == v for f, v in zip(e.send, send, strict=True)]
         if discard is None:
-            cs += [z3.Not(e.discard_on), e.discard_key == 0]
+            cs.append(z3.Not(e.discard_on))
+            cs += [f == 0 for f in e.discard]
         else:
-            cs += [e.discard_on, e.discard_key == discard]
+            cs.append(e.discard_on)
+            cs += [f == v for f, v in zip(e.discard, discard, strict=True)]
         return z3.And(cs)
 
     def frame(self, pre: StateVars, post: StateVars, e: Effect) -> z3.BoolRef:
@@ -408,26 +413,28 @@ class Encoding:
         if not pre.slots:
             cs.append(z3.Not(e.send_on))  # max_messages = 0: any send leaves the bounds
             return z3.And(cs)
-        pre_keys = [self.key(s.fields) for s in pre.slots]
-        post_keys = [self.key(s.fields) for s in post.slots]
-        skey = self.key(e.send)
+        skey = e.send
 
-        def count(keys: list, slots: Sequence[Slot], r: z3.ArithRef) -> z3.ArithRef:
-            return _ite_sum([z3.If(k == r, s.count, 0) for k, s in zip(keys, slots, strict=True)])
+        def count(slots: Sequence[Slot], r: Msg) -> z3.ArithRef:
+            return _ite_sum([z3.If(same_record(s.fields, r), s.count, 0) for s in slots])
 
-        def delta(r: z3.ArithRef) -> z3.ArithRef:
-            return (_b2i(z3.And(e.send_on, skey == r))
-                    - _b2i(z3.And(e.discard_on, e.discard_key == r)))
+        def delta(r: Msg) -> z3.ArithRef:
+            return (_b2i(z3.And(e.send_on, same_record(skey, r)))
+                    - _b2i(z3.And(e.discard_on, same_record(e.discard, r))))
 
-        for k, slot in zip(pre_keys, pre.slots, strict=True):
+        for slot in pre.slots:
             cs.append(z3.Implies(slot.count > 0,
-                                 count(post_keys, post.slots, k) == slot.count + delta(k)))
-        cs.append(z3.Implies(e.send_on, count(post_keys, post.slots, skey)
-                             == count(pre_keys, pre.slots, skey) + delta(skey)))
-        for k, slot in zip(post_keys, post.slots, strict=True):
+                                 count(post.slots, slot.fields) == slot.count + delta(slot.fields)))
+        cs.append(z3.Implies(e.send_on, count(post.slots, skey)
+                             == count(pre.slots, skey) + delta(skey)))
+        for slot in post.slots:
             cs.append(z3.Implies(slot.count > 0, z3.Or(
-                [z3.And(s.count > 0, k == pk) for pk, s in zip(pre_keys, pre.slots, strict=True)]
-                + [z3.And(e.send_on, k == skey)])))
+                [z3.And(s.count > 0, same_record(slot.fields, s.fields)) for s in pre.slots]
+                + [z3.And(e.send_on, same_record(slot.fields, skey))])))
+        # Implied by the above and the canonical form; stated so the solver need not search.
+        cs.append(z3.Implies(z3.And(z3.Not(e.send_on), z3.Not(e.discard_on)), z3.And(
+            [z3.And(a.count == b.count, same_record(a.fields, b.fields))
+             for a, b in zip(pre.slots, post.slots, strict=True)])))
         # Discard only ever removes a present message (Receive, Drop, Reply): counts stay >= 0.
         return z3.And(cs)
 
@@ -497,7 +504,7 @@ class Encoding:
                                   guard=slot.count > 0, body=self._effect(e, send=m)))
             if cfg.drop:
                 out.append(Branch("DropMessage", "DropMessage", slot=k, guard=slot.count > 0,
-                                  body=self._effect(e, discard=self.key(m))))
+                                  body=self._effect(e, discard=m)))
         return out
 
     def _advance_commit(self, i: int, p: ServerVars) -> z3.ArithRef:
@@ -525,7 +532,7 @@ class Encoding:
         mtype, mterm, a, b, eterm, evalue, mcommit, src, _dst = slot.fields
         p, q = pre.server(i), post.server(i)
         here = z3.And(slot.count > 0, slot.field("dst") == i)
-        mkey = self.key(slot.fields)
+        mkey = slot.fields
         nxt_src = self._peer_value(p.next_index, src)
 
         def branch(name: str, case: str, guard: z3.BoolRef, body: z3.BoolRef) -> Branch:
@@ -608,12 +615,15 @@ class Encoding:
                                                      p.match_index[j - 1]) for j in self.ids]))))
         return out
 
-    def step(self, pre: StateVars, post: StateVars, tag: str | None = None) -> Step:
+    def step(self, pre: StateVars, post: StateVars, tag: str | None = None,
+             only: Sequence[str] | None = None) -> Step:
         """The transition relation pre -> post within the bounds (raft.tla ``Next`` and
-        the model's CONSTRAINT on the successor)."""
+        the model's CONSTRAINT on the successor); ``only`` keeps the named actions."""
         tag = tag or f"{post.tag}_by"
         e = self.effect_vars(tag)
         branches = self.branches(pre, post, e)
+        if only is not None:
+            branches = [br for br in branches if br.name in only]
         selectors = tuple(z3.Bool(f"{tag}_sel_{k}") for k in range(len(branches)))
         cs = [z3.Or(selectors), self.frame(pre, post, e), self.canonical(post), self.bounds(post)]
         cs += [z3.Implies(sel, z3.And(br.guard, br.body))
@@ -634,12 +644,6 @@ class Encoding:
             return (AEQ, m.mterm, m.mprev_log_term, m.mprev_log_index, e.term, e.value,
                     m.mcommit_index, m.msource, m.mdest)
         return (AEP, m.mterm, int(m.msuccess), m.mmatch_index, 0, 0, 0, m.msource, m.mdest)
-
-    def key_value(self, fields: Sequence[int]) -> int:
-        k = 0
-        for f in fields:
-            k = k * self.base + f
-        return k
 
     def message_of(self, f: Sequence[int]) -> Message:
         """Slot fields back to a reference message."""
@@ -686,10 +690,9 @@ class Encoding:
                 put(sv.votes_granted[j - 1], j in server.votes_granted)
                 put(sv.next_index[j - 1], server.next_index[j - 1])
                 put(sv.match_index[j - 1], server.match_index[j - 1])
-        records = sorted((self.key_value(self.message_fields(m)), self.message_fields(m), c)
-                         for m, c in state.messages)
+        records = sorted((self.message_fields(m), c) for m, c in state.messages)
         for k, slot in enumerate(s.slots):
-            fields, count = (records[k][1], records[k][2]) if k < len(records) else (
+            fields, count = records[k] if k < len(records) else (
                 (0,) * len(FIELDS), 0)
             for var, val in zip(slot.fields, fields, strict=True):
                 put(var, val)
