@@ -1,4 +1,4 @@
-"""Every enabled action instance of a state, in raft.tla's ``Next`` order.
+"""Every enabled action instance of a state: raft.tla's ``Next``, enumerated.
 
 ``steps`` yields every (action, next state) pair, including self-loops and successors outside
 the bounds (TLC counts those as generated); ``successors`` drops the out-of-bounds ones, as
@@ -35,9 +35,10 @@ def server_action(name: str, server: int, peer: int = 0, value: int = 0) -> Acti
 def steps(state: State, config: Config) -> Iterator[tuple[Action, State]]:
     """raft.tla ``Next``: one (action, successor) pair per enabled action instance.
 
-    Each action checks its own enabling condition; the role tests below only skip parameter
-    values for which it would certainly return None. A model's ``variant`` other than "tla"
-    enumerates its own actions (``reference.variants``).
+    Server actions come grouped by server, then Receive, DuplicateMessage and DropMessage per
+    message (the order changes no count). Each action checks its own enabling condition; the
+    role tests below only skip parameter values for which it would certainly return None.
+    A model's ``variant`` other than "tla" enumerates its own actions (``reference.variants``).
     """
     if config.variant != "tla":
         yield from variant_steps(config.variant)(state, config)
