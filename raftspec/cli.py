@@ -17,6 +17,7 @@ from reference.errors import RaftspecError
 # taking the parsed arguments and returning the exit code.
 COMMANDS = (
     "raftspec.commands.check",
+    "raftspec.commands.bmc", "raftspec.commands.induct",
     "raftspec.commands.lincheck",
     "raftspec.commands.validate",
     "raftspec.commands.cluster",
