@@ -28,20 +28,29 @@ COMMANDS = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every subcommand, or with just the module ``only`` (so that running one
+    command never pays for importing the others: z3, asyncio, ...)."""
     parser = argparse.ArgumentParser(
         prog="raftspec",
         description="An executable reference of the Raft consensus protocol: model checking, "
         "a real cluster, and trace validation on one semantics.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         importlib.import_module(name).register(subparsers)
     return parser
 
 
+def _command_module(argv: list[str]) -> str | None:
+    """The module of the subcommand named first on the command line, if any."""
+    first = next((arg for arg in argv if not arg.startswith("-")), None)
+    return next((name for name in COMMANDS if name.rsplit(".", 1)[1] == first), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(_command_module(argv))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -74,3 +74,13 @@ def test_missing_model_file_exits_2() -> None:
 def test_help_explains_exit_codes() -> None:
     proc = raftspec("check", "--help")
     assert proc.returncode == 0 and "Exit status" in proc.stdout
+
+
+def test_check_does_not_pay_for_other_commands_imports() -> None:
+    code = (
+        "import sys; from raftspec.cli import main; "
+        f"code = main(['check', {TINY2!r}, '--quiet']); "
+        "print(code, 'z3' in sys.modules, 'asyncio' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.splitlines()[-1] == "0 False False"
