@@ -14,9 +14,7 @@ from typing import IO, Any
 
 from node.errors import NodeError
 from node.transport import Addr, parse_addr
-from node.wire import BadDatagram, decode, encode
-
-REQUESTS_PER_DATAGRAM = 64
+from node.wire import BadDatagram, decode, encode, encode_batches
 
 
 class Unavailable(NodeError):
@@ -98,10 +96,8 @@ class ClusterClient:
         self._flush_scheduled = False
         assert self._transport is not None
         for addr, bodies in self._outbox.items():
-            for k in range(0, len(bodies), REQUESTS_PER_DATAGRAM):
-                part = bodies[k:k + REQUESTS_PER_DATAGRAM]
-                body = part[0] if len(part) == 1 else {"k": "batch", "m": part}
-                self._transport.sendto(encode(body, self.secret), addr)
+            for data in encode_batches(bodies, self.secret):
+                self._transport.sendto(data, addr)
         self._outbox.clear()
 
     async def ask(self, addr: Addr, body: dict[str, Any], timeout: float) -> dict[str, Any] | None:

@@ -29,7 +29,7 @@ from node.messages import (
     Snapshot,
 )
 
-MAX_ENTRIES_PER_APPEND = 256
+MAX_ENTRIES_PER_APPEND = 1024
 MAX_APPEND_BYTES = 48_000
 SNAP_CHUNK = 30_000
 
@@ -247,7 +247,7 @@ class RaftCore:
         self.event("become_leader")
         self.log.append(Entry(self.term, {"op": "noop"}))
         self._mark_unstable(self.last_index)
-        self.event("client_request", index=self.last_index)
+        self.event("client_request", index=self.last_index, entry=self.log[-1])
         self._broadcast_append()
         self._maybe_commit()
 
@@ -287,16 +287,14 @@ class RaftCore:
             nxt = self.last_index + 1
             self.next_index[p] = nxt
             prev, prev_term = nxt - 1, self.last_term
-        entries: list[Entry] = []
+        start = nxt - self.offset - 1
+        entries = self.log[start:start + MAX_ENTRIES_PER_APPEND]
         size = 0
-        i = nxt
-        while i <= self.last_index and len(entries) < MAX_ENTRIES_PER_APPEND:
-            e = self.entry(i)
-            size += 40 + _approx_size(e.data)
-            if entries and size > MAX_APPEND_BYTES:
+        for k, e in enumerate(entries):
+            size += e.wire_size()
+            if size > MAX_APPEND_BYTES and k:
+                del entries[k:]
                 break
-            entries.append(e)
-            i += 1
         if not entries and not heartbeat:
             return
         self._send(Message(APPEND, self.id, p, self.term, prev_index=prev, prev_term=prev_term,
@@ -527,13 +525,15 @@ class RaftCore:
             return None
         self.log.append(Entry(self.term, data))
         self._mark_unstable(self.last_index)
-        if data.get("op") == "config":
+        is_config = data.get("op") == "config"
+        if is_config:
             self._recompute_members()
             for p in self.peers():
                 self.next_index.setdefault(p, self.last_index)
                 self.match_index.setdefault(p, 0)
-        self.event("client_request", index=self.last_index)
-        self._maybe_commit()
+        self.event("client_request", index=self.last_index, entry=self.log[-1])
+        if is_config or self.quorum() == 1:   # else our own append cannot move the majority
+            self._maybe_commit()
         return self.last_index
 
     def flush_appends(self) -> None:
@@ -570,9 +570,3 @@ class RaftCore:
             self.applied = self.commit_index
         return rd
 
-
-def _approx_size(data: dict[str, Any]) -> int:
-    n = 16
-    for v in data.values():
-        n += len(v) if isinstance(v, str) else 16
-    return n

@@ -31,6 +31,17 @@ class Entry:
 
     term: int
     data: dict[str, Any]
+    size: int = field(default=0, compare=False, repr=False)     # approx. wire bytes, lazily
+    digest: str = field(default="", compare=False, repr=False)  # trace hash, lazily
+
+    def wire_size(self) -> int:
+        """A cheap upper estimate of the encoded size, computed once per entry."""
+        if not self.size:
+            n = 24
+            for v in self.data.values():
+                n += len(v) + 4 if isinstance(v, str) else 16
+            self.size = n
+        return self.size
 
 
 @dataclass(slots=True)

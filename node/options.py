@@ -60,8 +60,8 @@ def add_node_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--election-ticks", type=int, default=15,
                    help="election timeout is random in [T, 2T) ticks (default 15)")
     p.add_argument("--heartbeat-ticks", type=int, default=3, help="default 3")
-    p.add_argument("--snapshot-threshold", type=int, default=1000,
-                   help="compact the log after this many applied entries (default 1000)")
+    p.add_argument("--snapshot-threshold", type=int, default=10_000,
+                   help="compact the log after this many applied entries (default 10000)")
     p.add_argument("--no-check-quorum", action="store_true",
                    help="leaders do not step down when they lose contact with a majority")
     p.add_argument("--seed", type=int, help="seed for election timeouts and fault injection")

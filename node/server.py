@@ -23,21 +23,22 @@ from node.core import Options, RaftCore, Role
 from node.errors import NodeError
 from node.faults import FaultConfig
 from node.kv import KVStore
+from node.messages import Message
 from node.storage import DiskLog
 from node.transport import Addr, Transport, parse_addr
 from node.wire import (
     BadDatagram,
     body_to_message,
     decode,
-    encode,
-    message_to_body,
+    encode_batches,
+    encode_message,
+    pack_entries,
 )
-from traces.schema import TraceWriter, message_fields
+from traces.schema import TraceWriter, entry_fields, message_fields
 
 log = logging.getLogger("raftspec.node")
 
 KV_OPS = ("put", "append", "get")
-REPLIES_PER_DATAGRAM = 64
 
 
 @dataclass
@@ -54,7 +55,7 @@ class NodeConfig:
     tick_ms: float = 10.0
     election_ticks: int = 15
     heartbeat_ticks: int = 3
-    snapshot_threshold: int = 1000
+    snapshot_threshold: int = 10_000
     join: bool = False
     check_quorum: bool = True
     seed: int | None = None
@@ -183,10 +184,8 @@ class NodeServer:
             self._outbox.clear()
             return
         for addr, bodies in self._outbox.items():
-            for k in range(0, len(bodies), REPLIES_PER_DATAGRAM):
-                part = bodies[k:k + REPLIES_PER_DATAGRAM]
-                body = part[0] if len(part) == 1 else {"k": "batch", "m": part}
-                self.transport.send_to(encode(body, self.cfg.secret), addr)
+            for data in encode_batches(bodies, self.cfg.secret):
+                self.transport.send_to(data, addr)
         self._outbox.clear()
 
     def _leader_hint(self) -> str | None:
@@ -287,10 +286,9 @@ class NodeServer:
         self.storage.sync()                      # fsync before any message leaves
         if rd.events and self.tracer is not None:
             self._write_events(rd.events)
-        if self.transport is not None:
-            secret = self.cfg.secret
-            for m in rd.messages:
-                self.transport.send_peer(m.dst, encode(message_to_body(m), secret))
+            self.tracer.flush()                  # so no peer logs a recv of an unlogged send
+        if self.transport is not None and rd.messages:
+            self._send_messages(rd.messages)
         for idx, e in rd.committed:
             result = self.kv.apply(e.data)
             p = self.pending.pop(idx, None)
@@ -318,6 +316,23 @@ class NodeServer:
         if self.tracer is not None:
             self.tracer.flush()
 
+    def _send_messages(self, messages: list[Message]) -> None:
+        """Send this turn's messages; an AppendEntries batch going to several followers is
+        packed once (the key is safe within one turn: a leader never rewrites its log)."""
+        assert self.transport is not None
+        secret = self.cfg.secret
+        packed: dict[tuple[int, int], bytes] = {}
+        send = self.transport.send_peer
+        for m in messages:
+            if m.entries:
+                key = (m.prev_index, len(m.entries))
+                blob = packed.get(key)
+                if blob is None:
+                    blob = packed[key] = pack_entries(m.entries)
+                send(m.dst, encode_message(m, secret, blob))
+            else:
+                send(m.dst, encode_message(m, secret))
+
     def _write_events(self, events: list[dict[str, Any]]) -> None:
         tracer = self.tracer
         assert tracer is not None
@@ -327,6 +342,9 @@ class NodeServer:
                 if ev["event"] == "send":
                     m.msg_id = f"{self.cfg.id}:{tracer.seq + 1}"
                 ev["msg"] = message_fields(m)
+            e = ev.pop("entry", None)
+            if e is not None:
+                ev.update(entry_fields(e))
             tracer.write(ev)
 
     def _update_addresses(self) -> None:

@@ -1,11 +1,14 @@
 """Durable Raft state: an append-only, checksummed write-ahead log plus a snapshot file.
 
 Persistent state is what Figure 2 lists (current_term, voted_for, log[]) and the snapshot of §7.
-Every record is ``[length u32][crc32 u32][JSON payload]``. Records:
-``{"k": "hs", "term": T, "vote": V}`` (hard state) and ``{"k": "e", "i": I, "t": T, "d": CMD}``
-(an entry; writing index I discards any entry >= I first, so conflict truncation is just an
-append). ``sync()`` is one fsync covering everything written since the last one; the loop calls it
-before sending any message that depends on those records.
+Every record is ``[length u32][crc32 u32][payload]``, the payload a MessagePack map (a payload
+starting with ``{`` is read as JSON: the format of earlier versions). Records:
+``{"k": "hs", "term": T, "vote": V}`` (hard state) and ``{"k": "es", "i": I, "t": [T...],
+"d": [CMD...]}`` (a batch of entries from index I; writing index I discards any entry >= I first,
+so conflict truncation is just an append; the older one-entry record ``{"k": "e", "i", "t", "d"}``
+is still read). One record per loop turn's batch: a torn batch is lost whole, which is safe since
+nothing was sent that depended on it. ``sync()`` is one fsync covering everything written since
+the last one; the loop calls it before sending any message that depends on those records.
 
 Recovery: a record cut short or failing its checksum *at the end of the file* is a torn write from
 a crash: the tail is truncated with a warning. A bad record followed by more data is corruption
@@ -20,6 +23,8 @@ import os
 import struct
 import zlib
 from dataclasses import dataclass, field
+
+import msgpack
 
 from node.errors import NodeError
 from node.messages import Entry, Snapshot
@@ -40,8 +45,19 @@ class Recovered:
 
 
 def _record(payload: dict) -> bytes:
-    body = json.dumps(payload, separators=(",", ":")).encode()
+    body = msgpack.packb(payload)
     return HEADER.pack(len(body), zlib.crc32(body)) + body
+
+
+def _entries_record(first_index: int, entries: list[Entry]) -> bytes:
+    return _record({"k": "es", "i": first_index, "t": [e.term for e in entries],
+                    "d": [e.data for e in entries]})
+
+
+def _load_payload(body: bytes) -> object:
+    if body[:1] == b"{":
+        return json.loads(body)
+    return msgpack.unpackb(body)
 
 
 def _fsync_dir(path: str) -> None:
@@ -90,15 +106,22 @@ class DiskLog:
                 pos = end
                 if payload.get("k") == "hs":
                     rec.term, rec.voted_for = int(payload["term"]), payload["vote"]
-                elif payload.get("k") == "e":
+                elif payload.get("k") in ("e", "es"):
                     i = int(payload["i"])
-                    if i <= base:
+                    if payload["k"] == "e":
+                        batch = [Entry(int(payload["t"]), payload["d"])]
+                    else:
+                        batch = [Entry(int(t), d) for t, d in zip(payload["t"], payload["d"],
+                                                                   strict=True)]
+                    if i + len(batch) - 1 <= base:
                         continue
                     if i > base + len(entries) + 1:
                         raise NodeError(f"{self.wal_path}: byte {pos}: entry {i} leaves a gap "
                                         f"after {base + len(entries)} (corrupt log)")
+                    if i <= base:
+                        batch, i = batch[base + 1 - i:], base + 1
                     del entries[i - base - 1:]
-                    entries.append(Entry(int(payload["t"]), payload["d"]))
+                    entries.extend(batch)
         rec.entries = entries
         self._f = open(self.wal_path, "ab")  # noqa: SIM115
         return rec
@@ -119,8 +142,8 @@ class DiskLog:
         payload = None
         if ok:
             try:
-                payload = json.loads(body)
-            except ValueError:
+                payload = _load_payload(body)
+            except Exception:                 # json or msgpack: undecodable is corrupt
                 ok = False
         if not ok or not isinstance(payload, dict):
             if end == len(buf):
@@ -147,9 +170,7 @@ class DiskLog:
     def append(self, first_index: int, entries: list[Entry]) -> None:
         """Write entries starting at ``first_index`` (implicitly truncating from there)."""
         assert self._f is not None
-        parts = [_record({"k": "e", "i": first_index + k, "t": e.term, "d": e.data})
-                 for k, e in enumerate(entries)]
-        self._f.write(b"".join(parts))
+        self._f.write(_entries_record(first_index, entries))
         self._dirty = True
 
     def save_hard_state(self, term: int, voted_for: int | None) -> None:
@@ -179,8 +200,8 @@ class DiskLog:
         tmp = self.wal_path + ".tmp"
         with open(tmp, "wb") as f:
             f.write(_record({"k": "hs", "term": term, "vote": voted_for}))
-            f.write(b"".join(_record({"k": "e", "i": first_index + k, "t": e.term, "d": e.data})
-                             for k, e in enumerate(entries)))
+            if entries:
+                f.write(_entries_record(first_index, entries))
             f.flush()
             os.fsync(f.fileno())
         if self._f is not None:

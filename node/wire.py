@@ -1,25 +1,28 @@
-"""Datagram encoding: versioned header, optional HMAC, JSON body, strict decode.
+"""Datagram encoding: versioned header, optional HMAC, MessagePack body, strict decode.
 
-Layout: ``b"RS"`` + version (1 byte) + flags (1 byte; bit 0 = HMAC present) + [32-byte
-HMAC-SHA256 over header and body] + a JSON object. Anything that does not match — short,
-oversized, wrong magic or version, bad or missing MAC, bad JSON, a field of the wrong type — raises
-``BadDatagram`` with a reason; the transport counts it by reason and drops it.
+Layout: ``b"RS"`` + version (1 byte, 2) + flags (1 byte; bit 0 = HMAC present) + [32-byte
+HMAC-SHA256 over header and body] + a MessagePack map. Anything that does not match — short,
+oversized, wrong magic or version, bad or missing MAC, an undecodable body, a field of the wrong
+type — raises ``BadDatagram`` with a reason; the transport counts it by reason and drops it.
+MessagePack rather than JSON: encoding an AppendEntries batch is ~4x cheaper, and snapshot
+chunks travel as raw bytes instead of base64.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import json
 from typing import Any
+
+import msgpack
 
 from node.messages import RAFT_TYPES, Entry, Message
 
 MAGIC = b"RS"
-VERSION = 1
+VERSION = 2
 MAX_DATAGRAM = 65_000
 MAC_LEN = 32
+MAX_BATCH_BYTES = 60_000              # client requests / replies packed into one datagram
 CLIENT_KINDS = ("req", "resp", "status", "status_resp", "ctl", "ctl_resp", "conf")
 
 
@@ -38,10 +41,62 @@ _FIELDS: dict[str, tuple[str, type]] = {
 _DEFAULTS = {name: Message.__dataclass_fields__[name].default for name in _FIELDS}
 
 
+_packer = msgpack.Packer()
+_pack = _packer.pack
+_HEADER_PLAIN = MAGIC + bytes((VERSION, 0))
+_BATCH_PREFIX = _packer.pack_map_header(2) + _pack("k") + _pack("batch") + _pack("m")
+
+
 def encode(body: dict[str, Any], secret: bytes | None) -> bytes:
-    payload = json.dumps(body, separators=(",", ":")).encode()
+    return _frame(_pack(body), secret)
+
+
+def pack_entries(entries: list[Entry]) -> bytes:
+    """The wire form of an AppendEntries batch, packed once and shared by every follower."""
+    return _pack([[e.term, e.data] for e in entries])
+
+
+def encode_message(m: Message, secret: bytes | None, packed_entries: bytes | None = None) -> bytes:
+    """Encode a Raft message; ``packed_entries`` (from ``pack_entries(m.entries)``) is spliced
+    in as the value of ``"e"`` instead of packing the entries again."""
+    if packed_entries is None or not m.entries:
+        return _frame(_pack(message_to_body(m)), secret)
+    body = message_to_body(m, with_entries=False)
+    parts = [_packer.pack_map_header(len(body) + 1)]
+    for k, v in body.items():
+        parts.append(_pack(k))
+        parts.append(_pack(v))
+    parts.append(_pack("e"))
+    parts.append(packed_entries)
+    return _frame(b"".join(parts), secret)
+
+
+def encode_batches(bodies: list[dict[str, Any]], secret: bytes | None,
+                   limit: int = MAX_BATCH_BYTES) -> list[bytes]:
+    """Client requests or replies to one address as few datagrams as fit: ``{"k": "batch",
+    "m": [...]}`` of at most ``limit`` payload bytes (a lone body is sent as itself)."""
+    packed = [_pack(b) for b in bodies]
+    out: list[bytes] = []
+    start, size = 0, 0
+    for k, p in enumerate(packed):
+        if k > start and size + len(p) > limit:
+            out.append(_batch(packed[start:k], secret))
+            start, size = k, 0
+        size += len(p)
+    if start < len(packed):
+        out.append(_batch(packed[start:], secret))
+    return out
+
+
+def _batch(parts: list[bytes], secret: bytes | None) -> bytes:
+    if len(parts) == 1:
+        return _frame(parts[0], secret)
+    return _frame(_BATCH_PREFIX + _packer.pack_array_header(len(parts)) + b"".join(parts), secret)
+
+
+def _frame(payload: bytes, secret: bytes | None) -> bytes:
     if secret is None:
-        return MAGIC + bytes((VERSION, 0)) + payload
+        return _HEADER_PLAIN + payload
     header = MAGIC + bytes((VERSION, 1))
     mac = hmac.new(secret, header + payload, hashlib.sha256).digest()
     return header + mac + payload
@@ -72,9 +127,9 @@ def decode(data: bytes, secret: bytes | None) -> dict[str, Any]:
             raise BadDatagram("missing_mac")
         payload = data[4:]
     try:
-        body = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        raise BadDatagram("bad_json") from None
+        body = msgpack.unpackb(payload)
+    except Exception:                     # msgpack raises several types for garbage
+        raise BadDatagram("bad_body") from None
     if not isinstance(body, dict) or not isinstance(body.get("k"), str):
         raise BadDatagram("bad_fields")
     return body
@@ -86,18 +141,18 @@ def _is(value: Any, typ: type) -> bool:
     return isinstance(value, typ)
 
 
-def message_to_body(m: Message) -> dict[str, Any]:
+def message_to_body(m: Message, with_entries: bool = True) -> dict[str, Any]:
     body: dict[str, Any] = {"k": m.type, "s": m.src, "d": m.dst, "t": m.term}
     for name, (key, _typ) in _FIELDS.items():
         v = getattr(m, name)
         if v != _DEFAULTS[name]:
             body[key] = v
-    if m.entries:
+    if m.entries and with_entries:
         body["e"] = [[e.term, e.data] for e in m.entries]
     if m.members:
         body["mem"] = {str(k): v for k, v in m.members.items()}
     if m.chunk:
-        body["ch"] = base64.b64encode(m.chunk).decode()
+        body["ch"] = m.chunk
     return body
 
 
@@ -133,10 +188,9 @@ def body_to_message(body: dict[str, Any]) -> Message:
             raise BadDatagram("bad_fields")
         m.members = {int(k): v for k, v in mem.items()}
     if "ch" in body:
-        try:
-            m.chunk = base64.b64decode(body["ch"], validate=True)
-        except (ValueError, TypeError):
-            raise BadDatagram("bad_fields") from None
+        if not isinstance(body["ch"], bytes):
+            raise BadDatagram("bad_fields")
+        m.chunk = body["ch"]
     return m
 
 

@@ -16,6 +16,8 @@ datagram carries that id, so the receiver's ``recv`` event names the send it mat
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import heapq
 import json
 import os
@@ -40,6 +42,15 @@ EVENTS: dict[str, dict[str, tuple[type, ...]]] = {
     "send": {"msg": (dict,)},
     "recv": {"msg": (dict,)},
 }
+
+# optional fields (added after version 1 shipped; readers must accept their absence)
+OPTIONAL_EVENT_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "client_request": {"kind": (str,), "hash": (str,), "members": (dict,)},
+}
+OPTIONAL_MSG_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "append": {"entry_hashes": (list,), "entry_kinds": (list,)},
+}
+ENTRY_KINDS = ("noop", "command", "config")
 
 STATE_FIELDS: dict[str, tuple[type, ...]] = {
     "node": (int,), "seq": (int,), "event": (str,), "term": (int,), "role": (str,),
@@ -70,6 +81,36 @@ class TraceSchemaError(ValueError):
     """A trace line that does not follow the schema; the message names file:line: field."""
 
 
+def command_hash(command: Any) -> str:
+    """First 8 hex digits of SHA-256 over the command's canonical JSON (sorted keys, no spaces,
+    ASCII escapes): equal commands hash equal in every process, whatever the wire format."""
+    text = json.dumps(command, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def command_kind(command: Any) -> str:
+    """``noop`` (a new leader's entry), ``config`` (membership change) or ``command`` (kv)."""
+    op = command.get("op") if isinstance(command, dict) else None
+    return op if op in ("noop", "config") else "command"
+
+
+def _entry_hash(e: Any) -> str:
+    h = getattr(e, "digest", "")
+    if not h:
+        h = command_hash(e.data)
+        with contextlib.suppress(AttributeError):
+            e.digest = h                              # cache on the entry when it allows it
+    return h
+
+
+def entry_fields(e: Any) -> dict[str, Any]:
+    """The extra fields of a ``client_request`` event for the appended entry ``e``."""
+    out: dict[str, Any] = {"kind": command_kind(e.data), "hash": _entry_hash(e)}
+    if out["kind"] == "config":
+        out["members"] = dict(e.data.get("members", {}))
+    return out
+
+
 def message_fields(m: Any) -> dict[str, Any]:
     """The trace form of a message object with the attributes named in MSG_FIELDS."""
     out: dict[str, Any] = {"id": m.msg_id, "type": m.type, "from": m.src, "to": m.dst,
@@ -83,6 +124,9 @@ def message_fields(m: Any) -> dict[str, Any]:
             out["size"] = len(m.chunk)
         else:
             out[name] = getattr(m, name)
+    if m.type == "append":
+        out["entry_hashes"] = [_entry_hash(e) for e in m.entries]
+        out["entry_kinds"] = [command_kind(e.data) for e in m.entries]
     return out
 
 
@@ -148,6 +192,11 @@ def check_event(obj: Any, where: str = "") -> dict[str, Any]:
     for name, types in EVENTS[kind].items():
         if not isinstance(obj.get(name), types):
             raise bad(name, "missing or wrong type")
+    for name, types in OPTIONAL_EVENT_FIELDS.get(kind, {}).items():
+        if name in obj and not isinstance(obj[name], types):
+            raise bad(name, "wrong type")
+    if "kind" in obj and kind == "client_request" and obj["kind"] not in ENTRY_KINDS:
+        raise bad("kind", f"unknown entry kind {obj['kind']!r}")
     if kind in ("send", "recv"):
         msg = obj["msg"]
         for name, types in MSG_COMMON.items():
@@ -158,6 +207,15 @@ def check_event(obj: Any, where: str = "") -> dict[str, Any]:
         for name, types in MSG_FIELDS[msg["type"]].items():
             if not isinstance(msg.get(name), types):
                 raise bad(f"msg.{name}", "missing or wrong type")
+        for name, types in OPTIONAL_MSG_FIELDS.get(msg["type"], {}).items():
+            if name not in msg:
+                continue
+            if not isinstance(msg[name], types) or len(msg[name]) != len(msg["entries"]):
+                raise bad(f"msg.{name}", "wrong type or not one per entry")
+            if name == "entry_kinds" and not all(k in ENTRY_KINDS for k in msg[name]):
+                raise bad(f"msg.{name}", "unknown entry kind")
+            if name == "entry_hashes" and not all(isinstance(h, str) for h in msg[name]):
+                raise bad(f"msg.{name}", "not a list of strings")
     return obj
 
 

@@ -37,8 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--faults", default=None, metavar="SPEC",
                         help="loss=P,dup=P,delay=A-Bms,reorder=P on node-to-node traffic")
     parser.add_argument("--secret", metavar="FILE", help="HMAC key file for all messages")
-    parser.add_argument("--snapshot-threshold", type=int, default=1000,
-                        help="entries applied before a node compacts its log (default 1000)")
+    parser.add_argument("--snapshot-threshold", type=int, default=10_000,
+                        help="entries applied before a node compacts its log (default 10000)")
     parser.set_defaults(run=run)
 
 

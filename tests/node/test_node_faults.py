@@ -7,6 +7,7 @@ import os
 import random
 import socket
 
+import msgpack
 import pytest
 from conftest import read_keys, run, workload, write_keys
 from test_node_cluster import lincheck_or_skip
@@ -85,10 +86,11 @@ def test_bad_datagrams_are_counted_and_dropped(make_cluster) -> None:
     c = make_cluster(3)
     c.wait_leader()
     port = int(c.addrs[1].rsplit(":", 1)[1])
-    junk = [b"", b"RS", b"hello", b"RS\x07\x00{}", b"RS\x01\x00{", b"RS\x01\x00[]",
-            b'RS\x01\x00{"k":"append","s":"x","d":1,"t":1}',
-            b'RS\x01\x00{"k":"req","rid":1}', b'RS\x01\x00{"k":"zzz"}',
-            b'RS\x01\x00{"k":"append","s":2,"d":1,"t":1,"e":[[1,5]]}',
+    v2 = b"RS\x02\x00"
+    junk = [b"", b"RS", b"hello", b"RS\x07\x00{}", b'RS\x01\x00{"k":"status"}', v2 + b"\xc1",
+            v2 + msgpack.packb([]), v2 + msgpack.packb({"k": "append", "s": "x", "d": 1, "t": 1}),
+            v2 + msgpack.packb({"k": "req", "rid": 1}), v2 + msgpack.packb({"k": "zzz"}),
+            v2 + msgpack.packb({"k": "append", "s": 2, "d": 1, "t": 1, "e": [[1, 5]]}),
             os.urandom(60_000)]
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         for _ in range(20):

@@ -15,7 +15,8 @@ def write(path, n=5) -> DiskLog:
     d = DiskLog(str(path))
     d.load()
     d.save_hard_state(3, 2)
-    d.append(1, [Entry(1, {"op": "put", "key": f"k{i}", "value": "v"}) for i in range(n)])
+    for i in range(n):                               # one record per loop turn
+        d.append(i + 1, [Entry(1, {"op": "put", "key": f"k{i}", "value": "v"})])
     d.sync()
     return d
 
@@ -84,3 +85,31 @@ def test_corrupt_snapshot_is_an_error(tmp_path) -> None:
     p.write_bytes(p.read_bytes()[:-2] + b"xx")
     with pytest.raises(NodeError, match="snapshot"):
         DiskLog(str(tmp_path)).load()
+
+
+def test_a_torn_batch_record_is_lost_whole(tmp_path) -> None:
+    d = write(tmp_path, 2)
+    d.append(3, [Entry(2, {"op": "noop"}) for _ in range(10)])
+    d.close()
+    wal = tmp_path / "wal"
+    wal.write_bytes(wal.read_bytes()[:-5])
+    assert [e.term for e in DiskLog(str(tmp_path)).load().entries] == [1, 1]
+
+
+def test_json_records_of_earlier_versions_are_still_read(tmp_path) -> None:
+    import json
+    import struct
+    import zlib
+
+    def rec(obj) -> bytes:
+        body = json.dumps(obj).encode()
+        return struct.pack("<II", len(body), zlib.crc32(body)) + body
+
+    (tmp_path / "wal").write_bytes(rec({"k": "hs", "term": 4, "vote": 1})
+                                   + rec({"k": "e", "i": 1, "t": 4, "d": {"op": "noop"}}))
+    d = DiskLog(str(tmp_path))
+    d.load()
+    d.append(2, [Entry(4, {"op": "put", "key": "a", "value": "b"})])
+    d.close()
+    r = DiskLog(str(tmp_path)).load()
+    assert (r.term, r.voted_for, [e.data["op"] for e in r.entries]) == (4, 1, ["noop", "put"])

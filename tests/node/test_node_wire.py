@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import contextlib
-import json
 
+import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from node.kv import KVStore
 from node.messages import APPEND, Entry, Message
-from node.wire import BadDatagram, body_to_message, decode, encode, message_to_body
+from node.wire import (
+    BadDatagram,
+    body_to_message,
+    decode,
+    encode,
+    encode_batches,
+    encode_message,
+    message_to_body,
+    pack_entries,
+)
 
 SECRET = b"k3y"
 
@@ -26,9 +35,11 @@ def test_round_trip_keeps_every_field() -> None:
     (b"RS", "truncated"),
     (b"XX\x01\x00{}", "bad_magic"),
     (b"RS\x09\x00{}", "bad_version"),
-    (b"RS\x01\x00{not json", "bad_json"),
-    (b"RS\x01\x00[1,2]", "bad_fields"),
-    (b"RS\x01\x00" + b" " * 70_000, "oversized"),
+    (b"RS\x02\x00\xc1", "bad_body"),
+    (b"RS\x02\x00\x92\x01", "bad_body"),
+    (b"RS\x01\x00{}", "bad_version"),
+    (b"RS\x02\x00\x92\x01\x02", "bad_fields"),
+    (b"RS\x02\x00" + b" " * 70_000, "oversized"),
 ])
 def test_malformed_datagrams_are_rejected_with_a_reason(data, reason) -> None:
     with pytest.raises(BadDatagram, match=reason):
@@ -65,7 +76,7 @@ RELAXED = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=300))
 def test_random_bytes_never_escape_as_other_exceptions(data) -> None:
     try:
-        body = decode(b"RS\x01\x00" + data, None)
+        body = decode(b"RS\x02\x00" + data, None)
         body_to_message(body)
     except BadDatagram:
         pass
@@ -74,11 +85,11 @@ def test_random_bytes_never_escape_as_other_exceptions(data) -> None:
 @RELAXED
 @given(st.dictionaries(st.sampled_from(["k", "s", "d", "t", "e", "pi", "mem", "ch", "ok"]),
                        st.one_of(st.integers(-3, 3), st.text(max_size=3), st.booleans(),
-                                 st.lists(st.integers(), max_size=2), st.none())))
+                                 st.lists(st.integers(-(2**63), 2**64 - 1), max_size=2), st.none())))
 def test_random_bodies_never_escape_as_other_exceptions(body) -> None:
     body.setdefault("k", "append")
     with contextlib.suppress(BadDatagram):
-        body_to_message(decode(b"RS\x01\x00" + json.dumps(body).encode(), None))
+        body_to_message(decode(b"RS\x02\x00" + msgpack.packb(body), None))
 
 
 def test_kv_sessions_apply_a_retried_command_once() -> None:
@@ -92,3 +103,20 @@ def test_kv_sessions_apply_a_retried_command_once() -> None:
     kv2 = KVStore()
     kv2.restore(kv.snapshot())
     assert kv2.data == kv.data and kv2.cached("c1", 2) == "a"
+
+
+def test_batches_of_client_bodies_split_at_the_size_limit_and_decode_back() -> None:
+    bodies = [{"k": "req", "rid": i, "key": "k", "value": "x" * 50} for i in range(40)]
+    datagrams = encode_batches(bodies, SECRET, limit=1000)
+    assert 1 < len(datagrams) < 40 and all(len(d) < 1000 + 100 for d in datagrams)
+    decoded = [decode(d, SECRET) for d in datagrams]
+    assert [b for d in decoded for b in (d["m"] if d["k"] == "batch" else [d])] == bodies
+    assert decode(encode_batches(bodies[:1], None)[0], None) == bodies[0]
+
+
+def test_an_append_with_shared_packed_entries_decodes_like_a_plain_one() -> None:
+    entries = [Entry(3, {"op": "put", "key": f"k{i}", "value": "v"}) for i in range(5)]
+    m = Message(APPEND, 1, 2, 3, prev_index=4, prev_term=2, commit=4, entries=entries)
+    shared = encode_message(m, SECRET, pack_entries(entries))
+    assert shared == encode_message(m, SECRET)
+    assert body_to_message(decode(shared, SECRET)) == m
