@@ -178,3 +178,52 @@ def test_traces_follow_the_schema_and_every_receive_names_its_send(make_cluster,
             assert leaders.setdefault(e["term"], e["node"]) == e["node"]
     appends = [e for e in merged if e["event"] == "send" and e["msg"]["type"] == "append"]
     assert any(e["msg"]["n_entries"] > 1 for e in appends)   # many entries per AppendEntries
+
+
+def test_traces_name_every_entry_and_survive_a_leader_kill_mid_load(make_cluster,
+                                                                    tmp_path) -> None:
+    """Entries carry a command hash and kind; after SIGKILL of a busy leader every receive
+    still finds its send in the killed node's file (the trace is flushed before sending)."""
+    tdir = tmp_path / "traces"
+    c = make_cluster(3, trace_dir=str(tdir))
+    old = c.wait_leader()
+
+    async def load_then_kill() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(workload(c.cluster_arg.split(","),
+                                            str(tmp_path / "h.ndjson"), stop, writers=8))
+        await asyncio.sleep(1.0)
+        c.kill(old)
+        await asyncio.sleep(1.5)
+        stop.set()
+        await task
+
+    run(load_then_kill())
+    c.stop()
+    traces = [list(read_trace(str(tdir / f"node-{i}.ndjson"))) for i in sorted(c.addrs)]
+    sends = {e["msg"]["id"]: e["msg"] for t in traces for e in t if e["event"] == "send"}
+    recvs = [e for t in traces for e in t if e["event"] == "recv"]
+    assert all(e["msg"] == sends[e["msg"]["id"]] for e in recvs)
+    from_old = [e for e in recvs if e["msg"]["from"] == old]
+    assert from_old and all(e["msg"]["id"] in sends for e in from_old)
+    at: dict[tuple[int, int], str] = {}                       # (index, term) -> hash
+    kinds: dict[tuple[int, int], str] = {}
+    for m in sends.values():
+        if m["type"] == "append":
+            assert len(m["entry_hashes"]) == len(m["entry_kinds"]) == m["n_entries"]
+            for k, (t, h, kind) in enumerate(zip(m["entries"], m["entry_hashes"],
+                                                 m["entry_kinds"], strict=True)):
+                assert at.setdefault((m["prev_index"] + k + 1, t), h) == h
+                kinds[(m["prev_index"] + k + 1, t)] = kind
+    for t in traces:
+        after_win = False
+        for e in t:
+            if e["event"] == "become_leader":
+                after_win = True
+            elif e["event"] == "client_request":
+                assert e["kind"] == ("noop" if after_win else "command")
+                after_win = False
+                key = (e["index"], e["term"])
+                assert at.get(key, e["hash"]) == e["hash"]
+                assert kinds.get(key, e["kind"]) == e["kind"]
+    assert "command" in kinds.values() and "noop" in kinds.values()

@@ -85,7 +85,8 @@ def test_random_bytes_never_escape_as_other_exceptions(data) -> None:
 @RELAXED
 @given(st.dictionaries(st.sampled_from(["k", "s", "d", "t", "e", "pi", "mem", "ch", "ok"]),
                        st.one_of(st.integers(-3, 3), st.text(max_size=3), st.booleans(),
-                                 st.lists(st.integers(-(2**63), 2**64 - 1), max_size=2), st.none())))
+                                 st.lists(st.integers(-(2**63), 2**64 - 1), max_size=2),
+                                 st.none())))
 def test_random_bodies_never_escape_as_other_exceptions(body) -> None:
     body.setdefault("k", "append")
     with contextlib.suppress(BadDatagram):
@@ -120,3 +121,29 @@ def test_an_append_with_shared_packed_entries_decodes_like_a_plain_one() -> None
     shared = encode_message(m, SECRET, pack_entries(entries))
     assert shared == encode_message(m, SECRET)
     assert body_to_message(decode(shared, SECRET)) == m
+
+
+def test_trace_entry_fields_mark_kinds_and_hash_commands_stably() -> None:
+    from traces.schema import check_event, command_hash, entry_fields, message_fields
+
+    cmd = {"op": "put", "key": "a", "value": "b", "cid": "c", "seq": 1}
+    assert command_hash(cmd) == command_hash(dict(reversed(list(cmd.items()))))
+    assert len(command_hash(cmd)) == 8 and command_hash(cmd) != command_hash(dict(cmd, seq=2))
+    conf = Entry(2, {"op": "config", "members": {"1": "127.0.0.1:1"}})
+    assert entry_fields(conf) == {"kind": "config", "hash": command_hash(conf.data),
+                                  "members": {"1": "127.0.0.1:1"}}
+    assert entry_fields(Entry(2, {"op": "noop"}))["kind"] == "noop"
+    m = Message(APPEND, 1, 2, 2, msg_id="1:5", entries=[Entry(2, {"op": "noop"}), conf])
+    fields = message_fields(m)
+    assert fields["entry_kinds"] == ["noop", "config"]
+    state = {"v": 1, "node": 1, "seq": 5, "term": 2, "role": "leader", "voted_for": 1,
+             "log_len": 2, "last_log_term": 2, "commit_index": 0, "snapshot_index": 0,
+             "time_ns": 1}
+    check_event(dict(state, event="send", msg=fields))
+    old = {k: v for k, v in fields.items() if not k.startswith("entry_")}
+    check_event(dict(state, event="send", msg=old))          # readers accept older traces
+    check_event(dict(state, event="client_request", index=2))
+    with pytest.raises(ValueError, match="entry_kinds"):
+        check_event(dict(state, event="send", msg=dict(fields, entry_kinds=["noop"])))
+    with pytest.raises(ValueError, match="kind"):
+        check_event(dict(state, event="client_request", index=2, kind="weird", hash="x"))
