@@ -6,6 +6,7 @@ linearizability checker (format in docs/cluster.md).
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
 import json
 import time
@@ -15,6 +16,8 @@ from typing import IO, Any
 from node.errors import NodeError
 from node.transport import Addr, parse_addr
 from node.wire import BadDatagram, decode, encode, encode_batches
+
+SWEEP_S = 0.01                      # request timeouts are checked this often
 
 
 class Unavailable(NodeError):
@@ -69,6 +72,8 @@ class ClusterClient:
         self._processes = itertools.count(0)
         self._outbox: dict[Addr, list[dict[str, Any]]] = {}
         self._flush_scheduled = False
+        self._deadlines: list[tuple[float, int]] = []
+        self._sweeper: asyncio.TimerHandle | None = None
 
     async def __aenter__(self) -> ClusterClient:
         loop = asyncio.get_running_loop()
@@ -77,6 +82,9 @@ class ClusterClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         if self._transport is not None:
             self._transport.close()
 
@@ -114,12 +122,26 @@ class ClusterClient:
                 loop.call_soon(self._send_outbox)
         else:
             self._transport.sendto(encode(dict(body, rid=rid), self.secret), addr)
-        timer = loop.call_later(timeout, lambda: fut.done() or fut.set_result(None))
+        heapq.heappush(self._deadlines, (loop.time() + timeout, rid))
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(SWEEP_S, self._sweep)
         try:
             return await fut
         finally:
-            timer.cancel()
             self._waiting.pop(rid, None)
+
+    def _sweep(self) -> None:
+        """Time out overdue requests: one timer for all of them, not one per request (asyncio's
+        timer heap compares in Python; this heap of tuples compares in C)."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            _, rid = heapq.heappop(heap)
+            fut = self._waiting.get(rid)
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+        self._sweeper = loop.call_later(SWEEP_S, self._sweep) if heap else None
 
     async def to_leader(self, body: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Send ``body`` to the leader, following hints and rotating through nodes until an

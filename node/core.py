@@ -492,6 +492,8 @@ class RaftCore:
         return snap
 
     def _members_at(self, index: int) -> dict[int, str]:
+        if self._config_index <= index:       # no config entry after index: the current one
+            return dict(self.members)
         for i in range(index, self.offset, -1):
             data = self.entry(i).data
             if data.get("op") == "config":
@@ -565,8 +567,9 @@ class RaftCore:
             rd.hard_state = (self.term, self.voted_for)
             self._hard_dirty = False
         if self.commit_index > self.applied:
-            rd.committed = [(i, self.entry(i)) for i in range(self.applied + 1,
-                                                              self.commit_index + 1)]
+            first = self.applied + 1
+            rd.committed = list(enumerate(self.log[first - self.offset - 1:
+                                                   self.commit_index - self.offset], first))
             self.applied = self.commit_index
         return rd
 
