@@ -1,0 +1,73 @@
+"""BMC against BFS on the mutant models (to the depth CI affords), the CLI's JSON and errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from checker.explore import explore
+from checker.raft import RaftSystem
+from checker.symbolic import bmc
+from raftspec.cli import main
+from reference import Config, RaftspecError
+from spec.model import load_model
+
+MODELS = Path(__file__).resolve().parents[2] / "spec" / "models"
+MUTANTS = sorted(MODELS.glob("mutant_*.yaml"))
+CI_DEPTH = 9
+
+
+@pytest.mark.parametrize("path", MUTANTS, ids=lambda p: p.stem)
+def test_bmc_and_bfs_agree_on_mutants_up_to_the_ci_depth(path: Path) -> None:
+    """Both engines: no violation on any path of up to CI_DEPTH states. (The mutants' shortest
+    counterexamples have 26+ states: beyond BMC in CI time, see docs/symbolic.md.)"""
+    model = load_model(path)
+    bfs = explore(RaftSystem(model), max_depth=CI_DEPTH)
+    invariants = [n for n in model.invariants if n != "leader_append_only"]
+    steps = [n for n in model.invariants if n == "leader_append_only"]
+    sym = bmc(model.config, invariants, steps, max_depth=CI_DEPTH)
+    assert (bfs.violated, sym.violated) == (None, None)
+    assert sym.depth == CI_DEPTH == bfs.depth
+
+
+def test_bmc_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["bmc", str(MODELS / "default.yaml"), "--depth", "4", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert set(out) == {"model", "verdict", "depth", "violated", "counterexample", "seconds"}
+    assert (out["verdict"], out["depth"], out["violated"], out["counterexample"]) == (
+        "ok", 4, None, None)
+
+
+def test_induct_cli_proves_and_reports_a_cti(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["induct", str(MODELS / "default.yaml"), "--invariant", "election_safety",
+                 "--with", "shipped", "--quiet"]) == 0
+    assert "inductive" in capsys.readouterr().out
+    assert main(["induct", str(MODELS / "default.yaml"), "--invariant", "election_safety",
+                 "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["verdict"] == "not_inductive"
+    assert out["cti"]["action"] == "BecomeLeader"
+    assert len(out["cti"]["states"]) == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bmc", str(MODELS / "default.yaml"), "--depth", "0"], "--depth"),
+    (["bmc", str(MODELS / "default.yaml"), "--invariant", "nope"], "unknown property"),
+    (["induct", str(MODELS / "default.yaml"), "--invariant", "nope"], "unknown invariant"),
+    (["induct", str(MODELS / "default.yaml"), "--invariant", "log_matching", "--with", "x"],
+     "unknown lemma"),
+])
+def test_user_mistakes_exit_2_with_a_message(argv: list[str], message: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unsupported_model_features_are_refused_not_silently_ignored() -> None:
+    with pytest.raises(RaftspecError, match="does not support 'variant'"):
+        bmc(Config(3, 1, 2, 1, 1, variant="figure2"), ["election_safety"], max_depth=2)
+    with pytest.raises(RaftspecError, match="mutant"):
+        bmc(Config(3, 1, 2, 1, 1, mutants=frozenset({"invented"})), [], max_depth=2)
