@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from reference.describe import describe_message
 from reference.state import (
     MESSAGE_TYPE_NAMES,
     NIL,
     AppendEntriesRequest,
-    AppendEntriesResponse,
     Message,
-    RequestVoteRequest,
-    RequestVoteResponse,
     Role,
     Server,
     State,
@@ -23,28 +21,6 @@ from reference.state import (
 from reference.successors import Action
 
 Trace = list[tuple[Action | None, State]]
-
-_SHORT = {
-    RequestVoteRequest: "RVQ",
-    RequestVoteResponse: "RVP",
-    AppendEntriesRequest: "AEQ",
-    AppendEntriesResponse: "AEP",
-}
-
-
-def describe_message(m: Message) -> str:
-    """A message in one short line, e.g. ``AEQ s1→s2 t2 prev=1/1 [t2:v1] commit=0``."""
-    head = f"{_SHORT[type(m)]} s{m.msource}→s{m.mdest} t{m.mterm}"
-    if isinstance(m, RequestVoteRequest):
-        return f"{head} last={m.mlast_log_index}/{m.mlast_log_term}"
-    if isinstance(m, RequestVoteResponse):
-        return f"{head} {'granted' if m.mvote_granted else 'denied'}"
-    if isinstance(m, AppendEntriesRequest):
-        entries = ",".join(f"t{e.term}:v{e.value}" for e in m.mentries)
-        return (f"{head} prev={m.mprev_log_index}/{m.mprev_log_term} [{entries}] "
-                f"commit={m.mcommit_index}")
-    return f"{head} {'ok' if m.msuccess else 'fail'} match={m.mmatch_index}"
-
 
 def describe_action(action: Action | None) -> str:
     """An action with its arguments, e.g. ``RequestVote(s1, s2)``, ``ClientRequest(s1, v1)``."""

@@ -1,39 +1,16 @@
-"""Reference states and messages for the verdict: short text lines and plain JSON.
-
-(The checker has its own renderers; traces/ depends only on reference/, so these are here.)
-"""
+"""Reference states and messages for the verdict: short text lines and plain JSON."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from reference.state import (
-    NIL,
-    AppendEntriesRequest,
-    AppendEntriesResponse,
-    Message,
-    RequestVoteRequest,
-    RequestVoteResponse,
-    Role,
-    State,
-)
-
-_SHORT = {RequestVoteRequest: "RVQ", RequestVoteResponse: "RVP", AppendEntriesRequest: "AEQ",
-          AppendEntriesResponse: "AEP"}
+from reference.describe import describe_message as describe
+from reference.state import NIL, Message, Role, State
 
 
 def describe_message(m: Message) -> str:
-    """e.g. ``AEQ s1→s2 t2 prev=1/1 [t2,t2] commit=1``."""
-    head = f"{_SHORT[type(m)]} s{m.msource}→s{m.mdest} t{m.mterm}"
-    if isinstance(m, RequestVoteRequest):
-        return f"{head} last={m.mlast_log_index}/{m.mlast_log_term}"
-    if isinstance(m, RequestVoteResponse):
-        return f"{head} {'granted' if m.mvote_granted else 'denied'}"
-    if isinstance(m, AppendEntriesRequest):
-        entries = ",".join(f"t{e.term}" for e in m.mentries)
-        return (f"{head} prev={m.mprev_log_index}/{m.mprev_log_term} [{entries}] "
-                f"commit={m.mcommit_index}")
-    return f"{head} {'ok' if m.msuccess else 'fail'} match={m.mmatch_index}"
+    """e.g. ``AEQ s1→s2 t2 prev=1/1 [t2,t2] commit=1`` (traces record entry terms only)."""
+    return describe(m, values=False)
 
 
 def _terms(log) -> str:
