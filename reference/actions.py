@@ -110,11 +110,15 @@ def append_entries(state: State, i: int, j: int) -> State | None:
     )
 
 
-def become_leader(state: State, i: int) -> State | None:
+def become_leader(state: State, i: int, *, strict_quorum: bool = True) -> State | None:
     """Candidate i with votes from a quorum becomes leader (paper §5.2; raft.tla
-    ``BecomeLeader``). votesGranted and votesResponded are left as they are."""
+    ``BecomeLeader``). votesGranted and votesResponded are left as they are.
+
+    ``strict_quorum=False`` is the ``quorum_off_by_one`` mutant (see ``is_quorum``).
+    """
     s = state.server(i)
-    if s.role != Role.CANDIDATE or not is_quorum(s.votes_granted, len(state.servers)):
+    n_servers = len(state.servers)
+    if s.role != Role.CANDIDATE or not is_quorum(s.votes_granted, n_servers, strict=strict_quorum):
         return None
     n = len(state.servers)
     return state.update(
@@ -135,7 +139,7 @@ def client_request(state: State, i: int, v: int) -> State | None:
     return state.update(i, s.evolve(log=s.log + (Entry(s.current_term, v),)))
 
 
-def agree_index_quorum(state: State, i: int) -> int:
+def agree_index_quorum(state: State, i: int, *, strict_quorum: bool = True) -> int:
     """The largest index n of leader i's log stored on a quorum, or 0 if there is none.
 
     Agreement on n is {i} plus every k with matchIndex[i][k] >= n (matchIndex[i][i] is never
@@ -144,25 +148,28 @@ def agree_index_quorum(state: State, i: int) -> int:
     s = state.server(i)
     n_servers = len(state.servers)
     for index in range(len(s.log), 0, -1):
-        agree = 1 + sum(
-            1 for k in range(1, n_servers + 1) if k != i and s.match_index[k - 1] >= index
-        )
-        if 2 * agree > n_servers:
+        agree = {i} | {
+            k for k in range(1, n_servers + 1) if k != i and s.match_index[k - 1] >= index
+        }
+        if is_quorum(agree, n_servers, strict=strict_quorum):
             return index
     return 0
 
 
-def advance_commit_index(state: State, i: int, *, current_term_only: bool = True) -> State | None:
+def advance_commit_index(
+    state: State, i: int, *, current_term_only: bool = True, strict_quorum: bool = True
+) -> State | None:
     """Leader i commits the largest quorum-replicated index if its entry is of the current
     term (paper §5.3-5.4.2; raft.tla ``AdvanceCommitIndex``; often a self-loop).
 
     ``current_term_only=False`` is the ``commit_previous_term`` mutant (the paper's Figure 8
-    bug): an entry of an earlier term is committed by counting replicas.
+    bug): an entry of an earlier term is committed by counting replicas. ``strict_quorum=False``
+    is the ``quorum_off_by_one`` mutant.
     """
     s = state.server(i)
     if s.role != Role.LEADER:
         return None
-    index = agree_index_quorum(state, i)
+    index = agree_index_quorum(state, i, strict_quorum=strict_quorum)
     if index > 0 and (s.log[index - 1].term == s.current_term or not current_term_only):
         return state.update(i, s.evolve(commit_index=index))
     return state

@@ -12,6 +12,8 @@ MUTANTS = {
     "commit_previous_term": "AdvanceCommitIndex counts replicas of entries from earlier terms "
     "(the paper's Figure 8 bug, §5.4.2)",
     "no_term_check_on_append": "accept AppendEntries from a stale term (paper §5.1)",
+    "quorum_off_by_one": "count half of the servers as a quorum (2|Q| >= N instead of "
+    "2|Q| > N), in elections and in commitment (paper §5.2)",
 }
 """Deliberate bugs, by name, each a flag on one action (see ``reference.actions``)."""
 

@@ -197,6 +197,10 @@ def initial_state(n: int) -> State:
     return State(servers=(server,) * n, messages=())
 
 
-def is_quorum(members: frozenset[int] | set[int], n: int) -> bool:
-    """A quorum is any set of servers with 2*|Q| > N (raft.tla ``Quorum``)."""
-    return 2 * len(members) > n
+def is_quorum(members: frozenset[int] | set[int], n: int, *, strict: bool = True) -> bool:
+    """A quorum is any set of servers with 2*|Q| > N (raft.tla ``Quorum``).
+
+    ``strict=False`` is the ``quorum_off_by_one`` mutant: 2*|Q| >= N, so with an even number of
+    servers two disjoint halves are both "quorums".
+    """
+    return 2 * len(members) > n if strict else 2 * len(members) >= n

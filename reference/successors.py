@@ -48,6 +48,7 @@ def steps(state: State, config: Config) -> Iterator[tuple[Action, State]]:
         for i in servers:
             yield server_action("Restart", i), actions.restart(state, i)
     current_term_only = "commit_previous_term" not in config.mutants
+    strict_quorum = "quorum_off_by_one" not in config.mutants
     for i in servers:
         role = state.server(i).role
         if role != Role.LEADER:
@@ -59,14 +60,16 @@ def steps(state: State, config: Config) -> Iterator[tuple[Action, State]]:
                 nxt = actions.request_vote(state, i, j)
                 if nxt is not None:
                     yield server_action("RequestVote", i, j), nxt
-            nxt = actions.become_leader(state, i)
+            nxt = actions.become_leader(state, i, strict_quorum=strict_quorum)
             if nxt is not None:
                 yield server_action("BecomeLeader", i), nxt
         if role == Role.LEADER:
             for v in range(1, config.values + 1):
                 nxt = actions.client_request(state, i, v)
                 yield server_action("ClientRequest", i, value=v), nxt
-            nxt = actions.advance_commit_index(state, i, current_term_only=current_term_only)
+            nxt = actions.advance_commit_index(
+                state, i, current_term_only=current_term_only, strict_quorum=strict_quorum
+            )
             yield server_action("AdvanceCommitIndex", i), nxt
             for j in servers:
                 if j != i:

@@ -16,6 +16,7 @@ Format (every key but ``name`` and ``servers`` optional)::
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,12 @@ def parse_model(text: str, path: str = "<model>") -> Model:
             raise reader.fail(top["variant"], "variant",
                               f"unknown variant '{variant}'; known: {', '.join(VARIANTS)}")
 
+    if variant != "tla" and mutants:
+        supported = importlib.import_module(f"reference.variants.{variant}").SUPPORTED_MUTANTS
+        unsupported = sorted(set(mutants) - supported)
+        if unsupported:
+            raise reader.fail(top["mutants"], "mutants",
+                              f"variant '{variant}' does not implement {', '.join(unsupported)}")
     config = Config(
         servers=servers,
         values=values,

@@ -66,7 +66,8 @@ _UNUSED_FIELDS = {
 }
 
 SUPPORTED_MUTANTS = frozenset(
-    {"vote_without_log_check", "commit_previous_term", "no_term_check_on_append"}
+    {"vote_without_log_check", "commit_previous_term", "no_term_check_on_append",
+     "quorum_off_by_one"}
 )
 _CONFIG_FIELDS = frozenset(
     {"servers", "values", "max_term", "max_log_length", "max_messages", "restart", "duplicate",
@@ -234,6 +235,7 @@ class Encoding:
         self.check_log = "vote_without_log_check" not in config.mutants
         self.current_term_only = "commit_previous_term" not in config.mutants
         self.check_term = "no_term_check_on_append" not in config.mutants
+        self.strict_quorum = "quorum_off_by_one" not in config.mutants
 
     # --- variables ------------------------------------------------------------------------
 
@@ -371,7 +373,11 @@ class Encoding:
         return self.term_at(sv, sv.log_len)
 
     def is_quorum(self, members: Sequence[z3.BoolRef]) -> z3.BoolRef:
-        return 2 * _ite_sum([_b2i(b) for b in members]) > self.n
+        return self._quorum_size(_ite_sum([_b2i(b) for b in members]))
+
+    def _quorum_size(self, size: z3.ArithRef) -> z3.BoolRef:
+        """2*|Q| > N (raft.tla ``Quorum``); >= N with the ``quorum_off_by_one`` mutant."""
+        return 2 * size > self.n if self.strict_quorum else 2 * size >= self.n
 
     # --- the transition -------------------------------------------------------------------------
 
@@ -514,7 +520,8 @@ class Encoding:
         for index in range(1, self.max_log + 1):
             agree = 1 + _ite_sum([_b2i(p.match_index[k - 1] >= index)
                                   for k in self.ids if k != i] or [z3.IntVal(0)])
-            max_agree = z3.If(z3.And(index <= p.log_len, 2 * agree > self.n), index, max_agree)
+            max_agree = z3.If(z3.And(index <= p.log_len, self._quorum_size(agree)), index,
+                              max_agree)
         ok = z3.And(max_agree > 0, z3.Or(self.term_at(p, max_agree) == p.term,
                                          not self.current_term_only))
         return z3.If(ok, max_agree, p.commit_index)

@@ -258,6 +258,10 @@ def receive(state: State, m: Message, *, check_log: bool = True) -> tuple[str, S
 # --- The step relation -----------------------------------------------------------------------
 
 
+SUPPORTED_MUTANTS = frozenset({"vote_without_log_check"})
+"""The mutants this variant implements; a model asking for others is rejected when loaded."""
+
+
 def steps(state: State, config: Config) -> Iterator[tuple[Action, State]]:
     """Every enabled action instance of ``state`` (like ``reference.successors.steps``).
 

@@ -33,6 +33,7 @@ CONFIGS = {
     "commit_previous_term": Config(2, 1, 4, 2, 1, mutants=frozenset({"commit_previous_term"})),
     "no_term_check_on_append": Config(2, 1, 3, 2, 1,
                                       mutants=frozenset({"no_term_check_on_append"})),
+    "quorum_off_by_one": Config(2, 1, 3, 1, 1, mutants=frozenset({"quorum_off_by_one"})),
 }
 
 

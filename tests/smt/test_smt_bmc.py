@@ -32,6 +32,22 @@ def test_bmc_and_bfs_agree_on_mutants_up_to_the_ci_depth(path: Path) -> None:
     assert sym.depth == CI_DEPTH == bfs.depth
 
 
+def test_bmc_finds_the_shortest_counterexample_depth_that_bfs_finds() -> None:
+    """The one mutant whose shortest violation is within BMC's reach in CI: both engines report
+    the same property at the same depth, and the BMC trace is a real path of the reference."""
+    model = load_model(MODELS / "mutant_quorum_off_by_one.yaml")
+    bfs = explore(RaftSystem(model))
+    invariants = [n for n in model.invariants if n != "leader_append_only"]
+    steps = [n for n in model.invariants if n == "leader_append_only"]
+    sym = bmc(model.config, invariants, steps, max_depth=bfs.depth + 1)
+    assert bfs.violated == sym.violated == "election_safety"
+    assert len(sym.trace) == len(bfs.trace) == 11
+    system = RaftSystem(model)
+    assert sym.trace[0][1] == next(iter(system.init_states()))
+    for (_, before), (action, after) in zip(sym.trace, sym.trace[1:], strict=False):
+        assert (action, after) in list(system.steps(before))
+
+
 def test_bmc_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["bmc", str(MODELS / "default.yaml"), "--depth", "4", "--json"])
     out = json.loads(capsys.readouterr().out)

@@ -82,3 +82,11 @@ def test_every_bundled_model_loads() -> None:
     assert len(paths) >= 5
     for path in paths:
         assert load_model(path).name
+
+
+def test_a_variant_rejects_mutants_it_does_not_implement() -> None:
+    text = GOOD.replace("symmetry: true", "variant: figure2\nsymmetry: true")
+    with pytest.raises(RaftspecError, match="m.yaml:9: mutants: variant 'figure2' does not "
+                                            "implement commit_previous_term"):
+        parse_model(text, "m.yaml")
+    assert parse_model(text.replace("commit_previous_term", "vote_without_log_check")).config
