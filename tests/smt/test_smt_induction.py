@@ -48,3 +48,42 @@ def test_unknown_invariant_and_lemma_are_user_errors() -> None:
         induct(ES_BOUNDS, "election_safety", ["no_such_lemma"])
     with pytest.raises(RaftspecError, match="--k"):
         induct(ES_BOUNDS, "election_safety", k=0)
+
+
+def _apply(action, state):
+    """The successor of one named action instance (the CTI's states need not be reachable, so
+    enumerating every action with ``steps`` could touch undefined values, as TLC would)."""
+    by_server = {
+        "Restart": lambda: actions.restart(state, action.server),
+        "Timeout": lambda: actions.timeout(state, action.server),
+        "RequestVote": lambda: actions.request_vote(state, action.server, action.peer),
+        "BecomeLeader": lambda: actions.become_leader(state, action.server),
+        "ClientRequest": lambda: actions.client_request(state, action.server, action.value),
+        "AdvanceCommitIndex": lambda: actions.advance_commit_index(state, action.server),
+        "AppendEntries": lambda: actions.append_entries(state, action.server, action.peer),
+        "DuplicateMessage": lambda: actions.duplicate_message(state, action.message),
+        "DropMessage": lambda: actions.drop_message(state, action.message),
+    }
+    if action.name in by_server:
+        return by_server[action.name]()
+    name, nxt = actions.receive(state, action.message)
+    assert name == action.name
+    return nxt
+
+
+def test_two_induction_still_breaks_and_its_cti_is_a_two_step_path_of_the_reference() -> None:
+    """k = 2: the counterexample to induction has three states, pairwise distinct, each step a
+    genuine reference step, the hypothesis holding on the first two."""
+    from spec.properties import INVARIANTS
+
+    result = induct(ES_BOUNDS, "election_safety", k=2)
+    broken = [c for c in result.actions if not c.preserved]
+    assert broken and all(c.broken == "election_safety" for c in broken)
+    cti = broken[0].cti
+    assert len(cti) == 3
+    states = [state for _, state in cti]
+    assert len(set(states)) == 3
+    for (_, before), (action, after) in zip(cti, cti[1:], strict=False):
+        assert _apply(action, before) == after
+    assert all(INVARIANTS["election_safety"](s, ES_BOUNDS) for s in states[:2])
+    assert not INVARIANTS["election_safety"](states[2], ES_BOUNDS)
