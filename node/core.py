@@ -533,7 +533,8 @@ class RaftCore:
             for p in self.peers():
                 self.next_index.setdefault(p, self.last_index)
                 self.match_index.setdefault(p, 0)
-        self.event("client_request", index=self.last_index, entry=self.log[-1])
+        if self.opts.trace:
+            self.event("client_request", index=self.last_index, entry=self.log[-1])
         if is_config or self.quorum() == 1:   # else our own append cannot move the majority
             self._maybe_commit()
         return self.last_index

