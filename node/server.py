@@ -319,14 +319,15 @@ class NodeServer:
 
     def _send_messages(self, messages: list[Message]) -> None:
         """Send this turn's messages; an AppendEntries batch going to several followers is
-        packed once (the key is safe within one turn: a leader never rewrites its log)."""
+        packed once (the key is safe within one turn: a leader never rewrites its log in its
+        term, and a node that lost leadership creates no more AppendEntries in that turn)."""
         assert self.transport is not None
         secret = self.cfg.secret
-        packed: dict[tuple[int, int], bytes] = {}
+        packed: dict[tuple[int, int, int], bytes] = {}
         send = self.transport.send_peer
         for m in messages:
             if m.entries:
-                key = (m.prev_index, len(m.entries))
+                key = (m.term, m.prev_index, len(m.entries))
                 blob = packed.get(key)
                 if blob is None:
                     blob = packed[key] = pack_entries(m.entries)
