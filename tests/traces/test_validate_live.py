@@ -73,6 +73,29 @@ def test_fresh_trace_from_a_live_cluster_under_faults_is_valid(tmp_path, scenari
     verdict = json.loads(result.stdout)
     assert result.returncode == 0, verdict["first_unexplained"]
     assert verdict["valid"] and verdict["events"] == events
+    _a_different_command_in_the_leaders_log_is_rejected(paths)
+
+
+def _a_different_command_in_the_leaders_log_is_rejected(paths: list[Path]) -> None:
+    """Entry values come from command hashes: change the hash of one command the leader
+    appended and the entry it then replicates no longer matches its log."""
+    for path in paths:
+        lines = path.read_text().splitlines()
+        for n, line in enumerate(lines):
+            event = json.loads(line)
+            if event["event"] == "client_request" and event.get("kind") == "command":
+                event["hash"] = "0" * 8 if event["hash"] != "0" * 8 else "1" * 8
+                lines[n] = json.dumps(event)
+                path.write_text("\n".join(lines) + "\n")
+                result = subprocess.run(
+                    [sys.executable, "-m", "raftspec", "validate", "--json", *map(str, paths)],
+                    capture_output=True, text=True, timeout=120)
+                verdict = json.loads(result.stdout)
+                assert result.returncode == 1 and not verdict["valid"]
+                first = verdict["first_unexplained"]
+                assert first["file"] == str(path) and first["line"] > n
+                return
+    raise AssertionError("the recorded run has no client command")
 
 
 if __name__ == "__main__":

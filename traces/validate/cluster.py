@@ -18,7 +18,10 @@ After each event the node's logged state (term, role, voted_for, log_len, last_l
 commit_index) must equal the reference server's. A send that no receive names is dropped at
 once (DropMessage); one received k times is duplicated k - 1 times (DuplicateMessage).
 
-What the trace does not carry is left unobserved: entry values (every entry is value 1), the
+Entry values: each distinct command hash (``hash`` of ``client_request``, ``entry_hashes`` of
+``append``) becomes one reference value, so two entries with the same index and term but
+different commands break Log Matching in the reference too; traces without hashes leave values
+unobserved (every entry is value 1). What the trace does not carry is left unobserved: the
 leader's nextIndex (taken from each AppendEntries sent), and the fast-backtracking hints of
 failed AppendEntries responses (not part of Figure 2; ignored).
 """
@@ -26,7 +29,7 @@ failed AppendEntries responses (not part of Figure 2; ignored).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from reference.config import Config
@@ -72,6 +75,14 @@ class ClusterAdapter:
                                        max_messages=0, variant="figure2")
         self.check_log = "vote_without_log_check" not in self.config.mutants
         self._first_init: set[tuple[str, int]] = set()
+        self._values: dict[str | None, int] = {None: 1}
+
+    def value_of(self, command_hash: str | None) -> int:
+        """The reference value standing for a command hash (1 when the trace has none)."""
+        return self._values.setdefault(command_hash, len(self._values) + 1)
+
+    def message(self, msg: dict[str, Any]) -> Message:
+        return message(msg, self.value_of)
 
     # ------------------------------------------------------------------ reading
     def read(self, path: str) -> list[Event]:
@@ -124,6 +135,9 @@ class ClusterAdapter:
                 ev.send_id = msg["id"]
             else:
                 ev.recv_id = msg["id"]
+        elif kind == "client_request" and obj.get("kind") == "config":
+            raise RaftspecError("a membership change: not part of the Figure 2 reference, whose "
+                                "servers are fixed", path=path, line=n, field="kind")
         elif kind == "step_down" and obj["reason"] != "check_quorum":
             raise RaftspecError(f"step_down reason {obj['reason']!r}: membership changes are "
                                 "not part of the Figure 2 reference", path=path, line=n,
@@ -191,7 +205,7 @@ class ClusterAdapter:
 
     def _deliver(self, state: State, event: Event) -> State:
         """Explain the network's fate of a sent message with the reference's own actions."""
-        m = message(event.data["msg"])
+        m = self.message(event.data["msg"])
         if event.deliveries == 0 and self.config.drop:
             return state.discard(m)       # DropMessage (a message still in flight at the end
         if self.config.duplicate:         # would also do; dropping keeps the bag small)
@@ -221,7 +235,8 @@ class ClusterAdapter:
     def _client_request(self, event: Event, state: State, pending, i: int) -> list[Attempt]:
         s = state.server(i)
         index = event.data["index"]
-        return [_step(f"ClientRequest(s{i})", figure2.client_request(state, i, 1), pending, [
+        value = self.value_of(event.data.get("hash"))
+        return [_step(f"ClientRequest(s{i})", figure2.client_request(state, i, value), pending, [
             ("is a leader", s.role == Role.LEADER),
             (f"index {index} is the next log index {len(s.log) + 1}", index == len(s.log) + 1)])]
 
@@ -261,7 +276,7 @@ class ClusterAdapter:
                       [(f"term {term} > currentTerm {s.current_term}", term > s.current_term)])]
 
     def _recv(self, event: Event, state: State, pending, i: int) -> list[Attempt]:
-        m = message(event.data["msg"])
+        m = self.message(event.data["msg"])
         s = state.server(i)
         name = f"Receive({describe_message(m)})"
         in_flight = any(k == m for k, _ in state.messages)
@@ -284,7 +299,7 @@ class ClusterAdapter:
         return [Attempt(f"{action}({describe_message(m)})", (), (nxt, pending))]
 
     def _send(self, event: Event, state: State, pending, i: int) -> list[Attempt]:
-        m = message(event.data["msg"])
+        m = self.message(event.data["msg"])
         s = state.server(i)
         if m.msource != i:
             return [Attempt("send", (f"msg.from {m.msource} is not the node {i}",))]
@@ -353,8 +368,9 @@ def _observe(d: dict[str, Any], s: Server) -> list[str]:
     return [f"{name}: reference {ref}, trace {got}" for name, ref, got in pairs if ref != got]
 
 
-def message(msg: dict[str, Any]) -> Message:
-    """A trace message as the reference's message (entry values are not logged: 1)."""
+def message(msg: dict[str, Any], value_of: Callable[[str | None], int] = lambda h: 1) -> Message:
+    """A trace message as the reference's message; entry values from ``value_of`` applied to
+    the entries' command hashes (None where the trace has none)."""
     t, src, dst = msg["type"], msg["from"], msg["to"]
     if t == "vote":
         return RequestVoteRequest(REQUEST_VOTE_REQUEST, msg["term"], msg["last_log_term"],
@@ -362,8 +378,10 @@ def message(msg: dict[str, Any]) -> Message:
     if t == "vote_resp":
         return RequestVoteResponse(REQUEST_VOTE_RESPONSE, msg["term"], msg["granted"], src, dst)
     if t == "append":
+        hashes = msg.get("entry_hashes") or [None] * len(msg["entries"])
+        entries = tuple(Entry(term, value_of(h)) for term, h in zip(msg["entries"], hashes,
+                                                                     strict=True))
         return AppendEntriesRequest(APPEND_ENTRIES_REQUEST, msg["term"], msg["prev_index"],
-                                    msg["prev_term"], tuple(Entry(e, 1) for e in msg["entries"]),
-                                    msg["commit"], src, dst)
+                                    msg["prev_term"], entries, msg["commit"], src, dst)
     return AppendEntriesResponse(APPEND_ENTRIES_RESPONSE, msg["term"], msg["success"],
                                  msg["match_index"] if msg["success"] else 0, src, dst)
