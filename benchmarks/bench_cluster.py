@@ -219,7 +219,8 @@ def bench_pysyncobj(args: argparse.Namespace, file_journal: bool) -> dict[str, A
                         stdout=subprocess.PIPE if k == 0 else subprocess.DEVNULL,
                         stderr=err, text=True))
             out, _ = procs[-1].communicate(timeout=1800)
-            raw = json.loads(out.strip().splitlines()[-1])
+            lines = out.strip().splitlines()
+            raw = json.loads(lines[-1]) if lines else None
         finally:
             for p in procs:
                 p.kill()
@@ -227,7 +228,13 @@ def bench_pysyncobj(args: argparse.Namespace, file_journal: bool) -> dict[str, A
         errors = 0
         for k in range(3):
             with open(os.path.join(d, f"stderr-{k}")) as f:
-                errors += f.read().count("Traceback")
+                text = f.read()
+            errors += text.count("Traceback")
+            if raw is None and k == 0:
+                print(f"PySyncObj driver failed (exit {procs[-1].returncode}):\n{text[-2000:]}",
+                      file=sys.stderr)
+    if raw is None:
+        return None
     if errors:
         print(f"PySyncObj ({'file journal' if file_journal else 'memory'}): its nodes logged "
               f"{errors} tracebacks of their own", file=sys.stderr)
@@ -305,7 +312,7 @@ def main() -> None:
           f"{cols[0][1]['client_cpu_per_kop']:.3g} s (included above); election max "
           f"{cols[0][1]['election_max_s']:.2f} s")
     if len(cols) > 1 and cols[1][1] is None:
-        print("PySyncObj not installed: pip install -e '.[bench]'")
+        print("PySyncObj: not installed (pip install -e '.[bench]') or its driver failed")
 
 
 if __name__ == "__main__":
