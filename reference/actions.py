@@ -11,6 +11,7 @@ from reference.state import (
     APPEND_ENTRIES_REQUEST,
     APPEND_ENTRIES_RESPONSE,
     NIL,
+    NO_VOTES,
     REQUEST_VOTE_REQUEST,
     REQUEST_VOTE_RESPONSE,
     AppendEntriesRequest,
@@ -39,8 +40,8 @@ def restart(state: State, i: int) -> State:
         i,
         s.evolve(
             role=Role.FOLLOWER,
-            votes_responded=frozenset(),
-            votes_granted=frozenset(),
+            votes_responded=NO_VOTES,
+            votes_granted=NO_VOTES,
             next_index=(1,) * n,
             match_index=(0,) * n,
             commit_index=0,
@@ -62,8 +63,8 @@ def timeout(state: State, i: int) -> State | None:
             role=Role.CANDIDATE,
             current_term=s.current_term + 1,
             voted_for=NIL,
-            votes_responded=frozenset(),
-            votes_granted=frozenset(),
+            votes_responded=NO_VOTES,
+            votes_granted=NO_VOTES,
         ),
     )
 

@@ -14,6 +14,10 @@ import attrs
 NIL = 0
 """votedFor = Nil: no vote in the current term."""
 
+NO_VOTES: frozenset[int] = frozenset()
+"""The empty set of servers; one shared object (``frozenset()`` allocates a new one each time,
+216 bytes, and the checker keeps many states)."""
+
 
 class Role:
     """A server's role (raft.tla ``state[i]``), as small ints so states stay hash-stable."""
@@ -189,8 +193,8 @@ def initial_state(n: int) -> State:
         voted_for=NIL,
         log=(),
         commit_index=0,
-        votes_responded=frozenset(),
-        votes_granted=frozenset(),
+        votes_responded=NO_VOTES,
+        votes_granted=NO_VOTES,
         next_index=(1,) * n,
         match_index=(0,) * n,
     )
