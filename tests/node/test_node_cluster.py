@@ -10,6 +10,7 @@ import pytest
 from conftest import read_keys, run, workload, write_keys
 
 from node.client import ClusterClient, Unavailable
+from traces.lincheck import check_file
 
 
 def test_five_nodes_elect_exactly_one_leader(make_cluster) -> None:
@@ -110,13 +111,10 @@ def test_no_acknowledged_write_is_lost_across_kill9_of_a_minority(make_cluster, 
     for key, values in acked.items():
         for v in values:
             assert v in final[key], (key, v)
-    lincheck_or_skip(history)
+    lincheck(history)
 
 
-def lincheck_or_skip(path: str) -> None:
-    try:
-        from traces.lincheck import check_file
-    except ImportError:                     # checker not in this tree: nothing to run
-        return
+def lincheck(path: str) -> None:
+    """The client history of the run is linearizable (traces.lincheck)."""
     result = check_file(path, fmt="ndjson", model="kv")
     assert result.linearizable, result.to_json()

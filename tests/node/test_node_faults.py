@@ -10,7 +10,7 @@ import socket
 import msgpack
 import pytest
 from conftest import read_keys, run, workload, write_keys
-from test_node_cluster import lincheck_or_skip
+from test_node_cluster import lincheck
 
 from node.client import ClusterClient, Unavailable
 from node.storage import DiskLog
@@ -79,7 +79,7 @@ def test_random_fault_schedule_keeps_committed_prefixes_equal(make_cluster, tmp_
     commits = {i: s["commit_index"] for i, s in c.statuses().items()}
     c.stop()
     committed_logs_agree(c, commits)
-    lincheck_or_skip(history)
+    lincheck(history)
 
 
 def test_bad_datagrams_are_counted_and_dropped(make_cluster) -> None:
