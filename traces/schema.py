@@ -22,8 +22,10 @@ import heapq
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
-from typing import IO, Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import IO, Any, TypeVar
+
+E = TypeVar("E")
 
 SCHEMA_VERSION = 1
 
@@ -236,40 +238,72 @@ def read_trace(path: str, *, allow_torn_tail: bool = True) -> Iterator[dict[str,
         yield check_event(obj, f"{path}:{n}")
 
 
+def causal_order(
+    files: Sequence[Sequence[E]],
+    *,
+    send_id: Callable[[E], str | None],
+    waits_for: Callable[[E], str | None],
+    key: Callable[[E], Any],
+) -> tuple[list[E], list[int]]:
+    """Merge per-node event sequences into one order that keeps each node's order and puts every
+    event after the send it waits for (``waits_for``: a message id, or None).
+
+    Among events that are ready, the lowest ``key`` (a clock) goes first: a tie-break only;
+    clocks never override causality. An event waiting for a send that no file contains is
+    ready. Returns the merged events and, per file, how far the merge got: short of the end
+    only when events wait for each other's sends in a cycle (a corrupted trace).
+    """
+    sent = {i for events in files for e in events if (i := send_id(e)) is not None}
+    done: set[str] = set()
+    pos = [0] * len(files)
+    heap: list[tuple[Any, int]] = []
+    waiting: dict[str, list[int]] = {}
+    out: list[E] = []
+
+    def offer(k: int) -> None:
+        if pos[k] < len(files[k]):
+            e = files[k][pos[k]]
+            w = waits_for(e)
+            if w is not None and w in sent and w not in done:
+                waiting.setdefault(w, []).append(k)
+            else:
+                heapq.heappush(heap, (key(e), k))
+
+    for k in range(len(files)):
+        offer(k)
+    while heap:
+        _, k = heapq.heappop(heap)
+        e = files[k][pos[k]]
+        out.append(e)
+        pos[k] += 1
+        sid = send_id(e)
+        if sid is not None:
+            done.add(sid)
+            for j in waiting.pop(sid, []):
+                heapq.heappush(heap, (key(files[j][pos[j]]), j))
+        offer(k)
+    return out, pos
+
+
 def merge_by_causality(traces: Iterable[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """One total order consistent with each node's seq order and send-before-receive.
 
     Among events that are ready, the lowest ``time_ns`` goes first (a tie-break only; clocks
     never override causality). A recv whose send is missing from the inputs (e.g. truncated
-    file) is treated as ready.
+    file) is treated as ready. Receives that wait for each other's sends in a cycle are an
+    error (TraceSchemaError).
     """
-    queues = [list(t) for t in traces]
-    sends = {e["msg"]["id"] for q in queues for e in q if e["event"] == "send"}
-    emitted: set[str] = set()
-    pos = [0] * len(queues)
-    out: list[dict[str, Any]] = []
-    heap: list[tuple[int, int]] = []
-    waiting: dict[str, list[int]] = {}
-
-    def offer(i: int) -> None:
-        if pos[i] >= len(queues[i]):
-            return
-        e = queues[i][pos[i]]
-        if e["event"] == "recv" and e["msg"]["id"] in sends and e["msg"]["id"] not in emitted:
-            waiting.setdefault(e["msg"]["id"], []).append(i)
-        else:
-            heapq.heappush(heap, (e["time_ns"], i))
-
-    for i in range(len(queues)):
-        offer(i)
-    while heap:
-        _, i = heapq.heappop(heap)
-        e = queues[i][pos[i]]
-        out.append(e)
-        pos[i] += 1
-        if e["event"] == "send":
-            emitted.add(e["msg"]["id"])
-            for j in waiting.pop(e["msg"]["id"], []):
-                heapq.heappush(heap, (queues[j][pos[j]]["time_ns"], j))
-        offer(i)
-    return out
+    files = [list(t) for t in traces]
+    merged, pos = causal_order(
+        files,
+        send_id=lambda e: e["msg"]["id"] if e["event"] == "send" else None,
+        waits_for=lambda e: e["msg"]["id"] if e["event"] == "recv" else None,
+        key=lambda e: e["time_ns"],
+    )
+    stuck = [events[k] for events, k in zip(files, pos, strict=True) if k < len(events)]
+    if stuck:
+        raise TraceSchemaError(
+            "receives wait for each other's sends in a cycle: "
+            + ", ".join(f"node {e['node']} seq {e['seq']}" for e in stuck)
+        )
+    return merged

@@ -7,10 +7,10 @@ machines cannot make a valid trace look invalid.
 
 from __future__ import annotations
 
-import heapq
 from collections import Counter
 from collections.abc import Sequence
 
+from traces.schema import causal_order
 from traces.validate.adapter import Event
 
 
@@ -30,34 +30,8 @@ def merge(files: Sequence[Sequence[Event]], key=None) -> tuple[list[Event], list
     receive comes before its own send in some node's order (a causality cycle): those events
     and everything after them in their files."""
     key = key or (lambda e: e.data.get("time_ns", 0))
-    sent = {e.send_id for events in files for e in events if e.send_id is not None}
-    done: set[str] = set()
-    pos = [0] * len(files)
-    heap: list[tuple[int, int]] = []
-    waiting: dict[str, list[int]] = {}
-    out: list[Event] = []
-
-    def offer(k: int) -> None:
-        if pos[k] < len(files[k]):
-            e = files[k][pos[k]]
-            w = e.waits_for
-            if w is not None and w in sent and w not in done:
-                waiting.setdefault(w, []).append(k)
-            else:
-                heapq.heappush(heap, (key(e), k))
-
-    for k in range(len(files)):
-        offer(k)
-    while heap:
-        _, k = heapq.heappop(heap)
-        e = files[k][pos[k]]
-        out.append(e)
-        pos[k] += 1
-        if e.send_id is not None:
-            done.add(e.send_id)
-            for j in waiting.pop(e.send_id, []):
-                heapq.heappush(heap, (key(files[j][pos[j]]), j))
-        offer(k)
+    out, pos = causal_order(files, send_id=lambda e: e.send_id, waits_for=lambda e: e.waits_for,
+                            key=key)
     stuck = [e for k, events in enumerate(files) for e in events[pos[k]:]]
     if stuck:
         cycle = _cycle(files, pos)
