@@ -25,18 +25,6 @@ class FingerprintSet:
     def __len__(self) -> int:
         return self._size
 
-    def __contains__(self, fp: int) -> bool:
-        fp = fp or 1
-        table, mask = self._table, self._mask
-        i = fp & mask
-        while True:
-            slot = table[i]
-            if slot == fp:
-                return True
-            if slot == 0:
-                return False
-            i = (i + 1) & mask
-
     def add(self, fp: int) -> bool:
         """Insert fp; True if it was not there yet."""
         fp = fp or 1
