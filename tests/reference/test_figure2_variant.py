@@ -7,6 +7,7 @@ import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from walks import assert_safe, random_walk
 
 from checker.explore import explore
 from checker.raft import RaftSystem
@@ -129,28 +130,10 @@ CONFIGS = [
 ]
 
 
-def _walk(config: Config, choices: list[int]) -> list[State]:
-    state = initial_state(config.servers)
-    path = [state]
-    for choice in choices:
-        options = list(successors(state, config))
-        if not options:
-            break
-        state = options[choice % len(options)][1]
-        path.append(state)
-    return path
-
-
 @settings(max_examples=150, deadline=None)
 @given(st.sampled_from(CONFIGS), st.lists(st.integers(0, 10_000), min_size=1, max_size=100))
 def test_random_figure2_schedules_keep_every_safety_property(config, choices) -> None:
-    path = _walk(config, choices)
-    for state in path:
-        for name, holds in INVARIANTS.items():
-            assert holds(state, config), name
-    for before, after in zip(path, path[1:], strict=False):
-        for name, holds in STEP_PROPERTIES.items():
-            assert holds(before, after, config), name
+    assert_safe(random_walk(config, choices), config)
 
 
 @settings(max_examples=60, deadline=None)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from walks import assert_safe, random_walk
 
-from reference import Config, initial_state, steps, successors, within_bounds
-from spec.properties import INVARIANTS, STEP_PROPERTIES
+from reference import Config, steps, successors, within_bounds
 
 CONFIGS = [
     Config(servers=3, values=2, max_term=4, max_log_length=3, max_messages=3),
@@ -24,36 +24,18 @@ def walks(draw):
     return config, choices
 
 
-def run_walk(config: Config, choices: list[int]):
-    state = initial_state(config.servers)
-    path = [state]
-    for choice in choices:
-        options = list(successors(state, config))
-        if not options:
-            break
-        _, state = options[choice % len(options)]
-        path.append(state)
-    return path
-
-
 @settings(max_examples=300, deadline=None)
 @given(walks())
 def test_random_schedules_keep_every_safety_property(walk) -> None:
     config, choices = walk
-    path = run_walk(config, choices)
-    for state in path:
-        for name, holds in INVARIANTS.items():
-            assert holds(state, config), name
-    for before, after in zip(path, path[1:], strict=False):
-        for name, holds in STEP_PROPERTIES.items():
-            assert holds(before, after, config), name
+    assert_safe(random_walk(config, choices), config)
 
 
 @settings(max_examples=150, deadline=None)
 @given(walks())
 def test_steps_are_pure_functions_of_the_state(walk) -> None:
     config, choices = walk
-    state = run_walk(config, choices)[-1]
+    state = random_walk(config, choices)[-1]
     first = list(steps(state, config))
     again = list(steps(state, config))
     assert first == again
@@ -67,7 +49,7 @@ def test_steps_are_pure_functions_of_the_state(walk) -> None:
 @given(walks())
 def test_terms_never_decrease_and_logs_stay_term_sorted(walk) -> None:
     config, choices = walk
-    path = run_walk(config, choices)
+    path = random_walk(config, choices)
     for before, after in zip(path, path[1:], strict=False):
         for s, t in zip(before.servers, after.servers, strict=True):
             assert t.current_term >= s.current_term
