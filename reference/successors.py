@@ -8,7 +8,8 @@ TLC's CONSTRAINT does.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+import importlib
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from reference import actions
@@ -89,10 +90,10 @@ def steps(state: State, config: Config) -> Iterator[tuple[Action, State]]:
             yield Action("DropMessage", message=m), actions.drop_message(state, m)
 
 
-def variant_steps(name: str):
-    """The ``steps`` function of a protocol variant module, by variant name."""
-    import importlib
-
+@functools.cache
+def variant_steps(name: str) -> Callable[[State, Config], Iterator[tuple[Action, State]]]:
+    """The ``steps`` function of a protocol variant module, by variant name (looked up once:
+    ``steps`` asks for it on every state)."""
     return importlib.import_module(f"reference.variants.{name}").steps
 
 
