@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import z3
 
-from spec.smt import AEQ, CANDIDATE, LEADER, RVP, Encoding, ServerVars, Slot, StateVars
+from spec.smt import AEQ, CANDIDATE, LEADER, RVP, Encoding, Num, ServerVars, Slot, StateVars
 
 Lemma = Callable[[Encoding, StateVars], z3.BoolRef]
 
@@ -31,7 +31,7 @@ def _granted_rvp(slot: Slot) -> z3.BoolRef:
     return z3.And(slot.count > 0, slot.field("mtype") == RVP, slot.field("a") == 1)
 
 
-def _voter_agrees(voter: ServerVars, term: z3.ArithRef, candidate: z3.ArithRef) -> z3.BoolRef:
+def _voter_agrees(voter: ServerVars, term: Num, candidate: Num) -> z3.BoolRef:
     """A vote for ``candidate`` in ``term`` is still on record at the voter, or the voter has
     moved to a later term (where it can no longer vote in ``term``)."""
     return z3.And(voter.term >= term, z3.Implies(voter.term == term,

@@ -111,7 +111,7 @@ def check_actions(h: Harness, state: State) -> int:
             action = Action(br.name, br.server, br.peer, br.value)
         zs.setdefault(_key(action), []).append((sel, br))
     assert set(zs) == set(py), set(zs) ^ set(py)
-    solver = z3.Solver()
+    solver = h.enc.solver()
     solver.add(h.substitute([h.step.formula], state)[0])
     for key, [(sel, br)] in zs.items():
         [nxt] = py[key]
