@@ -39,6 +39,15 @@ class DepthReport:
 
 
 @attrs.frozen
+class Strengthening:
+    """Invariants proved inductive for one model (``houdini``), asserted on every BMC state."""
+
+    invariants: tuple[str, ...]
+    dropped: tuple[str, ...]
+    seconds: float
+
+
+@attrs.frozen
 class BmcResult:
     """``depth`` = deepest bound fully checked (ok) or the counterexample's length in states."""
 
@@ -48,6 +57,7 @@ class BmcResult:
     trace: Trace | None
     seconds: float
     per_depth: tuple[DepthReport, ...] = ()
+    strengthening: Strengthening | None = None
 
 
 def _check_properties(invariants: Sequence[str], step_properties: Sequence[str]) -> None:
@@ -85,19 +95,29 @@ class PathReduction:
     Each step gets an ``actor`` and a ``bag`` flag (its footprint). Partial-order reduction: two
     adjacent independent steps, neither of them the last, must run in increasing actor order.
     Symmetry breaking (only when the model declares server symmetry): servers first act in
-    the order 1, 2, 3, ... Why the depth is unchanged: among all paths obtained from a shortest
-    counterexample by renaming servers and swapping adjacent independent steps before the last
-    one, take the least by its sequence of actors. Every such path has the same length and
-    violates the same property at its end (the renamings preserve Init, Next and the
-    properties; the swaps keep the last transition). In the least one no adjacent independent
-    pair is out of order (swapping it would give a smaller sequence) and servers first act in
-    increasing order (renaming the first out-of-order one would give a smaller sequence), so it
+    the order 1, 2, 3, ... No short cycles: a state other than the last differs from the
+    ``CYCLE`` states before it.
+
+    Why the shortest violation depth is unchanged: BMC reaches depth K only when no path of
+    fewer states violates a property. Among all paths obtained from a shortest counterexample
+    by renaming servers and swapping adjacent independent steps before the last one, take the
+    least by its sequence of actors. Every such path has the same length and violates the same
+    property at its end (renamings preserve Init, Next and the properties; swaps keep the last
+    transition). In the least one no adjacent independent pair is out of order (swapping would
+    give a smaller sequence), servers first act in increasing order (renaming the first
+    out-of-order one would give a smaller sequence), and no state but the last repeats (cutting
+    out the cycle would leave a shorter counterexample with the same last transition). So it
     satisfies every constraint below.
     """
+
+    CYCLE = 3
+    """Cycles of up to this many steps are excluded (the common ones: a no-op action, a message
+    and its reply)."""
 
     def __init__(self, enc: smt.Encoding, symmetry: bool) -> None:
         self.enc = enc
         self.symmetry = symmetry
+        self.states: list[smt.StateVars] = []
         self.actors: list[z3.ExprRef] = []
         self.bags: list[z3.BoolRef] = []
         self.highest: z3.ExprRef = enc.lit(0)
@@ -118,9 +138,59 @@ class PathReduction:
             a, b = self.actors[-2], self.actors[-1]
             swappable = z3.And(a != b, z3.Not(z3.And(self.bags[-2], self.bags[-1])))
             cs.append(z3.Implies(swappable, a < b))
+        # step.pre is no longer the last state: it differs from the states just before it.
+        cs += [z3.Not(_same_state(earlier, step.pre)) for earlier in self.states[-self.CYCLE:]]
+        self.states.append(step.pre)
         self.actors.append(actor)
         self.bags.append(bag)
         return cs
+
+
+def _candidate(name: str) -> Callable[[smt.Encoding, smt.StateVars], z3.BoolRef]:
+    if name == "domain":
+        return lambda enc, s: enc.domain(s)
+    return LEMMAS.get(name) or smt.INVARIANTS[name]
+
+
+CANDIDATES = ("domain", *smt.INVARIANTS, *LEMMAS)
+"""What ``houdini`` starts from: the encoding's domain box, every invariant and every lemma."""
+
+
+def houdini(enc: smt.Encoding, candidates: Sequence[str] = CANDIDATES) -> Strengthening:
+    """The largest subset of ``candidates`` whose conjunction is inductive for this model: it
+    holds initially and every action from an in-bounds state satisfying all of it leads to a
+    state satisfying all of it (Houdini: drop whatever a counterexample falsifies, repeat).
+
+    Every reachable state satisfies the result, so asserting it on BMC's states removes no
+    path; it only tells the solver facts it would otherwise rediscover at every depth. On a
+    mutant model the violated property and the lemmas the mutant breaks are dropped.
+    """
+    start = time.perf_counter()
+    kept = list(candidates)
+    s0 = enc.state_vars("h0")
+    solver = enc.solver()
+    solver.add(enc.init(s0))
+    kept = [n for n in kept if solver.check(z3.Not(_candidate(n)(enc, s0))) == z3.unsat]
+    pre, post = enc.state_vars("h1"), enc.state_vars("h2")
+    solver = enc.solver()
+    solver.add(enc.bounds(pre), enc.step(pre, post).formula)
+    flags = {n: z3.Bool(f"h_assume_{n}") for n in kept}
+    for name, flag in flags.items():
+        solver.add(z3.Implies(flag, _candidate(name)(enc, pre)))
+    while kept:
+        goals = {n: _candidate(n)(enc, post) for n in kept}
+        solver.push()
+        solver.add(z3.Or([z3.Not(g) for g in goals.values()]))
+        verdict = solver.check(*[flags[n] for n in kept])
+        if verdict == z3.unknown:
+            raise RaftspecError(f"Z3 gave up inferring invariants: {solver.reason_unknown()}")
+        model = solver.model() if verdict == z3.sat else None
+        solver.pop()
+        if model is None:
+            break
+        kept = [n for n in kept if not z3.is_false(model.eval(goals[n], model_completion=True))]
+    dropped = tuple(n for n in candidates if n not in kept)
+    return Strengthening(tuple(kept), dropped, time.perf_counter() - start)
 
 
 def bmc(
@@ -137,7 +207,8 @@ def bmc(
     """Bounded model checking of every path of up to ``max_depth`` states within the bounds.
 
     ``symmetry``: the model declares its servers interchangeable (break that symmetry);
-    ``reduce``: apply ``PathReduction`` (off only to measure what it gains).
+    ``reduce``: apply ``PathReduction`` and assert ``houdini``'s invariants on every state
+    (off: plain BMC, to measure what they gain or to rule them out).
     ``time_budget`` (seconds) stops after the depth that exceeds it, reporting the deepest depth
     completed (the benchmark's "depth reached in N minutes").
     """
@@ -151,6 +222,14 @@ def bmc(
     steps: list[smt.Step] = []
     solver.add(enc.init(states[0]))
     reduction = PathReduction(enc, symmetry) if reduce else None
+    strengthening = houdini(enc) if reduce else None
+
+    def known_facts(state: smt.StateVars) -> list[z3.BoolRef]:
+        if strengthening is None:
+            return []
+        return [_candidate(n)(enc, state) for n in strengthening.invariants]
+
+    solver.add(*known_facts(states[0]))
     reports: list[DepthReport] = []
     for depth in range(1, max_depth + 1):
         t0 = time.perf_counter()
@@ -160,6 +239,7 @@ def bmc(
             solver.add(step.formula)
             if reduction is not None:
                 solver.add(*reduction.add_step(step, f"s{depth - 1}"))
+            solver.add(*known_facts(nxt))
             states.append(nxt)
             steps.append(step)
         goals = [(name, smt.INVARIANTS[name](enc, states[-1])) for name in invariants]
@@ -176,7 +256,7 @@ def bmc(
                                 if z3.is_false(model.eval(g, model_completion=True)))
                 trace = decode_trace(enc, model, states, steps)
                 return BmcResult("violation", depth, violated, trace,
-                                 time.perf_counter() - start, tuple(reports))
+                                 time.perf_counter() - start, tuple(reports), strengthening)
             solver.pop()
             if verdict != z3.unsat:
                 raise RaftspecError(f"Z3 gave up at depth {depth}: {solver.reason_unknown()}")
@@ -188,7 +268,7 @@ def bmc(
         if time_budget is not None and now - start > time_budget:
             break
     return BmcResult("ok", reports[-1].depth, None, None, time.perf_counter() - start,
-                     tuple(reports))
+                     tuple(reports), strengthening)
 
 
 def decode_trace(enc: smt.Encoding, model: z3.ModelRef, states: Sequence[smt.StateVars],

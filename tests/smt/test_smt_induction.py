@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from checker.symbolic import induct
+from checker.symbolic import houdini, induct
 from reference import Config, RaftspecError, actions
+from spec import smt
 
 ES_BOUNDS = Config(3, 1, 3, 1, 2)
 LM_BOUNDS = Config(3, 2, 3, 2, 2)
@@ -87,3 +88,25 @@ def test_two_induction_still_breaks_and_its_cti_is_a_two_step_path_of_the_refere
         assert _apply(action, before) == after
     assert all(INVARIANTS["election_safety"](s, ES_BOUNDS) for s in states[:2])
     assert not INVARIANTS["election_safety"](states[2], ES_BOUNDS)
+
+
+def test_houdini_keeps_an_inductive_set_and_drops_what_a_mutant_breaks() -> None:
+    """What BMC asserts on every state must hold on every reachable state: the kept set is
+    re-proved by ``induct`` (base case and every action), and on the mutant the property it
+    breaks is not kept."""
+    config = Config(3, 1, 3, 1, 1, restart=False, duplicate=False, drop=False,
+                    mutants=frozenset({"vote_without_log_check"}))
+    strengthening = houdini(smt.Encoding(config))
+    kept = [n for n in strengthening.invariants if n != "domain"]
+    assert "leader_completeness" in strengthening.dropped
+    assert {"election_safety", "log_matching"} <= set(kept)
+    result = induct(config, "log_matching", kept)
+    assert result.proved, [(c.action, c.broken) for c in result.actions if not c.preserved]
+
+
+def test_houdini_drops_a_true_invariant_that_is_not_inductive_alone() -> None:
+    """ElectionSafety holds on every reachable state, but without its lemmas BecomeLeader
+    breaks it: Houdini keeps only what it can prove."""
+    strengthening = houdini(smt.Encoding(ES_BOUNDS), ["domain", "election_safety"])
+    assert strengthening.invariants == ("domain",)
+    assert strengthening.dropped == ("election_safety",)
