@@ -146,7 +146,8 @@ class PathReduction:
         return cs
 
 
-def _candidate(name: str) -> Callable[[smt.Encoding, smt.StateVars], z3.BoolRef]:
+def candidate(name: str) -> Callable[[smt.Encoding, smt.StateVars], z3.BoolRef]:
+    """A Houdini candidate's formula by name: ``domain``, a property or a lemma."""
     if name == "domain":
         return lambda enc, s: enc.domain(s)
     return LEMMAS.get(name) or smt.INVARIANTS[name]
@@ -170,15 +171,15 @@ def houdini(enc: smt.Encoding, candidates: Sequence[str] = CANDIDATES) -> Streng
     s0 = enc.state_vars("h0")
     solver = enc.solver()
     solver.add(enc.init(s0))
-    kept = [n for n in kept if solver.check(z3.Not(_candidate(n)(enc, s0))) == z3.unsat]
+    kept = [n for n in kept if solver.check(z3.Not(candidate(n)(enc, s0))) == z3.unsat]
     pre, post = enc.state_vars("h1"), enc.state_vars("h2")
     solver = enc.solver()
     solver.add(enc.bounds(pre), enc.step(pre, post).formula)
     flags = {n: z3.Bool(f"h_assume_{n}") for n in kept}
     for name, flag in flags.items():
-        solver.add(z3.Implies(flag, _candidate(name)(enc, pre)))
+        solver.add(z3.Implies(flag, candidate(name)(enc, pre)))
     while kept:
-        goals = {n: _candidate(n)(enc, post) for n in kept}
+        goals = {n: candidate(n)(enc, post) for n in kept}
         solver.push()
         solver.add(z3.Or([z3.Not(g) for g in goals.values()]))
         verdict = solver.check(*[flags[n] for n in kept])
@@ -227,7 +228,7 @@ def bmc(
     def known_facts(state: smt.StateVars) -> list[z3.BoolRef]:
         if strengthening is None:
             return []
-        return [_candidate(n)(enc, state) for n in strengthening.invariants]
+        return [candidate(n)(enc, state) for n in strengthening.invariants]
 
     solver.add(*known_facts(states[0]))
     reports: list[DepthReport] = []
