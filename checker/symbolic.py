@@ -79,9 +79,7 @@ def footprint(name: str, server: int) -> tuple[int, bool]:
     the bag. Two instances with different actors, at least one of them local, commute: both
     orders are enabled together and reach the same state (tests/smt checks this on the
     reference)."""
-    if name in LOCAL_ACTIONS:
-        return server, False
-    return server, True
+    return server, name not in LOCAL_ACTIONS
 
 
 def independent(a: tuple[int, bool], b: tuple[int, bool]) -> bool:
@@ -339,9 +337,8 @@ def _conjuncts(enc: smt.Encoding, s: smt.StateVars, invariant: str,
     type invariant, the lemmas and the invariant itself."""
     out = [("domain", enc.domain(s)), ("type_ok", smt.type_ok(enc, s))]
     for name in lemmas:
-        fn = LEMMAS.get(name) or smt.INVARIANTS[name]
         if name != "type_ok":
-            out.append((name, fn(enc, s)))
+            out.append((name, candidate(name)(enc, s)))
     if invariant not in [n for n, _ in out]:
         out.append((invariant, smt.INVARIANTS[invariant](enc, s)))
     return out
