@@ -252,14 +252,14 @@ class Encoding:
         self.strict_quorum = "quorum_off_by_one" not in config.mutants
         self.width = number_width(config)
 
-    def num(self, name: str) -> z3.BitVecRef:
+    def num(self, name: str) -> Num:
         """A fresh number constant (a signed bit-vector of ``width`` bits)."""
         return z3.BitVec(name, self.width)
 
-    def lit(self, k: int) -> z3.BitVecRef:
+    def lit(self, k: int) -> Num:
         return z3.BitVecVal(k, self.width)
 
-    def b2i(self, b: z3.BoolRef) -> z3.BitVecRef:
+    def b2i(self, b: z3.BoolRef) -> Num:
         return z3.If(b, self.lit(1), self.lit(0))
 
     def solver(self) -> z3.Solver:
@@ -272,7 +272,7 @@ class Encoding:
         """Fresh constants for one state."""
         n, L = self.n, self.max_log
 
-        def ints(name: str, count: int) -> tuple[Num, ...]:
+        def nums(name: str, count: int) -> tuple[Num, ...]:
             return tuple(self.num(f"{name}_{k}") for k in range(1, count + 1))
 
         def bools(name: str, count: int) -> tuple[z3.BoolRef, ...]:
@@ -284,10 +284,10 @@ class Encoding:
             servers.append(ServerVars(
                 term=self.num(f"{p}_term"), role=self.num(f"{p}_role"),
                 voted_for=self.num(f"{p}_voted"), log_len=self.num(f"{p}_loglen"),
-                log_term=ints(f"{p}_lt", L), log_value=ints(f"{p}_lv", L),
+                log_term=nums(f"{p}_lt", L), log_value=nums(f"{p}_lv", L),
                 commit_index=self.num(f"{p}_commit"),
                 votes_responded=bools(f"{p}_resp", n), votes_granted=bools(f"{p}_gran", n),
-                next_index=ints(f"{p}_next", n), match_index=ints(f"{p}_match", n),
+                next_index=nums(f"{p}_next", n), match_index=nums(f"{p}_match", n),
             ))
         slots = tuple(
             Slot(tuple(self.num(f"{tag}_m{k}_{f}") for f in FIELDS), self.num(f"{tag}_m{k}_count"))
