@@ -211,8 +211,12 @@ def bmc(
     """Bounded model checking of every path of up to ``max_depth`` states within the bounds.
 
     ``symmetry``: the model declares its servers interchangeable (break that symmetry);
-    ``reduce``: apply ``PathReduction`` and assert ``houdini``'s invariants on every state
-    (off: plain BMC, to measure what they gain or to rule them out).
+    ``reduce``: apply ``PathReduction``, assert ``houdini``'s invariants on every state, and
+    assert the checked properties on every state of a depth already found violation-free (off:
+    plain BMC, to measure what they gain or to rule them out). The last is sound because every
+    prefix of a path is a path: once no path of up to d states violates a property, every state
+    at position d of any longer path satisfies it. It tells the solver what a mutant's broken
+    property (which Houdini must drop) still guarantees on the way to its violation.
     ``engine``: who searches the bit-blasted unrolling, ``ENGINES`` (same answers, checked by
     tests; CaDiCaL is several times faster, Z3 alone is the reference).
     ``time_budget`` (seconds) stops after the depth that exceeds it, reporting the deepest depth
@@ -270,6 +274,8 @@ def bmc(
                 raise RaftspecError(f"{engine} gave up at depth {depth}: "
                                     f"{solver.reason_unknown()}")
             solver.add(z3.Not(bad))
+            if reduce:  # no path of up to `depth` states violates them: a fact about this state
+                solver.add(*[g for _, g in goals])
         now = time.perf_counter()
         report = DepthReport(depth, now - t0, now - start)
         reports.append(report)
