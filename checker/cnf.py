@@ -33,20 +33,27 @@ _BLAST = z3.Then("simplify", "bit-blast", "tseitin-cnf")
 
 
 def _constants(exprs: list[z3.ExprRef]) -> list[z3.ExprRef]:
-    """The uninterpreted constants in ``exprs`` (each once, in first-seen order)."""
+    """The uninterpreted constants in ``exprs`` (each once). Walks Z3's C API directly: the
+    Python wrappers cost more than the walk itself on BMC's formulas."""
+    if not exprs:
+        return []
+    ctx = exprs[0].ctx
+    ref = ctx.ref()
     seen: set[int] = set()
     out: list[z3.ExprRef] = []
-    stack = list(exprs)
+    stack = [e.as_ast() for e in exprs]
     while stack:
-        e = stack.pop()
-        key = e.get_id()
-        if key in seen:
+        a = stack.pop()
+        key = z3.Z3_get_ast_id(ref, a)
+        if key in seen or z3.Z3_get_ast_kind(ref, a) != z3.Z3_APP_AST:
             continue
         seen.add(key)
-        if z3.is_const(e) and e.decl().kind() == z3.Z3_OP_UNINTERPRETED:
-            out.append(e)
-        else:
-            stack.extend(e.children())
+        app = z3.Z3_to_app(ref, a)
+        n = z3.Z3_get_app_num_args(ref, app)
+        if n:
+            stack.extend(z3.Z3_get_app_arg(ref, app, i) for i in range(n))
+        elif z3.Z3_get_decl_kind(ref, z3.Z3_get_app_decl(ref, app)) == z3.Z3_OP_UNINTERPRETED:
+            out.append(z3.z3._to_expr_ref(a, ctx))
     return out
 
 
@@ -57,7 +64,8 @@ class CadicalSolver:
         self._sat = Solver(name=SOLVER)
         self._ids: dict[str, int] = {}
         self._top = 0
-        self._bits: dict[str, tuple[z3.BitVecRef, tuple[z3.BoolRef, ...]]] = {}
+        self._bits: dict[str, tuple[z3.BitVecRef, tuple[z3.BoolRef, ...], z3.BitVecRef]] = {}
+        """Per bit-vector constant: itself, its named bits, and the bits joined back."""
         self._bools: dict[str, z3.BoolRef] = {}
         self._names: set[str] = set()
         """Names that link batches: our bits and the formulas' Boolean constants (a name Z3
@@ -65,33 +73,32 @@ class CadicalSolver:
         self._assertions: list[z3.BoolRef] = []
         self._last: tuple[z3.BoolRef, ...] = ()
 
-    def _fresh(self) -> int:
-        self._top += 1
-        return self._top
-
-    def _blasted(self, c: z3.ExprRef) -> z3.ExprRef:
-        """``c`` with every bit-vector constant replaced by its named bits."""
+    def _blasted(self, constraints: tuple[z3.BoolRef, ...]) -> z3.BoolRef:
+        """The conjunction of ``constraints`` with every bit-vector constant replaced by its
+        named bits."""
         pairs = []
-        for x in _constants([c]):
+        for x in _constants(list(constraints)):
             name = str(x)
             if z3.is_bv(x):
                 if name not in self._bits:
                     bits = tuple(z3.Bool(f"{name}@{i}") for i in range(x.size()))
-                    self._bits[name] = (x, bits)
+                    one, zero = z3.BitVecVal(1, 1), z3.BitVecVal(0, 1)
+                    joined = z3.Concat(*[z3.If(b, one, zero) for b in reversed(bits)])
+                    self._bits[name] = (x, bits, joined)
                     self._names.update(str(b) for b in bits)
-                bits = self._bits[name][1]
-                one, zero = z3.BitVecVal(1, 1), z3.BitVecVal(0, 1)
-                pairs.append((x, z3.Concat(*[z3.If(b, one, zero) for b in reversed(bits)])))
+                pairs.append((x, self._bits[name][2]))
             elif z3.is_bool(x):
                 self._bools.setdefault(name, x)
                 self._names.add(name)
             else:
                 raise RaftspecError(f"internal: the SAT backend cannot encode {x} ({x.sort()})")
-        return z3.substitute(c, *pairs) if pairs else c
+        conjunction = z3.And(constraints)
+        return z3.substitute(conjunction, *pairs) if pairs else conjunction
 
     def _var(self, name: str) -> int:
         if name not in self._ids:
-            self._ids[name] = self._fresh()
+            self._top += 1
+            self._ids[name] = self._top
         return self._ids[name]
 
     def add(self, *constraints: z3.BoolRef) -> None:
@@ -99,26 +106,20 @@ class CadicalSolver:
             return
         self._assertions += constraints
         goal = z3.Goal()
-        goal.add(*[self._blasted(c) for c in constraints])
+        goal.add(self._blasted(constraints))
         (blasted,) = _BLAST(goal)
         lines = blasted.dimacs(include_names=True).splitlines()
-        local: dict[int, int] = {}
+        size = next(int(line.split()[2]) for line in lines if line.startswith("p "))
+        table = list(range(self._top, self._top + size + 1))  # batch-local: fresh variables
+        self._top += size
         for line in lines:
             if line.startswith("c "):
                 _, num, name = line.split(" ", 2)
                 if name in self._names:
-                    local[int(num)] = self._var(name)
-        for line in lines:
-            if line.startswith(("c", "p")):
-                continue
-            clause = []
-            for token in line.split()[:-1]:
-                lit = int(token)
-                v = local.get(abs(lit))
-                if v is None:
-                    v = local[abs(lit)] = self._fresh()
-                clause.append(v if lit > 0 else -v)
-            self._sat.add_clause(clause)
+                    table[int(num)] = self._var(name)
+        self._sat.append_formula(
+            [[table[lit] if lit > 0 else -table[-lit] for lit in map(int, line.split()[:-1])]
+             for line in lines if not line.startswith(("c", "p"))])
 
     def check(self, *assumptions: z3.BoolRef) -> z3.CheckSatResult:
         """sat or unsat of everything added, under ``assumptions`` (named Boolean constants)."""
@@ -139,7 +140,7 @@ class CadicalSolver:
         for name, x in self._bools.items():
             if name in self._ids:
                 fixed.append(x == (self._ids[name] in truth))
-        for x, bits in self._bits.values():
+        for x, bits, _ in self._bits.values():
             value = sum(1 << i for i, b in enumerate(bits)
                         if str(b) in self._ids and self._ids[str(b)] in truth)
             fixed.append(x == z3.BitVecVal(value, x.size()))
