@@ -1,4 +1,5 @@
-"""Shared fixtures: where the read-only ../shared material lives (present in CI)."""
+"""Shared fixtures: where the read-only ../shared material lives (present in CI), and BFS
+results shared between test files."""
 
 from __future__ import annotations
 
@@ -17,3 +18,22 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"{SHARED} not present (it ships with the project's CI, not with clones)")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def bfs():
+    """``bfs(model_path, max_depth=None)``: ``explore`` of a model file, run once per session
+    (the checker's and the symbolic tests explore the same mutant models)."""
+    from checker.explore import explore
+    from checker.raft import RaftSystem
+    from spec.model import load_model
+
+    cache: dict = {}
+
+    def run(path: Path, max_depth: int | None = None):
+        key = (Path(path).resolve(), max_depth)
+        if key not in cache:
+            cache[key] = explore(RaftSystem(load_model(path)), max_depth=max_depth)
+        return cache[key]
+
+    return run

@@ -38,9 +38,9 @@ def _check_trace(model, result) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(FOUND_BY_BFS))
-def test_mutant_violation_is_found_with_a_shortest_counterexample(name: str) -> None:
+def test_mutant_violation_is_found_with_a_shortest_counterexample(name: str, bfs) -> None:
     model = load_model(MODELS_DIR / f"{name}.yaml")
-    result = explore(RaftSystem(model))
+    result = bfs(MODELS_DIR / f"{name}.yaml")
     prop, length = FOUND_BY_BFS[name]
     assert result.violated == prop
     assert len(result.trace) == length

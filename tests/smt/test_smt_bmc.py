@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from checker.explore import explore
 from checker.raft import RaftSystem
 from checker.symbolic import bmc
 from raftspec.cli import main
@@ -38,23 +37,23 @@ def test_every_mutant_model_has_a_bmc_reach() -> None:
 
 
 @pytest.mark.parametrize("path", MUTANTS, ids=lambda p: p.stem)
-def test_bmc_finds_the_depth_bfs_finds(path: Path) -> None:
+def test_bmc_finds_the_depth_bfs_finds(path: Path, bfs) -> None:
     """Both engines report the same property at the same depth (or no violation up to the CI
     depth), and the BMC trace is a real path of the reference."""
     model = load_model(path)
     reach = BMC_REACH[path.stem]
     system = RaftSystem(model)
-    bfs = explore(system, max_depth=reach)
+    found = bfs(path, max_depth=reach)
     invariants, steps = _split(model)
-    sym = bmc(model.config, invariants, steps, max_depth=reach or bfs.depth + 1,
+    sym = bmc(model.config, invariants, steps, max_depth=reach or found.depth + 1,
               symmetry=model.symmetry)
     if reach is not None:
-        assert (bfs.violated, sym.violated) == (None, None)
-        assert sym.depth == reach == bfs.depth
+        assert (found.violated, sym.violated) == (None, None)
+        assert sym.depth == reach == found.depth
         return
-    assert bfs.violated is not None
-    assert sym.violated == bfs.violated
-    assert sym.depth == len(sym.trace) == len(bfs.trace) == bfs.depth
+    assert found.violated is not None
+    assert sym.violated == found.violated
+    assert sym.depth == len(sym.trace) == len(found.trace) == found.depth
     assert sym.trace[0][1] == next(iter(system.init_states()))
     for (_, before), (action, after) in zip(sym.trace, sym.trace[1:], strict=False):
         assert (action, after) in list(system.steps(before))
