@@ -45,7 +45,10 @@ def _constants(exprs: list[z3.ExprRef]) -> list[z3.ExprRef]:
     while stack:
         a = stack.pop()
         key = z3.Z3_get_ast_id(ref, a)
-        if key in seen or z3.Z3_get_ast_kind(ref, a) != z3.Z3_APP_AST:
+        kind = z3.Z3_get_ast_kind(ref, a)
+        if kind == z3.Z3_QUANTIFIER_AST:
+            raise RaftspecError("internal: the SAT backend takes quantifier-free formulas only")
+        if key in seen or kind != z3.Z3_APP_AST:  # numerals
             continue
         seen.add(key)
         app = z3.Z3_to_app(ref, a)

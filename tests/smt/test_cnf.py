@@ -108,3 +108,9 @@ def test_unknown_engine_is_a_clear_error() -> None:
     model = load_model(MODELS / "mutant_quorum_off_by_one.yaml")
     with pytest.raises(RaftspecError, match="unknown engine 'minisat'"):
         bmc(model.config, ["election_safety"], max_depth=2, engine="minisat")
+
+
+def test_quantified_formulas_are_refused() -> None:
+    x = z3.BitVec("x", WIDTH)
+    with pytest.raises(RaftspecError, match="quantifier-free"):
+        CadicalSolver().add(z3.ForAll([x], x + 0 == x))
