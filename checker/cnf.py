@@ -128,7 +128,8 @@ class CadicalSolver:
         """sat or unsat of everything added, under ``assumptions`` (named Boolean constants)."""
         lits = []
         for a in assumptions:
-            if not (z3.is_const(a) and z3.is_bool(a)):
+            if not (z3.is_const(a) and z3.is_bool(a)
+                    and a.decl().kind() == z3.Z3_OP_UNINTERPRETED):
                 raise RaftspecError(f"internal: assumption {a} is not a Boolean constant")
             lits.append(self._var(str(a)))
             self._bools.setdefault(str(a), a)

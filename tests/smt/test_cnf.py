@@ -87,6 +87,8 @@ def test_assumptions_must_be_boolean_constants() -> None:
     solver = CadicalSolver()
     with pytest.raises(RaftspecError, match="not a Boolean constant"):
         solver.check(z3.Not(z3.Bool("p")))
+    with pytest.raises(RaftspecError, match="not a Boolean constant"):
+        solver.check(z3.BoolVal(False))
 
 
 @pytest.mark.parametrize("name,depth", [("mutant_quorum_off_by_one", 12),
