@@ -12,12 +12,15 @@ output, and a name maps to one SAT variable for the solver's lifetime. Tseitin v
 fresh in every batch.
 
 The class offers the subset of ``z3.Solver`` that BMC uses (``add``, ``check`` under assumptions,
-``model``, ``reason_unknown``). ``model`` does not trust the SAT side: it fixes every constant
-to the value CaDiCaL found and asks Z3 to confirm all assertions (and the assumptions) under
-that assignment, returning Z3's model, so a counterexample is decoded exactly as Z3's own.
+``model``, ``set("timeout", ms)``, ``reason_unknown``). ``model`` does not trust the SAT side:
+it fixes every constant to the value CaDiCaL found and asks Z3 to confirm all assertions (and
+the assumptions) under that assignment, returning Z3's model, so a counterexample is decoded
+exactly as Z3's own.
 """
 
 from __future__ import annotations
+
+import time
 
 import z3
 from pysat.solvers import Solver
@@ -26,6 +29,10 @@ from reference.errors import RaftspecError
 
 SOLVER = "cadical195"
 """python-sat's name of the CaDiCaL version used."""
+
+SLICE = 10_000
+"""Conflicts per solver call under a timeout (python-sat cannot interrupt CaDiCaL, but it can
+stop it after a conflict budget; learned clauses carry over to the next call)."""
 
 _BLAST = z3.Then("simplify", "bit-blast", "tseitin-cnf")
 """Tactics that keep every named Boolean constant (none eliminates variables, unlike
@@ -75,6 +82,7 @@ class CadicalSolver:
         makes up inside one batch stays local to it)."""
         self._assertions: list[z3.BoolRef] = []
         self._last: tuple[z3.BoolRef, ...] = ()
+        self._timeout: float | None = None
 
     def _blasted(self, constraints: tuple[z3.BoolRef, ...]) -> z3.BoolRef:
         """The conjunction of ``constraints`` with every bit-vector constant replaced by its
@@ -135,7 +143,22 @@ class CadicalSolver:
             self._bools.setdefault(str(a), a)
             self._names.add(str(a))
         self._last = assumptions
-        return z3.sat if self._sat.solve(assumptions=lits) else z3.unsat
+        if self._timeout is None:
+            return z3.sat if self._sat.solve(assumptions=lits) else z3.unsat
+        deadline = time.perf_counter() + self._timeout
+        while time.perf_counter() < deadline:
+            self._sat.conf_budget(SLICE)
+            verdict = self._sat.solve_limited(assumptions=lits)
+            if verdict is not None:
+                return z3.sat if verdict else z3.unsat
+        return z3.unknown
+
+    def set(self, option: str, value: int) -> None:
+        """As ``z3.Solver.set``, for ``"timeout"`` only: milliseconds per ``check`` (0: none);
+        a check that runs out answers unknown."""
+        if option != "timeout":
+            raise RaftspecError(f"internal: the SAT backend has no option {option!r}")
+        self._timeout = value / 1000 if value else None
 
     def model(self) -> z3.ModelRef:
         """Z3's model of the assertions, with every constant fixed to CaDiCaL's value."""
@@ -155,4 +178,4 @@ class CadicalSolver:
         return confirm.model()
 
     def reason_unknown(self) -> str:
-        return "CaDiCaL does not give up"
+        return "timeout"

@@ -219,8 +219,8 @@ def bmc(
     property (which Houdini must drop) still guarantees on the way to its violation.
     ``engine``: who searches the bit-blasted unrolling, ``ENGINES`` (same answers, checked by
     tests; CaDiCaL is several times faster, Z3 alone is the reference).
-    ``time_budget`` (seconds) stops after the depth that exceeds it, reporting the deepest depth
-    completed (the benchmark's "depth reached in N minutes").
+    ``time_budget`` (seconds) stops when it runs out, abandoning the depth under way and
+    reporting the deepest depth completed (the benchmark's "depth reached in N minutes").
     """
     if max_depth < 1:
         raise RaftspecError(f"--depth must be at least 1 (got {max_depth})", field="depth")
@@ -262,6 +262,9 @@ def bmc(
         if goals:
             bad = z3.Bool(f"bad_at_{depth}")  # assumed for this depth's query only
             solver.add(z3.Implies(bad, z3.Or([z3.Not(g) for _, g in goals])))
+            if time_budget is not None:
+                left = start + time_budget - time.perf_counter()
+                solver.set("timeout", max(1, int(left * 1000)))
             verdict = solver.check(bad)
             if verdict == z3.sat:
                 model = solver.model()
@@ -270,6 +273,9 @@ def bmc(
                 trace = decode_trace(enc, model, states, steps)
                 return BmcResult("violation", depth, violated, trace,
                                  time.perf_counter() - start, tuple(reports), strengthening)
+            if verdict != z3.unsat and time_budget is not None and (
+                    time.perf_counter() - start >= time_budget):
+                break  # out of time during this depth: it does not count as checked
             if verdict != z3.unsat:
                 raise RaftspecError(f"{engine} gave up at depth {depth}: "
                                     f"{solver.reason_unknown()}")
@@ -283,7 +289,8 @@ def bmc(
             on_depth(report)
         if time_budget is not None and now - start > time_budget:
             break
-    return BmcResult("ok", reports[-1].depth, None, None, time.perf_counter() - start,
+    checked = reports[-1].depth if reports else 0
+    return BmcResult("ok", checked, None, None, time.perf_counter() - start,
                      tuple(reports), strengthening)
 
 

@@ -36,7 +36,8 @@ Exit status: 0 no violation up to DEPTH, 1 a property is violated, 2 bad model o
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "bmc", help="bounded model checking of a YAML model (Z3 encoding, CaDiCaL search)", description=HELP,
+        "bmc", help="bounded model checking of a YAML model (Z3 encoding, CaDiCaL search)",
+        description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("model", nargs="?", type=Path,
@@ -44,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--depth", type=int, default=10, metavar="K",
                         help="check paths of up to K states (default 10)")
     parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
-                        help="stop after the depth during which SECONDS have passed")
+                        help="stop when SECONDS have passed; the depth under way does not count")
     parser.add_argument("--invariant", action="append", metavar="NAME",
                         help="check only this property (repeatable; default: the model's)")
     parser.add_argument("--json", action="store_true",

@@ -116,3 +116,27 @@ def test_quantified_formulas_are_refused() -> None:
     x = z3.BitVec("x", WIDTH)
     with pytest.raises(RaftspecError, match="quantifier-free"):
         CadicalSolver().add(z3.ForAll([x], x + 0 == x))
+
+
+def test_a_check_that_runs_out_of_time_answers_unknown() -> None:
+    """Factoring a 40-bit prime is unsatisfiable and far beyond 0.2 s of CaDiCaL."""
+    x, y = z3.BitVec("x", 40), z3.BitVec("y", 40)
+    solver = CadicalSolver()
+    solver.add(z3.ZeroExt(40, x) * z3.ZeroExt(40, y) == 1_099_511_627_689,
+               z3.UGT(x, 1), z3.UGT(y, 1))
+    solver.set("timeout", 200)
+    assert solver.check() == z3.unknown
+    assert solver.reason_unknown() == "timeout"
+
+
+@pytest.mark.parametrize("engine", ["cadical", "z3"])
+def test_a_time_budget_stops_bmc_mid_depth(engine: str) -> None:
+    """With a budget far below what depth 40 needs, BMC stops when it runs out and reports the
+    deepest depth it completed."""
+    model = load_model(MODELS / "mutant_no_term_check_on_append.yaml")
+    result = bmc(model.config, ["state_machine_safety"], max_depth=40, symmetry=True,
+                 engine=engine, time_budget=3.0)
+    assert result.verdict == "ok"
+    assert 1 <= result.depth < 40
+    assert result.depth == result.per_depth[-1].depth
+    assert result.seconds < 60  # not a speed target: without the deadline this runs for hours
