@@ -6,8 +6,8 @@ BMC runs on 3 servers with all interleavings: two models with every action of ra
 (message duplication, loss and restarts included) and the two deep mutant models. Each model
 runs in the same process as plain BMC on Z3 (the baseline) and as reduced BMC (path reduction,
 inferred invariants, checked depths' properties: checker.symbolic) on each engine of
---engines (default: cadical and z3). A run stops at the first violation or after the depth
-during which the budget ran out. Induction times are for the shipped lemma sets.
+--engines (default: cadical and z3). A run stops at the first violation or when the budget
+runs out (the depth under way does not count). Induction times are for the shipped lemma sets.
 """
 
 from __future__ import annotations
