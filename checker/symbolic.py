@@ -273,10 +273,9 @@ def bmc(
                 trace = decode_trace(enc, model, states, steps)
                 return BmcResult("violation", depth, violated, trace,
                                  time.perf_counter() - start, tuple(reports), strengthening)
-            if verdict != z3.unsat and time_budget is not None and (
-                    time.perf_counter() - start >= time_budget):
-                break  # out of time during this depth: it does not count as checked
             if verdict != z3.unsat:
+                if time_budget is not None and time.perf_counter() - start >= time_budget:
+                    break  # out of time during this depth: it does not count as checked
                 raise RaftspecError(f"{engine} gave up at depth {depth}: "
                                     f"{solver.reason_unknown()}")
             solver.add(z3.Not(bad))
