@@ -30,8 +30,8 @@ TLC_SECONDS = {"tiny2": 1.4, "mid2": 5.0, "tiny3": 9.0}  # published, 1 worker, 
 BASELINE = """
 import sys, time, tracemalloc
 from collections import deque
-from spec.model import load_model
-from reference import initial_state, successors
+from raftspec.spec.model import load_model
+from raftspec.reference import initial_state, successors
 config = load_model(sys.argv[1]).config
 if sys.argv[2] == "trace":
     tracemalloc.start()
@@ -51,9 +51,9 @@ print(len(seen), peak, time.perf_counter() - started)
 
 MEMORY = """
 import sys, tracemalloc
-from checker.explore import explore
-from checker.raft import RaftSystem
-from spec.model import load_model
+from raftspec.checker.explore import explore
+from raftspec.checker.raft import RaftSystem
+from raftspec.spec.model import load_model
 system = RaftSystem(load_model(sys.argv[1]), symmetry=sys.argv[2] == "on")
 tracemalloc.start()
 result = explore(system)

@@ -37,8 +37,8 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from node.client import ClusterClient  # noqa: E402
-from node.supervisor import LocalCluster, free_base_port  # noqa: E402
+from raftspec.node.client import ClusterClient  # noqa: E402
+from raftspec.node.supervisor import LocalCluster, free_base_port  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from traces.lincheck import check_file
+from raftspec.traces.lincheck import check_file
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "linearizability" / "porcupine"
 

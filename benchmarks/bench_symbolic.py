@@ -16,9 +16,9 @@ import argparse
 import time
 from pathlib import Path
 
-from checker.symbolic import ENGINES, BmcResult, bmc, induct
-from reference import Config
-from spec.model import load_model
+from raftspec.checker.symbolic import ENGINES, BmcResult, bmc, induct
+from raftspec.reference import Config
+from raftspec.spec.model import load_model
 
 PROPS = ["election_safety", "log_matching", "leader_completeness", "state_machine_safety"]
 MODELS = Path(__file__).resolve().parents[1] / "spec" / "models"

@@ -12,9 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from node.client import ClusterClient
-from node.supervisor import LocalCluster
-from traces.validate import ClusterAdapter, validate_paths
+from raftspec.node.client import ClusterClient
+from raftspec.node.supervisor import LocalCluster
+from raftspec.traces.validate import ClusterAdapter, validate_paths
 
 FAULTS = "loss=0.05,dup=0.05,delay=1-8ms,reorder=0.1"
 

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from checker.fingerprints import FingerprintSet
+from raftspec.checker.fingerprints import FingerprintSet
 
 FINGERPRINT_SPACE = 2.0**64
 

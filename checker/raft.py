@@ -11,12 +11,12 @@ from collections.abc import Iterable, Iterator
 from functools import partial
 from operator import attrgetter
 
-from checker.symmetry import Canonicalizer
-from reference.config import Config
-from reference.state import State, initial_state
-from reference.successors import Action, steps
-from spec.model import Model
-from spec.properties import INVARIANTS, STEP_PROPERTIES
+from raftspec.checker.symmetry import Canonicalizer
+from raftspec.reference.config import Config
+from raftspec.reference.state import State, initial_state
+from raftspec.reference.successors import Action, steps
+from raftspec.spec.model import Model
+from raftspec.spec.properties import INVARIANTS, STEP_PROPERTIES
 
 server_fields = attrgetter(
     "current_term", "role", "voted_for", "log", "commit_index",

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from reference.describe import describe_message
-from reference.state import (
+from raftspec.reference.describe import describe_message
+from raftspec.reference.state import (
     MESSAGE_TYPE_NAMES,
     NIL,
     AppendEntriesRequest,
@@ -18,7 +18,7 @@ from reference.state import (
     Server,
     State,
 )
-from reference.successors import Action
+from raftspec.reference.successors import Action
 
 Trace = list[tuple[Action | None, State]]
 

@@ -19,13 +19,13 @@ from collections.abc import Callable, Sequence
 import attrs
 import z3
 
-from checker.cnf import CadicalSolver
-from reference.config import Config
-from reference.errors import RaftspecError
-from reference.state import State
-from reference.successors import Action
-from spec import smt
-from spec.lemmas import LEMMAS, SHIPPED
+from raftspec.checker.cnf import CadicalSolver
+from raftspec.reference.config import Config
+from raftspec.reference.errors import RaftspecError
+from raftspec.reference.state import State
+from raftspec.reference.successors import Action
+from raftspec.spec import smt
+from raftspec.spec.lemmas import LEMMAS, SHIPPED
 
 Trace = list[tuple[Action | None, State]]
 

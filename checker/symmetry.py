@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from itertools import permutations, product
 
-from reference.state import State
+from raftspec.reference.state import State
 
 
 def _mask(ids: frozenset[int], relabel: tuple[int, ...]) -> int:

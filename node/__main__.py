@@ -1,15 +1,16 @@
-"""``python -m node --id ...``: one node, without the rest of the raftspec CLI."""
+"""``python -m raftspec.node --id ...``: one node, without the rest of the raftspec CLI."""
 
 import argparse
 import sys
 
-from node.errors import NodeError
-from node.options import add_node_arguments, config_from_args
-from node.server import run_node
+from raftspec.node.errors import NodeError
+from raftspec.node.options import add_node_arguments, config_from_args
+from raftspec.node.server import run_node
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m node", description="Run one Raft node.")
+    parser = argparse.ArgumentParser(prog="python -m raftspec.node",
+                                     description="Run one Raft node.")
     add_node_arguments(parser)
     args = parser.parse_args()
     try:

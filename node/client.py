@@ -13,9 +13,9 @@ import time
 import uuid
 from typing import IO, Any
 
-from node.errors import NodeError
-from node.transport import Addr, parse_addr
-from node.wire import BadDatagram, decode, encode, encode_batches
+from raftspec.node.errors import NodeError
+from raftspec.node.transport import Addr, parse_addr
+from raftspec.node.wire import BadDatagram, decode, encode, encode_batches
 
 SWEEP_S = 0.01                      # request timeouts are checked this often
 

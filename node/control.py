@@ -8,8 +8,8 @@ import socket
 import time
 from typing import Any
 
-from node.transport import parse_addr
-from node.wire import BadDatagram, decode, encode
+from raftspec.node.transport import parse_addr
+from raftspec.node.wire import BadDatagram, decode, encode
 
 _rids = itertools.count(int.from_bytes(os.urandom(3), "little"))
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from node.messages import (
+from raftspec.node.messages import (
     APPEND,
     APPEND_RESP,
     SNAP,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from node.errors import NodeError
+from raftspec.node.errors import NodeError
 
 
 @dataclass(slots=True)

@@ -1,14 +1,14 @@
-"""Command-line options of one node, shared by ``raftspec node`` and ``python -m node``."""
+"""Command-line options of one node, shared by ``raftspec node`` and ``python -m raftspec.node``."""
 
 from __future__ import annotations
 
 import argparse
 import os
 
-from node.errors import NodeError
-from node.faults import FaultConfig
-from node.server import NodeConfig
-from node.transport import parse_addr
+from raftspec.node.errors import NodeError
+from raftspec.node.faults import FaultConfig
+from raftspec.node.server import NodeConfig
+from raftspec.node.transport import parse_addr
 
 
 def parse_peers(text: str) -> dict[int, str]:

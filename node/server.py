@@ -20,14 +20,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from node.core import Options, RaftCore, Role
-from node.errors import NodeError
-from node.faults import FaultConfig
-from node.kv import KVStore
-from node.messages import Message
-from node.storage import DiskLog
-from node.transport import Addr, Transport, parse_addr
-from node.wire import (
+from raftspec.node.core import Options, RaftCore, Role
+from raftspec.node.errors import NodeError
+from raftspec.node.faults import FaultConfig
+from raftspec.node.kv import KVStore
+from raftspec.node.messages import Message
+from raftspec.node.storage import DiskLog
+from raftspec.node.transport import Addr, Transport, parse_addr
+from raftspec.node.wire import (
     BadDatagram,
     body_to_message,
     decode,
@@ -35,7 +35,7 @@ from node.wire import (
     encode_message,
     pack_entries,
 )
-from traces.schema import TraceWriter, entry_fields, message_fields
+from raftspec.traces.schema import TraceWriter, entry_fields, message_fields
 
 log = logging.getLogger("raftspec.node")
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 
 import msgpack
 
-from node.errors import NodeError
-from node.messages import Entry, Snapshot
+from raftspec.node.errors import NodeError
+from raftspec.node.messages import Entry, Snapshot
 
 log = logging.getLogger("raftspec.node.storage")
 

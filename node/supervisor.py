@@ -1,7 +1,8 @@
 """Run N node processes on 127.0.0.1 and act on them: start, kill -9, restart, partition, heal.
 
-Used by ``raftspec cluster``, the tests and the benchmark. Each node is ``python -m node`` in its
-own process with its own data dir ``DIR/node-<id>`` and stderr in ``DIR/node-<id>.log``.
+Used by ``raftspec cluster``, the tests and the benchmark. Each node is
+``python -m raftspec.node`` in its own process with its own data dir ``DIR/node-<id>`` and
+stderr in ``DIR/node-<id>.log``.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from node import control
-from node.errors import NodeError
+from raftspec.node import control
+from raftspec.node.errors import NodeError
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -76,7 +77,7 @@ class LocalCluster:
         return ",".join(f"{i}={a}" for i, a in sorted(self.addrs.items()))
 
     def command(self, i: int, join: bool = False) -> list[str]:
-        cmd = [sys.executable, "-m", "node", "--id", str(i), "--peers", self.peers_arg(),
+        cmd = [sys.executable, "-m", "raftspec.node", "--id", str(i), "--peers", self.peers_arg(),
                "--data-dir", os.path.join(self.data_dir, f"node-{i}")]
         if join:
             cmd.append("--join")
@@ -199,5 +200,5 @@ class LocalCluster:
 def control_secret(path: str | None) -> bytes | None:
     if path is None:
         return None
-    from node.options import read_secret
+    from raftspec.node.options import read_secret
     return read_secret(path)

@@ -10,8 +10,8 @@ import random
 import socket
 from collections.abc import Callable
 
-from node.errors import NodeError
-from node.faults import FaultConfig
+from raftspec.node.errors import NodeError
+from raftspec.node.faults import FaultConfig
 
 Addr = tuple[str, int]
 

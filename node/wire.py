@@ -16,7 +16,7 @@ from typing import Any
 
 import msgpack
 
-from node.messages import RAFT_TYPES, Entry, Message
+from raftspec.node.messages import RAFT_TYPES, Entry, Message
 
 MAGIC = b"RS"
 VERSION = 2

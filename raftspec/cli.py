@@ -10,8 +10,8 @@ import argparse
 import importlib
 import sys
 
-from node.errors import NodeError
-from reference.errors import RaftspecError
+from raftspec.node.errors import NodeError
+from raftspec.reference.errors import RaftspecError
 
 # Each module defines register(subparsers) which adds its parser and sets a ``run`` default
 # taking the parsed arguments and returning the exit code.

@@ -7,7 +7,7 @@ the nondeterminism (which action, which parameters) is enumerated by ``successor
 
 from __future__ import annotations
 
-from reference.state import (
+from raftspec.reference.state import (
     APPEND_ENTRIES_REQUEST,
     APPEND_ENTRIES_RESPONSE,
     NIL,

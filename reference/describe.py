@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reference.state import (
+from raftspec.reference.state import (
     AppendEntriesRequest,
     AppendEntriesResponse,
     Message,

@@ -12,9 +12,9 @@ import importlib
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
-from reference import actions
-from reference.config import Config
-from reference.state import Message, Role, State, bag_size
+from raftspec.reference import actions
+from raftspec.reference.config import Config
+from raftspec.reference.state import Message, Role, State, bag_size
 
 
 class Action(NamedTuple):
@@ -94,7 +94,7 @@ def steps(state: State, config: Config) -> Iterator[tuple[Action, State]]:
 def variant_steps(name: str) -> Callable[[State, Config], Iterator[tuple[Action, State]]]:
     """The ``steps`` function of a protocol variant module, by variant name (looked up once:
     ``steps`` asks for it on every state)."""
-    return importlib.import_module(f"reference.variants.{name}").steps
+    return importlib.import_module(f"raftspec.reference.variants.{name}").steps
 
 
 def within_bounds(state: State, config: Config) -> bool:

@@ -17,7 +17,17 @@ from collections.abc import Callable
 
 import z3
 
-from spec.smt import AEQ, CANDIDATE, LEADER, RVP, Encoding, Num, ServerVars, Slot, StateVars
+from raftspec.spec.smt import (
+    AEQ,
+    CANDIDATE,
+    LEADER,
+    RVP,
+    Encoding,
+    Num,
+    ServerVars,
+    Slot,
+    StateVars,
+)
 
 Lemma = Callable[[Encoding, StateVars], z3.BoolRef]
 

@@ -23,9 +23,9 @@ from typing import Any
 import attrs
 import yaml
 
-from reference.config import MUTANTS, VARIANTS, Config
-from reference.errors import RaftspecError
-from spec.properties import INVARIANTS, STEP_PROPERTIES
+from raftspec.reference.config import MUTANTS, VARIANTS, Config
+from raftspec.reference.errors import RaftspecError
+from raftspec.spec.properties import INVARIANTS, STEP_PROPERTIES
 
 MODELS_DIR = Path(__file__).parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "default.yaml"
@@ -135,7 +135,8 @@ def parse_model(text: str, path: str = "<model>") -> Model:
                               f"unknown variant '{variant}'; known: {', '.join(VARIANTS)}")
 
     if variant != "tla" and mutants:
-        supported = importlib.import_module(f"reference.variants.{variant}").SUPPORTED_MUTANTS
+        module = importlib.import_module(f"raftspec.reference.variants.{variant}")
+        supported = module.SUPPORTED_MUTANTS
         unsupported = sorted(set(mutants) - supported)
         if unsupported:
             raise reader.fail(top["mutants"], "mutants",

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from reference.config import Config
-from reference.state import Role, Server, State
+from raftspec.reference.config import Config
+from raftspec.reference.state import Role, Server, State
 
 _ROLES = (Role.FOLLOWER, Role.CANDIDATE, Role.LEADER)
 

@@ -33,9 +33,9 @@ from collections.abc import Callable, Sequence
 import attrs
 import z3
 
-from reference.config import MUTANTS, Config
-from reference.errors import RaftspecError
-from reference.state import (
+from raftspec.reference.config import MUTANTS, Config
+from raftspec.reference.errors import RaftspecError
+from raftspec.reference.state import (
     APPEND_ENTRIES_REQUEST,
     APPEND_ENTRIES_RESPONSE,
     REQUEST_VOTE_REQUEST,
@@ -50,7 +50,7 @@ from reference.state import (
     Server,
     State,
 )
-from reference.successors import Action
+from raftspec.reference.successors import Action
 
 FOLLOWER, CANDIDATE, LEADER = Role.FOLLOWER, Role.CANDIDATE, Role.LEADER
 

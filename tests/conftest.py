@@ -24,9 +24,9 @@ def shared_dir() -> Path:
 def bfs():
     """``bfs(model_path, max_depth=None)``: ``explore`` of a model file, run once per session
     (the checker's and the symbolic tests explore the same mutant models)."""
-    from checker.explore import explore
-    from checker.raft import RaftSystem
-    from spec.model import load_model
+    from raftspec.checker.explore import explore
+    from raftspec.checker.raft import RaftSystem
+    from raftspec.spec.model import load_model
 
     cache: dict = {}
 

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from spec.model import MODELS_DIR
+from raftspec.spec.model import MODELS_DIR
 
 TINY2 = str(MODELS_DIR / "conformance" / "tiny2.yaml")
 

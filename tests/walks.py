@@ -3,8 +3,8 @@ the reference's and the Figure 2 variant's property tests."""
 
 from __future__ import annotations
 
-from reference import Config, State, initial_state, successors
-from spec.properties import INVARIANTS, STEP_PROPERTIES
+from raftspec.reference import Config, State, initial_state, successors
+from raftspec.spec.properties import INVARIANTS, STEP_PROPERTIES
 
 
 def random_walk(config: Config, choices: list[int]) -> list[State]:

@@ -6,8 +6,8 @@ import argparse
 import json
 import os
 
-from node.errors import NodeError
-from node.options import read_secret
+from raftspec.node.errors import NodeError
+from raftspec.node.options import read_secret
 
 
 def add_cluster_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -20,7 +20,7 @@ def add_cluster_arguments(parser: argparse.ArgumentParser, required: bool = True
 
 def cluster_addrs(text: str) -> dict[int, str]:
     """--cluster as {node id: address}; ids are positions 1..N (or ID=HOST:PORT items)."""
-    from node.options import parse_peers
+    from raftspec.node.options import parse_peers
     return parse_peers(text)
 
 

@@ -7,10 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from checker.report import counterexample_json, counterexample_text
-from checker.symbolic import ENGINES, BmcResult, DepthReport, bmc
-from reference.errors import RaftspecError
-from spec.model import default_model_path, load_model
+from raftspec.checker.report import counterexample_json, counterexample_text
+from raftspec.checker.symbolic import ENGINES, BmcResult, DepthReport, bmc
+from raftspec.reference.errors import RaftspecError
+from raftspec.spec.model import default_model_path, load_model
 
 HELP = """\
 Check every interleaving of up to DEPTH states (the initial state is depth 1) symbolically: the
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     names = tuple(args.invariant) if args.invariant else model.invariants
     if args.depth < 1:
         raise RaftspecError(f"must be at least 1 (got {args.depth})", field="--depth")
-    from spec import smt
+    from raftspec.spec import smt
 
     invariants = [n for n in names if n not in smt.STEP_PROPERTIES]
     step_properties = [n for n in names if n in smt.STEP_PROPERTIES]

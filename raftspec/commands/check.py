@@ -9,11 +9,11 @@ import resource
 import sys
 from pathlib import Path
 
-from checker.explore import Progress, Result, explore
-from checker.raft import RaftSystem
-from checker.report import counterexample_json, counterexample_mermaid, counterexample_text
-from reference.errors import RaftspecError
-from spec.model import Model, default_model_path, load_model
+from raftspec.checker.explore import Progress, Result, explore
+from raftspec.checker.raft import RaftSystem
+from raftspec.checker.report import counterexample_json, counterexample_mermaid, counterexample_text
+from raftspec.reference.errors import RaftspecError
+from raftspec.spec.model import Model, default_model_path, load_model
 
 HELP = """\
 Explore every state of a bounded Raft model breadth first, checking its invariants on each
@@ -148,7 +148,7 @@ def _print_summary(model: Model, system: RaftSystem, result: Result, peak: int) 
         if sys.stdout.isatty():
             from rich.console import Console
 
-            from checker.report import counterexample_table
+            from raftspec.checker.report import counterexample_table
 
             Console().print(counterexample_table(result.trace))
         else:

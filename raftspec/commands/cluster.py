@@ -8,11 +8,11 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from node import control
-from node.errors import NodeError
-from node.faults import FaultConfig
-from node.supervisor import LocalCluster
-from node.wire import BadDatagram, decode, encode
+from raftspec.node import control
+from raftspec.node.errors import NodeError
+from raftspec.node.faults import FaultConfig
+from raftspec.node.supervisor import LocalCluster
+from raftspec.node.wire import BadDatagram, decode, encode
 
 DESCRIPTION = """\
 Start N node processes bound to 127.0.0.1:P .. P+N-1 (one process per node, data in

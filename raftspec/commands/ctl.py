@@ -8,15 +8,15 @@ import os
 import signal
 import sys
 
-from node import control
-from node.client import ClusterClient, Unavailable
-from node.errors import NodeError
-from node.faults import FaultConfig
 from raftspec.commands._cluster_args import (
     cluster_addrs,
     manifest_addrs,
     secret_of,
 )
+from raftspec.node import control
+from raftspec.node.client import ClusterClient, Unavailable
+from raftspec.node.errors import NodeError
+from raftspec.node.faults import FaultConfig
 
 DESCRIPTION = """\
 Act on a running cluster, found by --data-dir (the manifest `raftspec cluster` writes) or by

@@ -7,10 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from checker.report import counterexample_json, counterexample_rows, counterexample_text
-from checker.symbolic import ActionCheck, InductionResult, induct
-from spec.lemmas import LEMMAS, SHIPPED
-from spec.model import default_model_path, load_model
+from raftspec.checker.report import counterexample_json, counterexample_rows, counterexample_text
+from raftspec.checker.symbolic import ActionCheck, InductionResult, induct
+from raftspec.spec.lemmas import LEMMAS, SHIPPED
+from raftspec.spec.model import default_model_path, load_model
 
 HELP = f"""\
 Prove that an invariant holds in EVERY reachable state of a bounded model, at any depth:

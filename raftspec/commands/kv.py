@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from node.client import ClusterClient, History
-from node.errors import NodeError
 from raftspec.commands._cluster_args import add_cluster_arguments, cluster_addrs, secret_of
+from raftspec.node.client import ClusterClient, History
+from raftspec.node.errors import NodeError
 
 DESCRIPTION = """\
 Run one operation against the cluster. The client finds the leader (following the nodes'
@@ -58,7 +58,7 @@ async def _run(args: argparse.Namespace, addrs: list[str], secret: bytes | None,
                history: History | None) -> int:
     import os
 
-    from node.client import Unavailable
+    from raftspec.node.client import Unavailable
     async with ClusterClient(addrs, secret, history=history) as client:
         session = client.session()
         session.process = args.process if args.process is not None else os.getpid()

@@ -6,9 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from reference.errors import RaftspecError
-from traces.lincheck import FORMATS, MODELS, check_file
-from traces.lincheck.render import html_report, summary, text_timeline
+from raftspec.reference.errors import RaftspecError
+from raftspec.traces.lincheck import FORMATS, MODELS, check_file
+from raftspec.traces.lincheck.render import html_report, summary, text_timeline
 
 DESCRIPTION = """\
 Check client histories for linearizability: key-value (get/put/append) and CAS-register

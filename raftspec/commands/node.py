@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from node.options import add_node_arguments, config_from_args
-from node.server import run_node
+from raftspec.node.options import add_node_arguments, config_from_args
+from raftspec.node.server import run_node
 
 DESCRIPTION = """\
 Run one Raft node on 127.0.0.1 until SIGINT/SIGTERM. Its term, vote and log are kept (fsync'd)

@@ -8,8 +8,8 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-from node import control
 from raftspec.commands._cluster_args import add_cluster_arguments, cluster_addrs, secret_of
+from raftspec.node import control
 
 DESCRIPTION = """\
 Ask every node of the cluster for its state. Text: one line per node,

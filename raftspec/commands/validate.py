@@ -43,13 +43,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate the traces, print the verdict, and return the exit status."""
-    from reference.errors import RaftspecError
-    from traces.validate import ClusterAdapter, validate_paths
-    from traces.validate.search import verdict_text
+    from raftspec.reference.errors import RaftspecError
+    from raftspec.traces.validate import ClusterAdapter, validate_paths
+    from raftspec.traces.validate.search import verdict_text
 
     config = None
     if args.model is not None:
-        from spec.model import load_model
+        from raftspec.spec.model import load_model
 
         model = load_model(args.model)
         if model.config.variant != "figure2":

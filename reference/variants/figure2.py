@@ -31,9 +31,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from reference import actions
-from reference.config import Config
-from reference.state import (
+from raftspec.reference import actions
+from raftspec.reference.config import Config
+from raftspec.reference.state import (
     APPEND_ENTRIES_REQUEST,
     APPEND_ENTRIES_RESPONSE,
     NIL,
@@ -49,8 +49,8 @@ from reference.state import (
     is_quorum,
     last_term,
 )
-from reference.state import initial_state as tla_initial_state
-from reference.successors import Action
+from raftspec.reference.state import initial_state as tla_initial_state
+from raftspec.reference.successors import Action
 
 restart = actions.restart
 update_term = actions.update_term

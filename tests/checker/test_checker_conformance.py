@@ -11,9 +11,9 @@ import re
 
 import pytest
 
-from checker.explore import explore
-from checker.raft import RaftSystem
-from spec.model import MODELS_DIR, load_model
+from raftspec.checker.explore import explore
+from raftspec.checker.raft import RaftSystem
+from raftspec.spec.model import MODELS_DIR, load_model
 
 # model: (distinct, generated, depth, distinct sym, generated sym, depth sym)
 TLC = {

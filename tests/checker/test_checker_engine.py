@@ -11,7 +11,7 @@ from collections import deque
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checker.explore import explore
+from raftspec.checker.explore import explore
 
 
 class Counter:
@@ -114,10 +114,10 @@ def test_step_property_violation_ends_with_the_bad_step() -> None:
 
 FINGERPRINT_SCRIPT = """
 import json
-from checker.raft import RaftSystem
-from checker.explore import explore
-from spec.model import MODELS_DIR, load_model
-from reference import initial_state, successors
+from raftspec.checker.raft import RaftSystem
+from raftspec.checker.explore import explore
+from raftspec.spec.model import MODELS_DIR, load_model
+from raftspec.reference import initial_state, successors
 model = load_model(MODELS_DIR / "conformance" / "tiny2.yaml")
 out = []
 for symmetry in (False, True):
@@ -153,7 +153,7 @@ def test_max_depth_checks_exactly_the_first_levels() -> None:
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.integers(-(2**63), 2**63 - 1), max_size=3000), st.integers(0, 4))
 def test_fingerprint_set_behaves_like_a_set(fps, extra_zeros) -> None:
-    from checker.fingerprints import FingerprintSet
+    from raftspec.checker.fingerprints import FingerprintSet
 
     table, reference = FingerprintSet(capacity=4), set()
     for fp in fps + [0] * extra_zeros:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from checker.explore import explore
-from checker.raft import RaftSystem
-from reference import actions
-from reference.config import Config
-from reference.state import initial_state
-from reference.successors import steps
-from spec.model import MODELS_DIR, load_model
-from spec.properties import INVARIANTS
+from raftspec.checker.explore import explore
+from raftspec.checker.raft import RaftSystem
+from raftspec.reference import actions
+from raftspec.reference.config import Config
+from raftspec.reference.state import initial_state
+from raftspec.reference.successors import steps
+from raftspec.spec.model import MODELS_DIR, load_model
+from raftspec.spec.properties import INVARIANTS
 
 # mutant model: (violated property, counterexample length in states, as BFS finds it)
 FOUND_BY_BFS = {

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from node.client import ClusterClient, History, Unavailable
-from node.supervisor import LocalCluster
+from raftspec.node.client import ClusterClient, History, Unavailable
+from raftspec.node.supervisor import LocalCluster
 
 sys.path.insert(0, os.path.dirname(__file__))
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from node.core import Options, RaftCore, Role
-from node.messages import Entry, Message, Snapshot
+from raftspec.node.core import Options, RaftCore, Role
+from raftspec.node.messages import Entry, Message, Snapshot
 
 
 @dataclass

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from node.supervisor import free_base_port
+from raftspec.node.supervisor import free_base_port
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

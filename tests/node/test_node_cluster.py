@@ -9,8 +9,8 @@ import time
 import pytest
 from conftest import read_keys, run, workload, write_keys
 
-from node.client import ClusterClient, Unavailable
-from traces.lincheck import check_file
+from raftspec.node.client import ClusterClient, Unavailable
+from raftspec.traces.lincheck import check_file
 
 
 def test_five_nodes_elect_exactly_one_leader(make_cluster) -> None:

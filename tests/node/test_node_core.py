@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from node_sim import Net
 
-from node.core import Options, RaftCore, Role
-from node.messages import APPEND, APPEND_RESP, VOTE, VOTE_RESP, Entry, Message
+from raftspec.node.core import Options, RaftCore, Role
+from raftspec.node.messages import APPEND, APPEND_RESP, VOTE, VOTE_RESP, Entry, Message
 
 MEMBERS = {1: "a:1", 2: "a:2", 3: "a:3"}
 

@@ -12,9 +12,9 @@ import pytest
 from conftest import read_keys, run, workload, write_keys
 from test_node_cluster import lincheck
 
-from node.client import ClusterClient, Unavailable
-from node.storage import DiskLog
-from traces.schema import merge_by_causality, read_trace
+from raftspec.node.client import ClusterClient, Unavailable
+from raftspec.node.storage import DiskLog
+from raftspec.traces.schema import merge_by_causality, read_trace
 
 
 def committed_logs_agree(c, commits: dict[int, int]) -> None:

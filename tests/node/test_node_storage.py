@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
-from node.errors import NodeError
-from node.messages import Entry, Snapshot
-from node.storage import DiskLog
+from raftspec.node.errors import NodeError
+from raftspec.node.messages import Entry, Snapshot
+from raftspec.node.storage import DiskLog
 
 
 def write(path, n=5) -> DiskLog:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from node.messages import VOTE_RESP, Message
-from node.server import NodeConfig, NodeServer
-from node.wire import decode
+from raftspec.node.messages import VOTE_RESP, Message
+from raftspec.node.server import NodeConfig, NodeServer
+from raftspec.node.wire import decode
 
 
 class RecordingTransport:

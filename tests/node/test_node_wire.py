@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.kv import KVStore
-from node.messages import APPEND, Entry, Message
-from node.wire import (
+from raftspec.node.kv import KVStore
+from raftspec.node.messages import APPEND, Entry, Message
+from raftspec.node.wire import (
     BadDatagram,
     body_to_message,
     decode,
@@ -124,7 +124,7 @@ def test_an_append_with_shared_packed_entries_decodes_like_a_plain_one() -> None
 
 
 def test_trace_entry_fields_mark_kinds_and_hash_commands_stably() -> None:
-    from traces.schema import check_event, command_hash, entry_fields, message_fields
+    from raftspec.traces.schema import check_event, command_hash, entry_fields, message_fields
 
     cmd = {"op": "put", "key": "a", "value": "b", "cid": "c", "seq": 1}
     assert command_hash(cmd) == command_hash(dict(reversed(list(cmd.items()))))

@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from walks import assert_safe, random_walk
 
-from checker.explore import explore
-from checker.raft import RaftSystem
-from reference import Config, successors
-from reference.state import (
+from raftspec.checker.explore import explore
+from raftspec.checker.raft import RaftSystem
+from raftspec.reference import Config, successors
+from raftspec.reference.state import (
     APPEND_ENTRIES_REQUEST,
     NIL,
     AppendEntriesRequest,
@@ -21,9 +21,9 @@ from reference.state import (
     State,
     initial_state,
 )
-from reference.variants import figure2
-from spec.model import MODELS_DIR, load_model
-from spec.properties import INVARIANTS, STEP_PROPERTIES
+from raftspec.reference.variants import figure2
+from raftspec.spec.model import MODELS_DIR, load_model
+from raftspec.spec.properties import INVARIANTS, STEP_PROPERTIES
 
 SAFE_MODELS = ["figure2_tiny3", "figure2_faults2"]
 

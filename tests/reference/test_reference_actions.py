@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import attrs
 
-from reference import actions
-from reference.config import Config
-from reference.state import (
+from raftspec.reference import actions
+from raftspec.reference.config import Config
+from raftspec.reference.state import (
     APPEND_ENTRIES_REQUEST,
     NIL,
     AppendEntriesRequest,
@@ -18,7 +18,7 @@ from reference.state import (
     bag_send,
     initial_state,
 )
-from reference.successors import steps, successors
+from raftspec.reference.successors import steps, successors
 
 
 def only_message(state: State):

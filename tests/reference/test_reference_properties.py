@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from walks import assert_safe, random_walk
 
-from reference import Config, steps, successors, within_bounds
+from raftspec.reference import Config, steps, successors, within_bounds
 
 CONFIGS = [
     Config(servers=3, values=2, max_term=4, max_log_length=3, max_messages=3),

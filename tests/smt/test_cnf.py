@@ -11,10 +11,10 @@ import z3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checker.cnf import CadicalSolver
-from checker.symbolic import bmc
-from reference import RaftspecError
-from spec.model import load_model
+from raftspec.checker.cnf import CadicalSolver
+from raftspec.checker.symbolic import bmc
+from raftspec.reference import RaftspecError
+from raftspec.spec.model import load_model
 
 MODELS = Path(__file__).resolve().parents[2] / "spec" / "models"
 WIDTH = 4

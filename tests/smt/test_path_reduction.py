@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from walks import random_walk
 
-from checker.symbolic import PathReduction, bmc, candidate, footprint, houdini, independent
-from reference import Config, State, steps
-from reference.successors import within_bounds
-from spec import smt
+from raftspec.checker.symbolic import PathReduction, bmc, candidate, footprint, houdini, independent
+from raftspec.reference import Config, State, steps
+from raftspec.reference.successors import within_bounds
+from raftspec.spec import smt
 
 CONFIGS = {
     "all_actions": Config(3, 2, 3, 2, 2),

@@ -12,16 +12,25 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from z3 import z3core
 
-from reference import Action, Config, Entry, Server, State, initial_state, steps, successors
-from reference.state import (
+from raftspec.reference import (
+    Action,
+    Config,
+    Entry,
+    Server,
+    State,
+    initial_state,
+    steps,
+    successors,
+)
+from raftspec.reference.state import (
     AppendEntriesRequest,
     AppendEntriesResponse,
     RequestVoteRequest,
     RequestVoteResponse,
     bag_send,
 )
-from reference.successors import within_bounds
-from spec import properties, smt
+from raftspec.reference.successors import within_bounds
+from raftspec.spec import properties, smt
 
 CONFIGS = {
     "tiny2": Config(2, 1, 2, 1, 1),

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from checker.raft import RaftSystem
-from checker.symbolic import bmc
+from raftspec.checker.raft import RaftSystem
+from raftspec.checker.symbolic import bmc
 from raftspec.cli import main
-from reference import Config, RaftspecError
-from spec.model import load_model
+from raftspec.reference import Config, RaftspecError
+from raftspec.spec.model import load_model
 
 MODELS = Path(__file__).resolve().parents[2] / "spec" / "models"
 MUTANTS = sorted(MODELS.glob("mutant_*.yaml"))

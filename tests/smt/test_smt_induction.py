@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from checker.symbolic import houdini, induct
-from reference import Config, RaftspecError, actions
-from spec import smt
+from raftspec.checker.symbolic import houdini, induct
+from raftspec.reference import Config, RaftspecError, actions
+from raftspec.spec import smt
 
 ES_BOUNDS = Config(3, 1, 3, 1, 2)
 LM_BOUNDS = Config(3, 2, 3, 2, 2)
@@ -75,7 +75,7 @@ def _apply(action, state):
 def test_two_induction_still_breaks_and_its_cti_is_a_two_step_path_of_the_reference() -> None:
     """k = 2: the counterexample to induction has three states, pairwise distinct, each step a
     genuine reference step, the hypothesis holding on the first two."""
-    from spec.properties import INVARIANTS
+    from raftspec.spec.properties import INVARIANTS
 
     result = induct(ES_BOUNDS, "election_safety", k=2)
     broken = [c for c in result.actions if not c.preserved]

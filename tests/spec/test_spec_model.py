@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reference.errors import RaftspecError
-from spec.model import MODELS_DIR, load_model, parse_model
+from raftspec.reference.errors import RaftspecError
+from raftspec.spec.model import MODELS_DIR, load_model, parse_model
 
 GOOD = """\
 name: tiny2

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from raftspec import cli
-from traces.lincheck import parse, read_history
+from raftspec.traces.lincheck import parse, read_history
 
 JEPSEN_OK = """\
 INFO  jepsen.util - 0\t:invoke\t:write\t1

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from traces.lincheck import UNKNOWN, Operation, check_history, parse
+from raftspec.traces.lincheck import UNKNOWN, Operation, check_history, parse
 
 INF = math.inf
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from traces.lincheck import check_file, check_key, read_history
-from traces.lincheck.history import UNKNOWN
+from raftspec.traces.lincheck import check_file, check_key, read_history
+from raftspec.traces.lincheck.history import UNKNOWN
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO.parent / "shared" / "linearizability" / "porcupine"

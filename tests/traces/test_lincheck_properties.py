@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from traces.lincheck import UNKNOWN, Operation, check_history, check_key
+from raftspec.traces.lincheck import UNKNOWN, Operation, check_history, check_key
 
 INF = math.inf
 NEVER_WRITTEN = {"kv": "!", "register": 99}

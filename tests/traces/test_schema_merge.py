@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from traces.schema import TraceSchemaError, merge_by_causality
+from raftspec.traces.schema import TraceSchemaError, merge_by_causality
 
 
 def ev(node: int, seq: int, kind: str, msg_id: str, time_ns: int) -> dict:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from raftspec.cli import main
-from reference.errors import RaftspecError
-from spec.model import MODELS_DIR
-from traces.validate import ClusterAdapter, validate_paths
+from raftspec.reference.errors import RaftspecError
+from raftspec.spec.model import MODELS_DIR
+from raftspec.traces.validate import ClusterAdapter, validate_paths
 
 DATA = Path(__file__).parent / "data"
 FAULTS = sorted(str(p) for p in (DATA / "faults").glob("node-*.ndjson"))

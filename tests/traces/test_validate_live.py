@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from node.client import ClusterClient
-from node.supervisor import LocalCluster
+from raftspec.node.client import ClusterClient
+from raftspec.node.supervisor import LocalCluster
 
 SCENARIOS = ("faults", "partition", "restart")
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from traces.validate import ClusterAdapter, validate
-from traces.validate.adapter import Event
-from traces.validate.cluster import link_update_terms
+from raftspec.traces.validate import ClusterAdapter, validate
+from raftspec.traces.validate.adapter import Event
+from raftspec.traces.validate.cluster import link_update_terms
 
 DATA = Path(__file__).parent / "data"
 SCENARIOS = sorted(p.name for p in DATA.iterdir() if p.is_dir())

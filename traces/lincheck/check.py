@@ -22,11 +22,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from reference.errors import RaftspecError
-from traces.lincheck.history import UNKNOWN, Operation
-from traces.lincheck.models import ILLEGAL, MODELS, Model, Step
-from traces.lincheck.readers import read_history
-from traces.lincheck.search import run, search
+from raftspec.reference.errors import RaftspecError
+from raftspec.traces.lincheck.history import UNKNOWN, Operation
+from raftspec.traces.lincheck.models import ILLEGAL, MODELS, Model, Step
+from raftspec.traces.lincheck.readers import read_history
+from raftspec.traces.lincheck.search import run, search
 
 __all__ = ["Failure", "Result", "check_file", "check_history", "check_key"]
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from traces.lincheck.history import KV_FUNCTIONS, REGISTER_FUNCTIONS, UNKNOWN, Operation
+from raftspec.traces.lincheck.history import KV_FUNCTIONS, REGISTER_FUNCTIONS, UNKNOWN, Operation
 
 __all__ = ["ILLEGAL", "KV", "MODELS", "REGISTER", "Model", "Step"]
 

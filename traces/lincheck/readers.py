@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from reference.errors import RaftspecError
-from traces.lincheck.history import (
+from raftspec.reference.errors import RaftspecError
+from raftspec.traces.lincheck.history import (
     KV_FUNCTIONS,
     REGISTER_FUNCTIONS,
     UNKNOWN,

@@ -12,8 +12,8 @@ import html
 import math
 from collections.abc import Sequence
 
-from traces.lincheck.check import Failure, Result
-from traces.lincheck.history import Operation
+from raftspec.traces.lincheck.check import Failure, Result
+from raftspec.traces.lincheck.history import Operation
 
 __all__ = ["html_report", "summary", "text_timeline"]
 

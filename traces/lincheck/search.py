@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 from typing import Any
 
-from traces.lincheck.models import ILLEGAL, Step
+from raftspec.traces.lincheck.models import ILLEGAL, Step
 
 __all__ = ["SLICE", "Search", "search", "run"]
 

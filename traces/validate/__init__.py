@@ -1,7 +1,7 @@
 """Trace validation: does a recorded run follow the reference? (docs/validate.md)."""
 
-from traces.validate.adapter import Adapter, Attempt
-from traces.validate.cluster import ClusterAdapter
-from traces.validate.search import Verdict, validate, validate_paths
+from raftspec.traces.validate.adapter import Adapter, Attempt
+from raftspec.traces.validate.cluster import ClusterAdapter
+from raftspec.traces.validate.search import Verdict, validate, validate_paths
 
 __all__ = ["Adapter", "Attempt", "ClusterAdapter", "Verdict", "validate", "validate_paths"]

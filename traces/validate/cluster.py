@@ -32,9 +32,9 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from reference.config import Config
-from reference.errors import RaftspecError
-from reference.state import (
+from raftspec.reference.config import Config
+from raftspec.reference.errors import RaftspecError
+from raftspec.reference.state import (
     APPEND_ENTRIES_REQUEST,
     APPEND_ENTRIES_RESPONSE,
     NIL,
@@ -52,10 +52,10 @@ from reference.state import (
     bag_discard,
     last_term,
 )
-from reference.variants import figure2
-from traces.schema import TraceSchemaError, check_event
-from traces.validate.adapter import Attempt, Event
-from traces.validate.render import describe_message, state_json, state_lines
+from raftspec.reference.variants import figure2
+from raftspec.traces.schema import TraceSchemaError, check_event
+from raftspec.traces.validate.adapter import Attempt, Event
+from raftspec.traces.validate.render import describe_message, state_json, state_lines
 
 Candidate = tuple[State, tuple[Message | None, ...]]
 """A reference state and, per node, the reply its last handler produced that the trace has not

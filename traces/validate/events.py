@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from traces.schema import causal_order
-from traces.validate.adapter import Event
+from raftspec.traces.schema import causal_order
+from raftspec.traces.validate.adapter import Event
 
 
 def count_deliveries(files: Sequence[Sequence[Event]]) -> None:

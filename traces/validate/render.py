@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from reference.describe import describe_message as describe
-from reference.state import NIL, Message, Role, State
+from raftspec.reference.describe import describe_message as describe
+from raftspec.reference.state import NIL, Message, Role, State
 
 
 def describe_message(m: Message) -> str:

@@ -14,9 +14,9 @@ from typing import Any
 
 import attrs
 
-from reference.errors import RaftspecError
-from traces.validate.adapter import Adapter, Attempt, Event
-from traces.validate.events import count_deliveries, merge
+from raftspec.reference.errors import RaftspecError
+from raftspec.traces.validate.adapter import Adapter, Attempt, Event
+from raftspec.traces.validate.events import count_deliveries, merge
 
 MAX_CANDIDATES = 100_000
 """Beyond this the adapter's silent steps are too permissive to search; say so, don't guess."""
