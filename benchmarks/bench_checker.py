@@ -52,9 +52,9 @@ print(len(seen), peak, time.perf_counter() - started)
 MEMORY = """
 import sys, tracemalloc
 from raftspec.checker.explore import explore
-from raftspec.checker.raft import RaftSystem
+from raftspec.checker.system import ProtocolSystem
 from raftspec.spec.model import load_model
-system = RaftSystem(load_model(sys.argv[1]), symmetry=sys.argv[2] == "on")
+system = ProtocolSystem(load_model(sys.argv[1]), symmetry=sys.argv[2] == "on")
 tracemalloc.start()
 result = explore(system)
 print(result.distinct_states, tracemalloc.get_traced_memory()[1])

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from raftspec.checker.symbolic import ENGINES, BmcResult, bmc, induct
 from raftspec.reference import Config
+from raftspec.spec import smt
 from raftspec.spec.model import load_model
 
 PROPS = ["election_safety", "log_matching", "leader_completeness", "state_machine_safety"]
@@ -58,11 +59,11 @@ def main() -> None:
     for name, config in BMC_MODELS.items():
         if args.only not in name:
             continue
-        plain = bmc(config, PROPS, ["leader_append_only"], max_depth=1000, reduce=False,
-                    engine="z3", time_budget=args.budget)
+        plain = bmc(smt.Encoding(config), PROPS, ["leader_append_only"], max_depth=1000,
+                    reduce=False, engine="z3", time_budget=args.budget)
         cells = [_reached(plain, args.budget)]
         for engine in engines:
-            reduced = bmc(config, PROPS, ["leader_append_only"], max_depth=1000,
+            reduced = bmc(smt.Encoding(config), PROPS, ["leader_append_only"], max_depth=1000,
                           symmetry=True, engine=engine, time_budget=args.budget)
             cells += [_reached(reduced, args.budget), _last(reduced, args.budget)]
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
@@ -73,7 +74,7 @@ def main() -> None:
     print("|---|---|---|---:|")
     for invariant, c in PROOFS:
         t0 = time.perf_counter()
-        r = induct(c, invariant, ["shipped"])
+        r = induct(smt.Encoding(c), invariant, ["shipped"])
         bounds = (c.servers, c.values, c.max_term, c.max_log_length, c.max_messages)
         print(f"| {invariant} | {bounds} | {r.proved} | {time.perf_counter() - t0:.1f} |",
               flush=True)

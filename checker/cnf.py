@@ -25,7 +25,7 @@ import time
 import z3
 from pysat.solvers import Solver
 
-from raftspec.reference.errors import RaftspecError
+from raftspec.protocol.errors import RaftspecError
 
 SOLVER = "cadical195"
 """python-sat's name of the CaDiCaL version used."""

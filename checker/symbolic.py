@@ -1,10 +1,14 @@
-"""Symbolic checking with Z3: bounded model checking and (k-)induction over ``spec.smt``.
+"""Symbolic checking with Z3: bounded model checking and (k-)induction over a protocol's
+symbolic encoding (``spec.smt`` for raft.tla and its mutants).
 
 BMC unrolls the transition relation one step at a time on one incremental solver (the path
 constraints stay asserted; each depth's property query is an assumption), so depth K is
 checked after depths 1..K-1 and the first violation found is a SHORTEST one — the same depth the
-explicit BFS reports. Counterexamples are decoded into reference ``State``/``Action`` objects, so
-``checker.report`` renders both engines' results.
+explicit BFS reports. Counterexamples are decoded into the protocol's states and ``Action``
+records, so ``checker.report`` renders both engines' results.
+
+The driver knows no protocol: an encoding (``SymbolicEncoding``) brings the variables, the
+initial and transition formulas, the properties, the lemmas and each action's footprint.
 
 Induction proves an invariant for ALL depths within the bounds: it holds initially (base) and
 every action preserves it together with its lemmas (step); k-induction assumes it on k
@@ -15,19 +19,40 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import attrs
 import z3
 
 from raftspec.checker.cnf import CadicalSolver
-from raftspec.reference.config import Config
-from raftspec.reference.errors import RaftspecError
-from raftspec.reference.state import State
-from raftspec.reference.successors import Action
-from raftspec.spec import smt
-from raftspec.spec.lemmas import LEMMAS, SHIPPED
+from raftspec.protocol import Action
+from raftspec.protocol.errors import RaftspecError
 
-Trace = list[tuple[Action | None, State]]
+Trace = list[tuple[Action | None, Any]]
+Formula = Callable[..., z3.BoolRef]
+
+
+class SymbolicEncoding(Protocol):
+    """What the driver needs of a protocol's symbolic encoding of one bounded model
+    (``spec.smt.Encoding`` is raft.tla's)."""
+
+    invariants: dict[str, Formula]
+    step_properties: dict[str, Formula]
+    lemmas: dict[str, Formula]
+    shipped_lemmas: dict[str, tuple[str, ...]]
+
+    def state_vars(self, tag: str) -> Any: ...
+    def init(self, s: Any) -> z3.BoolRef: ...
+    def bounds(self, s: Any) -> z3.BoolRef: ...
+    def domain(self, s: Any) -> z3.BoolRef: ...
+    def type_ok(self, s: Any) -> z3.BoolRef: ...
+    def step(self, pre: Any, post: Any) -> Any: ...
+    def solver(self) -> z3.Solver: ...
+    def num(self, name: str) -> Any: ...
+    def lit(self, k: int) -> Any: ...
+    def footprint(self, name: str, server: int) -> tuple[int, bool]: ...
+    def decode(self, model: z3.ModelRef, s: Any) -> Any: ...
+    def decode_action(self, model: z3.ModelRef, step: Any, pre_state: Any) -> Action: ...
 
 ENGINES = ("cadical", "z3")
 """BMC's SAT search: CaDiCaL on Z3's bit-blasting (``checker.cnf``), or Z3 alone."""
@@ -64,30 +89,18 @@ class BmcResult:
     strengthening: Strengthening | None = None
 
 
-def _check_properties(invariants: Sequence[str], step_properties: Sequence[str]) -> None:
-    unknown = [n for n in invariants if n not in smt.INVARIANTS]
-    unknown += [n for n in step_properties if n not in smt.STEP_PROPERTIES]
+def _check_properties(enc: SymbolicEncoding, invariants: Sequence[str],
+                      step_properties: Sequence[str]) -> None:
+    unknown = [n for n in invariants if n not in enc.invariants]
+    unknown += [n for n in step_properties if n not in enc.step_properties]
     if unknown:
-        known = sorted({*smt.INVARIANTS, *smt.STEP_PROPERTIES})
+        known = sorted({*enc.invariants, *enc.step_properties})
         raise RaftspecError(f"unknown property {unknown[0]!r}; known: {', '.join(known)}")
 
 
-LOCAL_ACTIONS = frozenset({"Restart", "Timeout", "BecomeLeader", "ClientRequest",
-                           "AdvanceCommitIndex"})
-"""Actions that read and write only their own server's variables (never the bag)."""
-
-
-def footprint(name: str, server: int) -> tuple[int, bool]:
-    """An action instance's (actor, uses_bag): the server whose variables it reads or writes
-    (0 for DuplicateMessage/DropMessage, which touch only the bag) and whether it reads or writes
-    the bag. Two instances with different actors, at least one of them local, commute: both
-    orders are enabled together and reach the same state (tests/smt checks this on the
-    reference)."""
-    return server, name not in LOCAL_ACTIONS
-
-
 def independent(a: tuple[int, bool], b: tuple[int, bool]) -> bool:
-    """Whether two footprints commute (see ``footprint``)."""
+    """Whether two footprints commute: different actors, at least one of them local (see the
+    encoding's ``footprint``)."""
     return a[0] != b[0] and not (a[1] and b[1])
 
 
@@ -116,20 +129,20 @@ class PathReduction:
     """Cycles of up to this many steps are excluded (the common ones: a no-op action, a message
     and its reply)."""
 
-    def __init__(self, enc: smt.Encoding, symmetry: bool) -> None:
+    def __init__(self, enc: SymbolicEncoding, symmetry: bool) -> None:
         self.enc = enc
         self.symmetry = symmetry
-        self.states: list[smt.StateVars] = []
+        self.states: list[Any] = []
         self.actors: list[z3.ExprRef] = []
         self.bags: list[z3.BoolRef] = []
         self.highest: z3.ExprRef = enc.lit(0)
 
-    def add_step(self, step: smt.Step, tag: str) -> list[z3.BoolRef]:
+    def add_step(self, step: Any, tag: str) -> list[z3.BoolRef]:
         """The constraints to assert once ``step`` is appended to the path."""
         actor, bag = self.enc.num(f"{tag}_actor"), z3.Bool(f"{tag}_bag")
         cs = []
         for sel, br in zip(step.selectors, step.branches, strict=True):
-            who, uses_bag = footprint(br.name, br.server)
+            who, uses_bag = self.enc.footprint(br.name, br.server)
             cs.append(z3.Implies(sel, z3.And(actor == who, bag == uses_bag)))
         if self.symmetry:
             cs.append(z3.Or(actor == 0, actor <= self.highest + 1))
@@ -148,18 +161,20 @@ class PathReduction:
         return cs
 
 
-def candidate(name: str) -> Callable[[smt.Encoding, smt.StateVars], z3.BoolRef]:
+def candidate(enc: SymbolicEncoding, name: str) -> Callable[[Any, Any], z3.BoolRef]:
     """A Houdini candidate's formula by name: ``domain``, a property or a lemma."""
     if name == "domain":
         return lambda enc, s: enc.domain(s)
-    return LEMMAS.get(name) or smt.INVARIANTS[name]
+    return enc.lemmas.get(name) or enc.invariants[name]
 
 
-CANDIDATES = ("domain", *smt.INVARIANTS, *LEMMAS)
-"""What ``houdini`` starts from: the encoding's domain box, every invariant and every lemma."""
+def candidates(enc: SymbolicEncoding) -> tuple[str, ...]:
+    """What ``houdini`` starts from: the encoding's domain box, every invariant and every
+    lemma."""
+    return ("domain", *enc.invariants, *enc.lemmas)
 
 
-def houdini(enc: smt.Encoding, candidates: Sequence[str] = CANDIDATES) -> Strengthening:
+def houdini(enc: SymbolicEncoding, names: Sequence[str] | None = None) -> Strengthening:
     """The largest subset of ``candidates`` whose conjunction is inductive for this model: it
     holds initially and every action from an in-bounds state satisfying all of it leads to a
     state satisfying all of it (Houdini: drop whatever a counterexample falsifies, repeat).
@@ -169,19 +184,20 @@ def houdini(enc: smt.Encoding, candidates: Sequence[str] = CANDIDATES) -> Streng
     mutant model the violated property and the lemmas the mutant breaks are dropped.
     """
     start = time.perf_counter()
-    kept = list(candidates)
+    names = candidates(enc) if names is None else tuple(names)
+    kept = list(names)
     s0 = enc.state_vars("h0")
     solver = enc.solver()
     solver.add(enc.init(s0))
-    kept = [n for n in kept if solver.check(z3.Not(candidate(n)(enc, s0))) == z3.unsat]
+    kept = [n for n in kept if solver.check(z3.Not(candidate(enc, n)(enc, s0))) == z3.unsat]
     pre, post = enc.state_vars("h1"), enc.state_vars("h2")
     solver = enc.solver()
     solver.add(enc.bounds(pre), enc.step(pre, post).formula)
     flags = {n: z3.Bool(f"h_assume_{n}") for n in kept}
     for name, flag in flags.items():
-        solver.add(z3.Implies(flag, candidate(name)(enc, pre)))
+        solver.add(z3.Implies(flag, candidate(enc, name)(enc, pre)))
     while kept:
-        goals = {n: candidate(n)(enc, post) for n in kept}
+        goals = {n: candidate(enc, n)(enc, post) for n in kept}
         solver.push()
         solver.add(z3.Or([z3.Not(g) for g in goals.values()]))
         verdict = solver.check(*[flags[n] for n in kept])
@@ -192,12 +208,12 @@ def houdini(enc: smt.Encoding, candidates: Sequence[str] = CANDIDATES) -> Streng
         if model is None:
             break
         kept = [n for n in kept if not z3.is_false(model.eval(goals[n], model_completion=True))]
-    dropped = tuple(n for n in candidates if n not in kept)
+    dropped = tuple(n for n in names if n not in kept)
     return Strengthening(tuple(kept), dropped, time.perf_counter() - start)
 
 
 def bmc(
-    config: Config,
+    enc: SymbolicEncoding,
     invariants: Sequence[str],
     step_properties: Sequence[str] = (),
     *,
@@ -224,23 +240,22 @@ def bmc(
     """
     if max_depth < 1:
         raise RaftspecError(f"--depth must be at least 1 (got {max_depth})", field="depth")
-    _check_properties(invariants, step_properties)
+    _check_properties(enc, invariants, step_properties)
     if engine not in ENGINES:
         raise RaftspecError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}",
                             field="engine")
-    enc = smt.Encoding(config)
     start = time.perf_counter()
     solver = enc.solver() if engine == "z3" else CadicalSolver()
     states = [enc.state_vars("s0")]
-    steps: list[smt.Step] = []
+    steps: list[Any] = []
     solver.add(enc.init(states[0]))
     reduction = PathReduction(enc, symmetry) if reduce else None
     strengthening = houdini(enc) if reduce else None
 
-    def known_facts(state: smt.StateVars) -> list[z3.BoolRef]:
+    def known_facts(state: Any) -> list[z3.BoolRef]:
         if strengthening is None:
             return []
-        return [candidate(n)(enc, state) for n in strengthening.invariants]
+        return [candidate(enc, n)(enc, state) for n in strengthening.invariants]
 
     solver.add(*known_facts(states[0]))
     reports: list[DepthReport] = []
@@ -255,9 +270,9 @@ def bmc(
             solver.add(*known_facts(nxt))
             states.append(nxt)
             steps.append(step)
-        goals = [(name, smt.INVARIANTS[name](enc, states[-1])) for name in invariants]
+        goals = [(name, enc.invariants[name](enc, states[-1])) for name in invariants]
         if depth > 1:
-            goals += [(name, smt.STEP_PROPERTIES[name](enc, states[-2], states[-1]))
+            goals += [(name, enc.step_properties[name](enc, states[-2], states[-1]))
                       for name in step_properties]
         if goals:
             bad = z3.Bool(f"bad_at_{depth}")  # assumed for this depth's query only
@@ -293,9 +308,9 @@ def bmc(
                      tuple(reports), strengthening)
 
 
-def decode_trace(enc: smt.Encoding, model: z3.ModelRef, states: Sequence[smt.StateVars],
-                 steps: Sequence[smt.Step]) -> Trace:
-    """A Z3 model of a path as reference (Action, State) pairs, Init first (action None)."""
+def decode_trace(enc: SymbolicEncoding, model: z3.ModelRef, states: Sequence[Any],
+                 steps: Sequence[Any]) -> Trace:
+    """A Z3 model of a path as (Action, state) pairs, Init first (action None)."""
     decoded = [enc.decode(model, s) for s in states]
     trace: Trace = [(None, decoded[0])]
     for k, step in enumerate(steps):
@@ -335,40 +350,42 @@ class InductionResult:
         return self.base_ok and all(a.preserved for a in self.actions)
 
 
-def resolve_lemmas(invariant: str, names: Sequence[str]) -> tuple[str, ...]:
+def resolve_lemmas(enc: SymbolicEncoding, invariant: str,
+                   names: Sequence[str]) -> tuple[str, ...]:
     """Lemma names as given; ``shipped`` expands to the lemma set shipped for ``invariant``."""
+    shipped, lemmas = enc.shipped_lemmas, enc.lemmas
     out: list[str] = []
     for name in names:
         if name == "shipped":
-            if invariant not in SHIPPED:
+            if invariant not in shipped:
                 raise RaftspecError(f"no lemma set is shipped for {invariant!r}; shipped sets: "
-                                    f"{', '.join(sorted(SHIPPED))}", field="--with")
-            out += [n for n in SHIPPED[invariant] if n not in out]
-        elif name in LEMMAS or name in smt.INVARIANTS:
+                                    f"{', '.join(sorted(shipped))}", field="--with")
+            out += [n for n in shipped[invariant] if n not in out]
+        elif name in lemmas or name in enc.invariants:
             if name not in out:
                 out.append(name)
         else:
             raise RaftspecError(f"unknown lemma {name!r}; known: shipped, "
-                                f"{', '.join(sorted({*LEMMAS, *smt.INVARIANTS}))}",
+                                f"{', '.join(sorted({*lemmas, *enc.invariants}))}",
                                 field="--with")
     return tuple(out)
 
 
-def _conjuncts(enc: smt.Encoding, s: smt.StateVars, invariant: str,
+def _conjuncts(enc: SymbolicEncoding, s: Any, invariant: str,
                lemmas: Sequence[str]) -> list[tuple[str, z3.BoolRef]]:
     """The induction hypothesis on one state, as named conjuncts: the encoding's domain, the
     type invariant, the lemmas and the invariant itself."""
-    out = [("domain", enc.domain(s)), ("type_ok", smt.type_ok(enc, s))]
+    out = [("domain", enc.domain(s)), ("type_ok", enc.type_ok(s))]
     for name in lemmas:
         if name != "type_ok":
-            out.append((name, candidate(name)(enc, s)))
+            out.append((name, candidate(enc, name)(enc, s)))
     if invariant not in [n for n, _ in out]:
-        out.append((invariant, smt.INVARIANTS[invariant](enc, s)))
+        out.append((invariant, enc.invariants[invariant](enc, s)))
     return out
 
 
 def induct(
-    config: Config,
+    enc: SymbolicEncoding,
     invariant: str,
     lemmas: Sequence[str] = (),
     *,
@@ -381,13 +398,12 @@ def induct(
     (raft.tla ``Next`` disjunct), k consecutive in-bounds states satisfying the hypothesis and
     pairwise distinct (simple path, k > 1) cannot step to a state violating it.
     """
-    if invariant not in smt.INVARIANTS:
+    if invariant not in enc.invariants:
         raise RaftspecError(f"unknown invariant {invariant!r}; known: "
-                            f"{', '.join(smt.INVARIANTS)}", field="--invariant")
+                            f"{', '.join(enc.invariants)}", field="--invariant")
     if k < 1:
         raise RaftspecError(f"--k must be at least 1 (got {k})", field="--k")
-    lemmas = resolve_lemmas(invariant, lemmas)
-    enc = smt.Encoding(config)
+    lemmas = resolve_lemmas(enc, invariant, lemmas)
     start = time.perf_counter()
 
     # Base case: BMC of the whole hypothesis for k states.
@@ -437,12 +453,12 @@ def induct(
                            time.perf_counter() - start)
 
 
-def bmc_hypothesis(enc: smt.Encoding, invariant: str, lemmas: Sequence[str],
+def bmc_hypothesis(enc: SymbolicEncoding, invariant: str, lemmas: Sequence[str],
                    k: int) -> tuple[str, Trace] | None:
     """The base case: the first conjunct violated on a path of at most k states, or None."""
     solver = enc.solver()
     states = [enc.state_vars("b0")]
-    steps: list[smt.Step] = []
+    steps: list[Any] = []
     solver.add(enc.init(states[0]))
     for depth in range(1, k + 1):
         if depth > 1:
@@ -462,7 +478,7 @@ def bmc_hypothesis(enc: smt.Encoding, invariant: str, lemmas: Sequence[str],
     return None
 
 
-def _action_names(step: smt.Step) -> list[str]:
+def _action_names(step: Any) -> list[str]:
     names: list[str] = []
     for br in step.branches:
         if br.name not in names:
@@ -470,5 +486,5 @@ def _action_names(step: smt.Step) -> list[str]:
     return names
 
 
-def _same_state(a: smt.StateVars, b: smt.StateVars) -> z3.BoolRef:
+def _same_state(a: Any, b: Any) -> z3.BoolRef:
     return z3.And([x == y for x, y in zip(a.values(), b.values(), strict=True)])

@@ -1,47 +1,135 @@
-"""Server symmetry: one canonical encoding per orbit of states under renaming of server ids.
+"""Server symmetry: one canonical encoding per orbit of states under renaming of server ids,
+derived from the protocol's schema.
 
-The canonical encoding is the least (as a tuple) of the state's encodings under the server
-permutations. Trying all N! permutations is wasteful, so each server first gets a signature that
-renaming cannot change (its term, role, log, commit index and vote counts); only permutations
-that list servers in signature order are tried, which usually leaves one. That is still exact:
-for any two states of one orbit those permutations produce the same set of encodings, so the
-least of them is the same.
+Renaming relabels every server-kinded value wherever it appears: server-id fields, sets of
+servers, per-server vectors (permuted, and relabelled if they hold ids), message fields, and
+global fields. The canonical encoding is the least (as a tuple) of the state's encodings under
+the server permutations. Trying all N! permutations is wasteful, so each server first gets a
+signature that renaming cannot change (its renaming-invariant fields, and the size of each of
+its sets of servers); only permutations that list servers in signature order are tried, which
+usually leaves one. That is still exact: for any two states of one orbit those permutations
+produce the same set of encodings, so the least of them is the same.
+
+The per-server and per-message encoders are generated once per schema as plain Python
+functions (the checker calls them for every generated state).
 """
 
 from __future__ import annotations
 
 from itertools import permutations, product
+from typing import Any
 
-from raftspec.reference.state import State
+from raftspec.protocol.schema import (
+    Kind,
+    Log,
+    PerServer,
+    Record,
+    Schema,
+    ServerId,
+    ServerSet,
+)
 
 
-def _mask(ids: frozenset[int], relabel: tuple[int, ...]) -> int:
+def _mask(ids: frozenset[int], relabel: list[int]) -> int:
     mask = 0
     for k in ids:
         mask |= 1 << relabel[k]
     return mask
 
 
+def _relabel(kind: Kind, value: Any, relabel: list[int], old_of_new: tuple[int, ...]) -> Any:
+    """A value of the given kind after renaming (the generic path, for kinds that are rare in
+    hot code: records and logs holding server ids, vectors of sets)."""
+    if kind.invariant:
+        return value
+    if isinstance(kind, ServerId):
+        return relabel[value]
+    if isinstance(kind, ServerSet):
+        return _mask(value, relabel)
+    if isinstance(kind, PerServer):
+        return tuple(_relabel(kind.of, value[k], relabel, old_of_new) for k in old_of_new)
+    if isinstance(kind, Log):
+        return tuple(_relabel(kind.entry, e, relabel, old_of_new) for e in value)
+    if isinstance(kind, Record):
+        return tuple(_relabel(k, v, relabel, old_of_new)
+                     for (_, k), v in zip(kind.fields, value, strict=True))
+    raise TypeError(f"no renaming for kind {kind!r}")
+
+
+def _expr(kind: Kind, var: str, kinds: list[Kind]) -> str:
+    """Source of an expression renaming ``var`` (of the given kind)."""
+    if kind.invariant:
+        return var
+    if isinstance(kind, ServerId):
+        return f"relabel[{var}]"
+    if isinstance(kind, ServerSet):
+        return f"_mask({var}, relabel)"
+    if isinstance(kind, PerServer) and kind.of.invariant:
+        return f"tuple([{var}[k] for k in old_of_new])"
+    if isinstance(kind, PerServer) and isinstance(kind.of, ServerId):
+        return f"tuple([relabel[{var}[k]] for k in old_of_new])"
+    kinds.append(kind)
+    return f"_relabel(_kinds[{len(kinds) - 1}], {var}, relabel, old_of_new)"
+
+
+def _signature_source(schema: Schema) -> str:
+    parts = []
+    for k, field in enumerate(schema.server_fields):
+        if field.kind.invariant:
+            parts.append(f"s[{k}]")
+        elif isinstance(field.kind, ServerSet):
+            parts.append(f"len(s[{k}])")
+    return f"lambda s: ({', '.join(parts)},)"
+
+
 class Canonicalizer:
-    """Canonical encodings of reference states with servers 1..n."""
+    """Canonical encodings of a schema's states with servers 1..n."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, schema: Schema, n: int) -> None:
         self.n = n
+        kinds: list[Kind] = []
+        server = ", ".join(_expr(f.kind, f"s[{k}]", kinds)
+                           for k, f in enumerate(schema.server_fields))
+        messages = []
+        for t in schema.message_types:
+            fields = ", ".join(_expr(f.kind, f"m[{k}]", kinds) for k, f in enumerate(t.fields))
+            messages.append(f"lambda m, relabel, old_of_new: ({fields},)")
+        globals_ = "".join(f", _relabel(_kinds_g[{k}], state[{k + 2}], relabel, old_of_new)"
+                           for k in range(len(schema.global_fields)))
+        source = f"""
+def encode_as(state, old_of_new, relabel):
+    servers = state[0]
+    encoded = []
+    for old in old_of_new:
+        s = servers[old]
+        encoded.append(({server},))
+    messages = sorted([(_message[m[0]](m, relabel, old_of_new), count)
+                       for m, count in state[1]])
+    return (tuple(encoded), tuple(messages){globals_})
+"""
+        scope: dict[str, Any] = {"_mask": _mask, "_relabel": _relabel, "_kinds": kinds,
+                                 "_kinds_g": [f.kind for f in schema.global_fields]}
+        scope["_message"] = [eval(m, scope) for m in messages]  # noqa: S307 (generated)
+        exec(source, scope)  # noqa: S102 (generated from the schema's field positions)
+        self._encode_as = scope["encode_as"]
+        self._signature = eval(_signature_source(schema), scope)  # noqa: S307
 
-    def encode(self, state: State) -> tuple:
-        servers = state.servers
-        signatures = [
-            (s.current_term, s.role, s.log, s.commit_index,
-             len(s.votes_responded), len(s.votes_granted))
-            for s in servers
-        ]
+    def encode(self, state: Any) -> tuple:
+        servers = state[0]
+        signatures = [self._signature(s) for s in servers]
         order = sorted(range(len(servers)), key=signatures.__getitem__)
         best = None
+        relabel = [0] * (self.n + 1)  # relabel[old id] = new id; 0 (none) stays 0
         for old_of_new in self._orders(order, signatures):
-            key = self._encode_as(state, old_of_new)
+            for new, old in enumerate(old_of_new):
+                relabel[old + 1] = new + 1
+            key = self._encode_as(state, old_of_new, relabel)
             if best is None or key < best:
                 best = key
         return best
+
+    def fingerprint(self, state: Any) -> int:
+        return hash(self.encode(state))
 
     @staticmethod
     def _orders(order: list[int], signatures: list[tuple]) -> list[tuple[int, ...]]:
@@ -58,23 +146,3 @@ class Canonicalizer:
             tuple(k for group in choice for k in group)
             for choice in product(*(permutations(group) for group in groups))
         ]
-
-    def _encode_as(self, state: State, old_of_new: tuple[int, ...]) -> tuple:
-        """The encoding of the state after renaming old server old_of_new[k]+1 to k+1."""
-        relabel = [0] * (self.n + 1)  # relabel[old id] = new id; 0 (Nil) stays 0
-        for new, old in enumerate(old_of_new):
-            relabel[old + 1] = new + 1
-        servers = []
-        for old in old_of_new:
-            s = state.servers[old]
-            servers.append((
-                s.current_term, s.role, relabel[s.voted_for], s.log, s.commit_index,
-                _mask(s.votes_responded, relabel), _mask(s.votes_granted, relabel),
-                tuple(s.next_index[k] for k in old_of_new),
-                tuple(s.match_index[k] for k in old_of_new),
-            ))
-        messages = sorted(
-            (m._replace(msource=relabel[m.msource], mdest=relabel[m.mdest]), count)
-            for m, count in state.messages
-        )
-        return tuple(servers), tuple(messages)

@@ -11,7 +11,7 @@ import importlib
 import sys
 
 from raftspec.node.errors import NodeError
-from raftspec.reference.errors import RaftspecError
+from raftspec.protocol.errors import RaftspecError
 
 # Each module defines register(subparsers) which adds its parser and sets a ``run`` default
 # taking the parsed arguments and returning the exit code.

@@ -111,15 +111,11 @@ def append_entries(state: State, i: int, j: int) -> State | None:
     )
 
 
-def become_leader(state: State, i: int, *, strict_quorum: bool = True) -> State | None:
+def become_leader(state: State, i: int) -> State | None:
     """Candidate i with votes from a quorum becomes leader (paper §5.2; raft.tla
-    ``BecomeLeader``). votesGranted and votesResponded are left as they are.
-
-    ``strict_quorum=False`` is the ``quorum_off_by_one`` mutant (see ``is_quorum``).
-    """
+    ``BecomeLeader``). votesGranted and votesResponded are left as they are."""
     s = state.server(i)
-    n_servers = len(state.servers)
-    if s.role != Role.CANDIDATE or not is_quorum(s.votes_granted, n_servers, strict=strict_quorum):
+    if s.role != Role.CANDIDATE or not is_quorum(s.votes_granted, len(state.servers)):
         return None
     n = len(state.servers)
     return state.update(
@@ -140,7 +136,7 @@ def client_request(state: State, i: int, v: int) -> State | None:
     return state.update(i, s.evolve(log=s.log + (Entry(s.current_term, v),)))
 
 
-def agree_index_quorum(state: State, i: int, *, strict_quorum: bool = True) -> int:
+def agree_index_quorum(state: State, i: int) -> int:
     """The largest index n of leader i's log stored on a quorum, or 0 if there is none.
 
     Agreement on n is {i} plus every k with matchIndex[i][k] >= n (matchIndex[i][i] is never
@@ -152,36 +148,35 @@ def agree_index_quorum(state: State, i: int, *, strict_quorum: bool = True) -> i
         agree = {i} | {
             k for k in range(1, n_servers + 1) if k != i and s.match_index[k - 1] >= index
         }
-        if is_quorum(agree, n_servers, strict=strict_quorum):
+        if is_quorum(agree, n_servers):
             return index
     return 0
 
 
-def advance_commit_index(
-    state: State, i: int, *, current_term_only: bool = True, strict_quorum: bool = True
-) -> State | None:
+def advance_commit_index(state: State, i: int) -> State | None:
     """Leader i commits the largest quorum-replicated index if its entry is of the current
-    term (paper §5.3-5.4.2; raft.tla ``AdvanceCommitIndex``; often a self-loop).
-
-    ``current_term_only=False`` is the ``commit_previous_term`` mutant (the paper's Figure 8
-    bug): an entry of an earlier term is committed by counting replicas. ``strict_quorum=False``
-    is the ``quorum_off_by_one`` mutant.
-    """
+    term (paper §5.3-5.4.2; raft.tla ``AdvanceCommitIndex``; often a self-loop)."""
     s = state.server(i)
     if s.role != Role.LEADER:
         return None
-    index = agree_index_quorum(state, i, strict_quorum=strict_quorum)
-    if index > 0 and (s.log[index - 1].term == s.current_term or not current_term_only):
+    index = agree_index_quorum(state, i)
+    if index > 0 and s.log[index - 1].term == s.current_term:
         return state.update(i, s.evolve(commit_index=index))
     return state
 
 
-# --- Receiving a message (raft.tla ``Receive`` and its handlers) -----------------------------
+# --- Receiving a message (raft.tla ``Receive``: one case per handler) ----------------------
+#
+# raft.tla's Receive(m) lets server i = m.mdest handle a message from j = m.msource by the one
+# case below whose condition holds; the cases are mutually exclusive (SEMANTICS.md,
+# Disjointness). Each handler here carries its case's whole condition, so the action table can
+# list them as rows of their own (TLC counts them under these names).
 
 
-def update_term(state: State, i: int, m: Message) -> State | None:
+def update_term(state: State, m: Message) -> State | None:
     """Any message with a newer term makes i a follower of that term (paper §5.1; raft.tla
     ``UpdateTerm``). The message stays in the bag and is handled by a later step."""
+    i = m.mdest
     s = state.server(i)
     if m.mterm <= s.current_term:
         return None
@@ -196,16 +191,14 @@ def request_vote_log_ok(state: State, i: int, m: RequestVoteRequest) -> bool:
     )
 
 
-def handle_request_vote_request(
-    state: State, i: int, j: int, m: RequestVoteRequest, *, check_log: bool = True
-) -> State:
+def handle_request_vote_request(state: State, m: Message) -> State | None:
     """i answers j's vote request of a term <= its own (paper §5.2, §5.4.1; raft.tla
-    ``HandleRequestVoteRequest``). The role is not checked.
-
-    ``check_log=False`` is the ``vote_without_log_check`` mutant: the up-to-date rule is skipped.
-    """
+    ``HandleRequestVoteRequest``). The role is not checked."""
+    i, j = m.mdest, m.msource
     s = state.server(i)
-    log_ok = request_vote_log_ok(state, i, m) if check_log else True
+    if m.mtype != REQUEST_VOTE_REQUEST or m.mterm > s.current_term:
+        return None
+    log_ok = request_vote_log_ok(state, i, m)
     grant = m.mterm == s.current_term and log_ok and s.voted_for in (NIL, j)
     if grant:
         state = state.update(i, s.evolve(voted_for=j))
@@ -222,10 +215,22 @@ def handle_request_vote_request(
     )
 
 
-def handle_request_vote_response(state: State, i: int, j: int, m: RequestVoteResponse) -> State:
+def drop_stale_response(state: State, m: Message) -> State | None:
+    """A response of an older term is discarded (raft.tla ``DropStaleResponse``)."""
+    if m.mtype not in (REQUEST_VOTE_RESPONSE, APPEND_ENTRIES_RESPONSE):
+        return None
+    if m.mterm >= state.server(m.mdest).current_term:
+        return None
+    return state.discard(m)
+
+
+def handle_request_vote_response(state: State, m: Message) -> State | None:
     """i tallies j's vote response of its current term, whatever its role (raft.tla
     ``HandleRequestVoteResponse``)."""
+    i, j = m.mdest, m.msource
     s = state.server(i)
+    if m.mtype != REQUEST_VOTE_RESPONSE or m.mterm != s.current_term:
+        return None
     granted = s.votes_granted | {j} if m.mvote_granted else s.votes_granted
     return state.update(
         i, s.evolve(votes_responded=s.votes_responded | {j}, votes_granted=granted)
@@ -240,21 +245,19 @@ def append_entries_log_ok(state: State, i: int, m: AppendEntriesRequest) -> bool
     )
 
 
-def handle_append_entries_request(
-    state: State, i: int, j: int, m: AppendEntriesRequest, *, check_term: bool = True
-) -> State | None:
+def handle_append_entries_request(state: State, m: Message) -> State | None:
     """i handles leader j's AppendEntries of a term <= its own (paper §5.3; raft.tla
     ``HandleAppendEntriesRequest``): reject, step down, or accept one step of it.
 
     Accepting takes several steps for one request: delete one conflicting entry from the tail
     per step, then append, then reply; only the reply consumes the message.
-    ``check_term=False`` is the ``no_term_check_on_append`` mutant: a stale leader's request is
-    treated as if it were of i's term.
     """
+    i, j = m.mdest, m.msource
     s = state.server(i)
+    if m.mtype != APPEND_ENTRIES_REQUEST or m.mterm > s.current_term:
+        return None
     log_ok = append_entries_log_ok(state, i, m)
-    current = m.mterm == s.current_term or (not check_term and m.mterm < s.current_term)
-    if not current or (s.role == Role.FOLLOWER and not log_ok):
+    if m.mterm < s.current_term or (s.role == Role.FOLLOWER and not log_ok):
         return reply(
             state,
             AppendEntriesResponse(
@@ -294,10 +297,13 @@ def handle_append_entries_request(
     return state.update(i, s.evolve(log=s.log + (m.mentries[0],)))
 
 
-def handle_append_entries_response(state: State, i: int, j: int, m: AppendEntriesResponse) -> State:
+def handle_append_entries_response(state: State, m: Message) -> State | None:
     """i processes j's AppendEntries response of its current term, whatever its role (raft.tla
     ``HandleAppendEntriesResponse``); matchIndex may go down with reordered responses."""
+    i, j = m.mdest, m.msource
     s = state.server(i)
+    if m.mtype != APPEND_ENTRIES_RESPONSE or m.mterm != s.current_term:
+        return None
     next_index = list(s.next_index)
     if m.msuccess:
         next_index[j - 1] = m.mmatch_index + 1
@@ -308,38 +314,6 @@ def handle_append_entries_response(state: State, i: int, j: int, m: AppendEntrie
         next_index[j - 1] = max(s.next_index[j - 1] - 1, 1)
         server = s.evolve(next_index=tuple(next_index))
     return state.update(i, server).discard(m)
-
-
-def drop_stale_response(state: State, m: Message) -> State:
-    """A response of an older term is discarded (raft.tla ``DropStaleResponse``)."""
-    return state.discard(m)
-
-
-def receive(
-    state: State, m: Message, *, check_log: bool = True, check_term: bool = True
-) -> tuple[str, State] | None:
-    """Server m.mdest receives m (raft.tla ``Receive``): the one handler whose case applies,
-    as (handler name, next state), or None when no case applies.
-
-    The keyword flags select mutants (see ``handle_request_vote_request`` and
-    ``handle_append_entries_request``).
-    """
-    i, j = m.mdest, m.msource
-    current_term = state.server(i).current_term
-    if m.mterm > current_term:
-        return "UpdateTerm", update_term(state, i, m)
-    if m.mtype == REQUEST_VOTE_REQUEST:
-        return "HandleRequestVoteRequest", handle_request_vote_request(
-            state, i, j, m, check_log=check_log
-        )
-    if m.mtype == APPEND_ENTRIES_REQUEST:
-        nxt = handle_append_entries_request(state, i, j, m, check_term=check_term)
-        return None if nxt is None else ("HandleAppendEntriesRequest", nxt)
-    if m.mterm < current_term:
-        return "DropStaleResponse", drop_stale_response(state, m)
-    if m.mtype == REQUEST_VOTE_RESPONSE:
-        return "HandleRequestVoteResponse", handle_request_vote_response(state, i, j, m)
-    return "HandleAppendEntriesResponse", handle_append_entries_response(state, i, j, m)
 
 
 def reply(state: State, response: Message, request: Message) -> State:

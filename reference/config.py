@@ -1,4 +1,5 @@
-"""What the reference needs to know about a bounded model: sizes, bounds, optional actions, mutants.
+"""What the reference needs to know about a bounded model: sizes, bounds, optional actions, and
+which variant and mutants (edits of the action table, ``reference.protocol``) it runs.
 
 ``spec`` builds this from a YAML model file; the reference never reads files.
 """
@@ -6,24 +7,6 @@
 from __future__ import annotations
 
 import attrs
-
-MUTANTS = {
-    "vote_without_log_check": "grant a vote ignoring the up-to-date log rule (paper §5.4.1)",
-    "commit_previous_term": "AdvanceCommitIndex counts replicas of entries from earlier terms "
-    "(the paper's Figure 8 bug, §5.4.2)",
-    "no_term_check_on_append": "accept AppendEntries from a stale term (paper §5.1)",
-    "quorum_off_by_one": "count half of the servers as a quorum (2|Q| >= N instead of "
-    "2|Q| > N), in elections and in commitment (paper §5.2)",
-}
-"""Deliberate bugs, by name, each a flag on one action (see ``reference.actions``)."""
-
-
-VARIANTS = {
-    "tla": "raft.tla exactly (the default; reproduces TLC's state counts)",
-    "figure2": "the paper's Figure 2 granularity, for validating real traces "
-    "(reference/variants/figure2.py)",
-}
-"""Protocol variants by name; a model selects one with ``variant:``."""
 
 
 @attrs.frozen
@@ -44,3 +27,4 @@ class Config:
     drop: bool = True
     mutants: frozenset[str] = frozenset()
     variant: str = "tla"
+    """``tla`` (raft.tla itself), a shipped variant's name, a dotted module or a ``.py`` path."""

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from raftspec.reference.state import (
+    NIL,
     AppendEntriesRequest,
     AppendEntriesResponse,
     Message,
     RequestVoteRequest,
     RequestVoteResponse,
+    Role,
+    Server,
 )
 
 SHORT_NAMES = {
@@ -34,3 +37,12 @@ def describe_message(m: Message, *, values: bool = True) -> str:
         return (f"{head} prev={m.mprev_log_index}/{m.mprev_log_term} [{entries}] "
                 f"commit={m.mcommit_index}")
     return f"{head} {'ok' if m.msuccess else 'fail'} match={m.mmatch_index}"
+
+
+def describe_server(i: int, s: Server) -> str:
+    """A server's main variables in one line, e.g. ``s1: term 1, Follower, votedFor Nil, log
+    [], commit 0``."""
+    voted = "Nil" if s.voted_for == NIL else str(s.voted_for)
+    log = "[" + ", ".join(f"[{e.term}, {e.value}]" for e in s.log) + "]"
+    return (f"s{i}: term {s.current_term}, {Role.NAMES[s.role]}, votedFor {voted}, log {log}, "
+            f"commit {s.commit_index}")

@@ -8,7 +8,7 @@ Format (every key but ``name`` and ``servers`` optional)::
     values: 1             # client values are 1..V
     bounds: {max_term: 2, max_log_length: 1, max_messages: 1}
     actions: {restart: true, duplicate: true, drop: true}
-    variant: tla          # or figure2 (see reference.config.VARIANTS)
+    variant: tla          # figure2, a .py file (relative to this file) or a dotted module
     symmetry: false
     invariants: [election_safety, log_matching, leader_completeness, state_machine_safety]
     mutants: []
@@ -16,16 +16,18 @@ Format (every key but ``name`` and ``servers`` optional)::
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
 import attrs
 import yaml
 
-from raftspec.reference.config import MUTANTS, VARIANTS, Config
-from raftspec.reference.errors import RaftspecError
-from raftspec.spec.properties import INVARIANTS, STEP_PROPERTIES
+from raftspec.protocol import Protocol
+from raftspec.protocol.errors import RaftspecError
+from raftspec.reference import mutants as shipped_mutants
+from raftspec.reference import variants as shipped_variants
+from raftspec.reference.config import Config
+from raftspec.reference.protocol import RAFT_TLA, build_protocol, shipped, with_mutant
 
 MODELS_DIR = Path(__file__).parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "default.yaml"
@@ -51,14 +53,16 @@ class Model:
     symmetry: bool = False
     invariants: tuple[str, ...] = ()
     description: str = ""
+    protocol: Protocol = attrs.field(default=RAFT_TLA, eq=False)
+    """raft.tla with the model's variant and mutants applied: what the engines run."""
 
     @property
     def state_invariants(self) -> tuple[str, ...]:
-        return tuple(name for name in self.invariants if name in INVARIANTS)
+        return tuple(name for name in self.invariants if name in self.protocol.invariants)
 
     @property
     def step_properties(self) -> tuple[str, ...]:
-        return tuple(name for name in self.invariants if name in STEP_PROPERTIES)
+        return tuple(name for name in self.invariants if name in self.protocol.step_properties)
 
 
 def default_model_path() -> Path:
@@ -118,29 +122,32 @@ def parse_model(text: str, path: str = "<model>") -> Model:
             actions[key] = reader.boolean(node, f"actions.{key}")
 
     symmetry = reader.boolean(top["symmetry"], "symmetry") if "symmetry" in top else False
-    known_properties = (*INVARIANTS, *STEP_PROPERTIES)
-    invariants = (
-        reader.names(top["invariants"], "invariants", known_properties)
-        if "invariants" in top else ()
-    )
-    mutants = reader.names(top["mutants"], "mutants", tuple(MUTANTS)) if "mutants" in top else ()
+    mutants = (reader.names(top["mutants"], "mutants", tuple(shipped(shipped_mutants)))
+               if "mutants" in top else ())
     description = (
         reader.string(top["description"], "description") if "description" in top else ""
     )
     variant = "tla"
     if "variant" in top:
         variant = reader.string(top["variant"], "variant")
-        if variant not in VARIANTS:
-            raise reader.fail(top["variant"], "variant",
-                              f"unknown variant '{variant}'; known: {', '.join(VARIANTS)}")
-
-    if variant != "tla" and mutants:
-        module = importlib.import_module(f"raftspec.reference.variants.{variant}")
-        supported = module.SUPPORTED_MUTANTS
-        unsupported = sorted(set(mutants) - supported)
-        if unsupported:
-            raise reader.fail(top["mutants"], "mutants",
-                              f"variant '{variant}' does not implement {', '.join(unsupported)}")
+    try:
+        protocol = build_protocol(variant, (), Path(path).parent)
+    except RaftspecError as err:
+        if err.path is not None:  # a mistake in the variant's own file, which it names
+            raise
+        known = ", ".join(["tla", *shipped(shipped_variants)])
+        raise reader.fail(top["variant"], "variant", f"{err}; shipped variants: {known}, or "
+                          "a .py file relative to the model, or a dotted module") from None
+    for mutant, node in zip(mutants, top["mutants"].value if mutants else (), strict=True):
+        try:
+            protocol = with_mutant(protocol, mutant)
+        except RaftspecError as err:
+            raise reader.fail(node, "mutants", str(err)) from None
+    known_properties = (*protocol.invariants, *protocol.step_properties)
+    invariants = (
+        reader.names(top["invariants"], "invariants", known_properties)
+        if "invariants" in top else ()
+    )
     config = Config(
         servers=servers,
         values=values,
@@ -154,7 +161,7 @@ def parse_model(text: str, path: str = "<model>") -> Model:
         variant=variant,
     )
     return Model(name=name, path=path, config=config, symmetry=symmetry,
-                 invariants=invariants, description=description)
+                 invariants=invariants, description=description, protocol=protocol)
 
 
 def _line(node: yaml.Node) -> int:

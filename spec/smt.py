@@ -28,13 +28,15 @@ sent, at most one discarded); one shared constraint turns the effect into the po
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 
 import attrs
 import z3
 
-from raftspec.reference.config import MUTANTS, Config
-from raftspec.reference.errors import RaftspecError
+from raftspec.protocol import Action, Protocol
+from raftspec.protocol.errors import RaftspecError
+from raftspec.reference.config import Config
 from raftspec.reference.state import (
     APPEND_ENTRIES_REQUEST,
     APPEND_ENTRIES_RESPONSE,
@@ -50,7 +52,7 @@ from raftspec.reference.state import (
     Server,
     State,
 )
-from raftspec.reference.successors import Action
+from raftspec.reference.state import SCHEMA as RAFT_SCHEMA
 
 FOLLOWER, CANDIDATE, LEADER = Role.FOLLOWER, Role.CANDIDATE, Role.LEADER
 
@@ -69,14 +71,14 @@ _UNUSED_FIELDS = {
     AEP: ("eterm", "evalue", "mcommit"),
 }
 
-SUPPORTED_MUTANTS = frozenset(
-    {"vote_without_log_check", "commit_previous_term", "no_term_check_on_append",
-     "quorum_off_by_one"}
-)
 _CONFIG_FIELDS = frozenset(
     {"servers", "values", "max_term", "max_log_length", "max_messages", "restart", "duplicate",
-     "drop", "mutants"}
+     "drop", "mutants", "variant"}
 )
+
+LOCAL_ACTIONS = frozenset({"Restart", "Timeout", "BecomeLeader", "ClientRequest",
+                           "AdvanceCommitIndex"})
+"""Actions that read and write only their own server's variables (never the bag)."""
 
 Num = z3.BitVecRef
 """A number in the encoding (see ``number_width``)."""
@@ -201,10 +203,12 @@ class Step:
     formula: z3.BoolRef
 
 
-def check_supported(config: Config) -> None:
-    """Refuse, with a clear message, any model feature this encoding does not cover.
+def check_supported(config: Config, protocol: Protocol) -> list[Encoder]:
+    """Refuse, with a clear message, any model feature this encoding does not cover, and return
+    the encoders of the protocol's rows, in order.
 
-    Never a silent wrong answer: a new Config field or mutant has to be encoded here first.
+    Never a silent wrong answer: a row without an encoder (a variant's new or replaced action),
+    a schema other than raft.tla's, or a new Config field has to be encoded here first.
     """
     for field in attrs.fields(Config):
         if field.name not in _CONFIG_FIELDS and getattr(config, field.name) != field.default:
@@ -212,15 +216,42 @@ def check_supported(config: Config) -> None:
                 f"the Z3 encoding does not support '{field.name}' yet; use 'raftspec check'",
                 field=field.name,
             )
-    unknown = set(config.mutants) - SUPPORTED_MUTANTS
-    if unknown:
-        raise RaftspecError(
-            f"the Z3 encoding does not support mutant(s) {sorted(unknown)} yet "
-            f"(supported: {sorted(SUPPORTED_MUTANTS)}; known: {sorted(MUTANTS)})",
-            field="mutants",
-        )
+    from raftspec.reference.protocol import RAFT_TLA
+
+    missing = [row.name for row in protocol.rows if row.encoder is None]
+    if missing:
+        raise RaftspecError(f"the Z3 encoding has no encoder for action(s) {', '.join(missing)} "
+                            f"of {protocol.describe()}; use 'raftspec check'", field="variant")
+    if protocol.schema != RAFT_SCHEMA:
+        raise RaftspecError(f"the Z3 encoding covers raft.tla's variables only; "
+                            f"{protocol.describe()} changes them; use 'raftspec check'")
+    for what, ours, theirs in (("initial states", protocol.init, RAFT_TLA.init),
+                               ("state constraint", protocol.constraint, RAFT_TLA.constraint)):
+        if ours is not theirs:
+            raise RaftspecError(f"the Z3 encoding has raft.tla's {what} only; "
+                                f"{protocol.describe()} changes them; use 'raftspec check'")
+    changed = sorted(name for name in (*INVARIANTS, *STEP_PROPERTIES)
+                     if {**protocol.invariants, **protocol.step_properties}.get(name)
+                     is not {**RAFT_TLA.invariants, **RAFT_TLA.step_properties}[name])
+    if changed:
+        raise RaftspecError(f"{protocol.describe()} redefines {', '.join(changed)}, which the "
+                            "Z3 encoding states as raft.tla does; use 'raftspec check'")
     if config.max_messages < 0 or config.max_log_length < 0 or config.max_term < 1:
         raise RaftspecError("bounds must be max_term >= 1, others >= 0", field="bounds")
+    return [_resolve(row.name, row.encoder) for row in protocol.rows]
+
+
+def _resolve(action: str, where: str) -> Encoder:
+    module_name, _, function = where.partition(":")
+    try:
+        encoder = getattr(importlib.import_module(module_name), function)
+    except (ImportError, AttributeError) as err:
+        raise RaftspecError(f"the encoder {where!r} of action {action} cannot be loaded: "
+                            f"{err}") from None
+    if getattr(encoder, "shape", None) not in SHAPES:
+        raise RaftspecError(f"the encoder {where!r} of action {action} is not declared with "
+                            "@server_encoder, @receive_encoder or @message_encoder")
+    return encoder
 
 
 def number_width(config: Config) -> int:
@@ -235,10 +266,16 @@ def number_width(config: Config) -> int:
 
 
 class Encoding:
-    """The Z3 encoding of one bounded model (a reference ``Config``)."""
+    """The Z3 encoding of one bounded model: a reference ``Config`` and the protocol it runs
+    (raft.tla with its mutants by default), whose rows name their encoders."""
 
-    def __init__(self, config: Config) -> None:
-        check_supported(config)
+    def __init__(self, config: Config, protocol: Protocol | None = None) -> None:
+        if protocol is None:
+            from raftspec.reference.protocol import protocol_for
+
+            protocol = protocol_for(config.variant, config.mutants)
+        self.encoders = check_supported(config, protocol)
+        self.protocol = protocol
         self.config = config
         self.n = config.servers
         self.v = config.values
@@ -246,11 +283,41 @@ class Encoding:
         self.max_log = config.max_log_length
         self.max_msgs = config.max_messages
         self.ids = range(1, self.n + 1)
-        self.check_log = "vote_without_log_check" not in config.mutants
-        self.current_term_only = "commit_previous_term" not in config.mutants
-        self.check_term = "no_term_check_on_append" not in config.mutants
-        self.strict_quorum = "quorum_off_by_one" not in config.mutants
         self.width = number_width(config)
+
+    # --- what the generic driver (checker.symbolic) asks of an encoding ------------------
+
+    @property
+    def invariants(self) -> dict[str, Callable[[Encoding, StateVars], z3.BoolRef]]:
+        return INVARIANTS
+
+    @property
+    def step_properties(self) -> dict[str, Callable[..., z3.BoolRef]]:
+        return STEP_PROPERTIES
+
+    @property
+    def lemmas(self) -> dict[str, Callable[[Encoding, StateVars], z3.BoolRef]]:
+        from raftspec.spec.lemmas import LEMMAS
+
+        return LEMMAS
+
+    @property
+    def shipped_lemmas(self) -> dict[str, tuple[str, ...]]:
+        from raftspec.spec.lemmas import SHIPPED
+
+        return SHIPPED
+
+    def type_ok(self, s: StateVars) -> z3.BoolRef:
+        return type_ok(self, s)
+
+    @staticmethod
+    def footprint(name: str, server: int) -> tuple[int, bool]:
+        """An action instance's (actor, uses_bag): the server whose variables it reads or
+        writes (0 for DuplicateMessage/DropMessage, which touch only the bag) and whether it
+        reads or writes the bag. Two instances with different actors, at least one of them
+        local, commute: both orders are enabled together and reach the same state (tests/smt
+        checks this on the reference)."""
+        return server, name not in LOCAL_ACTIONS
 
     def num(self, name: str) -> Num:
         """A fresh number constant (a signed bit-vector of ``width`` bits)."""
@@ -405,8 +472,8 @@ class Encoding:
         return self._quorum_size(_ite_sum([self.b2i(b) for b in members]))
 
     def _quorum_size(self, size: Num) -> z3.BoolRef:
-        """2*|Q| > N (raft.tla ``Quorum``); >= N with the ``quorum_off_by_one`` mutant."""
-        return 2 * size > self.n if self.strict_quorum else 2 * size >= self.n
+        """2*|Q| > N (raft.tla ``Quorum``)."""
+        return 2 * size > self.n
 
     # --- the transition -------------------------------------------------------------------------
 
@@ -474,181 +541,41 @@ class Encoding:
         return z3.And(cs)
 
     def branches(self, pre: StateVars, post: StateVars, e: Effect) -> list[Branch]:
-        """Every action instance of raft.tla ``Next`` (reference ``steps``), as branches."""
+        """Every action instance of the protocol's ``Next``, as branches: for each server, its
+        rows' instances; then, per message slot and receiving server, the receive rows; then,
+        per slot, the network's rows."""
         out: list[Branch] = []
-        cfg = self.config
+        by_shape = {shape: [enc for enc in self.encoders if enc.shape == shape]
+                    for shape in SHAPES}
         for i in self.ids:
-            p, q = pre.server(i), post.server(i)
-            if cfg.restart:
-                out.append(Branch("Restart", "Restart", i, body=z3.And(
-                    self._effect(e, touch=i),
-                    self._server_is(p, q, role=FOLLOWER,
-                                    votes_responded=[False] * self.n,
-                                    votes_granted=[False] * self.n,
-                                    next_index=[1] * self.n, match_index=[0] * self.n,
-                                    commit_index=0))))
-            out.append(Branch("Timeout", "Timeout", i,
-                              guard=z3.Or(p.role == FOLLOWER, p.role == CANDIDATE),
-                              body=z3.And(self._effect(e, touch=i), self._server_is(
-                                  p, q, role=CANDIDATE, term=p.term + 1, voted_for=0,
-                                  votes_responded=[False] * self.n,
-                                  votes_granted=[False] * self.n))))
-            for j in self.ids:
-                rvq = (RVQ, p.term, self.last_term(p), p.log_len, 0, 0, 0, i, j)
-                out.append(Branch("RequestVote", "RequestVote", i, j,
-                                  guard=z3.And(p.role == CANDIDATE,
-                                               z3.Not(p.votes_responded[j - 1])),
-                                  body=self._effect(e, send=rvq)))
-            out.append(Branch("BecomeLeader", "BecomeLeader", i,
-                              guard=z3.And(p.role == CANDIDATE, self.is_quorum(p.votes_granted)),
-                              body=z3.And(self._effect(e, touch=i), self._server_is(
-                                  p, q, role=LEADER, next_index=[p.log_len + 1] * self.n,
-                                  match_index=[0] * self.n))))
-            for v in range(1, self.v + 1):
-                new_len = p.log_len + 1
-                out.append(Branch("ClientRequest", "ClientRequest", i, value=v,
-                                  guard=p.role == LEADER,
-                                  body=z3.And(self._effect(e, touch=i), self._server_is(
-                                      p, q, log_len=new_len,
-                                      log_term=[z3.If(new_len == k, p.term, p.log_term[k - 1])
-                                                for k in range(1, self.max_log + 1)],
-                                      log_value=[z3.If(new_len == k, v, p.log_value[k - 1])
-                                                 for k in range(1, self.max_log + 1)]))))
-            out.append(Branch("AdvanceCommitIndex", "AdvanceCommitIndex", i,
-                              guard=p.role == LEADER,
-                              body=z3.And(self._effect(e, touch=i), self._server_is(
-                                  p, q, commit_index=self._advance_commit(i, p)))))
-            for j in self.ids:
-                if j == i:
-                    continue
-                nxt = p.next_index[j - 1]
-                has = nxt <= p.log_len
-                last = _min(p.log_len, nxt)
-                aeq = (AEQ, p.term, z3.If(nxt > 1, self.term_at(p, nxt - 1), 0), nxt - 1,
-                       z3.If(has, self.term_at(p, nxt), 0), z3.If(has, self.value_at(p, nxt), 0),
-                       _min(p.commit_index, last), i, j)
-                out.append(Branch("AppendEntries", "AppendEntries", i, j,
-                                  guard=p.role == LEADER, body=self._effect(e, send=aeq)))
+            for encode in by_shape["server"]:
+                out += encode(self, pre, post, e, i)
         for k, slot in enumerate(pre.slots):
             for i in self.ids:
-                out += self._receive(pre, post, e, k, slot, i)
+                here = Receipt(self, pre, post, e, k, slot, i)
+                for encode in by_shape["receive"]:
+                    out += encode(self, here)
         for k, slot in enumerate(pre.slots):
-            m = slot.fields
-            if cfg.duplicate:
-                out.append(Branch("DuplicateMessage", "DuplicateMessage", slot=k,
-                                  guard=slot.count > 0, body=self._effect(e, send=m)))
-            if cfg.drop:
-                out.append(Branch("DropMessage", "DropMessage", slot=k, guard=slot.count > 0,
-                                  body=self._effect(e, discard=m)))
+            for encode in by_shape["message"]:
+                out += encode(self, pre, post, e, k, slot)
         return out
 
-    def _advance_commit(self, i: int, p: ServerVars) -> Num:
-        """raft.tla ``AdvanceCommitIndex``: the largest quorum-replicated index, if its entry is
-        of the current term (any term with the ``commit_previous_term`` mutant)."""
+    def agree_index(self, i: int, p: ServerVars,
+                    quorum: Callable[[Num], z3.BoolRef] | None = None) -> Num:
+        """The largest index of leader i's log stored on a quorum (``quorum`` decides what a
+        quorum is: raft.tla's by default), 0 if there is none."""
+        quorum = quorum or self._quorum_size
         max_agree: Num = self.lit(0)
         for index in range(1, self.max_log + 1):
             agree = 1 + _ite_sum([self.b2i(p.match_index[k - 1] >= index)
                                   for k in self.ids if k != i] or [self.lit(0)])
-            max_agree = z3.If(z3.And(index <= p.log_len, self._quorum_size(agree)), index,
-                              max_agree)
-        ok = z3.And(max_agree > 0, z3.Or(self.term_at(p, max_agree) == p.term,
-                                         not self.current_term_only))
-        return z3.If(ok, max_agree, p.commit_index)
+            max_agree = z3.If(z3.And(index <= p.log_len, quorum(agree)), index, max_agree)
+        return max_agree
 
-    def _peer_value(self, values: Sequence[Num], j: Num) -> Num:
+    def peer_value(self, values: Sequence[Num], j: Num) -> Num:
         out = values[-1]
         for k in range(len(values) - 1, 0, -1):
             out = z3.If(j == k, values[k - 1], out)
-        return out
-
-    def _receive(self, pre: StateVars, post: StateVars, e: Effect, k: int, slot: Slot,
-                 i: int) -> list[Branch]:
-        """raft.tla ``Receive`` of the message in slot k by server i (= its mdest): one branch
-        per handler case; the cases are mutually exclusive (SEMANTICS.md, Disjointness)."""
-        mtype, mterm, a, b, eterm, evalue, mcommit, src, _dst = slot.fields
-        p, q = pre.server(i), post.server(i)
-        here = z3.And(slot.count > 0, slot.field("dst") == i)
-        mkey = slot.fields
-        nxt_src = self._peer_value(p.next_index, src)
-
-        def branch(name: str, case: str, guard: z3.BoolRef, body: z3.BoolRef) -> Branch:
-            return Branch(name, case, i, slot=k, guard=z3.And(here, guard), body=body)
-
-        def reply(mt: int, fa: Num, fb: Num) -> Msg:
-            return (mt, p.term, fa, fb, 0, 0, 0, i, src)
-
-        def set_peer(old: Sequence, new: z3.ExprRef) -> list:
-            return [z3.If(src == j, new, old[j - 1]) for j in self.ids]
-
-        out = [branch("UpdateTerm", "UpdateTerm", mterm > p.term, z3.And(
-            self._effect(e, touch=i),
-            self._server_is(p, q, term=mterm, role=FOLLOWER, voted_for=0)))]
-
-        log_ok = z3.Or(a > self.last_term(p),
-                       z3.And(a == self.last_term(p), b >= p.log_len)) if self.check_log else True
-        grant = z3.And(mterm == p.term, log_ok, z3.Or(p.voted_for == 0, p.voted_for == src))
-        out.append(branch("HandleRequestVoteRequest", "HandleRequestVoteRequest",
-                          z3.And(mtype == RVQ, mterm <= p.term), z3.And(
-                              self._effect(e, touch=i, send=reply(RVP, self.b2i(grant), 0),
-                                           discard=mkey),
-                              self._server_is(p, q, voted_for=z3.If(grant, src, p.voted_for)))))
-        out.append(branch("DropStaleResponse", "DropStaleResponse",
-                          z3.And(z3.Or(mtype == RVP, mtype == AEP), mterm < p.term),
-                          self._effect(e, discard=mkey)))
-        out.append(branch("HandleRequestVoteResponse", "HandleRequestVoteResponse",
-                          z3.And(mtype == RVP, mterm == p.term), z3.And(
-                              self._effect(e, touch=i, discard=mkey),
-                              self._server_is(
-                                  p, q,
-                                  votes_responded=set_peer(p.votes_responded, True),
-                                  votes_granted=[z3.Or(p.votes_granted[j - 1],
-                                                       z3.And(src == j, a == 1))
-                                                 for j in self.ids]))))
-        # HandleAppendEntriesRequest: reject, step down, or accept (done / conflict / append).
-        aeq = z3.And(mtype == AEQ, mterm <= p.term)
-        current = mterm == p.term if self.check_term else z3.BoolVal(True)
-        prev_ok = z3.Or(b == 0, z3.And(b >= 1, b <= p.log_len, self.term_at(p, b) == a))
-        index = b + 1
-        has_entry = eterm > 0
-        reject = z3.Or(z3.Not(current), z3.And(p.role == FOLLOWER, z3.Not(prev_ok)))
-        accept = z3.And(aeq, z3.Not(reject), p.role == FOLLOWER)
-        name = "HandleAppendEntriesRequest"
-        out.append(branch(name, "AEQ/reject", z3.And(aeq, reject), self._effect(
-            e, send=reply(AEP, 0, 0), discard=mkey)))
-        out.append(branch(name, "AEQ/step-down", z3.And(aeq, z3.Not(reject),
-                                                         p.role == CANDIDATE), z3.And(
-            self._effect(e, touch=i), self._server_is(p, q, role=FOLLOWER))))
-        matches = z3.And(p.log_len >= index, self.term_at(p, index) == eterm)
-        out.append(branch(name, "AEQ/done", z3.And(accept, z3.Or(z3.Not(has_entry), matches)),
-                          z3.And(self._effect(e, touch=i,
-                                              send=reply(AEP, 1, b + self.b2i(has_entry)),
-                                              discard=mkey),
-                                 self._server_is(p, q, commit_index=mcommit))))
-        L = self.max_log
-        out.append(branch(name, "AEQ/conflict", z3.And(
-            accept, has_entry, p.log_len >= index, self.term_at(p, index) != eterm), z3.And(
-                self._effect(e, touch=i),
-                self._server_is(p, q, log_len=p.log_len - 1,
-                                log_term=[z3.If(p.log_len == k, 0, p.log_term[k - 1])
-                                          for k in range(1, L + 1)],
-                                log_value=[z3.If(p.log_len == k, 0, p.log_value[k - 1])
-                                           for k in range(1, L + 1)]))))
-        out.append(branch(name, "AEQ/append", z3.And(accept, has_entry, p.log_len < index),
-                          z3.And(self._effect(e, touch=i), self._server_is(
-                              p, q, log_len=p.log_len + 1,
-                              log_term=[z3.If(index == k, eterm, p.log_term[k - 1])
-                                        for k in range(1, L + 1)],
-                              log_value=[z3.If(index == k, evalue, p.log_value[k - 1])
-                                         for k in range(1, L + 1)]))))
-        out.append(branch("HandleAppendEntriesResponse", "HandleAppendEntriesResponse",
-                          z3.And(mtype == AEP, mterm == p.term), z3.And(
-                              self._effect(e, touch=i, discard=mkey),
-                              self._server_is(
-                                  p, q,
-                                  next_index=set_peer(p.next_index, z3.If(
-                                      a == 1, b + 1, z3.If(nxt_src > 2, nxt_src - 1, 1))),
-                                  match_index=[z3.If(z3.And(src == j, a == 1), b,
-                                                     p.match_index[j - 1]) for j in self.ids]))))
         return out
 
     def step(self, pre: StateVars, post: StateVars, tag: str | None = None,
@@ -775,16 +702,309 @@ class Encoding:
         raise AssertionError("no branch selected")
 
     def action_of(self, br: Branch, model: z3.ModelRef | None, pre: StateVars) -> Action:
-        """The reference Action record of a branch (for Receive: dest, source and message)."""
-        if br.slot < 0:
-            return Action(br.name, br.server, br.peer, br.value)
-        assert model is not None
-        slot = pre.slots[br.slot]
-        m = self.message_of([model.eval(f, model_completion=True).as_signed_long()
-                             for f in slot.fields])
-        if br.name in ("DuplicateMessage", "DropMessage"):
-            return Action(br.name, message=m)
-        return Action(br.name, m.mdest, m.msource, message=m)
+        """The Action record of a branch, with the arguments its row's parameters name."""
+        params = self.protocol.row(br.name).params
+        if br.slot >= 0:
+            assert model is not None
+            slot = pre.slots[br.slot]
+            message = self.message_of([model.eval(f, model_completion=True).as_signed_long()
+                                       for f in slot.fields])
+        known = {"server": br.server, "peer": br.peer, "value": br.value}
+        args = tuple(message if p.name == "message" else known[p.name] for p in params)
+        return Action(br.name, args, params)
+
+
+# --- the action table's encoders ----------------------------------------------------------------
+#
+# One function per row of raft.tla's action table (``reference.protocol``), named after it; a
+# row names its encoder as "module:function". Shapes: a server encoder gives the branches of
+# server i's instances; a receive encoder the branches of server i receiving the message in slot
+# k (``Receipt``); a message encoder those of the network acting on slot k.
+
+SHAPES = ("server", "receive", "message")
+Encoder = Callable[..., list[Branch]]
+
+
+def server_encoder(f: Encoder) -> Encoder:
+    """``f(enc, pre, post, e, i)``: the branches of server i's instances of one row."""
+    f.shape = "server"  # type: ignore[attr-defined]
+    return f
+
+
+def receive_encoder(f: Encoder) -> Encoder:
+    """``f(enc, receipt)``: the branches of one receive row for one slot and receiver."""
+    f.shape = "receive"  # type: ignore[attr-defined]
+    return f
+
+
+def message_encoder(f: Encoder) -> Encoder:
+    """``f(enc, pre, post, e, k, slot)``: the branches of one network row on slot k."""
+    f.shape = "message"  # type: ignore[attr-defined]
+    return f
+
+
+class Receipt:
+    """Server i receiving the message in slot k: the names every receive encoder uses."""
+
+    def __init__(self, enc: Encoding, pre: StateVars, post: StateVars, e: Effect, k: int,
+                 slot: Slot, i: int) -> None:
+        self.enc, self.pre, self.post, self.e, self.k, self.slot, self.i = (
+            enc, pre, post, e, k, slot, i)
+        (self.mtype, self.mterm, self.a, self.b, self.eterm, self.evalue, self.mcommit,
+         self.src, _dst) = slot.fields
+        self.p, self.q = pre.server(i), post.server(i)
+        self.here = z3.And(slot.count > 0, slot.field("dst") == i)
+        self.mkey = slot.fields
+
+    def branch(self, name: str, case: str, guard: z3.BoolRef, body: z3.BoolRef) -> Branch:
+        return Branch(name, case, self.i, slot=self.k, guard=z3.And(self.here, guard),
+                      body=body)
+
+    def reply(self, mt: int, fa: Num, fb: Num) -> Msg:
+        """The response to this message (raft.tla ``Reply``'s message)."""
+        return (mt, self.p.term, fa, fb, 0, 0, 0, self.i, self.src)
+
+    def set_peer(self, old: Sequence, new: z3.ExprRef) -> list:
+        """``old`` with the sender's entry replaced by ``new``."""
+        return [z3.If(self.src == j, new, old[j - 1]) for j in self.enc.ids]
+
+
+@server_encoder
+def restart(enc: Encoding, pre: StateVars, post: StateVars, e: Effect, i: int) -> list[Branch]:
+    if not enc.config.restart:
+        return []
+    p, q, n = pre.server(i), post.server(i), enc.n
+    return [Branch("Restart", "Restart", i, body=z3.And(
+        enc._effect(e, touch=i),
+        enc._server_is(p, q, role=FOLLOWER, votes_responded=[False] * n,
+                       votes_granted=[False] * n, next_index=[1] * n, match_index=[0] * n,
+                       commit_index=0)))]
+
+
+@server_encoder
+def timeout(enc: Encoding, pre: StateVars, post: StateVars, e: Effect, i: int) -> list[Branch]:
+    p, q, n = pre.server(i), post.server(i), enc.n
+    return [Branch("Timeout", "Timeout", i, guard=z3.Or(p.role == FOLLOWER, p.role == CANDIDATE),
+                   body=z3.And(enc._effect(e, touch=i), enc._server_is(
+                       p, q, role=CANDIDATE, term=p.term + 1, voted_for=0,
+                       votes_responded=[False] * n, votes_granted=[False] * n)))]
+
+
+@server_encoder
+def request_vote(enc: Encoding, pre: StateVars, post: StateVars, e: Effect,
+                 i: int) -> list[Branch]:
+    p = pre.server(i)
+    out = []
+    for j in enc.ids:
+        rvq = (RVQ, p.term, enc.last_term(p), p.log_len, 0, 0, 0, i, j)
+        out.append(Branch("RequestVote", "RequestVote", i, j,
+                          guard=z3.And(p.role == CANDIDATE, z3.Not(p.votes_responded[j - 1])),
+                          body=enc._effect(e, send=rvq)))
+    return out
+
+
+def become_leader_when(enc: Encoding, pre: StateVars, post: StateVars, e: Effect, i: int,
+                       quorum: Callable[[Num], z3.BoolRef]) -> list[Branch]:
+    """raft.tla ``BecomeLeader`` with ``quorum`` deciding what a quorum of votes is."""
+    p, q, n = pre.server(i), post.server(i), enc.n
+    votes = _ite_sum([enc.b2i(b) for b in p.votes_granted])
+    return [Branch("BecomeLeader", "BecomeLeader", i,
+                   guard=z3.And(p.role == CANDIDATE, quorum(votes)),
+                   body=z3.And(enc._effect(e, touch=i), enc._server_is(
+                       p, q, role=LEADER, next_index=[p.log_len + 1] * n,
+                       match_index=[0] * n)))]
+
+
+@server_encoder
+def become_leader(enc: Encoding, pre: StateVars, post: StateVars, e: Effect,
+                  i: int) -> list[Branch]:
+    return become_leader_when(enc, pre, post, e, i, enc._quorum_size)
+
+
+@server_encoder
+def client_request(enc: Encoding, pre: StateVars, post: StateVars, e: Effect,
+                   i: int) -> list[Branch]:
+    p, q, L = pre.server(i), post.server(i), enc.max_log
+    out = []
+    for v in range(1, enc.v + 1):
+        new_len = p.log_len + 1
+        out.append(Branch("ClientRequest", "ClientRequest", i, value=v,
+                          guard=p.role == LEADER,
+                          body=z3.And(enc._effect(e, touch=i), enc._server_is(
+                              p, q, log_len=new_len,
+                              log_term=[z3.If(new_len == k, p.term, p.log_term[k - 1])
+                                        for k in range(1, L + 1)],
+                              log_value=[z3.If(new_len == k, v, p.log_value[k - 1])
+                                         for k in range(1, L + 1)]))))
+    return out
+
+
+def advance_commit_index_to(enc: Encoding, pre: StateVars, post: StateVars, e: Effect, i: int,
+                            commit: Num) -> list[Branch]:
+    """raft.tla ``AdvanceCommitIndex``'s shape: leader i sets its commit index to ``commit``."""
+    p, q = pre.server(i), post.server(i)
+    return [Branch("AdvanceCommitIndex", "AdvanceCommitIndex", i, guard=p.role == LEADER,
+                   body=z3.And(enc._effect(e, touch=i),
+                               enc._server_is(p, q, commit_index=commit)))]
+
+
+@server_encoder
+def advance_commit_index(enc: Encoding, pre: StateVars, post: StateVars, e: Effect,
+                         i: int) -> list[Branch]:
+    """The largest quorum-replicated index, if its entry is of the current term."""
+    p = pre.server(i)
+    agreed = enc.agree_index(i, p)
+    ok = z3.And(agreed > 0, enc.term_at(p, agreed) == p.term)
+    return advance_commit_index_to(enc, pre, post, e, i, z3.If(ok, agreed, p.commit_index))
+
+
+@server_encoder
+def append_entries(enc: Encoding, pre: StateVars, post: StateVars, e: Effect,
+                   i: int) -> list[Branch]:
+    p = pre.server(i)
+    out = []
+    for j in enc.ids:
+        if j == i:
+            continue
+        nxt = p.next_index[j - 1]
+        has = nxt <= p.log_len
+        last = _min(p.log_len, nxt)
+        aeq = (AEQ, p.term, z3.If(nxt > 1, enc.term_at(p, nxt - 1), 0), nxt - 1,
+               z3.If(has, enc.term_at(p, nxt), 0), z3.If(has, enc.value_at(p, nxt), 0),
+               _min(p.commit_index, last), i, j)
+        out.append(Branch("AppendEntries", "AppendEntries", i, j, guard=p.role == LEADER,
+                          body=enc._effect(e, send=aeq)))
+    return out
+
+
+@receive_encoder
+def update_term(enc: Encoding, r: Receipt) -> list[Branch]:
+    p, q = r.p, r.q
+    return [r.branch("UpdateTerm", "UpdateTerm", r.mterm > p.term, z3.And(
+        enc._effect(r.e, touch=r.i),
+        enc._server_is(p, q, term=r.mterm, role=FOLLOWER, voted_for=0)))]
+
+
+def vote_log_ok(enc: Encoding, r: Receipt) -> z3.BoolRef:
+    """The candidate's log is at least as up-to-date as the receiver's (paper §5.4.1)."""
+    return z3.Or(r.a > enc.last_term(r.p), z3.And(r.a == enc.last_term(r.p), r.b >= r.p.log_len))
+
+
+def handle_request_vote_request_given(enc: Encoding, r: Receipt,
+                                      log_ok: z3.BoolRef) -> list[Branch]:
+    """raft.tla ``HandleRequestVoteRequest`` with ``log_ok`` as the up-to-date condition."""
+    p, q = r.p, r.q
+    grant = z3.And(r.mterm == p.term, log_ok, z3.Or(p.voted_for == 0, p.voted_for == r.src))
+    return [r.branch("HandleRequestVoteRequest", "HandleRequestVoteRequest",
+                     z3.And(r.mtype == RVQ, r.mterm <= p.term), z3.And(
+                         enc._effect(r.e, touch=r.i, send=r.reply(RVP, enc.b2i(grant), 0),
+                                     discard=r.mkey),
+                         enc._server_is(p, q, voted_for=z3.If(grant, r.src, p.voted_for))))]
+
+
+@receive_encoder
+def handle_request_vote_request(enc: Encoding, r: Receipt) -> list[Branch]:
+    return handle_request_vote_request_given(enc, r, vote_log_ok(enc, r))
+
+
+@receive_encoder
+def drop_stale_response(enc: Encoding, r: Receipt) -> list[Branch]:
+    return [r.branch("DropStaleResponse", "DropStaleResponse",
+                     z3.And(z3.Or(r.mtype == RVP, r.mtype == AEP), r.mterm < r.p.term),
+                     enc._effect(r.e, discard=r.mkey))]
+
+
+@receive_encoder
+def handle_request_vote_response(enc: Encoding, r: Receipt) -> list[Branch]:
+    p, q = r.p, r.q
+    return [r.branch("HandleRequestVoteResponse", "HandleRequestVoteResponse",
+                     z3.And(r.mtype == RVP, r.mterm == p.term), z3.And(
+                         enc._effect(r.e, touch=r.i, discard=r.mkey),
+                         enc._server_is(
+                             p, q,
+                             votes_responded=r.set_peer(p.votes_responded, True),
+                             votes_granted=[z3.Or(p.votes_granted[j - 1],
+                                                  z3.And(r.src == j, r.a == 1))
+                                            for j in enc.ids])))]
+
+
+def handle_append_entries_request_given(enc: Encoding, r: Receipt,
+                                        current: z3.BoolRef) -> list[Branch]:
+    """raft.tla ``HandleAppendEntriesRequest`` (reject, step down, or accept: done / conflict /
+    append) with ``current`` as the condition that the request's term is the receiver's."""
+    p, q, b = r.p, r.q, r.b
+    aeq = z3.And(r.mtype == AEQ, r.mterm <= p.term)
+    prev_ok = z3.Or(b == 0, z3.And(b >= 1, b <= p.log_len, enc.term_at(p, b) == r.a))
+    index = b + 1
+    has_entry = r.eterm > 0
+    reject = z3.Or(z3.Not(current), z3.And(p.role == FOLLOWER, z3.Not(prev_ok)))
+    accept = z3.And(aeq, z3.Not(reject), p.role == FOLLOWER)
+    name, e, L = "HandleAppendEntriesRequest", r.e, enc.max_log
+    matches = z3.And(p.log_len >= index, enc.term_at(p, index) == r.eterm)
+    return [
+        r.branch(name, "AEQ/reject", z3.And(aeq, reject), enc._effect(
+            e, send=r.reply(AEP, 0, 0), discard=r.mkey)),
+        r.branch(name, "AEQ/step-down", z3.And(aeq, z3.Not(reject), p.role == CANDIDATE),
+                 z3.And(enc._effect(e, touch=r.i), enc._server_is(p, q, role=FOLLOWER))),
+        r.branch(name, "AEQ/done", z3.And(accept, z3.Or(z3.Not(has_entry), matches)),
+                 z3.And(enc._effect(e, touch=r.i, send=r.reply(AEP, 1, b + enc.b2i(has_entry)),
+                                    discard=r.mkey),
+                        enc._server_is(p, q, commit_index=r.mcommit))),
+        r.branch(name, "AEQ/conflict", z3.And(
+            accept, has_entry, p.log_len >= index, enc.term_at(p, index) != r.eterm), z3.And(
+                enc._effect(e, touch=r.i),
+                enc._server_is(p, q, log_len=p.log_len - 1,
+                               log_term=[z3.If(p.log_len == k, 0, p.log_term[k - 1])
+                                         for k in range(1, L + 1)],
+                               log_value=[z3.If(p.log_len == k, 0, p.log_value[k - 1])
+                                          for k in range(1, L + 1)]))),
+        r.branch(name, "AEQ/append", z3.And(accept, has_entry, p.log_len < index),
+                 z3.And(enc._effect(e, touch=r.i), enc._server_is(
+                     p, q, log_len=p.log_len + 1,
+                     log_term=[z3.If(index == k, r.eterm, p.log_term[k - 1])
+                               for k in range(1, L + 1)],
+                     log_value=[z3.If(index == k, r.evalue, p.log_value[k - 1])
+                                for k in range(1, L + 1)]))),
+    ]
+
+
+@receive_encoder
+def handle_append_entries_request(enc: Encoding, r: Receipt) -> list[Branch]:
+    return handle_append_entries_request_given(enc, r, r.mterm == r.p.term)
+
+
+@receive_encoder
+def handle_append_entries_response(enc: Encoding, r: Receipt) -> list[Branch]:
+    p, q, a, b = r.p, r.q, r.a, r.b
+    nxt_src = enc.peer_value(p.next_index, r.src)
+    return [r.branch("HandleAppendEntriesResponse", "HandleAppendEntriesResponse",
+                     z3.And(r.mtype == AEP, r.mterm == p.term), z3.And(
+                         enc._effect(r.e, touch=r.i, discard=r.mkey),
+                         enc._server_is(
+                             p, q,
+                             next_index=r.set_peer(p.next_index, z3.If(
+                                 a == 1, b + 1, z3.If(nxt_src > 2, nxt_src - 1, 1))),
+                             match_index=[z3.If(z3.And(r.src == j, a == 1), b,
+                                                p.match_index[j - 1]) for j in enc.ids])))]
+
+
+@message_encoder
+def duplicate_message(enc: Encoding, pre: StateVars, post: StateVars, e: Effect, k: int,
+                      slot: Slot) -> list[Branch]:
+    if not enc.config.duplicate:
+        return []
+    return [Branch("DuplicateMessage", "DuplicateMessage", slot=k, guard=slot.count > 0,
+                   body=enc._effect(e, send=slot.fields))]
+
+
+@message_encoder
+def drop_message(enc: Encoding, pre: StateVars, post: StateVars, e: Effect, k: int,
+                 slot: Slot) -> list[Branch]:
+    if not enc.config.drop:
+        return []
+    return [Branch("DropMessage", "DropMessage", slot=k, guard=slot.count > 0,
+                   body=enc._effect(e, discard=slot.fields))]
+
 
 
 # --- properties ---------------------------------------------------------------------------------
@@ -895,3 +1115,8 @@ STEP_PROPERTIES: dict[str, Callable[[Encoding, StateVars, StateVars], z3.BoolRef
     "leader_append_only": leader_append_only,
 }
 """The Z3 forms of ``spec.properties.STEP_PROPERTIES``."""
+
+
+def encode_model(model: object) -> Encoding:
+    """The encoding of a loaded model (``spec.model.Model``): its config and its protocol."""
+    return Encoding(model.config, model.protocol)  # type: ignore[attr-defined]

@@ -25,7 +25,7 @@ def bfs():
     """``bfs(model_path, max_depth=None)``: ``explore`` of a model file, run once per session
     (the checker's and the symbolic tests explore the same mutant models)."""
     from raftspec.checker.explore import explore
-    from raftspec.checker.raft import RaftSystem
+    from raftspec.checker.system import ProtocolSystem
     from raftspec.spec.model import load_model
 
     cache: dict = {}
@@ -33,7 +33,7 @@ def bfs():
     def run(path: Path, max_depth: int | None = None):
         key = (Path(path).resolve(), max_depth)
         if key not in cache:
-            cache[key] = explore(RaftSystem(load_model(path)), max_depth=max_depth)
+            cache[key] = explore(ProtocolSystem(load_model(path)), max_depth=max_depth)
         return cache[key]
 
     return run

@@ -4,7 +4,7 @@ the reference's and the Figure 2 variant's property tests."""
 from __future__ import annotations
 
 from raftspec.reference import Config, State, initial_state, successors
-from raftspec.spec.properties import INVARIANTS, STEP_PROPERTIES
+from raftspec.reference.properties import INVARIANTS, STEP_PROPERTIES
 
 
 def random_walk(config: Config, choices: list[int]) -> list[State]:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from raftspec.checker.report import counterexample_json, counterexample_text
 from raftspec.checker.symbolic import ENGINES, BmcResult, DepthReport, bmc
-from raftspec.reference.errors import RaftspecError
+from raftspec.protocol import Protocol
+from raftspec.protocol.errors import RaftspecError
 from raftspec.spec.model import default_model_path, load_model
 
 HELP = """\
@@ -66,37 +67,39 @@ def run(args: argparse.Namespace) -> int:
         raise RaftspecError(f"must be at least 1 (got {args.depth})", field="--depth")
     from raftspec.spec import smt
 
-    invariants = [n for n in names if n not in smt.STEP_PROPERTIES]
-    step_properties = [n for n in names if n in smt.STEP_PROPERTIES]
+    enc = smt.encode_model(model)
+    invariants = [n for n in names if n not in enc.step_properties]
+    step_properties = [n for n in names if n in enc.step_properties]
 
     def progress(r: DepthReport) -> None:
         print(f"depth {r.depth:3d}: no violation  ({r.seconds:.2f} s, "
               f"total {r.total_seconds:.1f} s)", file=sys.stderr, flush=True)
 
-    result = bmc(model.config, invariants, step_properties, max_depth=args.depth,
+    result = bmc(enc, invariants, step_properties, max_depth=args.depth,
                  symmetry=model.symmetry, reduce=not args.no_reduction, engine=args.engine,
                  time_budget=args.time_budget,
                  on_depth=None if args.quiet or args.json else progress)
     if args.json:
-        print(json.dumps(json_report(model.name, result)))
+        print(json.dumps(json_report(model.name, result, model.protocol)))
     else:
-        print_summary(model.name, result, names)
+        print_summary(model.name, result, names, model.protocol)
     return 0 if result.violated is None else 1
 
 
-def json_report(name: str, result: BmcResult) -> dict:
+def json_report(name: str, result: BmcResult, protocol: Protocol) -> dict:
     """The issue's shape: model, verdict, depth, violated, counterexample, seconds."""
     return {
         "model": name,
         "verdict": result.verdict,
         "depth": result.depth,
         "violated": result.violated,
-        "counterexample": counterexample_json(result.trace) if result.trace else None,
+        "counterexample": counterexample_json(result.trace, protocol) if result.trace else None,
         "seconds": round(result.seconds, 4),
     }
 
 
-def print_summary(name: str, result: BmcResult, names: tuple[str, ...]) -> None:
+def print_summary(name: str, result: BmcResult, names: tuple[str, ...],
+                  protocol: Protocol) -> None:
     if result.strengthening is not None:
         st = result.strengthening
         print(f"asserted on every state: {len(st.invariants)} invariants proved inductive for "
@@ -109,4 +112,4 @@ def print_summary(name: str, result: BmcResult, names: tuple[str, ...]) -> None:
     assert result.trace is not None
     print(f"{name}: {result.violated} is violated after {result.depth} states "
           f"({result.seconds:.1f} s); a shortest counterexample:")
-    print(counterexample_text(result.trace))
+    print(counterexample_text(result.trace, protocol))

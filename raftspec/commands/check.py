@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 from raftspec.checker.explore import Progress, Result, explore
-from raftspec.checker.raft import RaftSystem
 from raftspec.checker.report import counterexample_json, counterexample_mermaid, counterexample_text
-from raftspec.reference.errors import RaftspecError
+from raftspec.checker.system import ProtocolSystem
+from raftspec.protocol.errors import RaftspecError
 from raftspec.spec.model import Model, default_model_path, load_model
 
 HELP = """\
@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     model = load_model(args.model if args.model is not None else default_model_path())
-    system = RaftSystem(model, symmetry=args.symmetry)
+    system = ProtocolSystem(model, symmetry=args.symmetry)
     show_progress = args.progress
     if show_progress is None:
         show_progress = sys.stderr.isatty() and not os.environ.get("CI") and not args.json
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     peak_growth = max(_peak_rss_bytes() - rss_before, 0)
 
     if args.mermaid is not None and result.trace is not None:
-        args.mermaid.write_text(counterexample_mermaid(result.trace) + "\n")
+        args.mermaid.write_text(counterexample_mermaid(result.trace, model.protocol) + "\n")
     if args.json:
         print(json.dumps(_json_report(model, system, result, peak_growth)))
     else:
@@ -91,7 +91,7 @@ def _progress_line(p: Progress) -> str:
 
 
 def _explore_with_progress(
-    system: RaftSystem, per_action: bool, max_depth: int | None
+    system: ProtocolSystem, per_action: bool, max_depth: int | None
 ) -> Result:
     """A live status line on a terminal; elsewhere (forced with --progress) a line every 5 s."""
     if not sys.stderr.isatty():
@@ -112,7 +112,7 @@ def _explore_with_progress(
                        max_depth=max_depth)
 
 
-def _json_report(model: Model, system: RaftSystem, result: Result, peak: int) -> dict:
+def _json_report(model: Model, system: ProtocolSystem, result: Result, peak: int) -> dict:
     return {
         "model": model.name,
         "path": model.path,
@@ -125,7 +125,7 @@ def _json_report(model: Model, system: RaftSystem, result: Result, peak: int) ->
         "seconds": round(result.seconds, 4),
         "violated": result.violated,
         "counterexample": (
-            counterexample_json(result.trace) if result.trace is not None else None
+            counterexample_json(result.trace, model.protocol) if result.trace is not None else None
         ),
         "fingerprint_collision_probability": result.collision_probability,
         "peak_memory_growth_bytes": peak,
@@ -133,7 +133,7 @@ def _json_report(model: Model, system: RaftSystem, result: Result, peak: int) ->
     }
 
 
-def _print_summary(model: Model, system: RaftSystem, result: Result, peak: int) -> None:
+def _print_summary(model: Model, system: ProtocolSystem, result: Result, peak: int) -> None:
     c = model.config
     print(f"model {model.name} ({model.path}): {c.servers} servers, {c.values} value(s), "
           f"max_term {c.max_term}, max_log_length {c.max_log_length}, "
@@ -150,9 +150,9 @@ def _print_summary(model: Model, system: RaftSystem, result: Result, peak: int) 
 
             from raftspec.checker.report import counterexample_table
 
-            Console().print(counterexample_table(result.trace))
+            Console().print(counterexample_table(result.trace, model.protocol))
         else:
-            print(counterexample_text(result.trace))
+            print(counterexample_text(result.trace, model.protocol))
         print()
     rate = result.states_generated / result.seconds if result.seconds else 0.0
     if not result.complete:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from raftspec.checker.report import counterexample_json, counterexample_rows, counterexample_text
 from raftspec.checker.symbolic import ActionCheck, InductionResult, induct
+from raftspec.protocol import Protocol
 from raftspec.spec.lemmas import LEMMAS, SHIPPED
 from raftspec.spec.model import default_model_path, load_model
 
@@ -59,16 +60,18 @@ def run(args: argparse.Namespace) -> int:
     quiet = args.quiet or args.json
     if not quiet:
         print(f"{model.name}: induction step for {args.invariant} (k={args.k})", file=sys.stderr)
-    result = induct(model.config, args.invariant, args.lemmas, k=args.k,
+    from raftspec.spec.smt import Encoding
+
+    result = induct(Encoding(model.config, model.protocol), args.invariant, args.lemmas, k=args.k,
                     on_action=None if quiet else progress)
     if args.json:
-        print(json.dumps(json_report(model.name, result)))
+        print(json.dumps(json_report(model.name, result, model.protocol)))
     else:
-        print_summary(model.name, result)
+        print_summary(model.name, result, model.protocol)
     return 0 if result.proved else 1
 
 
-def json_report(name: str, r: InductionResult) -> dict:
+def json_report(name: str, r: InductionResult, protocol: Protocol) -> dict:
     broken = [c for c in r.actions if not c.preserved]
     return {
         "model": name,
@@ -77,22 +80,23 @@ def json_report(name: str, r: InductionResult) -> dict:
         "k": r.k,
         "verdict": "proved" if r.proved else ("base_fails" if not r.base_ok else "not_inductive"),
         "base_violated": r.base_violated,
-        "base_counterexample": counterexample_json(r.base_trace) if r.base_trace else None,
+        "base_counterexample": (counterexample_json(r.base_trace, protocol) if r.base_trace
+                                else None),
         "actions": [{"action": c.action, "preserved": c.preserved, "broken": c.broken,
                      "seconds": round(c.seconds, 4)} for c in r.actions],
         "cti": ({"action": broken[0].action, "broken": broken[0].broken,
-                 "states": counterexample_json(broken[0].cti)} if broken and broken[0].cti
+                 "states": counterexample_json(broken[0].cti, protocol)} if broken and broken[0].cti
                 else None),
         "seconds": round(r.seconds, 4),
     }
 
 
-def print_summary(name: str, r: InductionResult) -> None:
+def print_summary(name: str, r: InductionResult, protocol: Protocol) -> None:
     hyp = ", ".join(("domain", "type_ok", *r.lemmas)) if r.lemmas else "domain, type_ok"
     if not r.base_ok:
         print(f"{name}: base case fails: {r.base_violated} is violated on a path from Init:")
         assert r.base_trace is not None
-        print(counterexample_text(r.base_trace))
+        print(counterexample_text(r.base_trace, protocol))
         return
     if r.proved:
         print(f"{name}: {r.invariant} is {'inductive' if r.k == 1 else f'{r.k}-inductive'} "
@@ -106,6 +110,6 @@ def print_summary(name: str, r: InductionResult) -> None:
     assert first.cti is not None
     print(f"Counterexample to induction: {first.action} breaks {first.broken}.")
     print(f"(The first {r.k} state(s) satisfy the hypothesis but need not be reachable.)")
-    for number, action, lines in counterexample_rows(first.cti):
+    for number, action, lines in counterexample_rows(first.cti, protocol):
         print(f"{number:>3}  {'pre-state (satisfies the hypothesis)' if number == 1 else action}")
         print("\n".join(f"       {line}" for line in lines))

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from raftspec.reference.errors import RaftspecError
+from raftspec.protocol.errors import RaftspecError
 from raftspec.traces.lincheck import FORMATS, MODELS, check_file
 from raftspec.traces.lincheck.render import html_report, summary, text_timeline
 

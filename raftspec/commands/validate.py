@@ -43,11 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate the traces, print the verdict, and return the exit status."""
-    from raftspec.reference.errors import RaftspecError
+    from raftspec.protocol.errors import RaftspecError
     from raftspec.traces.validate import ClusterAdapter, validate_paths
     from raftspec.traces.validate.search import verdict_text
 
-    config = None
+    config = protocol = None
     if args.model is not None:
         from raftspec.spec.model import load_model
 
@@ -56,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
             raise RaftspecError(f"variant '{model.config.variant}': node traces are validated "
                                 "against the figure2 variant", path=str(args.model),
                                 field="variant")
-        config = model.config
-    verdict = validate_paths([str(p) for p in args.traces], ClusterAdapter(config))
+        config, protocol = model.config, model.protocol
+    verdict = validate_paths([str(p) for p in args.traces], ClusterAdapter(config, protocol))
     if args.json:
         print(json.dumps(verdict.to_json()))
     else:

@@ -1,1 +1,1 @@
-"""Protocol variants: each module defines ``steps(state, config)`` like ``reference.successors``."""
+"""Shipped variants of raft.tla: each module's ``edit(protocol)`` edits the action table."""

@@ -2,7 +2,8 @@
 
 raft.tla (the default reference) is finer and odder than real code: a candidate votes for itself
 by messaging itself, AppendEntries carries at most one entry, and a conflict deletes one entry
-per step. This variant restates Figure 2 literally, over the same ``reference.state.State``:
+per step. This variant restates Figure 2 literally, over the same ``reference.state.State``, as
+edits of raft.tla's action table (``edit`` at the end):
 
 - Timeout: term + 1, become candidate, **vote for self** (Figure 2, "Candidates (§5.2)").
 - AppendEntries carries **any number of entries** (Figure 2: "may send more than one for
@@ -29,36 +30,26 @@ boot"); the checker starts in raft.tla's term 1, which is the same up to renamin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
+from raftspec.protocol import NUMBER, Param, Protocol, Row
 from raftspec.reference import actions
 from raftspec.reference.config import Config
+from raftspec.reference.protocol import PAIR_PARAMS, SERVER_PARAM, leaders, leaders_and_peers
 from raftspec.reference.state import (
     APPEND_ENTRIES_REQUEST,
     APPEND_ENTRIES_RESPONSE,
-    NIL,
     REQUEST_VOTE_REQUEST,
     REQUEST_VOTE_RESPONSE,
     AppendEntriesRequest,
     AppendEntriesResponse,
     Message,
     RequestVoteRequest,
-    RequestVoteResponse,
     Role,
     State,
     is_quorum,
     last_term,
 )
 from raftspec.reference.state import initial_state as tla_initial_state
-from raftspec.reference.successors import Action
 
-restart = actions.restart
-update_term = actions.update_term
-client_request = actions.client_request
-duplicate_message = actions.duplicate_message
-drop_message = actions.drop_message
-drop_stale_response = actions.drop_stale_response
-request_vote_log_ok = actions.request_vote_log_ok
 append_entries_log_ok = actions.append_entries_log_ok
 reply = actions.reply
 
@@ -156,18 +147,13 @@ def step_down(state: State, i: int) -> State | None:
 # --- Receiving a message ---------------------------------------------------------------------
 
 
-def handle_request_vote_request(state: State, i: int, j: int, m: RequestVoteRequest, *,
-                                check_log: bool = True) -> State:
-    """RequestVote receiver (Figure 2): reply false if term < currentTerm; grant if votedFor is
-    null or j and j's log is at least as up-to-date (§5.2, §5.4). raft.tla's handler exactly."""
-    return actions.handle_request_vote_request(state, i, j, m, check_log=check_log)
-
-
-def handle_request_vote_response(state: State, i: int, j: int,
-                                 m: RequestVoteResponse) -> State:
+def handle_request_vote_response(state: State, m: Message) -> State | None:
     """A candidate counts a vote of its current term ("Candidates": votes from a majority);
     anyone else just consumes the response."""
+    i, j = m.mdest, m.msource
     s = state.server(i)
+    if m.mtype != REQUEST_VOTE_RESPONSE or m.mterm != s.current_term:
+        return None
     if s.role != Role.CANDIDATE:
         return state.discard(m)
     granted = s.votes_granted | {j} if m.mvote_granted else s.votes_granted
@@ -175,8 +161,7 @@ def handle_request_vote_response(state: State, i: int, j: int,
                                     votes_granted=granted)).discard(m)
 
 
-def handle_append_entries_request(state: State, i: int, j: int,
-                                  m: AppendEntriesRequest) -> State | None:
+def handle_append_entries_request(state: State, m: Message) -> State | None:
     """AppendEntries receiver, rules 1-5 of Figure 2, in one step:
 
     1. reply false if term < currentTerm; 2. reply false if the log has no entry at prevLogIndex
@@ -186,7 +171,10 @@ def handle_append_entries_request(state: State, i: int, j: int,
     A candidate of the same term first converts to follower; a leader of the same term has no
     case (unreachable given election safety).
     """
+    i, j = m.mdest, m.msource
     s = state.server(i)
+    if m.mtype != APPEND_ENTRIES_REQUEST or m.mterm > s.current_term:
+        return None
 
     def answer(st: State, success: bool, match: int) -> State:
         return reply(st, AppendEntriesResponse(APPEND_ENTRIES_RESPONSE, s.current_term, success,
@@ -215,12 +203,14 @@ def handle_append_entries_request(state: State, i: int, j: int,
     return answer(state.update(i, s.evolve(log=log, commit_index=commit)), True, last_new)
 
 
-def handle_append_entries_response(state: State, i: int, j: int,
-                                   m: AppendEntriesResponse) -> State:
+def handle_append_entries_response(state: State, m: Message) -> State | None:
     """Leader i handles j's response of its term (Figure 2, "Leaders"): on success update
     nextIndex and matchIndex (which "increases monotonically"); on failure decrement nextIndex.
     Anyone else just consumes it."""
+    i, j = m.mdest, m.msource
     s = state.server(i)
+    if m.mtype != APPEND_ENTRIES_RESPONSE or m.mterm != s.current_term:
+        return None
     if s.role != Role.LEADER:
         return state.discard(m)
     next_index, match_index = list(s.next_index), list(s.match_index)
@@ -233,90 +223,41 @@ def handle_append_entries_response(state: State, i: int, j: int,
                                     match_index=tuple(match_index))).discard(m)
 
 
-def receive(state: State, m: Message, *, check_log: bool = True) -> tuple[str, State] | None:
-    """Server m.mdest receives m: the one case that applies, as (name, next state), or None.
-
-    ``check_log=False`` is the ``vote_without_log_check`` mutant (votes ignore §5.4.1).
-    """
-    i, j = m.mdest, m.msource
-    term = state.server(i).current_term
-    if m.mterm > term:
-        return "UpdateTerm", update_term(state, i, m)
-    if m.mtype == REQUEST_VOTE_REQUEST:
-        return "HandleRequestVoteRequest", handle_request_vote_request(
-            state, i, j, m, check_log=check_log)
-    if m.mtype == APPEND_ENTRIES_REQUEST:
-        nxt = handle_append_entries_request(state, i, j, m)
-        return None if nxt is None else ("HandleAppendEntriesRequest", nxt)
-    if m.mterm < term:
-        return "DropStaleResponse", drop_stale_response(state, m)
-    if m.mtype == REQUEST_VOTE_RESPONSE:
-        return "HandleRequestVoteResponse", handle_request_vote_response(state, i, j, m)
-    return "HandleAppendEntriesResponse", handle_append_entries_response(state, i, j, m)
+# --- The edits of raft.tla's table ------------------------------------------------------------
 
 
-# --- The step relation -----------------------------------------------------------------------
+def heartbeat(state: State, i: int, j: int) -> State | None:
+    """Leader i sends j an AppendEntries with no entries from nextIndex[j] (a row of its own
+    only where it differs from ``append_entries``: when j is missing entries)."""
+    s = state.server(i)
+    if s.role != Role.LEADER or s.next_index[j - 1] > len(s.log):
+        return None
+    return append_entries(state, i, j, count=0)
 
 
-SUPPORTED_MUTANTS = frozenset({"vote_without_log_check"})
-"""The mutants this variant implements; a model asking for others is rejected when loaded."""
+def leaders_and_commit_indexes(state: State, config: Config) -> list[tuple[int, int]]:
+    """Every leader i with every N in commitIndex+1..len(log)."""
+    return [(i, n) for (i,) in leaders(state, config)
+            for n in range(state.server(i).commit_index + 1, len(state.server(i).log) + 1)]
 
 
-def steps(state: State, config: Config) -> Iterator[tuple[Action, State]]:
-    """Every enabled action instance of ``state`` (like ``reference.successors.steps``).
-
-    AppendEntries is enumerated from nextIndex with all remaining entries, plus the heartbeat
-    (no entries) when that differs; AdvanceCommitIndex once per admissible N (``value`` = N).
-    """
-    servers = range(1, config.servers + 1)
-    if config.restart:
-        for i in servers:
-            yield Action("Restart", i), restart(state, i)
-    for i in servers:
-        s = state.server(i)
-        if s.role != Role.LEADER:
-            yield Action("Timeout", i), timeout(state, i)
-        if s.role == Role.CANDIDATE:
-            for j in servers:
-                nxt = request_vote(state, i, j)
-                if nxt is not None:
-                    yield Action("RequestVote", i, j), nxt
-            nxt = become_leader(state, i)
-            if nxt is not None:
-                yield Action("BecomeLeader", i), nxt
-        if s.role == Role.LEADER:
-            for v in range(1, config.values + 1):
-                yield Action("ClientRequest", i, value=v), client_request(state, i, v)
-            for n in range(s.commit_index + 1, len(s.log) + 1):
-                nxt = advance_commit_index(state, i, n)
-                if nxt is not None:
-                    yield Action("AdvanceCommitIndex", i, value=n), nxt
-            for j in servers:
-                if j == i:
-                    continue
-                nxt = append_entries(state, i, j)
-                if nxt is not None:
-                    yield Action("AppendEntries", i, j), nxt
-                if s.next_index[j - 1] <= len(s.log):
-                    yield Action("Heartbeat", i, j), append_entries(state, i, j, count=0)
-            yield Action("StepDown", i), step_down(state, i)
-    check_log = "vote_without_log_check" not in config.mutants
-    for m, _ in state.messages:
-        received = receive(state, m, check_log=check_log)
-        if received is not None:
-            name, nxt = received
-            yield Action(name, m.mdest, m.msource, message=m), nxt
-    if config.duplicate:
-        for m, _ in state.messages:
-            yield Action("DuplicateMessage", message=m), duplicate_message(state, m)
-    if config.drop:
-        for m, _ in state.messages:
-            yield Action("DropMessage", message=m), drop_message(state, m)
-
-
-__all__ = [
-    "NIL", "advance_commit_index", "append_entries", "become_leader", "client_request",
-    "handle_append_entries_request", "handle_append_entries_response",
-    "handle_request_vote_request", "handle_request_vote_response", "initial_state", "receive",
-    "request_vote", "restart", "step_down", "steps", "timeout", "update_term",
-]
+def edit(tla: Protocol) -> Protocol:
+    """raft.tla's table with Figure 2's actions in place of raft.tla's finer ones. The initial
+    state stays raft.tla's (term 1; the same up to renaming terms as ``initial_state``), so that
+    checked properties such as ``type_ok`` read the same on both."""
+    p = tla
+    for name, apply in (
+        ("Timeout", timeout),
+        ("RequestVote", request_vote),
+        ("BecomeLeader", become_leader),
+        ("AppendEntries", append_entries),
+        ("HandleRequestVoteResponse", handle_request_vote_response),
+        ("HandleAppendEntriesRequest", handle_append_entries_request),
+        ("HandleAppendEntriesResponse", handle_append_entries_response),
+    ):
+        p = p.replace(name, apply=apply, expect=getattr(actions, apply.__name__))
+    p = p.replace("AdvanceCommitIndex", apply=advance_commit_index,
+                  params=(*SERVER_PARAM, Param("index", NUMBER)),
+                  enumerate=leaders_and_commit_indexes, expect=actions.advance_commit_index)
+    p = p.add(Row("Heartbeat", PAIR_PARAMS, leaders_and_peers, heartbeat), after="AppendEntries")
+    return p.add(Row("StepDown", SERVER_PARAM, leaders, step_down), after="Heartbeat")

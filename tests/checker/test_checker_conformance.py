@@ -12,7 +12,7 @@ import re
 import pytest
 
 from raftspec.checker.explore import explore
-from raftspec.checker.raft import RaftSystem
+from raftspec.checker.system import ProtocolSystem
 from raftspec.spec.model import MODELS_DIR, load_model
 
 # model: (distinct, generated, depth, distinct sym, generated sym, depth sym)
@@ -47,7 +47,7 @@ def _model(name: str):
 
 @pytest.mark.parametrize("name", sorted(TLC))
 def test_counts_equal_tlc_without_symmetry(name: str) -> None:
-    system = RaftSystem(_model(name), symmetry=False)
+    system = ProtocolSystem(_model(name), symmetry=False)
     result = explore(system, count_actions=True, action_name=system.action_name)
     distinct, generated, depth = TLC[name][:3]
     assert result.violated is None
@@ -60,7 +60,7 @@ def test_counts_equal_tlc_without_symmetry(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(TLC))
 def test_counts_equal_tlc_with_symmetry(name: str) -> None:
-    result = explore(RaftSystem(_model(name), symmetry=True))
+    result = explore(ProtocolSystem(_model(name), symmetry=True))
     assert result.violated is None
     assert (result.distinct_states, result.states_generated, result.depth) == TLC[name][3:]
 

@@ -114,14 +114,14 @@ def test_step_property_violation_ends_with_the_bad_step() -> None:
 
 FINGERPRINT_SCRIPT = """
 import json
-from raftspec.checker.raft import RaftSystem
+from raftspec.checker.system import ProtocolSystem
 from raftspec.checker.explore import explore
 from raftspec.spec.model import MODELS_DIR, load_model
 from raftspec.reference import initial_state, successors
 model = load_model(MODELS_DIR / "conformance" / "tiny2.yaml")
 out = []
 for symmetry in (False, True):
-    system = RaftSystem(model, symmetry=symmetry)
+    system = ProtocolSystem(model, symmetry=symmetry)
     frontier = [initial_state(2)]
     for _ in range(6):
         frontier = [s for f in frontier for _, s in successors(f, model.config)]

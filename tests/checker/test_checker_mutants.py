@@ -6,13 +6,15 @@ import attrs
 import pytest
 
 from raftspec.checker.explore import explore
-from raftspec.checker.raft import RaftSystem
+from raftspec.checker.system import ProtocolSystem
 from raftspec.reference import actions
 from raftspec.reference.config import Config
+from raftspec.reference.mutants import commit_previous_term
+from raftspec.reference.properties import INVARIANTS
+from raftspec.reference.protocol import RAFT_TLA, receive
 from raftspec.reference.state import initial_state
 from raftspec.reference.successors import steps
 from raftspec.spec.model import MODELS_DIR, load_model
-from raftspec.spec.properties import INVARIANTS
 
 # mutant model: (violated property, counterexample length in states, as BFS finds it)
 FOUND_BY_BFS = {
@@ -25,7 +27,7 @@ FOUND_BY_BFS = {
 def _check_trace(model, result) -> None:
     """The counterexample is a real path from Init through enabled, in-bounds actions, and only
     its last state (or last step) breaks the property."""
-    system = RaftSystem(model)
+    system = ProtocolSystem(model)
     trace = result.trace
     assert trace[0][0] is None
     assert trace[0][1] == next(iter(system.init_states()))
@@ -53,12 +55,12 @@ def test_the_same_bounds_without_a_mutant_are_safe_to_the_same_depth() -> None:
     depth_by_clean_model = {}
     for name, (_, length) in FOUND_BY_BFS.items():
         model = load_model(MODELS_DIR / f"{name}.yaml")
-        clean = attrs.evolve(model, name="clean", path="",
+        clean = attrs.evolve(model, name="clean", path="", protocol=RAFT_TLA,
                              config=attrs.evolve(model.config, mutants=frozenset()))
         depth_by_clean_model[clean] = max(length, depth_by_clean_model.get(clean, 0))
     assert len(depth_by_clean_model) == 2  # the two 3-server mutant models share their bounds
     for clean, depth in depth_by_clean_model.items():
-        result = explore(RaftSystem(clean), max_depth=depth)
+        result = explore(ProtocolSystem(clean), max_depth=depth)
         assert result.violated is None and result.depth == depth
 
 
@@ -73,7 +75,7 @@ def test_figure_8_commit_of_an_earlier_term_breaks_leader_completeness() -> None
     def deliver_all(state):
         while state.messages:
             (m, _), = state.messages
-            _, state = actions.receive(state, m)
+            _, state = receive(state, m)
         return state
 
     def campaign(state, candidate, asked):
@@ -93,7 +95,7 @@ def test_figure_8_commit_of_an_earlier_term_breaks_leader_completeness() -> None
         state = deliver_all(actions.append_entries(state, 1, 3))
     assert state.server(1).match_index[2] == 1
     assert actions.advance_commit_index(state, 1) == state  # the real rule refuses: e2 is old
-    state = actions.advance_commit_index(state, 1, current_term_only=False)
+    state = commit_previous_term.advance_commit_index(state, 1)
     assert state.server(1).commit_index == 1       # the mutant commits e2 in term 4
     assert INVARIANTS["leader_completeness"](state, config)
     state = deliver_all(actions.append_entries(state, 1, 2))  # s2 learns of term 4, keeps [e3]

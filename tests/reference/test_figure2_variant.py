@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 from walks import assert_safe, random_walk
 
 from raftspec.checker.explore import explore
-from raftspec.checker.raft import RaftSystem
+from raftspec.checker.system import ProtocolSystem
 from raftspec.reference import Config, successors
+from raftspec.reference.properties import INVARIANTS, STEP_PROPERTIES
+from raftspec.reference.protocol import protocol_for
 from raftspec.reference.state import (
     APPEND_ENTRIES_REQUEST,
     NIL,
@@ -23,9 +25,9 @@ from raftspec.reference.state import (
 )
 from raftspec.reference.variants import figure2
 from raftspec.spec.model import MODELS_DIR, load_model
-from raftspec.spec.properties import INVARIANTS, STEP_PROPERTIES
 
 SAFE_MODELS = ["figure2_tiny3", "figure2_faults2"]
+FIGURE2 = protocol_for("figure2", frozenset())
 
 
 def _with(state: State, i: int, **changes) -> State:
@@ -60,7 +62,7 @@ def test_receiver_truncates_at_the_first_conflict_and_appends_in_one_step() -> N
     state = _with(state, 2, current_term=3)
     m = AppendEntriesRequest(APPEND_ENTRIES_REQUEST, 3, 1, 1, (Entry(3, 1),), 5, 1, 2)
     state = state.send(m)
-    name, nxt = figure2.receive(state, m)
+    name, nxt = FIGURE2.receive(state, m)
     assert name == "HandleAppendEntriesRequest"
     s = nxt.server(2)
     assert s.log == (Entry(1, 1), Entry(3, 1))
@@ -72,14 +74,14 @@ def test_receiver_truncates_at_the_first_conflict_and_appends_in_one_step() -> N
 def test_stale_shorter_append_does_not_truncate_matching_entries() -> None:
     state = _with(initial_state(2), 2, current_term=1, log=(Entry(1, 1), Entry(1, 1)))
     m = AppendEntriesRequest(APPEND_ENTRIES_REQUEST, 1, 0, 0, (Entry(1, 1),), 0, 1, 2)
-    _, nxt = figure2.receive(state.send(m), m)
+    _, nxt = FIGURE2.receive(state.send(m), m)
     assert nxt.server(2).log == (Entry(1, 1), Entry(1, 1))
 
 
 def test_candidate_converts_to_follower_on_append_of_its_term() -> None:
     state = figure2.timeout(figure2.initial_state(2), 2)
     m = AppendEntriesRequest(APPEND_ENTRIES_REQUEST, 1, 0, 0, (), 0, 1, 2)
-    _, nxt = figure2.receive(state.send(m), m)
+    _, nxt = FIGURE2.receive(state.send(m), m)
     assert nxt.server(2).role == Role.FOLLOWER
     assert nxt.server(2).voted_for == 2
 
@@ -98,9 +100,9 @@ def test_vote_needs_an_up_to_date_log_unless_mutated() -> None:
     state = _with(state, 2, current_term=1, log=(Entry(1, 1),))
     state = figure2.request_vote(state, 1, 2)
     m = state.messages[0][0]
-    _, denied = figure2.receive(state, m)
+    _, denied = FIGURE2.receive(state, m)
     assert denied.server(2).voted_for == NIL
-    _, granted = figure2.receive(state, m, check_log=False)
+    _, granted = protocol_for("figure2", frozenset({"vote_without_log_check"})).receive(state, m)
     assert granted.server(2).voted_for == 1
 
 
@@ -109,14 +111,14 @@ def test_checker_finds_every_property_holding_on_figure2_models(name: str) -> No
     model = load_model(MODELS_DIR / f"{name}.yaml")
     assert model.config.variant == "figure2"
     assert set(model.invariants) == set(INVARIANTS) | set(STEP_PROPERTIES)
-    result = explore(RaftSystem(model))
+    result = explore(ProtocolSystem(model))
     assert result.violated is None
     assert result.distinct_states > 1000
 
 
 def test_checker_catches_a_planted_bug_in_the_figure2_variant() -> None:
     model = load_model(MODELS_DIR / "figure2_mutant_vote_without_log_check.yaml")
-    result = explore(RaftSystem(model))
+    result = explore(ProtocolSystem(model))
     assert result.violated == "leader_completeness"
     final = result.trace[-1][1]
     assert not INVARIANTS["leader_completeness"](final, model.config)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import attrs
-
+from raftspec.protocol.bag import bag_discard, bag_send
 from raftspec.reference import actions
 from raftspec.reference.config import Config
+from raftspec.reference.mutants import commit_previous_term, no_term_check_on_append
+from raftspec.reference.protocol import receive
 from raftspec.reference.state import (
     APPEND_ENTRIES_REQUEST,
     NIL,
@@ -14,8 +15,6 @@ from raftspec.reference.state import (
     Role,
     Server,
     State,
-    bag_discard,
-    bag_send,
     initial_state,
 )
 from raftspec.reference.successors import steps, successors
@@ -34,10 +33,10 @@ def elect(state: State, leader: int, voters: list[int]) -> State:
         state = actions.request_vote(state, leader, j)
         request = only_message(state)
         for _ in range(2):  # UpdateTerm first where the voter is behind, then the vote
-            _, state = actions.receive(state, request)
+            _, state = receive(state, request)
             if not any(m == request for m, _ in state.messages):
                 break
-        _, state = actions.receive(state, only_message(state))
+        _, state = receive(state, only_message(state))
     return actions.become_leader(state, leader)
 
 
@@ -45,9 +44,9 @@ def test_candidate_votes_for_itself_only_through_a_message() -> None:
     state = actions.timeout(initial_state(3), 1)
     assert state.server(1).voted_for == NIL and state.server(1).role == Role.CANDIDATE
     state = actions.request_vote(state, 1, 1)
-    name, state = actions.receive(state, only_message(state))
+    name, state = receive(state, only_message(state))
     assert name == "HandleRequestVoteRequest" and state.server(1).voted_for == 1
-    name, state = actions.receive(state, only_message(state))
+    name, state = receive(state, only_message(state))
     assert name == "HandleRequestVoteResponse"
     assert state.server(1).votes_granted == {1} and state.messages == ()
 
@@ -55,14 +54,14 @@ def test_candidate_votes_for_itself_only_through_a_message() -> None:
 def test_a_candidate_can_give_its_vote_to_a_rival_of_the_same_term() -> None:
     state = actions.timeout(actions.timeout(initial_state(3), 1), 2)
     state = actions.request_vote(state, 2, 1)
-    _, state = actions.receive(state, only_message(state))
+    _, state = receive(state, only_message(state))
     assert state.server(1).voted_for == 2 and state.server(1).role == Role.CANDIDATE
 
 
 def test_update_term_leaves_the_message_in_the_bag() -> None:
     state = actions.request_vote(actions.timeout(initial_state(2), 1), 1, 2)
     request = only_message(state)
-    name, state = actions.receive(state, request)
+    name, state = receive(state, request)
     assert name == "UpdateTerm"
     assert state.server(2).current_term == 2 and state.messages == ((request, 1),)
 
@@ -86,13 +85,13 @@ def test_restart_keeps_term_vote_and_log_and_resets_commit_index() -> None:
 
 def test_conflicting_entries_are_deleted_one_per_step_from_the_tail() -> None:
     old = (Entry(1, 1), Entry(1, 1), Entry(1, 1))
-    follower = attrs.evolve(initial_state(2).server(2), current_term=2, log=old)
+    follower = initial_state(2).server(2).evolve(current_term=2, log=old)
     state = initial_state(2).update(2, follower)
     request = AppendEntriesRequest(APPEND_ENTRIES_REQUEST, 2, 0, 0, (Entry(2, 1),), 0, 1, 2)
     state = state.send(request)
     logs = []
     for _ in range(5):
-        name, state = actions.receive(state, request)
+        name, state = receive(state, request)
         logs.append(len(state.server(2).log))
     assert name == "HandleAppendEntriesRequest"
     # delete, delete, delete, append, then "already done" replies and consumes the request
@@ -102,11 +101,11 @@ def test_conflicting_entries_are_deleted_one_per_step_from_the_tail() -> None:
 
 
 def test_already_done_overwrites_commit_index_even_downwards() -> None:
-    follower = attrs.evolve(initial_state(2).server(2), current_term=2,
+    follower = initial_state(2).server(2).evolve(current_term=2,
                             log=(Entry(2, 1),), commit_index=1)
     state = initial_state(2).update(2, follower)
     stale = AppendEntriesRequest(APPEND_ENTRIES_REQUEST, 2, 0, 0, (Entry(2, 1),), 0, 1, 2)
-    _, state = actions.receive(state.send(stale), stale)
+    _, state = receive(state.send(stale), stale)
     assert state.server(2).commit_index == 0
 
 
@@ -115,7 +114,7 @@ def test_advance_commit_index_only_commits_an_entry_of_the_current_term() -> Non
                     (2, 2, 2), (0, 1, 0))
     state = initial_state(3).update(1, leader)
     assert actions.advance_commit_index(state, 1) == state  # a self-loop: term 2 entry, term 3
-    mutant = actions.advance_commit_index(state, 1, current_term_only=False)
+    mutant = commit_previous_term.advance_commit_index(state, 1)
     assert mutant.server(1).commit_index == 1
 
 
@@ -131,23 +130,23 @@ def test_bag_key_leaves_when_its_count_reaches_zero() -> None:
 def test_leader_receiving_an_append_of_its_own_term_has_no_step() -> None:
     state = elect(initial_state(3), 1, [1, 2])
     own = AppendEntriesRequest(APPEND_ENTRIES_REQUEST, 2, 0, 0, (), 0, 2, 1)
-    assert actions.receive(state.send(own), own) is None
+    assert receive(state.send(own), own) is None
 
 
 def test_stale_append_is_rejected_unless_the_term_check_is_mutated() -> None:
-    follower = attrs.evolve(initial_state(2).server(2), current_term=3)
+    follower = initial_state(2).server(2).evolve(current_term=3)
     state = initial_state(2).update(2, follower)
     stale = AppendEntriesRequest(APPEND_ENTRIES_REQUEST, 2, 0, 0, (Entry(2, 1),), 0, 1, 2)
     state = state.send(stale)
-    _, rejected = actions.receive(state, stale)
+    _, rejected = receive(state, stale)
     assert rejected.server(2).log == () and not only_message(rejected).msuccess
-    _, accepted = actions.receive(state, stale, check_term=False)
+    accepted = no_term_check_on_append.handle_append_entries_request(state, stale)
     assert accepted.server(2).log == (Entry(2, 1),)
 
 
 def test_evolve_covers_every_server_field() -> None:
     s = initial_state(2).server(1)
-    names = [a.name for a in attrs.fields(Server)]
+    names = list(Server._fields)
     for k, name in enumerate(names):
         value = (k + 100,)
         assert getattr(s.evolve(**{name: value}), name) == value

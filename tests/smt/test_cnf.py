@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from raftspec.checker.cnf import CadicalSolver
 from raftspec.checker.symbolic import bmc
 from raftspec.reference import RaftspecError
+from raftspec.spec import smt
 from raftspec.spec.model import load_model
 
 MODELS = Path(__file__).resolve().parents[2] / "spec" / "models"
@@ -98,7 +99,7 @@ def test_both_engines_give_the_same_answer(name: str, depth: int) -> None:
     both no violation (the vote mutant up to 14), each trace decoded by Z3."""
     model = load_model(MODELS / f"{name}.yaml")
     invariants = [n for n in model.invariants if n != "leader_append_only"]
-    results = [bmc(model.config, invariants, ["leader_append_only"], max_depth=depth,
+    results = [bmc(smt.encode_model(model), invariants, ["leader_append_only"], max_depth=depth,
                    symmetry=model.symmetry, engine=engine) for engine in ("cadical", "z3")]
     ours, ref = results
     assert (ours.verdict, ours.depth, ours.violated) == (ref.verdict, ref.depth, ref.violated)
@@ -109,7 +110,7 @@ def test_both_engines_give_the_same_answer(name: str, depth: int) -> None:
 def test_unknown_engine_is_a_clear_error() -> None:
     model = load_model(MODELS / "mutant_quorum_off_by_one.yaml")
     with pytest.raises(RaftspecError, match="unknown engine 'minisat'"):
-        bmc(model.config, ["election_safety"], max_depth=2, engine="minisat")
+        bmc(smt.encode_model(model), ["election_safety"], max_depth=2, engine="minisat")
 
 
 def test_quantified_formulas_are_refused() -> None:
@@ -134,7 +135,7 @@ def test_a_time_budget_stops_bmc_mid_depth(engine: str) -> None:
     """With a budget far below what depth 40 needs, BMC stops when it runs out and reports the
     deepest depth it completed."""
     model = load_model(MODELS / "mutant_no_term_check_on_append.yaml")
-    result = bmc(model.config, ["state_machine_safety"], max_depth=40, symmetry=True,
+    result = bmc(smt.encode_model(model), ["state_machine_safety"], max_depth=40, symmetry=True,
                  engine=engine, time_budget=3.0)
     assert result.verdict == "ok"
     assert 1 <= result.depth < 40

@@ -1,4 +1,4 @@
-"""BMC's path reduction rests on one claim about the reference (checker.symbolic.footprint): two
+"""BMC's path reduction rests on one claim about the reference (the encoding's footprint): two
 action instances with different actors, at least one of them local, commute. Checked here on the
 reference itself, on random reachable states, for every such pair of enabled instances; and the
 reduced BMC is checked to lose no violation depth against the unreduced one."""
@@ -11,10 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from walks import random_walk
 
-from raftspec.checker.symbolic import PathReduction, bmc, candidate, footprint, houdini, independent
+from raftspec.checker.symbolic import PathReduction, bmc, candidate, houdini, independent
 from raftspec.reference import Config, State, steps
 from raftspec.reference.successors import within_bounds
 from raftspec.spec import smt
+
+footprint = smt.Encoding.footprint
 
 CONFIGS = {
     "all_actions": Config(3, 2, 3, 2, 2),
@@ -81,8 +83,9 @@ def test_reduced_bmc_finds_the_unreduced_depth(config: Config) -> None:
     """Symmetry breaking plus partial-order reduction against plain BMC: same violation, same
     depth."""
     props = ["election_safety", "leader_completeness", "state_machine_safety"]
-    plain = bmc(config, props, ["leader_append_only"], max_depth=12, reduce=False)
-    reduced = bmc(config, props, ["leader_append_only"], max_depth=12, symmetry=True)
+    enc = smt.Encoding(config)
+    plain = bmc(enc, props, ["leader_append_only"], max_depth=12, reduce=False)
+    reduced = bmc(enc, props, ["leader_append_only"], max_depth=12, symmetry=True)
     assert plain.violated is not None
     assert (reduced.violated, reduced.depth) == (plain.violated, plain.depth)
 
@@ -100,7 +103,7 @@ def test_reduced_paths_still_exist_at_depth() -> None:
         nxt = enc.state_vars(f"s{depth}")
         step = enc.step(states[-1], nxt)
         solver.add(step.formula, *reduction.add_step(step, f"s{depth}"),
-                   *[candidate(n)(enc, nxt) for n in facts])
+                   *[candidate(enc, n)(enc, nxt) for n in facts])
         states.append(nxt)
     assert solver.check() == z3.sat
     path = [enc.decode(solver.model(), s) for s in states]

@@ -19,6 +19,7 @@ from raftspec.reference import (
     Server,
     State,
     initial_state,
+    properties,
     steps,
     successors,
 )
@@ -30,7 +31,7 @@ from raftspec.reference.state import (
     bag_send,
 )
 from raftspec.reference.successors import within_bounds
-from raftspec.spec import properties, smt
+from raftspec.spec import smt
 
 CONFIGS = {
     "tiny2": Config(2, 1, 2, 1, 1),

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from raftspec.checker.raft import RaftSystem
 from raftspec.checker.symbolic import bmc
+from raftspec.checker.system import ProtocolSystem
 from raftspec.cli import main
 from raftspec.reference import Config, RaftspecError
+from raftspec.spec import smt
 from raftspec.spec.model import load_model
 
 MODELS = Path(__file__).resolve().parents[2] / "spec" / "models"
@@ -42,10 +43,10 @@ def test_bmc_finds_the_depth_bfs_finds(path: Path, bfs) -> None:
     depth), and the BMC trace is a real path of the reference."""
     model = load_model(path)
     reach = BMC_REACH[path.stem]
-    system = RaftSystem(model)
+    system = ProtocolSystem(model)
     found = bfs(path, max_depth=reach)
     invariants, steps = _split(model)
-    sym = bmc(model.config, invariants, steps, max_depth=reach or found.depth + 1,
+    sym = bmc(smt.encode_model(model), invariants, steps, max_depth=reach or found.depth + 1,
               symmetry=model.symmetry)
     if reach is not None:
         assert (found.violated, sym.violated) == (None, None)
@@ -94,7 +95,9 @@ def test_user_mistakes_exit_2_with_a_message(argv: list[str], message: str,
 
 
 def test_unsupported_model_features_are_refused_not_silently_ignored() -> None:
-    with pytest.raises(RaftspecError, match="does not support 'variant'"):
-        bmc(Config(3, 1, 2, 1, 1, variant="figure2"), ["election_safety"], max_depth=2)
-    with pytest.raises(RaftspecError, match="mutant"):
-        bmc(Config(3, 1, 2, 1, 1, mutants=frozenset({"invented"})), [], max_depth=2)
+    with pytest.raises(RaftspecError, match="no encoder for action.s. Timeout, RequestVote"):
+        bmc(smt.Encoding(Config(3, 1, 2, 1, 1, variant="figure2")), ["election_safety"],
+            max_depth=2)
+    with pytest.raises(RaftspecError, match="invented"):
+        bmc(smt.Encoding(Config(3, 1, 2, 1, 1, mutants=frozenset({"invented"}))), [],
+            max_depth=2)

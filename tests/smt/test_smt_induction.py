@@ -7,6 +7,7 @@ import pytest
 
 from raftspec.checker.symbolic import houdini, induct
 from raftspec.reference import Config, RaftspecError, actions
+from raftspec.reference.protocol import RAFT_TLA
 from raftspec.spec import smt
 
 ES_BOUNDS = Config(3, 1, 3, 1, 2)
@@ -14,7 +15,7 @@ LM_BOUNDS = Config(3, 2, 3, 2, 2)
 
 
 def test_election_safety_is_inductive_with_the_shipped_lemmas_for_3_servers() -> None:
-    result = induct(ES_BOUNDS, "election_safety", ["shipped"])
+    result = induct(smt.Encoding(ES_BOUNDS), "election_safety", ["shipped"])
     assert result.base_ok
     assert [c.action for c in result.actions if not c.preserved] == []
     assert {c.action for c in result.actions} >= {"Restart", "Timeout", "BecomeLeader",
@@ -22,12 +23,12 @@ def test_election_safety_is_inductive_with_the_shipped_lemmas_for_3_servers() ->
 
 
 def test_log_matching_is_inductive_with_the_shipped_lemmas_for_3_servers() -> None:
-    result = induct(LM_BOUNDS, "log_matching", ["shipped"])
+    result = induct(smt.Encoding(LM_BOUNDS), "log_matching", ["shipped"])
     assert result.proved, [(c.action, c.broken) for c in result.actions if not c.preserved]
 
 
 def test_election_safety_alone_is_broken_by_become_leader_and_the_cti_is_a_real_step() -> None:
-    result = induct(ES_BOUNDS, "election_safety")
+    result = induct(smt.Encoding(ES_BOUNDS), "election_safety")
     broken = [c for c in result.actions if not c.preserved]
     assert [c.action for c in broken] == ["BecomeLeader"]
     (_, pre), (action, post) = broken[0].cti
@@ -38,46 +39,31 @@ def test_election_safety_alone_is_broken_by_become_leader_and_the_cti_is_a_real_
 
 
 def test_log_matching_needs_its_log_lemmas() -> None:
-    result = induct(LM_BOUNDS, "log_matching", ["granted_votes_recorded"])
+    result = induct(smt.Encoding(LM_BOUNDS), "log_matching", ["granted_votes_recorded"])
     assert not result.proved
 
 
 def test_unknown_invariant_and_lemma_are_user_errors() -> None:
     with pytest.raises(RaftspecError, match="unknown invariant"):
-        induct(ES_BOUNDS, "election_safty")
+        induct(smt.Encoding(ES_BOUNDS), "election_safty")
     with pytest.raises(RaftspecError, match="unknown lemma"):
-        induct(ES_BOUNDS, "election_safety", ["no_such_lemma"])
+        induct(smt.Encoding(ES_BOUNDS), "election_safety", ["no_such_lemma"])
     with pytest.raises(RaftspecError, match="--k"):
-        induct(ES_BOUNDS, "election_safety", k=0)
+        induct(smt.Encoding(ES_BOUNDS), "election_safety", k=0)
 
 
 def _apply(action, state):
     """The successor of one named action instance (the CTI's states need not be reachable, so
     enumerating every action with ``steps`` could touch undefined values, as TLC would)."""
-    by_server = {
-        "Restart": lambda: actions.restart(state, action.server),
-        "Timeout": lambda: actions.timeout(state, action.server),
-        "RequestVote": lambda: actions.request_vote(state, action.server, action.peer),
-        "BecomeLeader": lambda: actions.become_leader(state, action.server),
-        "ClientRequest": lambda: actions.client_request(state, action.server, action.value),
-        "AdvanceCommitIndex": lambda: actions.advance_commit_index(state, action.server),
-        "AppendEntries": lambda: actions.append_entries(state, action.server, action.peer),
-        "DuplicateMessage": lambda: actions.duplicate_message(state, action.message),
-        "DropMessage": lambda: actions.drop_message(state, action.message),
-    }
-    if action.name in by_server:
-        return by_server[action.name]()
-    name, nxt = actions.receive(state, action.message)
-    assert name == action.name
-    return nxt
+    return RAFT_TLA.row(action.name).apply(state, *action.args)
 
 
 def test_two_induction_still_breaks_and_its_cti_is_a_two_step_path_of_the_reference() -> None:
     """k = 2: the counterexample to induction has three states, pairwise distinct, each step a
     genuine reference step, the hypothesis holding on the first two."""
-    from raftspec.spec.properties import INVARIANTS
+    from raftspec.reference.properties import INVARIANTS
 
-    result = induct(ES_BOUNDS, "election_safety", k=2)
+    result = induct(smt.Encoding(ES_BOUNDS), "election_safety", k=2)
     broken = [c for c in result.actions if not c.preserved]
     assert broken and all(c.broken == "election_safety" for c in broken)
     cti = broken[0].cti
@@ -100,7 +86,7 @@ def test_houdini_keeps_an_inductive_set_and_drops_what_a_mutant_breaks() -> None
     kept = [n for n in strengthening.invariants if n != "domain"]
     assert "leader_completeness" in strengthening.dropped
     assert {"election_safety", "log_matching"} <= set(kept)
-    result = induct(config, "log_matching", kept)
+    result = induct(smt.Encoding(config), "log_matching", kept)
     assert result.proved, [(c.action, c.broken) for c in result.actions if not c.preserved]
 
 

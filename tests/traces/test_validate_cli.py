@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from raftspec.cli import main
-from raftspec.reference.errors import RaftspecError
+from raftspec.protocol.errors import RaftspecError
 from raftspec.spec.model import MODELS_DIR
 from raftspec.traces.validate import ClusterAdapter, validate_paths
 

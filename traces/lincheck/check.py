@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from raftspec.reference.errors import RaftspecError
+from raftspec.protocol.errors import RaftspecError
 from raftspec.traces.lincheck.history import UNKNOWN, Operation
 from raftspec.traces.lincheck.models import ILLEGAL, MODELS, Model, Step
 from raftspec.traces.lincheck.readers import read_history

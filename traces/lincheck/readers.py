@@ -10,7 +10,7 @@ the shared corpus (see ``../shared/linearizability/porcupine/README.md`` and doc
 * ``info``, or no completion at all: unknown outcome; the response time is +infinity.
 
 Jepsen and Porcupine kv files have no timestamps: the line number is the clock. Malformed input
-raises :class:`~reference.errors.RaftspecError` naming the file, line and field.
+raises :class:`~raftspec.protocol.errors.RaftspecError` naming the file, line and field.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from raftspec.reference.errors import RaftspecError
+from raftspec.protocol.errors import RaftspecError
 from raftspec.traces.lincheck.history import (
     KV_FUNCTIONS,
     REGISTER_FUNCTIONS,

@@ -32,8 +32,10 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from raftspec.protocol import Protocol
+from raftspec.protocol.errors import RaftspecError
 from raftspec.reference.config import Config
-from raftspec.reference.errors import RaftspecError
+from raftspec.reference.protocol import protocol_for
 from raftspec.reference.state import (
     APPEND_ENTRIES_REQUEST,
     APPEND_ENTRIES_RESPONSE,
@@ -70,10 +72,10 @@ class ClusterAdapter:
 
     name = "cluster"
 
-    def __init__(self, config: Config | None = None) -> None:
+    def __init__(self, config: Config | None = None, protocol: Protocol | None = None) -> None:
         self.config = config or Config(servers=0, values=1, max_term=0, max_log_length=0,
                                        max_messages=0, variant="figure2")
-        self.check_log = "vote_without_log_check" not in self.config.mutants
+        self.protocol = protocol or protocol_for(self.config.variant, self.config.mutants)
         self._first_init: set[tuple[str, int]] = set()
         self._values: dict[str | None, int] = {None: 1}
 
@@ -213,21 +215,25 @@ class ClusterAdapter:
                 state = state.send(m)     # DuplicateMessage
         return state
 
+    def act(self, action: str, state: State, *args: Any) -> State | None:
+        """The protocol's action of that name (a mutant's copy, if the model plants one)."""
+        return self.protocol.row(action).apply(state, *args)
+
     # ------------------------------------------------------------------ one method per event
     def _init(self, event: Event, state: State, pending, i: int) -> list[Attempt]:
         if (event.file, event.line) in self._first_init:
             return [Attempt("Init", (), (state, pending), 0)]
         if not self.config.restart:
             return [Attempt(f"Restart(s{i})", ("restarts are disabled by the model",))]
-        return [Attempt(f"Restart(s{i})", (), (figure2.restart(state, i), pending))]
+        return [Attempt(f"Restart(s{i})", (), (self.act("Restart", state, i), pending))]
 
     def _timeout(self, event: Event, state: State, pending, i: int) -> list[Attempt]:
-        return [_step(f"Timeout(s{i})", figure2.timeout(state, i), pending,
+        return [_step(f"Timeout(s{i})", self.act("Timeout", state, i), pending,
                       [("not a leader", state.server(i).role != Role.LEADER)])]
 
     def _become_leader(self, event: Event, state: State, pending, i: int) -> list[Attempt]:
         s = state.server(i)
-        return [_step(f"BecomeLeader(s{i})", figure2.become_leader(state, i), pending, [
+        return [_step(f"BecomeLeader(s{i})", self.act("BecomeLeader", state, i), pending, [
             ("is a candidate", s.role == Role.CANDIDATE),
             (f"votes from a majority (has {sorted(s.votes_granted)})",
              2 * len(s.votes_granted) > len(state.servers))])]
@@ -236,7 +242,7 @@ class ClusterAdapter:
         s = state.server(i)
         index = event.data["index"]
         value = self.value_of(event.data.get("hash"))
-        return [_step(f"ClientRequest(s{i})", figure2.client_request(state, i, value), pending, [
+        return [_step(f"ClientRequest(s{i})", self.act("ClientRequest", state, i, value), pending, [
             ("is a leader", s.role == Role.LEADER),
             (f"index {index} is the next log index {len(s.log) + 1}", index == len(s.log) + 1)])]
 
@@ -245,7 +251,7 @@ class ClusterAdapter:
         n = event.data["commit_index"]
         agree = 1 + sum(1 for k, m in enumerate(s.match_index, 1) if k != i and m >= n)
         return [_step(f"AdvanceCommitIndex(s{i}, N={n})",
-                      figure2.advance_commit_index(state, i, n), pending, [
+                      self.act("AdvanceCommitIndex", state, i, n), pending, [
             ("is a leader", s.role == Role.LEADER),
             (f"N={n} > commitIndex {s.commit_index}", n > s.commit_index),
             (f"N={n} <= log length {len(s.log)}", n <= len(s.log)),
@@ -255,7 +261,7 @@ class ClusterAdapter:
              2 * agree > len(state.servers))])]
 
     def _step_down(self, event: Event, state: State, pending, i: int) -> list[Attempt]:
-        return [_step(f"StepDown(s{i})", figure2.step_down(state, i), pending,
+        return [_step(f"StepDown(s{i})", self.act("StepDown", state, i), pending,
                       [("is a leader", state.server(i).role == Role.LEADER)])]
 
     def _snapshot(self, event: Event, state: State, pending, i: int) -> list[Attempt]:
@@ -272,7 +278,7 @@ class ClusterAdapter:
                                     term > s.current_term)))]
         # Every such message leads to the same state: one attempt suffices.
         return [_step(f"UpdateTerm(s{i}, {describe_message(found[0])})",
-                      figure2.update_term(state, i, found[0]), pending,
+                      self.act("UpdateTerm", state, found[0]), pending,
                       [(f"term {term} > currentTerm {s.current_term}", term > s.current_term)])]
 
     def _recv(self, event: Event, state: State, pending, i: int) -> list[Attempt]:
@@ -286,7 +292,7 @@ class ClusterAdapter:
         failed = tuple(text for text, ok in conds if not ok)
         if failed:
             return [Attempt(name, failed)]
-        received = figure2.receive(state, m, check_log=self.check_log)
+        received = self.protocol.receive(state, m)
         if received is None:
             return [Attempt(name, (f"no case of the handler applies to s{i} as "
                                    f"{Role.NAMES[s.role]}",))]
@@ -314,13 +320,13 @@ class ClusterAdapter:
             return [Attempt(name, (), (state.send(m), pending), 0)]
         j = m.mdest
         if m.mtype == REQUEST_VOTE_REQUEST:
-            nxt = figure2.request_vote(state, i, j)
+            nxt = self.act("RequestVote", state, i, j)
             action = f"RequestVote(s{i}, s{j})"
             conds = [("is a candidate", s.role == Role.CANDIDATE), ("to another server", i != j),
                      (f"s{j} has not answered yet", j not in s.votes_responded)]
         else:
             prev, count = m.mprev_log_index, len(m.mentries)
-            nxt = figure2.append_entries(state, i, j, next_index=prev + 1, count=count)
+            nxt = self.act("AppendEntries", state, i, j, prev + 1, count)
             action = f"AppendEntries(s{i}, s{j}, prev={prev}, {count} entries)"
             conds = [("is a leader", s.role == Role.LEADER), ("to another server", i != j),
                      (f"prevLogIndex + entries <= log length {len(s.log)}",

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from raftspec.reference.errors import RaftspecError
+from raftspec.protocol.errors import RaftspecError
 from raftspec.traces.validate.adapter import Adapter, Attempt, Event
 from raftspec.traces.validate.events import count_deliveries, merge
 

@@ -1,0 +1,261 @@
+"""A protocol as data the engines read: a schema, initial states, an ordered action table and
+properties (in the spirit of Stateright's ``Model``, made declarative).
+
+``Protocol.steps`` is the one generic loop over the table; a variant is a function that takes a
+protocol and returns an edited one (``replace``, ``add``, ``remove``, ``with_properties``,
+``with_server_fields``, ``with_message_types``); a mutant is a variant that replaces one row with
+a buggy copy of its action.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NamedTuple
+
+import attrs
+
+from raftspec.protocol.errors import RaftspecError
+from raftspec.protocol.schema import (
+    Field,
+    Kind,
+    MessageType,
+    Scalar,
+    Schema,
+    message_class,
+    server_class,
+    state_class,
+)
+
+MESSAGE = Scalar("MESSAGE")
+"""The kind of an action parameter that is a message of the bag."""
+
+
+@attrs.frozen
+class Param:
+    """An action parameter: its name (also its key in JSON) and its kind."""
+
+    name: str
+    kind: Kind
+
+
+class Action(NamedTuple):
+    """One action instance, for printing and replaying: the row's name and its arguments."""
+
+    name: str
+    args: tuple = ()
+    params: tuple[Param, ...] = ()
+
+    def arg(self, name: str, default: Any = None) -> Any:
+        """The argument of the parameter called ``name``, or ``default``."""
+        for p, a in zip(self.params, self.args, strict=True):
+            if p.name == name:
+                return a
+        return default
+
+    @property
+    def server(self) -> int:
+        return self.arg("server", 0)
+
+    @property
+    def peer(self) -> int:
+        return self.arg("peer", 0)
+
+    @property
+    def value(self) -> int:
+        return self.arg("value", 0)
+
+    @property
+    def message(self) -> Any:
+        return self.arg("message")
+
+
+Enumerate = Callable[[Any, Any], Iterable[tuple]]
+"""``enumerate(state, config)``: the parameter tuples to try (a superset of the enabled ones)."""
+
+
+@attrs.frozen
+class Row:
+    """One row of the action table.
+
+    ``apply(state, *args)`` is the pure action: the next state, or None where it is not enabled.
+    ``enumerate`` may skip arguments for which ``apply`` would certainly return None (for speed);
+    it must never skip an enabled one. ``encoder`` names the row's Z3 encoder as
+    ``"module:function"`` (None: the row has none, and symbolic checking refuses the protocol).
+    ``receives``: the row is a case of delivering its message to the message's receiver (raft.tla
+    ``Receive``), as opposed to the network duplicating or losing it.
+    """
+
+    name: str
+    params: tuple[Param, ...]
+    enumerate: Enumerate
+    apply: Callable[..., Any]
+    encoder: str | None = None
+    receives: bool = False
+
+
+Invariant = Callable[[Any, Any], bool]
+StepProperty = Callable[[Any, Any, Any], bool]
+
+
+@attrs.frozen
+class Render:
+    """Optional hints for printing: a message in one line, a server's variables in one line."""
+
+    message: Callable[[Any], str] | None = None
+    server: Callable[[int, Any], str] | None = None
+
+
+@attrs.frozen(eq=False)
+class Protocol:
+    """A protocol: its schema (and the classes generated from it), initial states, the ordered
+    action table, its properties and its state constraint.
+
+    ``init(config)`` yields the initial states; ``constraint(config)`` returns the model's state
+    constraint as a predicate (TLC ``CONSTRAINT``); properties take the config as last argument.
+    ``edits`` lists the variants and mutants applied, in order. Protocols compare by identity
+    (their tables hold functions).
+    """
+
+    name: str
+    schema: Schema
+    init: Callable[[Any], Iterable[Any]]
+    rows: tuple[Row, ...]
+    constraint: Callable[[Any], Callable[[Any], bool]]
+    invariants: dict[str, Invariant] = attrs.field(factory=dict)
+    step_properties: dict[str, StepProperty] = attrs.field(factory=dict)
+    render: Render = Render()
+    edits: tuple[str, ...] = ()
+    Server: type = attrs.field(default=None, eq=False)
+    State: type = attrs.field(default=None, eq=False)
+    messages: dict[str, type] = attrs.field(factory=dict, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.Server is None:
+            object.__setattr__(self, "Server", server_class(self.schema.server_fields))
+        if self.State is None:
+            object.__setattr__(self, "State", state_class(self.schema.global_fields))
+        for t in self.schema.message_types:
+            if t.name not in self.messages:
+                self.messages[t.name] = message_class(t)
+        names = [r.name for r in self.rows]
+        if len(set(names)) != len(names):
+            raise RaftspecError(f"protocol {self.name}: action names are not distinct: {names}")
+
+    # --- reading the table ----------------------------------------------------------------
+
+    def row(self, name: str) -> Row:
+        for r in self.rows:
+            if r.name == name:
+                return r
+        raise RaftspecError(f"protocol {self.name} has no action {name!r}; "
+                            f"its actions: {', '.join(r.name for r in self.rows)}")
+
+    def message_type_number(self, name: str) -> int:
+        """A message type's ``mtype``: its index in the schema."""
+        for k, t in enumerate(self.schema.message_types):
+            if t.name == name:
+                return k
+        raise RaftspecError(f"protocol {self.name} has no message type {name!r}")
+
+    def steps(self, state: Any, config: Any) -> Iterator[tuple[Action, Any]]:
+        """Every enabled action instance of ``state``: the table, row by row, in order."""
+        for row in self.rows:
+            for args in row.enumerate(state, config):
+                nxt = row.apply(state, *args)
+                if nxt is not None:
+                    yield Action(row.name, args, row.params), nxt
+
+    def receive(self, state: Any, m: Any) -> tuple[str, Any] | None:
+        """The one enabled receiving row for message m (raft.tla ``Receive``'s case analysis):
+        its name and the next state, or None. For validators, which replay one delivery."""
+        for row in self.rows:
+            if row.receives:
+                nxt = row.apply(state, m)
+                if nxt is not None:
+                    return row.name, nxt
+        return None
+
+    # --- editing (variants and mutants) -----------------------------------------------------
+
+    def replace(self, name: str, *, apply: Callable[..., Any] | None = None,
+                enumerate: Enumerate | None = None, params: tuple[Param, ...] | None = None,
+                encoder: str | None | type[attrs.NOTHING] = attrs.NOTHING,
+                expect: Callable[..., Any] | None = None, edit: str | None = None) -> Protocol:
+        """This protocol with row ``name`` changed. ``expect``: the action the row must hold
+        now (a mutant of raft.tla's action refuses a variant that already replaced it). A new
+        ``apply`` without a new ``encoder`` leaves the row without one (never the old encoder
+        for new code)."""
+        old = self.row(name)
+        if expect is not None and old.apply is not expect:
+            who = edit or "this edit"
+            raise RaftspecError(f"{who} does not apply to protocol {self.describe()}: its "
+                                f"{name} is not {expect.__module__}.{expect.__qualname__}")
+        if encoder is attrs.NOTHING:
+            encoder = old.encoder if apply is None else None
+        new = attrs.evolve(old, apply=apply or old.apply,
+                           enumerate=enumerate or old.enumerate,
+                           params=old.params if params is None else params, encoder=encoder)
+        rows = tuple(new if r.name == name else r for r in self.rows)
+        return self._edited(rows=rows, edit=edit)
+
+    def add(self, row: Row, *, after: str | None = None, before: str | None = None,
+            edit: str | None = None) -> Protocol:
+        """This protocol with a new row, after or before a named one (default: last)."""
+        rows = list(self.rows)
+        if after is not None:
+            rows.insert(rows.index(self.row(after)) + 1, row)
+        elif before is not None:
+            rows.insert(rows.index(self.row(before)), row)
+        else:
+            rows.append(row)
+        return self._edited(rows=tuple(rows), edit=edit)
+
+    def remove(self, name: str, *, edit: str | None = None) -> Protocol:
+        self.row(name)
+        return self._edited(rows=tuple(r for r in self.rows if r.name != name), edit=edit)
+
+    def with_properties(self, *, invariants: dict[str, Invariant] | None = None,
+                        step_properties: dict[str, StepProperty] | None = None,
+                        edit: str | None = None) -> Protocol:
+        """This protocol with more (or redefined) properties."""
+        return self._edited(invariants={**self.invariants, **(invariants or {})},
+                            step_properties={**self.step_properties, **(step_properties or {})},
+                            edit=edit)
+
+    def with_init(self, init: Callable[[Any], Iterable[Any]], *,
+                  edit: str | None = None) -> Protocol:
+        return self._edited(init=init, edit=edit)
+
+    def with_server_fields(self, fields: dict[Field, Callable[[Any], Any]], *,
+                           edit: str | None = None) -> Protocol:
+        """This protocol with more per-server fields, each with its initial value as a function
+        of the config. Initial states of the base protocol get the new fields appended; actions
+        that build servers with ``evolve`` keep them."""
+        schema = self.schema.with_server_fields(*fields)
+        new_server = server_class(schema.server_fields)
+        new_state = state_class(schema.global_fields)
+        base_init = self.init
+        initial = tuple(fields.values())
+
+        def init(config: Any) -> Iterator[Any]:
+            extra = tuple(f(config) for f in initial)
+            for state in base_init(config):
+                servers = tuple(new_server(*s, *extra) for s in state.servers)
+                yield new_state(servers, *state[1:])
+
+        return self._edited(schema=schema, Server=new_server, State=new_state, init=init,
+                            edit=edit)
+
+    def with_message_types(self, *types: MessageType, edit: str | None = None) -> Protocol:
+        """This protocol with more message types, numbered after the existing ones."""
+        return self._edited(schema=self.schema.with_message_types(*types),
+                            messages=dict(self.messages), edit=edit)
+
+    def _edited(self, *, edit: str | None, **changes: Any) -> Protocol:
+        edits = self.edits + ((edit,) if edit else ())
+        changes.setdefault("messages", self.messages)
+        return attrs.evolve(self, edits=edits, **changes)
+
+    def describe(self) -> str:
+        """The protocol's name with the edits applied, e.g. ``raft.tla + figure2``."""
+        return " + ".join((self.name, *self.edits))

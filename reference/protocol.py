@@ -1,0 +1,234 @@
+"""raft.tla as a protocol: its schema, initial state, action table and properties.
+
+The table lists raft.tla's ``Next`` in its order; ``Receive(m)`` is split into its cases, one row
+each, so that each is counted under its own name (as TLC does) and a mutant can replace one.
+Each row's enumerator may skip parameters for which the action certainly returns None (a
+leader never times out, say); the action's own guard is the definition.
+
+Variants and mutants are edits of ``RAFT_TLA`` (``reference/variants/``, ``reference/mutants/``,
+or a user's file named by the model): ``build_protocol`` applies them.
+"""
+
+from __future__ import annotations
+
+import functools
+import pkgutil
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from raftspec.protocol import MESSAGE, SERVER, VALUE, Param, Protocol, Render, Row
+from raftspec.protocol.load import apply_edit, find_edit
+from raftspec.reference import actions, mutants, variants
+from raftspec.reference.config import Config
+from raftspec.reference.describe import describe_message, describe_server
+from raftspec.reference.properties import INVARIANTS, STEP_PROPERTIES
+from raftspec.reference.state import (
+    APPEND_ENTRIES_REQUEST,
+    APPEND_ENTRIES_RESPONSE,
+    REQUEST_VOTE_REQUEST,
+    REQUEST_VOTE_RESPONSE,
+    SCHEMA,
+    AppendEntriesRequest,
+    AppendEntriesResponse,
+    RequestVoteRequest,
+    RequestVoteResponse,
+    Role,
+    Server,
+    State,
+    initial_state,
+)
+
+# --- Parameters ------------------------------------------------------------------------------
+
+SERVER_PARAM = (Param("server", SERVER),)
+PAIR_PARAMS = (Param("server", SERVER), Param("peer", SERVER))
+VALUE_PARAMS = (Param("server", SERVER), Param("value", VALUE))
+MESSAGE_PARAM = (Param("message", MESSAGE),)
+
+
+@functools.cache
+def _ids(n: int) -> tuple[tuple[int], ...]:
+    return tuple((i,) for i in range(1, n + 1))
+
+
+def every_server(state: State, config: Config) -> tuple[tuple[int], ...]:
+    return _ids(config.servers)
+
+
+def restarting_servers(state: State, config: Config) -> tuple[tuple[int], ...]:
+    """Every server, when the model has Restart."""
+    return _ids(config.servers) if config.restart else ()
+
+
+def servers_not_leading(state: State, config: Config) -> list[tuple[int]]:
+    return [(i,) for i, s in enumerate(state.servers, 1) if s.role != Role.LEADER]
+
+
+def candidates(state: State, config: Config) -> list[tuple[int]]:
+    return [(i,) for i, s in enumerate(state.servers, 1) if s.role == Role.CANDIDATE]
+
+
+def leaders(state: State, config: Config) -> list[tuple[int]]:
+    return [(i,) for i, s in enumerate(state.servers, 1) if s.role == Role.LEADER]
+
+
+def candidates_and_servers(state: State, config: Config) -> list[tuple[int, int]]:
+    ids = range(1, config.servers + 1)
+    return [(i, j) for i, s in enumerate(state.servers, 1) if s.role == Role.CANDIDATE
+            for j in ids]
+
+
+def leaders_and_values(state: State, config: Config) -> list[tuple[int, int]]:
+    values = range(1, config.values + 1)
+    return [(i, v) for i, s in enumerate(state.servers, 1) if s.role == Role.LEADER
+            for v in values]
+
+
+def leaders_and_peers(state: State, config: Config) -> list[tuple[int, int]]:
+    ids = range(1, config.servers + 1)
+    return [(i, j) for i, s in enumerate(state.servers, 1) if s.role == Role.LEADER
+            for j in ids if j != i]
+
+
+def every_message(state: State, config: Config) -> list[tuple[Any]]:
+    return [(m,) for m, _ in state.messages]
+
+
+def messages_of(*mtypes: int) -> Callable[[State, Config], list[tuple[Any]]]:
+    """The messages in flight of the given types."""
+    def enumerate_messages(state: State, config: Config) -> list[tuple[Any]]:
+        return [(m,) for m, _ in state.messages if m.mtype in mtypes]
+    enumerate_messages.__name__ = "messages_of_" + "_".join(map(str, mtypes))
+    return enumerate_messages
+
+
+def duplicable_messages(state: State, config: Config) -> list[tuple[Any]]:
+    return [(m,) for m, _ in state.messages] if config.duplicate else []
+
+
+def droppable_messages(state: State, config: Config) -> list[tuple[Any]]:
+    return [(m,) for m, _ in state.messages] if config.drop else []
+
+
+# --- The table -------------------------------------------------------------------------------
+
+_SMT = "raftspec.spec.smt"
+
+
+def _row(name: str, params: tuple[Param, ...], enumerate_: Callable[..., Iterable[tuple]],
+         apply: Callable[..., State | None], *, receives: bool = False) -> Row:
+    """A raft.tla row; its Z3 encoder is the function of the action's name in ``spec/smt.py``
+    (``HandleRequestVoteRequest``: ``handle_request_vote_request``)."""
+    return Row(name, params, enumerate_, apply, encoder=f"{_SMT}:{apply.__name__}",
+               receives=receives)
+
+
+ACTIONS: tuple[Row, ...] = (
+    _row("Restart", SERVER_PARAM, restarting_servers, actions.restart),
+    _row("Timeout", SERVER_PARAM, servers_not_leading, actions.timeout),
+    _row("RequestVote", PAIR_PARAMS, candidates_and_servers, actions.request_vote),
+    _row("BecomeLeader", SERVER_PARAM, candidates, actions.become_leader),
+    _row("ClientRequest", VALUE_PARAMS, leaders_and_values, actions.client_request),
+    _row("AdvanceCommitIndex", SERVER_PARAM, leaders, actions.advance_commit_index),
+    _row("AppendEntries", PAIR_PARAMS, leaders_and_peers, actions.append_entries),
+    _row("UpdateTerm", MESSAGE_PARAM, every_message, actions.update_term, receives=True),
+    _row("HandleRequestVoteRequest", MESSAGE_PARAM, messages_of(REQUEST_VOTE_REQUEST),
+         actions.handle_request_vote_request, receives=True),
+    _row("DropStaleResponse", MESSAGE_PARAM,
+         messages_of(REQUEST_VOTE_RESPONSE, APPEND_ENTRIES_RESPONSE),
+         actions.drop_stale_response, receives=True),
+    _row("HandleRequestVoteResponse", MESSAGE_PARAM, messages_of(REQUEST_VOTE_RESPONSE),
+         actions.handle_request_vote_response, receives=True),
+    _row("HandleAppendEntriesRequest", MESSAGE_PARAM, messages_of(APPEND_ENTRIES_REQUEST),
+         actions.handle_append_entries_request, receives=True),
+    _row("HandleAppendEntriesResponse", MESSAGE_PARAM, messages_of(APPEND_ENTRIES_RESPONSE),
+         actions.handle_append_entries_response, receives=True),
+    _row("DuplicateMessage", MESSAGE_PARAM, duplicable_messages, actions.duplicate_message),
+    _row("DropMessage", MESSAGE_PARAM, droppable_messages, actions.drop_message),
+)
+"""raft.tla ``Next``, row by row, in raft.tla's order."""
+
+
+def bounds(config: Config) -> Callable[[State], bool]:
+    """The model's state constraint (TLC ``CONSTRAINT``), with the bounds hoisted: it runs for
+    every generated state (a plain loop beats map/sum for these few servers and messages)."""
+    max_term, max_log, max_messages = config.max_term, config.max_log_length, config.max_messages
+
+    def within_bounds(state: State) -> bool:
+        in_flight = 0
+        for _, count in state.messages:
+            in_flight += count
+        if in_flight > max_messages:
+            return False
+        for s in state.servers:  # noqa: SIM110 (all() over a generator is slower here)
+            if s.current_term > max_term or len(s.log) > max_log:
+                return False
+        return True
+
+    return within_bounds
+
+
+def initial_states(config: Config) -> tuple[State]:
+    """raft.tla ``Init``."""
+    return (initial_state(config.servers),)
+
+
+RAFT_TLA = Protocol(
+    name="raft.tla",
+    schema=SCHEMA,
+    init=initial_states,
+    rows=ACTIONS,
+    constraint=bounds,
+    invariants=dict(INVARIANTS),
+    step_properties=dict(STEP_PROPERTIES),
+    render=Render(message=describe_message, server=describe_server),
+    Server=Server,
+    State=State,
+    messages={t.__name__: t for t in (RequestVoteRequest, RequestVoteResponse,
+                                      AppendEntriesRequest, AppendEntriesResponse)},
+)
+"""Ongaro's raft.tla, action for action: the default protocol, whose state counts are TLC's."""
+
+
+def receive(state: State, m: Any) -> tuple[str, State] | None:
+    """raft.tla ``Receive(m)``: the one case that applies, as (handler name, next state), or
+    None when no case applies."""
+    return RAFT_TLA.receive(state, m)
+
+
+# --- Variants and mutants ----------------------------------------------------------------------
+
+
+def shipped(package: Any) -> dict[str, str]:
+    """The edits shipped in a package of this repository, by name, with the first line of each
+    module's docstring."""
+    out = {}
+    for info in pkgutil.iter_modules(package.__path__):
+        module = find_edit(info.name, package=package.__name__)
+        out[info.name] = (module.__doc__ or "").strip().splitlines()[0]
+    return out
+
+
+def build_protocol(variant: str = "tla", mutant_names: Iterable[str] = (),
+                   base_dir: Path | None = None) -> Protocol:
+    """raft.tla with a variant applied (``tla``: none; a shipped name, a ``.py`` file relative
+    to ``base_dir``, or a dotted module), then each mutant (shipped names)."""
+    protocol = RAFT_TLA
+    if variant != "tla":
+        module = find_edit(variant, package=variants.__name__, base_dir=base_dir)
+        protocol = apply_edit(protocol, module, variant)
+    for name in mutant_names:
+        protocol = with_mutant(protocol, name)
+    return protocol
+
+
+def with_mutant(protocol: Protocol, name: str) -> Protocol:
+    """The protocol with a shipped mutant applied (``reference/mutants/<name>.py``)."""
+    return apply_edit(protocol, find_edit(name, package=mutants.__name__), name)
+
+
+@functools.cache
+def protocol_for(variant: str, mutant_names: frozenset[str]) -> Protocol:
+    """``build_protocol`` for shipped variants and mutants, built once per combination."""
+    return build_protocol(variant, sorted(mutant_names))
