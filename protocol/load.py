@@ -43,17 +43,20 @@ def find_edit(spec: str, *, package: str, base_dir: Path | None = None) -> Modul
 
 def apply_edit(protocol: Protocol, module: ModuleType, name: str) -> Protocol:
     """``module.edit(protocol)``, checked: it must exist and return a protocol."""
-    where = getattr(module, "__file__", None) or module.__name__
+    where = getattr(module, "__raftspec_path__", None) or getattr(module, "__file__", None) \
+        or module.__name__
     edit = getattr(module, "edit", None)
     if not callable(edit):
         raise RaftspecError(f"variant {name!r} has no function edit(protocol) -> Protocol",
                             path=where)
     try:
         result = edit(protocol)
-    except RaftspecError:
-        raise
+    except RaftspecError as err:
+        if err.path is not None:
+            raise
+        raise RaftspecError(f"variant {name!r}: {err}", path=where) from None
     except Exception as err:  # noqa: BLE001 (a user's code: report where it failed)
-        raise RaftspecError(f"variant {name!r} failed in edit(): {_where_failed(err)}",
+        raise RaftspecError(f"variant {name!r} failed in edit(): {_where_failed(err, where)}",
                             path=where) from None
     if not isinstance(result, Protocol):
         raise RaftspecError(f"variant {name!r}: edit() returned {type(result).__name__}, "
@@ -85,7 +88,7 @@ def _guarded(apply: Any, name: str, protocol: Protocol, where: str) -> Any:
         except RaftspecError:
             raise
         except Exception as err:  # noqa: BLE001 (a user's action: report where it failed)
-            raise RaftspecError(f"action {name} raised {_where_failed(err)}",
+            raise RaftspecError(f"action {name} raised {_where_failed(err, where)}",
                                 path=where) from None
         if nxt is not None and not isinstance(nxt, state_class):
             raise RaftspecError(f"action {name} returned {type(nxt).__name__}, not a state "
@@ -109,6 +112,7 @@ def _load_file(path: Path) -> ModuleType:
     if spec is None or spec.loader is None:
         raise RaftspecError("cannot load this file as a Python module", path=str(path))
     module = importlib.util.module_from_spec(spec)
+    module.__raftspec_path__ = str(path)  # type: ignore[attr-defined]
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
@@ -118,7 +122,7 @@ def _load_file(path: Path) -> ModuleType:
                             line=err.lineno) from None
     except Exception as err:  # noqa: BLE001 (a user's code: report, never a traceback)
         del sys.modules[module_name]
-        raise RaftspecError(f"cannot import the variant: {_where_failed(err)}",
+        raise RaftspecError(f"cannot import the variant: {_where_failed(err, str(resolved))}",
                             path=str(path)) from None
     return module
 
@@ -133,8 +137,12 @@ def _import_dotted(name: str) -> ModuleType:
                             f"{_where_failed(err)}") from None
 
 
-def _where_failed(err: BaseException) -> str:
-    """``ExcType: message (file:line)`` of the innermost frame, for one-line error reports."""
+def _where_failed(err: BaseException, prefer: str | None = None) -> str:
+    """``ExcType: message (file:line)``, for one-line error reports: the innermost frame in the
+    file ``prefer`` (the user's), else the innermost frame."""
     frames = traceback.extract_tb(err.__traceback__)
+    if prefer is not None:
+        theirs = [f for f in frames if Path(f.filename).resolve() == Path(prefer).resolve()]
+        frames = theirs or frames
     at = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
     return f"{type(err).__name__}: {err}{at}"

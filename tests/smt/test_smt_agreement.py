@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from z3 import z3core
 
+from raftspec.protocol.bag import bag_send
 from raftspec.reference import (
     Action,
     Config,
@@ -28,7 +29,6 @@ from raftspec.reference.state import (
     AppendEntriesResponse,
     RequestVoteRequest,
     RequestVoteResponse,
-    bag_send,
 )
 from raftspec.reference.successors import within_bounds
 from raftspec.spec import smt

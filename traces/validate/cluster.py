@@ -51,7 +51,6 @@ from raftspec.reference.state import (
     Role,
     Server,
     State,
-    bag_discard,
     last_term,
 )
 from raftspec.reference.variants import figure2
@@ -300,7 +299,7 @@ class ClusterAdapter:
         if m.mtype in (REQUEST_VOTE_REQUEST, APPEND_ENTRIES_REQUEST):
             before = dict(state.messages)
             reply = next(r for r, c in nxt.messages if c > before.get(r, 0))
-            nxt = State(nxt.servers, bag_discard(nxt.messages, reply))
+            nxt = nxt.discard(reply)
             pending = pending[: i - 1] + (reply,) + pending[i:]
         return [Attempt(f"{action}({describe_message(m)})", (), (nxt, pending))]
 
