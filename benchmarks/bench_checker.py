@@ -1,17 +1,24 @@
-"""Explicit-state checker speed and memory on the conformance models, against a baseline.
+"""Explicit-state checker speed and memory on the conformance models, against two baselines.
 
-For each conformance model, with and without symmetry, this runs ``raftspec check --json`` as a
-whole process (interpreter start and imports included, as the targets are stated) and, as the
-baseline measured in the same run, a straightforward BFS that keeps every reference ``State``
-object in a Python set (no fingerprints, no invariants). Memory is the peak of Python
-allocations during the exploration (tracemalloc, in a separate run of each, since tracing slows
-it down) divided by the distinct states. It prints one table: distinct and generated states,
-seconds, states/s, bytes per distinct state, and our/baseline ratios.
+For each model, with and without symmetry, this runs ``raftspec check --json`` as a whole
+process and, measured in the same run:
 
-    python benchmarks/bench_checker.py [--models tiny2,mid2] [--repeat 3]
+- the independent tuple BFS (``benchmarks/tuple_bfs.py``: written from SEMANTICS.md alone, plain
+  tuples, no attrs, 64-bit fingerprints, every property checked, TLC's counts reproduced): the
+  "vs tuple BFS" ratio compares exploration CPU seconds (ours from ``--json``'s ``seconds``,
+  which is CPU-bound; the baseline's from ``time.process_time``), so interpreter start-up and
+  imports do not blur it;
+- a naive BFS that keeps every reference ``State`` in a Python set (no fingerprints, no
+  invariants), for the whole-process time and memory ratios. Memory is the peak of Python
+  allocations during the exploration (tracemalloc, in a separate run of each, since tracing
+  slows it down) divided by the distinct states.
 
+    python benchmarks/bench_checker.py [--models tiny2,mid2] [--repeat 3] [--big]
+
+``--big`` adds mid3 (benchmarks/models/mid3.yaml, 1.48M distinct states), without symmetry.
 Targets (issue 2): tiny3 <= 3 s and mid2 <= 2 s whole process without symmetry; with symmetry
-at most 3x the plain run's cost per distinct state; <= 200 bytes per distinct state.
+at most 3x the plain run's cost per distinct state; <= 200 bytes per distinct state. Protocols
+as packages: not slower than before, and at most 1.0x the tuple BFS.
 """
 
 from __future__ import annotations
@@ -26,6 +33,30 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "spec" / "models" / "conformance"
 TLC_SECONDS = {"tiny2": 1.4, "mid2": 5.0, "tiny3": 9.0}  # published, 1 worker, same machine kind
+BIG = ROOT / "benchmarks" / "models" / "mid3.yaml"
+
+OURS_CPU = """
+import sys, time
+from raftspec.checker.explore import explore
+from raftspec.checker.system import ProtocolSystem
+from raftspec.spec.model import load_model
+system = ProtocolSystem(load_model(sys.argv[1]), symmetry=sys.argv[2] == "on")
+started = time.process_time()
+result = explore(system)
+print(result.distinct_states, result.states_generated, time.process_time() - started)
+"""
+
+TUPLE_BFS = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+import tuple_bfs
+from raftspec.spec.model import load_model
+c = load_model(sys.argv[2]).config
+started = time.process_time()
+d, g, depth = tuple_bfs.explore(c.servers, c.values, c.max_term, c.max_log_length,
+                                c.max_messages, c.restart, c.duplicate, c.drop)
+print(d, g, depth, time.process_time() - started)
+"""
 
 BASELINE = """
 import sys, time, tracemalloc
@@ -84,6 +115,22 @@ def run_baseline(model: Path, mode: str) -> tuple[int, int, float]:
     return int(distinct), int(peak), wall
 
 
+def run_ours_cpu(model: Path, symmetry: bool) -> float:
+    """raftspec's exploration CPU seconds (every property of the model checked)."""
+    proc = subprocess.run([sys.executable, "-c", OURS_CPU, str(model),
+                           "on" if symmetry else "off"],
+                          capture_output=True, text=True, cwd=ROOT, check=True)
+    return float(proc.stdout.split()[2])
+
+
+def run_tuple_bfs(model: Path) -> tuple[int, int, float]:
+    """(distinct, generated, exploration CPU seconds) of the independent tuple BFS."""
+    proc = subprocess.run([sys.executable, "-c", TUPLE_BFS, str(ROOT / "benchmarks"),
+                           str(model)], capture_output=True, text=True, cwd=ROOT, check=True)
+    distinct, generated, _, cpu = proc.stdout.split()
+    return int(distinct), int(generated), float(cpu)
+
+
 def peak_bytes(model: Path, symmetry: bool) -> int:
     """Peak bytes allocated by raftspec's exploration (tracemalloc), in its own process."""
     proc = subprocess.run([sys.executable, "-c", MEMORY, str(model), "on" if symmetry else "off"],
@@ -96,38 +143,54 @@ def main() -> None:
     parser.add_argument("--models", default="tiny2,msgs2,mid2,tiny3")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs per measurement; the fastest is reported (default 3)")
+    parser.add_argument("--big", action="store_true",
+                        help="also mid3 (1.48M states; minutes), without symmetry, one run")
     args = parser.parse_args()
 
     header = (f"{'model':<7} {'sym':<4} {'distinct':>9} {'generated':>10} {'seconds':>8} "
-              f"{'distinct/s':>11} {'generated/s':>12} {'B/distinct':>11} "
-              f"{'base s':>7} {'time ratio':>10} {'mem ratio':>9} {'TLC s':>6}")
+              f"{'explore s':>9} {'generated/s':>12} {'B/distinct':>11} {'tuple s':>8} "
+              f"{'vs tuple':>8} {'base s':>7} {'time ratio':>10} {'mem ratio':>9} {'TLC s':>6}")
     print(header)
     print("-" * len(header))
     plain_cost: dict[str, float] = {}
-    for name in args.models.split(","):
-        model = MODELS / f"{name}.yaml"
-        base_seconds = min(run_baseline(model, "time")[2] for _ in range(args.repeat))
+    models = [MODELS / f"{name}.yaml" for name in args.models.split(",")]
+    for model in models + ([BIG] if args.big else []):
+        name = model.stem
+        big = model == BIG
+        repeat = 1 if big else args.repeat
+        tuple_d, tuple_g, tuple_cpu = min((run_tuple_bfs(model) for _ in range(repeat)),
+                                          key=lambda r: r[2])
+        base_seconds = min(run_baseline(model, "time")[2] for _ in range(repeat))
         base_peak = run_baseline(model, "trace")[1]
-        for symmetry in (False, True):
-            report, wall = min((run_ours(model, symmetry) for _ in range(args.repeat)),
+        for symmetry in (False,) if big else (False, True):
+            report, wall = min((run_ours(model, symmetry) for _ in range(repeat)),
                                key=lambda r: r[1])
+            explore_s = min(run_ours_cpu(model, symmetry) for _ in range(repeat))
             distinct, generated = report["distinct_states"], report["states_generated"]
+            if not symmetry and (distinct, generated) != (tuple_d, tuple_g):
+                raise SystemExit(f"{name}: raftspec counts {distinct}/{generated}, the tuple "
+                                 f"BFS {tuple_d}/{tuple_g}")
             peak = peak_bytes(model, symmetry)
             per_state = peak / distinct
             if not symmetry:
                 plain_cost[name] = wall / distinct
             cost_note = f"  (cost/distinct = {wall / distinct / plain_cost[name]:.2f}x plain)" \
                 if symmetry else ""
+            vs_tuple = f"{explore_s / tuple_cpu:>8.2f}" if not symmetry else f"{'':>8}"
             print(
                 f"{name:<7} {'on' if symmetry else 'off':<4} {distinct:>9,} {generated:>10,} "
-                f"{wall:>8.2f} {distinct / wall:>11,.0f} {generated / wall:>12,.0f} "
-                f"{per_state:>11.0f} {base_seconds:>7.2f} {wall / base_seconds:>10.2f} "
+                f"{wall:>8.2f} {explore_s:>9.2f} {generated / explore_s:>12,.0f} "
+                f"{per_state:>11.0f} {tuple_cpu:>8.2f} {vs_tuple} "
+                f"{base_seconds:>7.2f} {wall / base_seconds:>10.2f} "
                 f"{peak / base_peak:>9.2f} "
                 f"{TLC_SECONDS.get(name, float('nan')) if not symmetry else float('nan'):>6.1f}"
                 f"{cost_note}"
             )
-    print("\nseconds: whole process, fastest of --repeat runs; base: naive BFS over a set of "
-          "reference States (same run); ratios are ours/base; TLC s: published, not measured here")
+    print("\nseconds: whole process (wall); explore s: exploration CPU seconds; fastest of "
+          "--repeat runs; tuple s: the independent tuple BFS's exploration CPU seconds, every property "
+          "checked; vs tuple = explore s / tuple s; base: naive BFS over a set of reference "
+          "States (same run), time ratio = seconds / base s, mem ratio = peak / base peak; "
+          "TLC s: published, not measured here")
 
 
 if __name__ == "__main__":

@@ -113,12 +113,12 @@ def check_actions(h: Harness, state: State) -> int:
         assert z3.is_true(g) or z3.is_false(g), (br.case, g)
         if z3.is_false(g):
             continue
-        if br.slot >= 0:
-            m = slot_msgs[br.slot]
-            action = (Action(br.name, message=m) if br.name in ("DuplicateMessage", "DropMessage")
-                      else Action(br.name, m.mdest, m.msource, message=m))
-        else:
-            action = Action(br.name, br.server, br.peer, br.value)
+        # The Python action this branch stands for: the row's parameters, from the branch's
+        # server, peer, value and message slot.
+        params = h.enc.protocol.row(br.name).params
+        known = {"server": br.server, "peer": br.peer, "value": br.value,
+                 "message": slot_msgs[br.slot] if br.slot >= 0 else None}
+        action = Action(br.name, tuple(known[p.name] for p in params), params)
         zs.setdefault(_key(action), []).append((sel, br))
     assert set(zs) == set(py), set(zs) ^ set(py)
     solver = h.enc.solver()
