@@ -188,9 +188,9 @@ def main() -> None:
             )
     print("\nseconds: whole process (wall); explore s: exploration CPU seconds; fastest of "
           "--repeat runs; tuple s: the independent tuple BFS's exploration CPU seconds, every "
-          "property checked; vs tuple = explore s / tuple s; base: naive BFS over a set of reference "
-          "States (same run), time ratio = seconds / base s, mem ratio = peak / base peak; "
-          "TLC s: published, not measured here")
+          "property checked; vs tuple = explore s / tuple s; base: naive BFS over a set of "
+          "reference States (same run), time ratio = seconds / base s, mem ratio = peak / "
+          "base peak; TLC s: published, not measured here")
 
 
 if __name__ == "__main__":
