@@ -52,10 +52,6 @@ def _ids(n: int) -> tuple[tuple[int], ...]:
     return tuple((i,) for i in range(1, n + 1))
 
 
-def every_server(state: State, config: Config) -> tuple[tuple[int], ...]:
-    return _ids(config.servers)
-
-
 def restarting_servers(state: State, config: Config) -> tuple[tuple[int], ...]:
     """Every server, when the model has Restart."""
     return _ids(config.servers) if config.restart else ()
