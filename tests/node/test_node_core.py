@@ -200,3 +200,24 @@ def test_a_follower_that_lost_its_tail_is_caught_up_by_the_same_leader() -> None
     assert net.nodes[f].last_index == last
     assert net.nodes[f].commit_index == net.nodes[lead].commit_index == last
     assert [e.term for e in net.nodes[f].log] == [e.term for e in net.nodes[lead].log]
+
+
+def test_nothing_counts_as_stable_or_applied_until_advance() -> None:
+    """Issue 11 item 2: ready() used to mark entries stable and applied before the loop had
+    persisted them. Until advance(rd), the same Ready is asked for again, and a lone leader
+    does not commit its own unpersisted entry."""
+    c = RaftCore(1, {1: "a:1"}, random.Random(1), Options(election_ticks=10))
+    c.timeout()                                        # single node: leader at once
+    assert c.role == Role.LEADER
+    c.propose({"op": "put", "key": "k", "value": "v"})
+    rd = c.ready()
+    assert [e.data["op"] for e in rd.entries] == ["noop", "put"] and rd.hard_state == (1, 1)
+    assert c.commit_index == 0 and rd.committed == []   # not on its disk yet: no majority
+    again = c.ready()                                   # the write failed: nothing moved
+    assert again.entries == rd.entries and again.hard_state == rd.hard_state
+    c.advance(again)
+    assert c.commit_index == 2 and c.applied == 0      # fsync'd: now it commits
+    rd = c.ready()
+    assert [i for i, _ in rd.committed] == [1, 2] and rd.entries == []
+    c.advance(rd)
+    assert c.applied == 2 and not c.has_ready()

@@ -23,7 +23,7 @@ from test_node_faults import committed_logs_agree
 from raftspec.node import control
 from raftspec.node.client import ClusterClient, Rejected, StaleSession
 from raftspec.node.kv import MAX_VALUE_BYTES
-from raftspec.node.storage import HEADER
+from raftspec.node.storage import HEADER, DiskLog
 from raftspec.node.wire import _frame, encode, encode_batches
 
 
@@ -309,3 +309,31 @@ def test_a_read_only_data_dir_is_one_error_line_and_exit_2(tmp_path) -> None:
     assert proc.stderr.startswith(f"node 1: error: data dir {data}: ")
     assert "Read-only file system" in proc.stderr or "Permission denied" in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
+
+
+def test_a_follower_that_lost_its_wal_tail_is_caught_up_by_the_same_leader(
+        make_cluster) -> None:
+    """Item 4. Before: the leader never let next_index fall below a stale match_index + 1, so
+    the follower stayed behind (commit 0) as long as that leader lasted."""
+    c = make_cluster(3, node_args=["--election-ticks", "40"])
+    leader = c.wait_leader()
+    follower = next(i for i in c.addrs if i != leader)
+
+    async def writes(n: int) -> None:
+        async with ClusterClient(c.cluster_arg.split(",")) as client:
+            s = client.session()
+            for k in range(n):
+                await s.call("append", f"k{k % 4}", f"<{k}>", timeout=10)
+
+    run(writes(150))
+    converge(c)
+    term = c.status(leader)["term"]
+    c.kill(follower)
+    wal = pathlib.Path(c.data_dir, f"node-{follower}", "wal")
+    wal.write_bytes(wal.read_bytes()[:wal.stat().st_size // 3])     # lost its tail
+    kept = len(DiskLog(str(wal.parent)).load().entries)
+    assert kept < c.status(leader)["commit_index"] - 50          # acknowledged entries lost
+    c.start([follower])
+    run(writes(10))
+    converge(c)
+    assert (c.wait_leader(), c.status(leader)["term"]) == (leader, term)
