@@ -54,7 +54,9 @@ class KVStore:
             s = self.sessions.get(cid)
             if s is not None and seq <= s[0]:
                 return s[1] if seq == s[0] else None        # duplicate: do not apply again
-        key, value = cmd["key"], cmd.get("value") or ""
+        key, value = cmd.get("key"), cmd.get("value") or ""
+        if not isinstance(key, str) or not isinstance(value, str):
+            return {"err": "bad_command"}                   # checked on decode: never here
         result: str | dict
         if op == "put":
             if value_bytes(value) > MAX_VALUE_BYTES:

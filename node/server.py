@@ -132,7 +132,7 @@ class NodeServer:
             try:
                 if self.failure is None:
                     self._guarded(self.core.tick)
-                    self._flush()
+                    self._guarded(self._flush)
             finally:
                 next_tick = max(next_tick + tick, loop.time())
                 handle = loop.call_at(next_tick, on_tick)
@@ -192,7 +192,7 @@ class NodeServer:
             return
         for data, addr in batch:
             self._guarded(self._on_datagram, data, addr)
-        self._flush()
+        self._guarded(self._flush)
 
     def _on_datagram(self, data: bytes, addr: Addr) -> None:
         try:
@@ -355,6 +355,7 @@ class NodeServer:
                 "leader_addr": self._leader_hint(), "pid": os.getpid(),
                 "members": {str(k): v for k, v in c.members.items()},
                 "bad_datagrams": dict(self.bad),
+                "followers_lost_entries": c.lost_tail_reports,
                 "blocked": sorted(self.transport.blocked) if self.transport else [],
                 "faults": self.transport.faults.describe() if self.transport else ""}
 
