@@ -52,7 +52,12 @@ class Report:
 
 
 async def _workload(c: LocalCluster, history: History, stop: asyncio.Event, writers: int,
-                    keys: int, report: Report, acked: dict[str, list[str]]) -> None:
+                    keys: int, report: Report, acked: dict[str, list[str]], op_timeout: float,
+                    key_epoch_s: float) -> None:
+    """Writers append unique tokens ``<writer.n>`` and read. The key names change every
+    ``key_epoch_s`` seconds: linearizability is checked key by key, so this keeps each key's
+    history (and its operations of unknown outcome) short however long the run."""
+    t0 = time.monotonic()
     async with ClusterClient(c.cluster_arg.split(","), c.secret, try_timeout=0.3,
                              history=history) as client:
 
@@ -61,14 +66,15 @@ async def _workload(c: LocalCluster, history: History, stop: asyncio.Event, writ
             n = 0
             while not stop.is_set():
                 n += 1
-                key = f"k{(w * 7 + n) % keys}"
+                epoch = int((time.monotonic() - t0) // key_epoch_s)
+                key = f"k{epoch}.{(w * 7 + n) % keys}"
                 f = "get" if n % 4 == 0 else "append"
                 try:
                     if f == "get":
-                        await s.call("get", key, timeout=2.0)
+                        await s.call("get", key, timeout=op_timeout)
                     else:
                         v = f"<{w}.{n}>"
-                        await s.call("append", key, v, timeout=2.0)
+                        await s.call("append", key, v, timeout=op_timeout)
                         acked.setdefault(key, []).append(v)
                     report.ops[f"ok {f}"] += 1
                 except Unavailable:
@@ -125,8 +131,9 @@ def _fault(c: LocalCluster, kind: str, rng: random.Random, report: Report) -> No
 
 
 async def run_faults(c: LocalCluster, seconds: float, seed: int, history_path: str,
-                     writers: int = 4, keys: int = 8,
-                     network: str = "loss=0.1,dup=0.1,delay=0-5ms,reorder=0.1") -> Report:
+                     writers: int = 4, keys: int = 4,
+                     network: str = "loss=0.1,dup=0.1,delay=0-5ms,reorder=0.1",
+                     op_timeout: float = 3.0, key_epoch_s: float = 10.0) -> Report:
     """Run the workload for ``seconds`` under a seeded fault schedule, then heal everything,
     read every key back and compare with what was acknowledged."""
     rng = random.Random(seed)
@@ -136,7 +143,8 @@ async def run_faults(c: LocalCluster, seconds: float, seed: int, history_path: s
     t0 = time.monotonic()
     c.set_faults(network)
     stop = asyncio.Event()
-    task = asyncio.create_task(_workload(c, history, stop, writers, keys, report, acked))
+    task = asyncio.create_task(_workload(c, history, stop, writers, keys, report, acked,
+                                         op_timeout, key_epoch_s))
     schedule = list(FAULT_KINDS)
     rng.shuffle(schedule)                           # every kind at least once, then at random
     while time.monotonic() - t0 < seconds:
