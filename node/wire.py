@@ -38,6 +38,7 @@ CRC_LEN = 4
 FRAGMENT_BYTES = 60_000               # payload bytes per fragment
 MAX_MESSAGE = 8 * 1024 * 1024         # largest reassembled message
 MAX_FRAGMENTS = -(-MAX_MESSAGE // FRAGMENT_BYTES)
+MAX_INCOMPLETE = 256                  # messages being reassembled at once, per receiver
 MAX_BATCH_BYTES = 60_000              # client requests / replies packed into one datagram
 CLIENT_KINDS = ("req", "resp", "status", "status_resp", "ctl", "ctl_resp", "conf")
 F_MAC, F_FRAGMENT = 1, 2
@@ -207,8 +208,9 @@ def decode(data: bytes, secret: bytes | None) -> dict[str, Any]:
 class Reassembler:
     """Decodes datagrams, putting fragmented messages back together.
 
-    At most ``max_bytes`` of incomplete messages are held (oldest dropped first) and each for
-    at most ``ttl`` seconds: a lost fragment costs its message, never unbounded memory.
+    At most ``max_bytes`` of incomplete messages, and at most ``MAX_INCOMPLETE`` of them, are
+    held (oldest dropped first), each for at most ``ttl`` seconds: a lost fragment costs its
+    message, never unbounded memory.
     """
 
     def __init__(self, max_bytes: int = 4 * MAX_MESSAGE, ttl: float = 5.0) -> None:
@@ -241,7 +243,8 @@ class Reassembler:
             got[k] = chunk
             self._held += len(chunk)
         if len(got) < count:
-            while self._held > self.max_bytes and len(self._parts) > 1:
+            while (self._held > self.max_bytes or len(self._parts) > MAX_INCOMPLETE) \
+                    and len(self._parts) > 1:
                 self._drop(next(iter(self._parts)))
             return None
         self._drop(key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import struct
 
 import msgpack
 import pytest
@@ -14,6 +15,7 @@ from raftspec.node.messages import APPEND, Entry, Message
 from raftspec.node.wire import (
     FRAGMENT_BYTES,
     MAX_ENTRIES,
+    MAX_INCOMPLETE,
     BadDatagram,
     Reassembler,
     _frame,
@@ -258,3 +260,10 @@ def test_a_command_older_than_its_session_is_not_applied() -> None:
     kv.apply({"op": "append", "key": "a", "value": "1", "cid": "c", "seq": 5})
     assert kv.apply({"op": "append", "key": "a", "value": "2", "cid": "c", "seq": 3}) is None
     assert kv.data["a"] == "1" and kv.last_seq("c") == 5
+
+
+def test_many_tiny_fragments_cannot_pile_up() -> None:
+    r = Reassembler()
+    for mid in range(5_000):                       # 5,000 messages of 2 parts, one part each
+        r.feed(_frame(struct.pack("<QHH", mid, 0, 2) + b"x", None, 2), ("h", 1), None)
+    assert len(r._parts) <= MAX_INCOMPLETE
