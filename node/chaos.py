@@ -13,6 +13,8 @@ Used by ``tests/node/test_node_chaos.py`` (about a minute) and ``benchmarks/faul
 from __future__ import annotations
 
 import asyncio
+import heapq
+import json
 import os
 import random
 import re
@@ -41,6 +43,7 @@ class Report:
     duplicated: list[str] = field(default_factory=list)
     out_of_order: list[str] = field(default_factory=list)
     diverged: list[str] = field(default_factory=list)
+    not_linearizable: list[str] = field(default_factory=list)    # append_history_violations
 
     @property
     def acknowledged_writes(self) -> int:
@@ -48,7 +51,8 @@ class Report:
 
     def problems(self) -> list[str]:
         return ([f"lost {t}" for t in self.lost] + [f"duplicated {t}" for t in self.duplicated]
-                + [f"out of order {t}" for t in self.out_of_order] + self.diverged)
+                + [f"out of order {t}" for t in self.out_of_order] + self.diverged
+                + self.not_linearizable)
 
 
 async def _workload(c: LocalCluster, history: History, stop: asyncio.Event, writers: int,
@@ -162,8 +166,11 @@ async def run_faults(c: LocalCluster, seconds: float, seed: int, history_path: s
     c.wait_for(lambda: len({(s["commit_index"], s["last_log_index"])
                             for s in c.statuses().values() if s}) == 1
                and all(c.statuses().values()), 60, "all nodes converge")
-    final = await _read_back(c, sorted(acked))
+    with open(history_path, encoding="utf-8") as f:
+        keys = sorted({json.loads(line)["key"] for line in f})
+    final = await _read_back(c, keys)
     _verify(acked, final, report)
+    report.not_linearizable = append_history_violations(history_path, final)
     commits = {i: s["commit_index"] for i, s in c.statuses().items() if s}
     c.stop()
     report.diverged = committed_logs_disagree(c, commits)
@@ -190,6 +197,60 @@ def _verify(acked: dict[str, list[str]], final: dict[str, str], report: Report) 
                 if order[v] < last.get(w, -1):
                     report.out_of_order.append(f"{key}:{v}")
                 last[w] = order[v]
+
+
+def append_history_violations(history_path: str, final: dict[str, str]) -> list[str]:
+    """A second, independent linearizability check, exact for this workload: every append
+    writes a unique token, so the final value of a key fixes the order of its appends, and
+    a get that read n tokens sits right after the n-th. The history is linearizable iff every
+    get read a prefix of the final value, no token appears that was not appended, and no
+    operation that finished before another began sits after it in that order. Linear time
+    (lincheck's general search can run out of memory on a few hundred operations of a key)."""
+    ops: dict[str, list[tuple[int, float, str, str | None, str]]] = {}
+    open_ops: dict[int, tuple[int, str, str, str | None]] = {}
+    with open(history_path, encoding="utf-8") as f:
+        for line in f:
+            o = json.loads(line)
+            if o["type"] == "invoke":
+                open_ops[o["process"]] = (o["time"], o["f"], o["key"], o["value"])
+                continue
+            call, fn, key, arg = open_ops.pop(o["process"])
+            if o["type"] == "fail":
+                continue
+            ret = float("inf") if o["type"] == "info" else o["time"]
+            ops.setdefault(key, []).append((call, ret, fn, arg if fn != "get" else o["value"],
+                                            o["type"]))
+    for call, fn, key, arg in open_ops.values():      # never answered: unknown outcome
+        if fn != "get":
+            ops.setdefault(key, []).append((call, float("inf"), fn, arg, "info"))
+    out = []
+    for key, history in ops.items():
+        value = final.get(key, "")
+        tokens = TOKEN.findall(value)
+        pos = {t: i + 1 for i, t in enumerate(tokens)}
+        appended = {arg for _, _, fn, arg, _ in history if fn == "append"}
+        out += [f"{key}: {t} was never appended" for t in tokens if t not in appended]
+        points = []                                   # (call, ret, position)
+        for call, ret, fn, arg, typ in history:
+            if fn == "get":
+                if arg is None or not value.startswith(arg):
+                    out.append(f"{key}: a get read {arg!r}, not a prefix of the final value")
+                    continue
+                points.append((call, ret, (len(TOKEN.findall(arg)), 1)))
+            elif arg in pos:
+                points.append((call, ret, (pos[arg], 0)))
+            elif typ == "ok":
+                out.append(f"{key}: acknowledged {arg} is not in the final value")
+        done: list[tuple[float, tuple[int, int]]] = []     # heap of (ret, position)
+        best = (0, 0)
+        for call, ret, p in sorted(points):
+            while done and done[0][0] < call:
+                best = max(best, heapq.heappop(done)[1])
+            if best > p:
+                out.append(f"{key}: an operation that ended before another began is "
+                           f"ordered after it ({best} > {p})")
+            heapq.heappush(done, (ret, p))
+    return out
 
 
 def committed_logs_disagree(c: LocalCluster, commits: dict[int, int]) -> list[str]:
