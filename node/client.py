@@ -6,16 +6,18 @@ linearizability checker (format in docs/cluster.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import json
+import socket
 import time
 import uuid
 from typing import IO, Any
 
 from raftspec.node.errors import NodeError
 from raftspec.node.transport import Addr, parse_addr
-from raftspec.node.wire import BadDatagram, decode, encode, encode_batches
+from raftspec.node.wire import MAX_MESSAGE, BadDatagram, Reassembler, encode, encode_batches
 
 SWEEP_S = 0.01                      # request timeouts are checked this often
 
@@ -24,12 +26,25 @@ class Unavailable(NodeError):
     """No leader answered in time. For a write the outcome is unknown."""
 
 
+class Rejected(NodeError):
+    """The cluster refused the operation (e.g. ``value_too_large``): it had no effect."""
+
+
+class StaleSession(Unavailable):
+    """The session's sequence number is behind the cluster's (someone else used its id): the
+    outcome of the operation is unknown and the session is finished."""
+
+
+# errors after which retrying cannot help; everything else is retried until the timeout
+REFUSALS = ("value_too_large", "reply_too_large", "message_too_large")
+
+
 class _Protocol(asyncio.DatagramProtocol):
     def __init__(self, client: ClusterClient) -> None:
         self.client = client
 
     def datagram_received(self, data: bytes, addr: Addr) -> None:
-        self.client._on_datagram(data)
+        self.client._on_datagram(data, addr)
 
     def error_received(self, exc: Exception) -> None:
         pass
@@ -74,11 +89,16 @@ class ClusterClient:
         self._flush_scheduled = False
         self._deadlines: list[tuple[float, int]] = []
         self._sweeper: asyncio.TimerHandle | None = None
+        self._reassembler = Reassembler()
 
     async def __aenter__(self) -> ClusterClient:
         loop = asyncio.get_running_loop()
         self._transport, _ = await loop.create_datagram_endpoint(
             lambda: _Protocol(self), local_addr=("127.0.0.1", 0))
+        sock = self._transport.get_extra_info("socket")
+        if sock is not None:                       # room for a fragmented 1 MiB reply
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -88,10 +108,12 @@ class ClusterClient:
         if self._transport is not None:
             self._transport.close()
 
-    def _on_datagram(self, data: bytes) -> None:
+    def _on_datagram(self, data: bytes, addr: Addr) -> None:
         try:
-            body = decode(data, self.secret)
+            body = self._reassembler.feed(data, addr, self.secret)
         except BadDatagram:
+            return
+        if body is None:
             return
         bodies = body.get("m") if body.get("k") == "batch" else [body]
         for b in bodies if isinstance(bodies, list) else ():
@@ -160,6 +182,13 @@ class ClusterClient:
                 self.leader = addr
                 return reply
             last_err = "timed out" if reply is None else str(reply.get("err"))
+            if last_err in REFUSALS:
+                raise Rejected(f"{body.get('op', body.get('k'))}: refused by the cluster: "
+                               f"{last_err}" + (f" (limit {reply['limit']} bytes)"
+                                                if reply and "limit" in reply else ""))
+            if last_err == "stale_seq":
+                raise StaleSession("the cluster has applied a later request of this session "
+                                   "(its id was reused); outcome unknown")
             self.leader = None
             hint = reply.get("leader") if reply else None
             if hint:
@@ -202,10 +231,21 @@ class Session:
         h = self.client.history
         if h:
             h.record(self.process, "invoke", f, key, value if f != "get" else None)
+        body = {"k": "req", "cid": self.cid, "seq": self.seq, "op": f, "key": key,
+                "value": value}
         try:
-            reply = await self.client.to_leader(
-                {"k": "req", "cid": self.cid, "seq": self.seq, "op": f, "key": key,
-                 "value": value}, timeout)
+            if value is not None and len(value) > MAX_MESSAGE // 8:
+                encode_batches([body], None)      # too large even to send?
+        except BadDatagram:
+            if h:
+                h.record(self.process, "fail", f, key, value if f != "get" else None)
+            raise Rejected(f"{f} {key}: request larger than {MAX_MESSAGE} bytes") from None
+        try:
+            reply = await self.client.to_leader(body, timeout)
+        except Rejected:
+            if h:
+                h.record(self.process, "fail", f, key, value if f != "get" else None)
+            raise
         except Unavailable:
             if f == "get":
                 if h:

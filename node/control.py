@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import socket
@@ -11,30 +12,38 @@ from typing import Any
 from raftspec.node.transport import parse_addr
 from raftspec.node.wire import BadDatagram, decode, encode
 
+RESEND_S = 0.25
 _rids = itertools.count(int.from_bytes(os.urandom(3), "little"))
 
 
 def query(addr: str, body: dict[str, Any], secret: bytes | None = None,
           timeout: float = 0.5) -> dict[str, Any] | None:
-    """Send ``body`` to ``addr`` and wait for the reply with the same rid; None on timeout."""
+    """Send ``body`` to ``addr`` and wait for the reply with the same rid; None on timeout.
+    The request is sent again every ``RESEND_S`` (every request here is idempotent): a node
+    that is still starting, or a lost datagram, costs a resend, not the whole timeout."""
     rid = next(_rids)
+    data = encode(dict(body, rid=rid), secret)
+    dest = parse_addr(addr)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
-        s.sendto(encode(dict(body, rid=rid), secret), parse_addr(addr))
         deadline = time.monotonic() + timeout
+        resend = 0.0
         while True:
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline - now
             if left <= 0:
                 return None
-            s.settimeout(left)
+            if now >= resend:
+                with contextlib.suppress(OSError):
+                    s.sendto(data, dest)
+                resend = now + RESEND_S
+            s.settimeout(max(0.001, min(left, resend - now)))
             try:
-                data, _ = s.recvfrom(65_536)
+                got, _ = s.recvfrom(65_536)
             except (TimeoutError, ConnectionRefusedError, OSError):
-                if time.monotonic() >= deadline:
-                    return None
                 continue
             try:
-                reply = decode(data, secret)
+                reply = decode(got, secret)
             except BadDatagram:
                 continue
             if reply.get("rid") == rid:

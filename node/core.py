@@ -2,7 +2,10 @@
 
 Driven like etcd-raft: the event loop feeds it messages (``step``), ticks (``tick``) and client
 commands (``propose``), then collects a ``Ready`` — what to persist, which messages to send, which
-entries to apply — persists it (fsync) *before* sending, and applies committed entries in order.
+entries to apply — persists it (fsync) *before* sending, applies committed entries in order, and
+only then calls ``advance(rd)``. Until ``advance``, nothing in that Ready counts as stable or
+applied: if persisting fails, the next ``ready()`` asks for the same entries and hard state again,
+and a leader never counts its own unpersisted entries towards a commit majority.
 Randomness (election timeouts) comes from an injected ``random.Random``.
 
 Paper references: Figure 2 (rules for all servers), §5.2 elections, §5.3 replication with the
@@ -86,6 +89,7 @@ class RaftCore:
         self.log: list[Entry] = list(entries or [])
         self.commit_index = self.offset
         self.applied = self.offset
+        self.stable_index = self.offset + len(self.log)     # persisted (fsync returned)
         self.initial_members = dict(snapshot.members if snapshot else members)
         self.members: dict[int, str] = {}
         self._recompute_members()
@@ -93,6 +97,7 @@ class RaftCore:
         self.next_index: dict[int, int] = {}
         self.match_index: dict[int, int] = {}
         self.snap_sent: dict[int, int] = {}       # peer -> offset of the chunk in flight
+        self.lost_tail_reports = 0                # rejections below a follower's match_index
         self.recent_active: set[int] = set()
         self.snap_buffer: bytearray | None = None
         self.snap_buffer_key: tuple[int, int] = (0, 0)
@@ -131,6 +136,7 @@ class RaftCore:
     def _truncate_and_append(self, after: int, entries: list[Entry]) -> None:
         del self.log[after - self.offset:]
         self.log.extend(entries)
+        self.stable_index = min(self.stable_index, after)
         self._mark_unstable(after + 1)
         if any(e.data.get("op") == "config" for e in entries) or self._had_config_after(after):
             self._recompute_members()
@@ -357,6 +363,8 @@ class RaftCore:
         p = m.src
         self.recent_active.add(p)
         if m.success:
+            if m.match_index > self.last_index:
+                return                            # not something this leader sent
             if m.match_index > self.match_index[p]:
                 self.match_index[p] = m.match_index
                 self._maybe_commit()
@@ -365,6 +373,11 @@ class RaftCore:
             if self.next_index[p] <= self.last_index:
                 self._send_append(p)
             return
+        if m.conflict_index and m.conflict_index <= self.match_index[p]:
+            # the follower no longer has entries it acknowledged (its disk lost its tail):
+            # match_index is stale and must not hold next_index up (see docs/cluster.md)
+            self.match_index[p] = m.conflict_index - 1
+            self.lost_tail_reports += 1
         # fast backtracking: jump over the follower's conflicting term in one round trip
         nxt = m.conflict_index
         if m.conflict_term:
@@ -386,7 +399,7 @@ class RaftCore:
 
     def _maybe_commit(self) -> None:
         """Commit the highest index replicated on a majority, if from the current term (§5.4.2)."""
-        matches = sorted((self.last_index if p == self.id else self.match_index.get(p, 0))
+        matches = sorted((self.stable_index if p == self.id else self.match_index.get(p, 0))
                          for p in self.members)
         if not matches:
             return
@@ -556,21 +569,39 @@ class RaftCore:
         return events
 
     def ready(self) -> Ready:
+        """What to persist, send and apply now. Messages and events are handed over once; the
+        entries, hard state and committed entries stay pending until ``advance(rd)``."""
         rd = Ready(messages=self._msgs, events=self._events)
         self._msgs, self._events = [], []
-        if self._pending_snapshot is not None:
-            rd.snapshot, self._pending_snapshot = self._pending_snapshot, None
+        rd.snapshot = self._pending_snapshot
         if self._unstable_from is not None:
             rd.append_from = self._unstable_from
             rd.entries = self.log[self._unstable_from - self.offset - 1:]
-            self._unstable_from = None
         if self._hard_dirty:
             rd.hard_state = (self.term, self.voted_for)
-            self._hard_dirty = False
         if self.commit_index > self.applied:
             first = self.applied + 1
             rd.committed = list(enumerate(self.log[first - self.offset - 1:
                                                    self.commit_index - self.offset], first))
-            self.applied = self.commit_index
         return rd
 
+    def advance(self, rd: Ready) -> None:
+        """The loop persisted (write + fsync) and applied everything in ``rd`` (etcd-raft
+        ``Advance``): only now do its entries count as stable and its commands as applied."""
+        if rd.snapshot is not None and rd.snapshot is self._pending_snapshot:
+            self._pending_snapshot = None
+        if rd.entries or rd.snapshot is not None:
+            self._unstable_from = None
+            self.stable_index = self.last_index
+        if rd.hard_state is not None and rd.hard_state == (self.term, self.voted_for):
+            self._hard_dirty = False
+        if rd.committed:
+            self.applied = max(self.applied, rd.committed[-1][0])
+        if self.role == Role.LEADER and self.stable_index > self.commit_index:
+            self._maybe_commit()            # our own fsync may complete a majority
+
+    def has_ready(self) -> bool:
+        """Something to persist, send or apply (the loop flushes again)."""
+        return bool(self._msgs or self._events or self._unstable_from is not None
+                    or self._hard_dirty or self._pending_snapshot is not None
+                    or self.commit_index > self.applied)

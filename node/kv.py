@@ -5,6 +5,11 @@ client (``cid``) has at most one outstanding request and numbers them ``seq`` = 
 session table remembers the last applied ``seq`` and its result, so a retried command is answered
 from the table instead of being applied twice. Reads go through the log too: a ``get`` is
 linearizable because it is ordered with every write by the log (§6.4's simplest option).
+
+A key's value is at most ``MAX_VALUE_BYTES`` (UTF-8): an append that would grow it beyond is
+refused — deterministically, at apply time, on every replica — with the result
+``{"err": "value_too_large"}`` and changes nothing. A command whose ``seq`` is older than the
+session's last one is not applied and returns None: the server never answers it "ok".
 """
 
 from __future__ import annotations
@@ -13,21 +18,34 @@ import json
 import zlib
 from typing import Any
 
+MAX_VALUE_BYTES = 1 << 20
+
+
+def value_bytes(value: str) -> int:
+    """UTF-8 size of a value (O(1) for ASCII strings)."""
+    return len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
+
 
 class KVStore:
     def __init__(self) -> None:
         self.data: dict[str, str] = {}
         self.sessions: dict[str, tuple[int, str]] = {}     # cid -> (last seq, its result)
 
-    def cached(self, cid: str, seq: int) -> str | None:
+    def last_seq(self, cid: str) -> int | None:
+        """The last applied sequence number of session ``cid``."""
+        s = self.sessions.get(cid)
+        return s[0] if s is not None else None
+
+    def cached(self, cid: str, seq: int) -> str | dict | None:
         """Result of an already applied ``(cid, seq)``, or None if not applied yet."""
         s = self.sessions.get(cid)
         if s is not None and s[0] == seq:
             return s[1]
         return None
 
-    def apply(self, cmd: dict[str, Any]) -> str | None:
-        """Apply one committed command; returns its result ("" for a missing key)."""
+    def apply(self, cmd: dict[str, Any]) -> str | dict | None:
+        """Apply one committed command; returns its result ("" for a missing key), a refusal
+        ``{"err": ...}``, or None (noop, config, or a stale duplicate: not applied)."""
         op = cmd.get("op")
         if op not in ("put", "append", "get"):
             return None                                     # noop, config
@@ -36,13 +54,23 @@ class KVStore:
             s = self.sessions.get(cid)
             if s is not None and seq <= s[0]:
                 return s[1] if seq == s[0] else None        # duplicate: do not apply again
-        key, value = cmd["key"], cmd.get("value") or ""
+        key, value = cmd.get("key"), cmd.get("value") or ""
+        if not isinstance(key, str) or not isinstance(value, str):
+            return {"err": "bad_command"}                   # checked on decode: never here
+        result: str | dict
         if op == "put":
-            self.data[key] = value
-            result = value
+            if value_bytes(value) > MAX_VALUE_BYTES:
+                result = {"err": "value_too_large", "limit": MAX_VALUE_BYTES}
+            else:
+                self.data[key] = value
+                result = value
         elif op == "append":
-            self.data[key] = self.data.get(key, "") + value
-            result = value
+            old = self.data.get(key, "")
+            if value_bytes(old) + value_bytes(value) > MAX_VALUE_BYTES:
+                result = {"err": "value_too_large", "limit": MAX_VALUE_BYTES}
+            else:
+                self.data[key] = old + value
+                result = value
         else:
             result = self.data.get(key, "")
         if cid is not None:

@@ -2,9 +2,16 @@
 
 Each loop turn: feed every datagram that arrived to the core (or answer client/status/control
 requests), then ``flush``: take the core's ``Ready``; persist snapshot, entries and hard state and
-fsync once; write trace events; only then send messages; then apply committed entries to the kv
-and answer the clients waiting on them (etcd-raft's Ready handling, paper Figure 2's "persist
-before responding").
+fsync once; write trace events; only then send messages; then apply committed entries to the kv,
+answer the clients waiting on them, and tell the core (``advance``) — etcd-raft's Ready handling,
+paper Figure 2's "persist before responding".
+
+Failures: if a write or fsync fails (``DiskFailure``) the node stops at once — it sends nothing
+more, closes its socket and exits with status 3 and one ``error:`` line — because its file may
+now end in a partial record and the kernel may have dropped the unwritten pages: the only safe
+state is the one it will recover from disk on restart. Any other exception while handling one
+datagram or one tick is logged with its traceback, counted (``handler_error`` in the status),
+and the node keeps running: the timer is always rescheduled.
 """
 
 from __future__ import annotations
@@ -20,17 +27,24 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgpack
+
 from raftspec.node.core import Options, RaftCore, Role
 from raftspec.node.errors import NodeError
 from raftspec.node.faults import FaultConfig
-from raftspec.node.kv import KVStore
+from raftspec.node.kv import MAX_VALUE_BYTES, KVStore, value_bytes
 from raftspec.node.messages import Message
-from raftspec.node.storage import DiskLog
+from raftspec.node.storage import DiskFailure, DiskLog
 from raftspec.node.transport import Addr, Transport, parse_addr
 from raftspec.node.wire import (
+    KV_OPS,
+    MAX_ID,
+    MAX_INDEX,
+    MAX_MESSAGE,
+    MAX_STR,
     BadDatagram,
+    Reassembler,
     body_to_message,
-    decode,
     encode_batches,
     encode_message,
     pack_entries,
@@ -39,7 +53,7 @@ from raftspec.traces.schema import TraceWriter, entry_fields, message_fields
 
 log = logging.getLogger("raftspec.node")
 
-KV_OPS = ("put", "append", "get")
+MAX_LOGGED_ERRORS = 20              # handler tracebacks logged before only counting them
 
 
 @dataclass
@@ -81,7 +95,10 @@ class NodeServer:
         members = {} if cfg.join else dict(cfg.peers)
         opts = Options(election_ticks=cfg.election_ticks, heartbeat_ticks=cfg.heartbeat_ticks,
                        check_quorum=cfg.check_quorum, trace=cfg.trace is not None)
-        self.tracer = TraceWriter(cfg.trace, cfg.id) if cfg.trace else None
+        try:
+            self.tracer = TraceWriter(cfg.trace, cfg.id) if cfg.trace else None
+        except OSError as err:
+            raise NodeError(f"--trace {cfg.trace}: {err.strerror}") from err
         self.core = RaftCore(cfg.id, members, self.rng, opts, term=rec.term,
                              voted_for=rec.voted_for, snapshot=rec.snapshot,
                              entries=rec.entries)
@@ -93,6 +110,8 @@ class NodeServer:
         self._stop = asyncio.Event()
         self._known_addrs: dict[int, str] = dict(cfg.peers)
         self._members_seen: dict[int, str] | None = None
+        self.reassembler = Reassembler()
+        self.failure: DiskFailure | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def serve(self) -> None:
@@ -110,10 +129,13 @@ class NodeServer:
 
         def on_tick() -> None:
             nonlocal next_tick, handle
-            self.core.tick()
-            self._flush()
-            next_tick = max(next_tick + tick, loop.time())
-            handle = loop.call_at(next_tick, on_tick)
+            try:
+                if self.failure is None:
+                    self._guarded(self.core.tick)
+                    self._guarded(self._flush)
+            finally:
+                next_tick = max(next_tick + tick, loop.time())
+                handle = loop.call_at(next_tick, on_tick)
 
         handle.cancel()
         handle = loop.call_at(next_tick, on_tick)
@@ -122,6 +144,8 @@ class NodeServer:
         finally:
             handle.cancel()
             self.close()
+        if self.failure is not None:
+            raise self.failure
 
     def stop(self) -> None:
         self._stop.set()
@@ -130,28 +154,66 @@ class NodeServer:
         if self.transport is not None:
             self.transport.close()
             self.transport = None
-        self.storage.close()
+        if self.failure is not None:
+            self.storage.abandon()
+        else:
+            try:
+                self.storage.close()
+            except DiskFailure as err:
+                self.failure = err
         if self.tracer is not None:
-            self.tracer.close()
+            with contextlib.suppress(OSError):
+                self.tracer.close()
+
+    def _fail(self, err: DiskFailure) -> None:
+        """Stop at once after a failed write: send nothing more, exit with the error."""
+        if self.failure is None:
+            self.failure = err
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+        self._outbox.clear()
+        self._stop.set()
+
+    def _guarded(self, fn: Any, *args: Any) -> None:
+        """Run one handler; an unexpected exception is logged and counted, never escapes."""
+        try:
+            fn(*args)
+        except DiskFailure:
+            raise
+        except Exception:
+            self.bad["handler_error"] += 1
+            if self.bad["handler_error"] <= MAX_LOGGED_ERRORS:
+                log.exception("handler error (node keeps running)")
 
     # ------------------------------------------------------------------ input
     def _on_batch(self, batch: list[tuple[bytes, Addr]]) -> None:
+        if self.failure is not None:
+            return
         for data, addr in batch:
-            try:
-                body = decode(data, self.cfg.secret)
-                if body["k"] == "batch":           # several client requests in one datagram
-                    for sub in body["m"]:
-                        if isinstance(sub, dict) and sub.get("k") == "req":
-                            self._handle(sub, addr)
-                        else:
-                            self.bad["bad_fields"] += 1
-                else:
-                    self._handle(body, addr)
-            except BadDatagram as err:
-                self.bad[str(err)] += 1
-            except (KeyError, TypeError, ValueError, AttributeError):
-                self.bad["bad_fields"] += 1
-        self._flush()
+            self._guarded(self._on_datagram, data, addr)
+        self._guarded(self._flush)
+
+    def _on_datagram(self, data: bytes, addr: Addr) -> None:
+        try:
+            body = self.reassembler.feed(data, addr, self.cfg.secret)
+            if body is None:
+                return
+            if body["k"] == "batch":           # several client requests in one datagram
+                subs = body["m"]
+                if not isinstance(subs, list):
+                    raise BadDatagram("bad_fields")
+                for sub in subs:
+                    if isinstance(sub, dict) and sub.get("k") == "req":
+                        self._handle(sub, addr)
+                    else:
+                        self.bad["bad_fields"] += 1
+            else:
+                self._handle(body, addr)
+        except BadDatagram as err:
+            self.bad[str(err)] += 1
+        except (KeyError, TypeError, ValueError, AttributeError, NodeError):
+            self.bad["bad_fields"] += 1
 
     def _handle(self, body: dict[str, Any], addr: Addr) -> None:
         try:
@@ -173,7 +235,7 @@ class NodeServer:
                 self.core.step(m)
         except BadDatagram as err:
             self.bad[str(err)] += 1
-        except (KeyError, TypeError, ValueError, AttributeError):
+        except (KeyError, TypeError, ValueError, AttributeError, NodeError):
             self.bad["bad_fields"] += 1
 
     def _reply(self, addr: Addr, body: dict[str, Any]) -> None:
@@ -185,7 +247,11 @@ class NodeServer:
             self._outbox.clear()
             return
         for addr, bodies in self._outbox.items():
-            for data in encode_batches(bodies, self.cfg.secret):
+            try:
+                datagrams = encode_batches(bodies, self.cfg.secret)
+            except BadDatagram:                  # a reply above MAX_MESSAGE: say so instead
+                datagrams = encode_batches([_too_large(b) for b in bodies], self.cfg.secret)
+            for data in datagrams:
                 self.transport.send_to(data, addr)
         self._outbox.clear()
 
@@ -196,16 +262,25 @@ class NodeServer:
     def _client_request(self, body: dict[str, Any], addr: Addr) -> None:
         rid, cid, seq, op = body["rid"], body["cid"], body["seq"], body["op"]
         key, value = body["key"], body.get("value")
-        if not (isinstance(cid, str) and isinstance(seq, int) and op in KV_OPS
-                and isinstance(key, str) and (value is None or isinstance(value, str))):
+        if not (isinstance(cid, str) and 0 < len(cid) <= MAX_STR and isinstance(seq, int)
+                and not isinstance(seq, bool) and 0 < seq <= MAX_INDEX and op in KV_OPS
+                and isinstance(key, str) and len(key) <= MAX_STR
+                and (value is None or isinstance(value, str))):
             raise BadDatagram("bad_fields")
         if self.core.role != Role.LEADER:
             self._reply(addr, {"k": "resp", "rid": rid, "ok": False, "err": "not_leader",
                                "leader": self._leader_hint()})
             return
-        cached = self.kv.cached(cid, seq)
-        if cached is not None:
-            self._reply(addr, {"k": "resp", "rid": rid, "ok": True, "value": cached})
+        if value is not None and value_bytes(value) > MAX_VALUE_BYTES:
+            self._reply(addr, {"k": "resp", "rid": rid, "ok": False, "err": "value_too_large",
+                               "limit": MAX_VALUE_BYTES})
+            return
+        last = self.kv.last_seq(cid)
+        if last is not None and seq < last:      # this session moved on: never ack it as done
+            self._reply(addr, {"k": "resp", "rid": rid, "ok": False, "err": "stale_seq"})
+            return
+        if last == seq:
+            self._reply(addr, _result_reply(rid, self.kv.cached(cid, seq)))
             return
         idx = self.core.propose({"op": op, "key": key, "value": value, "cid": cid, "seq": seq})
         if idx is not None:
@@ -216,6 +291,16 @@ class NodeServer:
         rid, action, nid = body["rid"], body["action"], body["id"]
         if not isinstance(nid, int) or action not in ("add", "remove"):
             raise BadDatagram("bad_fields")
+        if isinstance(nid, bool) or not 0 < nid <= MAX_ID:
+            self._reply(addr, {"k": "resp", "rid": rid, "ok": False,
+                               "err": f"bad node id {nid!r}: 1..{MAX_ID}"})
+            return
+        if action == "add":
+            try:
+                parse_addr(str(body.get("addr")))
+            except NodeError as err:
+                self._reply(addr, {"k": "resp", "rid": rid, "ok": False, "err": str(err)})
+                return
         if self.core.role != Role.LEADER:
             self._reply(addr, {"k": "resp", "rid": rid, "ok": False, "err": "not_leader",
                                "leader": self._leader_hint()})
@@ -225,7 +310,6 @@ class NodeServer:
             return
         members = dict(self.core.members)
         if action == "add":
-            parse_addr(str(body["addr"]))
             members[nid] = str(body["addr"])
         else:
             if nid not in members or len(members) == 1:
@@ -244,15 +328,20 @@ class NodeServer:
         assert self.transport is not None
         action, rid = body["action"], body.get("rid")
         if action == "block":
-            self.transport.blocked = {int(p) for p in body["peers"]}
+            peers = body["peers"]
+            if not isinstance(peers, list) or not all(_is_id(p) for p in peers):
+                raise BadDatagram("bad_fields")
+            self.transport.blocked = set(peers)
         elif action == "heal":
             self.transport.blocked = set()
         elif action == "faults":
             try:
-                self.transport.faults = FaultConfig.parse(body["spec"])
+                self.transport.faults = FaultConfig.parse(str(body["spec"]))
             except NodeError as err:
                 self._reply(addr, {"k": "ctl_resp", "rid": rid, "ok": False, "err": str(err)})
                 return
+        elif action == "disk":                    # fault injection: writes fail with EIO
+            self.storage.fail_writes = bool(body.get("fail"))
         else:
             raise BadDatagram("bad_fields")
         self._reply(addr, {"k": "ctl_resp", "rid": rid, "ok": True})
@@ -266,28 +355,50 @@ class NodeServer:
                 "leader_addr": self._leader_hint(), "pid": os.getpid(),
                 "members": {str(k): v for k, v in c.members.items()},
                 "bad_datagrams": dict(self.bad),
+                "followers_lost_entries": c.lost_tail_reports,
                 "blocked": sorted(self.transport.blocked) if self.transport else [],
                 "faults": self.transport.faults.describe() if self.transport else ""}
 
     # ------------------------------------------------------------------ output
     def _flush(self) -> None:
+        """Handle the core's Ready until it has nothing more (a leader's own fsync can commit,
+        which makes one more Ready to apply); a failed write stops the node."""
+        if self.failure is not None:
+            return
+        try:
+            for _ in range(3):
+                self._flush_once()
+                if not self.core.has_ready():
+                    break
+        except DiskFailure as err:
+            log.error("error: %s", err)
+            self._fail(err)
+            return
+        self._send_replies()
+
+    def _flush_once(self) -> None:
         core = self.core
         core.flush_appends()
         rd = core.ready()
         if rd.snapshot is not None:
             self.storage.save_snapshot(rd.snapshot, core.offset + 1, core.log, core.term,
                                        core.voted_for)
-            self.kv.restore(rd.snapshot.data)
-            self.pending = {i: p for i, p in self.pending.items() if i > rd.snapshot.index}
         if rd.entries:
             self.storage.append(rd.append_from, rd.entries)
-            self._update_addresses()
         if rd.hard_state is not None:
             self.storage.save_hard_state(*rd.hard_state)
         self.storage.sync()                      # fsync before any message leaves
         if rd.events and self.tracer is not None:
-            self._write_events(rd.events)
-            self.tracer.flush()                  # so no peer logs a recv of an unlogged send
+            try:
+                self._write_events(rd.events)
+                self.tracer.flush()              # so no peer logs a recv of an unlogged send
+            except OSError as err:
+                raise DiskFailure(f"--trace {self.cfg.trace}: {err.strerror}") from err
+        if rd.snapshot is not None:
+            self.kv.restore(rd.snapshot.data)
+            self.pending = {i: p for i, p in self.pending.items() if i > rd.snapshot.index}
+        if rd.entries:
+            self._update_addresses()
         if self.transport is not None and rd.messages:
             self._send_messages(rd.messages)
         for idx, e in rd.committed:
@@ -295,11 +406,11 @@ class NodeServer:
             p = self.pending.pop(idx, None)
             if p is not None:
                 if p.term == e.term:
-                    self._reply(p.addr, {"k": "resp", "rid": p.rid, "ok": True,
-                                         "value": result})
+                    self._reply(p.addr, _result_reply(p.rid, result, e.data))
                 else:
                     self._reply(p.addr, {"k": "resp", "rid": p.rid, "ok": False,
                                          "err": "retry"})
+        core.advance(rd)
         if rd.committed and any(e.data.get("op") == "config" for _, e in rd.committed):
             self._update_addresses()
         if core.role != Role.LEADER and self.pending:
@@ -313,9 +424,11 @@ class NodeServer:
                                        core.voted_for)
             if self.tracer is not None:
                 self._write_events(core.take_events())
-        self._send_replies()
         if self.tracer is not None:
-            self.tracer.flush()
+            try:
+                self.tracer.flush()
+            except OSError as err:
+                raise DiskFailure(f"--trace {self.cfg.trace}: {err.strerror}") from err
 
     def _send_messages(self, messages: list[Message]) -> None:
         """Send this turn's messages; an AppendEntries batch going to several followers is
@@ -331,9 +444,11 @@ class NodeServer:
                 blob = packed.get(key)
                 if blob is None:
                     blob = packed[key] = pack_entries(m.entries)
-                send(m.dst, encode_message(m, secret, blob))
+                datagrams = encode_message(m, secret, blob)
             else:
-                send(m.dst, encode_message(m, secret))
+                datagrams = encode_message(m, secret)
+            for data in datagrams:
+                send(m.dst, data)
 
     def _write_events(self, events: list[dict[str, Any]]) -> None:
         tracer = self.tracer
@@ -359,13 +474,37 @@ class NodeServer:
         self._known_addrs.update(members)
         for pid, a in self._known_addrs.items():
             if pid != self.cfg.id:
-                self.transport.peers[pid] = parse_addr(a)
+                try:
+                    self.transport.peers[pid] = parse_addr(a)
+                except NodeError:                 # checked on decode; never stop the loop
+                    log.warning("node %d: unusable address %r", pid, a)
+
+
+def _is_id(p: Any) -> bool:
+    return isinstance(p, int) and not isinstance(p, bool) and 0 < p <= MAX_ID
+
+
+def _result_reply(rid: Any, result: Any, cmd: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The reply for an applied command: its value, or the kv's refusal (nothing applied)."""
+    if isinstance(result, dict):
+        return {"k": "resp", "rid": rid, "ok": False, **result}
+    if result is None and cmd is not None and cmd.get("op") in KV_OPS:
+        return {"k": "resp", "rid": rid, "ok": False, "err": "stale_seq"}
+    return {"k": "resp", "rid": rid, "ok": True, "value": result}
+
+
+def _too_large(body: dict[str, Any]) -> dict[str, Any]:
+    if len(msgpack.packb(body)) > MAX_MESSAGE:
+        return {"k": "resp", "rid": body.get("rid"), "ok": False, "err": "reply_too_large"}
+    return body
 
 
 def run_node(cfg: NodeConfig) -> int:
     """Run one node until SIGINT/SIGTERM."""
     logging.basicConfig(level=logging.WARNING, format=f"node {cfg.id}: %(message)s")
     server = NodeServer(cfg)
+    if cfg.id > MAX_ID:
+        raise NodeError(f"--id {cfg.id}: node ids are 1..{MAX_ID}")
     # The recovered log and kv live as long as the process: keep them out of the cyclic
     # collector's scans, and collect the young generation less often (every op allocates a few
     # containers; none form cycles). Measured: ~10% less CPU per write under load.

@@ -109,6 +109,33 @@ class LocalCluster:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(timeout=10)
 
+    def wait_exit(self, i: int, timeout: float) -> int | None:
+        """Node i's exit code if it exits within ``timeout`` seconds, else None."""
+        p = self.procs.get(i)
+        if p is None:
+            return None
+        try:
+            return p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def last_log_line(self, i: int) -> str:
+        """The last ``error:`` line of node i's log (else its last line): why it stopped."""
+        try:
+            with open(os.path.join(self.data_dir, f"node-{i}.log"), "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 16_384))
+                lines = f.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return "(no log)"
+        lines = [ln.strip() for ln in lines if ln.strip()]
+        errors = [ln for ln in lines if "error:" in ln]
+        return (errors or lines or ["(empty log)"])[-1]
+
+    def set_disk_fail(self, i: int, fail: bool) -> bool:
+        """Fault injection: node i's writes and fsyncs fail with EIO while ``fail``."""
+        return control.control(self.addrs[i], "disk", self.secret, fail=fail)
+
     def alive(self, i: int) -> bool:
         p = self.procs.get(i)
         return p is not None and p.poll() is None

@@ -25,6 +25,9 @@ cleanly on Ctrl-C / SIGTERM. Restarting on the same --data-dir recovers the data
 While it runs, `raftspec ctl --data-dir DIR ...` partitions, heals, kills and restarts nodes."""
 
 
+STARTUP_S = 1.5                     # a restarted node that exits within this is reported
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("cluster", help="run a local N-node cluster",
                                    description=DESCRIPTION,
@@ -92,8 +95,9 @@ def _supervise(cluster: LocalCluster, ctl: socket.socket, stopping: list[int]) -
     last: tuple[int, int] | None | str = "start"
     exited: set[int] = set()
     pool = ThreadPoolExecutor(max_workers=len(cluster.addrs) + 1)
+    answered: dict[object, bytes] = {}
     while not stopping:
-        _serve_control(cluster, ctl)
+        _serve_control(cluster, ctl, answered)
         ids = sorted(cluster.addrs)
         sts = dict(zip(ids, pool.map(lambda i: control.status(cluster.addrs[i], cluster.secret,
                                                                0.2), ids), strict=True))
@@ -111,15 +115,18 @@ def _supervise(cluster: LocalCluster, ctl: socket.socket, stopping: list[int]) -
             if p.poll() is not None and i not in exited:
                 exited.add(i)
                 print(f"{time.strftime('%H:%M:%S')} node {i} exited with code {p.returncode}"
-                      f" (see {cluster.data_dir}/node-{i}.log)", flush=True)
+                      f": {cluster.last_log_line(i)} (see {cluster.data_dir}/node-{i}.log)",
+                      flush=True)
             elif p.poll() is None:
                 exited.discard(i)
         time.sleep(0.1)
     pool.shutdown(wait=False)
 
 
-def _serve_control(cluster: LocalCluster, ctl: socket.socket) -> None:
-    """Requests from ``raftspec ctl``: kill / restart a node (the supervisor owns processes)."""
+def _serve_control(cluster: LocalCluster, ctl: socket.socket,
+                   answered: dict[object, bytes]) -> None:
+    """Requests from ``raftspec ctl``: kill / restart a node (the supervisor owns processes).
+    ``ctl`` resends until answered: a repeated request id gets the first answer again."""
     while True:
         try:
             data, addr = ctl.recvfrom(65_536)
@@ -130,6 +137,10 @@ def _serve_control(cluster: LocalCluster, ctl: socket.socket) -> None:
             action, i = body["action"], int(body["id"])
         except (BadDatagram, KeyError, TypeError, ValueError):
             continue
+        key = (addr, repr(body.get("rid")))
+        if key in answered:
+            ctl.sendto(answered[key], addr)
+            continue
         ok, err = True, None
         if i not in cluster.addrs:
             ok, err = False, f"no node {i}"
@@ -138,10 +149,19 @@ def _serve_control(cluster: LocalCluster, ctl: socket.socket) -> None:
             print(f"{time.strftime('%H:%M:%S')} node {i} killed (SIGKILL)", flush=True)
         elif action == "restart":
             cluster.start([i])
-            print(f"{time.strftime('%H:%M:%S')} node {i} restarted, pid "
-                  f"{cluster.procs[i].pid}", flush=True)
+            code = cluster.wait_exit(i, STARTUP_S)
+            if code is None:
+                print(f"{time.strftime('%H:%M:%S')} node {i} restarted, pid "
+                      f"{cluster.procs[i].pid}", flush=True)
+            else:                         # e.g. it refuses a corrupt WAL: say so, and why
+                ok, err = False, (f"node {i} exited at once with code {code}: "
+                                  f"{cluster.last_log_line(i)}")
+                print(f"{time.strftime('%H:%M:%S')} {err}", flush=True)
             cluster.write_manifest(f"127.0.0.1:{ctl.getsockname()[1]}")
         else:
             ok, err = False, f"unknown action {action}"
-        ctl.sendto(encode({"k": "ctl_resp", "rid": body.get("rid"), "ok": ok, "err": err},
-                          cluster.secret), addr)
+        answered[key] = encode({"k": "ctl_resp", "rid": body.get("rid"), "ok": ok, "err": err},
+                               cluster.secret)
+        while len(answered) > 256:
+            del answered[next(iter(answered))]
+        ctl.sendto(answered[key], addr)

@@ -57,6 +57,7 @@ class Net:
             d.term, d.voted_for = rd.hard_state
         self.inflight.extend(rd.messages)
         self.applied[i].extend(rd.committed)
+        core.advance(rd)
         if core.role == Role.LEADER:
             self.leaders_by_term.setdefault(core.term, set()).add(i)
 

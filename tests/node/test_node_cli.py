@@ -77,6 +77,17 @@ def test_cluster_kv_status_ctl_end_to_end(cli_cluster) -> None:
     assert raftspec("ctl", "--data-dir", str(data), "faults", "none").returncode == 0
     text = raftspec("status", "--cluster", addrs).stdout
     assert text.count("127.0.0.1") == 3
+    # issue 11 item 7: a node that dies at once on restart is reported with its error line
+    victim = 1 + leader % 3
+    assert raftspec("ctl", "--data-dir", str(data), "kill", str(victim)).returncode == 0
+    wal = data / f"node-{victim}" / "wal"
+    damaged = bytearray(wal.read_bytes())
+    damaged[14] ^= 0xFF                               # the first record's body
+    wal.write_bytes(bytes(damaged))
+    restart = raftspec("ctl", "--data-dir", str(data), "restart", str(victim))
+    line = f"node {victim} exited at once with code 2: node {victim}: error: {wal}: byte 0:"
+    assert restart.returncode != 0 and line in restart.stderr, restart.stderr
+    assert line in out.read_text() and f"node {victim} restarted" not in out.read_text()
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=15) == 0
     assert "stopping all nodes" in out.read_text()

@@ -14,6 +14,13 @@ from raftspec.node.messages import APPEND, APPEND_RESP, VOTE, VOTE_RESP, Entry, 
 MEMBERS = {1: "a:1", 2: "a:2", 3: "a:3"}
 
 
+def flush(c: RaftCore):
+    """The loop's turn: take the Ready, 'persist' it, advance."""
+    rd = c.ready()
+    c.advance(rd)
+    return rd
+
+
 def core(i: int, **kw) -> RaftCore:
     return RaftCore(i, MEMBERS, random.Random(i), Options(election_ticks=10, heartbeat_ticks=2),
                     **kw)
@@ -22,7 +29,7 @@ def core(i: int, **kw) -> RaftCore:
 def test_timeout_votes_for_self_persists_then_asks_everyone() -> None:
     c = core(1)
     c.timeout()
-    rd = c.ready()
+    rd = flush(c)
     assert (c.role, c.term, c.voted_for) == (Role.CANDIDATE, 1, 1)
     assert rd.hard_state == (1, 1)
     assert sorted((m.type, m.dst) for m in rd.messages) == [(VOTE, 2), (VOTE, 3)]
@@ -31,9 +38,9 @@ def test_timeout_votes_for_self_persists_then_asks_everyone() -> None:
 def test_candidate_with_a_majority_becomes_leader_and_appends_a_noop() -> None:
     c = core(1)
     c.timeout()
-    c.ready()
+    flush(c)
     c.step(Message(VOTE_RESP, 2, 1, 1, granted=True))
-    rd = c.ready()
+    rd = flush(c)
     assert c.role == Role.LEADER
     assert [e.data for e in rd.entries] == [{"op": "noop"}]
     assert {m.dst for m in rd.messages if m.type == APPEND} == {2, 3}
@@ -42,7 +49,7 @@ def test_candidate_with_a_majority_becomes_leader_and_appends_a_noop() -> None:
 def test_vote_is_refused_to_a_candidate_with_a_stale_log() -> None:
     c = core(2, term=2, entries=[Entry(1, {"op": "noop"}), Entry(2, {"op": "noop"})])
     c.step(Message(VOTE, 1, 2, 3, last_log_index=5, last_log_term=1))
-    rd = c.ready()
+    rd = flush(c)
     assert rd.messages[0].granted is False
     assert c.term == 3 and c.voted_for is None
 
@@ -51,14 +58,14 @@ def test_one_vote_per_term() -> None:
     c = core(3)
     c.step(Message(VOTE, 1, 3, 1))
     c.step(Message(VOTE, 2, 3, 1))
-    grants = [m.granted for m in c.ready().messages]
+    grants = [m.granted for m in flush(c).messages]
     assert grants == [True, False] and c.voted_for == 1
 
 
 def test_stale_term_append_entries_is_rejected() -> None:
     c = core(2, term=5)
     c.step(Message(APPEND, 1, 2, 4, prev_index=0, prev_term=0, entries=[Entry(4, {"op": "x"})]))
-    m = c.ready().messages[0]
+    m = flush(c).messages[0]
     assert (m.type, m.success, m.term) == (APPEND_RESP, False, 5)
     assert c.last_index == 0
 
@@ -68,7 +75,7 @@ def test_conflicting_suffix_is_truncated_and_replaced() -> None:
                                  Entry(2, {"op": "c"})])
     c.step(Message(APPEND, 1, 2, 3, prev_index=1, prev_term=1,
                    entries=[Entry(3, {"op": "d"})], commit=2))
-    rd = c.ready()
+    rd = flush(c)
     assert [e.term for e in c.log] == [1, 3]
     assert rd.append_from == 2 and [e.data["op"] for e in rd.entries] == ["d"]
     assert rd.messages[0].success and rd.messages[0].match_index == 2
@@ -78,7 +85,7 @@ def test_conflicting_suffix_is_truncated_and_replaced() -> None:
 def test_rejection_carries_the_conflicting_term_for_fast_backtracking() -> None:
     c = core(2, term=3, entries=[Entry(1, {"op": "a"})] + [Entry(2, {"op": "b"})] * 3)
     c.step(Message(APPEND, 1, 2, 3, prev_index=4, prev_term=3))
-    m = c.ready().messages[0]
+    m = flush(c).messages[0]
     assert (m.success, m.conflict_term, m.conflict_index) == (False, 2, 2)
 
 
@@ -86,7 +93,7 @@ def test_leader_commits_only_current_term_entries_by_counting() -> None:
     c = core(1, term=1, entries=[Entry(1, {"op": "old"})])
     c.timeout()                                        # term 2
     c.step(Message(VOTE_RESP, 2, 1, 2, granted=True))
-    c.ready()
+    flush(c)
     # follower 2 has the old entry only: majority holds index 1, but it is from term 1
     c.step(Message(APPEND_RESP, 2, 1, 2, success=True, match_index=1))
     assert c.commit_index == 0
@@ -163,3 +170,54 @@ def test_random_schedules_keep_election_safety_and_log_matching(seed, n, drop, c
     for c in net.nodes.values():
         for idx in range(c.offset + 1, c.commit_index + 1):
             assert c.term_at(idx) == top.term_at(idx)
+
+
+def test_a_follower_that_lost_its_tail_is_caught_up_by_the_same_leader() -> None:
+    """Issue 11 item 4: the leader kept next_index above a stale match_index + 1, so a follower
+    whose WAL lost its tail was rejected forever while that leader stayed."""
+    net = Net(3, seed=5)
+    net.run(3000)
+    lead = net.leader()
+    assert lead is not None
+    for k in range(30):
+        net.propose(f"v{k}")
+        net.run(30)
+    for _ in range(200):                          # only the leader ticks: nobody times out
+        net.tick(lead)
+        while net.inflight:
+            net.deliver(0)
+    f = next(i for i in net.nodes if i != lead)
+    term, last = net.nodes[lead].term, net.nodes[lead].last_index
+    assert net.nodes[f].last_index == last > 20
+    net.crash(f)
+    del net.disks[f].entries[10:]                 # the disk lost everything after index 10
+    net.restart(f)
+    for _ in range(200):
+        net.tick(lead)
+        while net.inflight:
+            net.deliver(0)
+    assert (net.leader(), net.nodes[lead].term) == (lead, term)
+    assert net.nodes[f].last_index == last
+    assert net.nodes[f].commit_index == net.nodes[lead].commit_index == last
+    assert [e.term for e in net.nodes[f].log] == [e.term for e in net.nodes[lead].log]
+
+
+def test_nothing_counts_as_stable_or_applied_until_advance() -> None:
+    """Issue 11 item 2: ready() used to mark entries stable and applied before the loop had
+    persisted them. Until advance(rd), the same Ready is asked for again, and a lone leader
+    does not commit its own unpersisted entry."""
+    c = RaftCore(1, {1: "a:1"}, random.Random(1), Options(election_ticks=10))
+    c.timeout()                                        # single node: leader at once
+    assert c.role == Role.LEADER
+    c.propose({"op": "put", "key": "k", "value": "v"})
+    rd = c.ready()
+    assert [e.data["op"] for e in rd.entries] == ["noop", "put"] and rd.hard_state == (1, 1)
+    assert c.commit_index == 0 and rd.committed == []   # not on its disk yet: no majority
+    again = c.ready()                                   # the write failed: nothing moved
+    assert again.entries == rd.entries and again.hard_state == rd.hard_state
+    c.advance(again)
+    assert c.commit_index == 2 and c.applied == 0      # fsync'd: now it commits
+    rd = c.ready()
+    assert [i for i, _ in rd.committed] == [1, 2] and rd.entries == []
+    c.advance(rd)
+    assert c.applied == 2 and not c.has_ready()

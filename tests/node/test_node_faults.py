@@ -14,6 +14,7 @@ from test_node_cluster import lincheck
 
 from raftspec.node.client import ClusterClient, Unavailable
 from raftspec.node.storage import DiskLog
+from raftspec.node.wire import _frame
 from raftspec.traces.schema import merge_by_causality, read_trace
 
 
@@ -86,12 +87,14 @@ def test_bad_datagrams_are_counted_and_dropped(make_cluster) -> None:
     c = make_cluster(3)
     c.wait_leader()
     port = int(c.addrs[1].rsplit(":", 1)[1])
-    v2 = b"RS\x02\x00"
-    junk = [b"", b"RS", b"hello", b"RS\x07\x00{}", b'RS\x01\x00{"k":"status"}', v2 + b"\xc1",
-            v2 + msgpack.packb([]), v2 + msgpack.packb({"k": "append", "s": "x", "d": 1, "t": 1}),
-            v2 + msgpack.packb({"k": "req", "rid": 1}), v2 + msgpack.packb({"k": "zzz"}),
-            v2 + msgpack.packb({"k": "append", "s": 2, "d": 1, "t": 1, "e": [[1, 5]]}),
-            os.urandom(60_000)]
+    def v3(payload: bytes) -> bytes:
+        return _frame(payload, None, 0)
+
+    junk = [b"", b"RS", b"hello", b"RS\x07\x00{}", b'RS\x01\x00{"k":"status"}', v3(b"\xc1"),
+            v3(msgpack.packb([])), v3(msgpack.packb({"k": "append", "s": "x", "d": 1, "t": 1})),
+            v3(msgpack.packb({"k": "req", "rid": 1})), v3(msgpack.packb({"k": "zzz"})),
+            v3(msgpack.packb({"k": "append", "s": 2, "d": 1, "t": 1, "e": [[1, 5]]})),
+            b"RS\x02\x00" + msgpack.packb({"k": "status"}), os.urandom(60_000)]
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         for _ in range(20):
             for j in junk:

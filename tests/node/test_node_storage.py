@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
+import pathlib
+import struct
+import tempfile
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from raftspec.node.errors import NodeError
 from raftspec.node.messages import Entry, Snapshot
-from raftspec.node.storage import DiskLog
+from raftspec.node.storage import DiskFailure, DiskLog
 
 
 def write(path, n=5) -> DiskLog:
@@ -113,3 +119,84 @@ def test_json_records_of_earlier_versions_are_still_read(tmp_path) -> None:
     d.close()
     r = DiskLog(str(tmp_path)).load()
     assert (r.term, r.voted_for, [e.data["op"] for e in r.entries]) == (4, 1, ["noop", "put"])
+
+
+def write_records(path, n: int) -> list[int]:
+    """n one-entry records, synced one by one; returns the byte offset of each record."""
+    d = DiskLog(str(path))
+    d.load()
+    offsets = []
+    for i in range(n):
+        offsets.append(os.path.getsize(path / "wal"))
+        d.append(i + 1, [Entry(1, {"op": "put", "key": f"k{i}", "value": "v" * (i % 7)})])
+        d.sync()
+    d.close()
+    return offsets
+
+
+@pytest.mark.parametrize("length", [0xFFFF_FF00, 0x7FFF_0000, 60_000, 3, 0])
+def test_a_damaged_length_field_mid_file_is_refused_with_file_and_offset(tmp_path,
+                                                                         length) -> None:
+    """Issue 11 item 3: a length pointing past the end used to be taken for a torn tail and
+    the WAL silently cut there."""
+    offsets = write_records(tmp_path, 30)
+    wal = tmp_path / "wal"
+    data = bytearray(wal.read_bytes())
+    pos = offsets[10]
+    struct.pack_into("<I", data, pos, length)
+    wal.write_bytes(bytes(data))
+    with pytest.raises(NodeError, match=f"{wal}: byte {pos}: .*refusing to start"):
+        DiskLog(str(tmp_path)).load()
+    assert wal.read_bytes() == bytes(data)           # nothing was truncated
+
+
+@settings(deadline=None, max_examples=60,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_any_damage_before_the_last_record_is_refused(tmp_path, data) -> None:
+    d = pathlib.Path(tempfile.mkdtemp(dir=tmp_path))
+    offsets = write_records(d, 8)
+    wal = d / "wal"
+    buf = bytearray(wal.read_bytes())
+    pos = data.draw(st.integers(0, offsets[-1] - 1))
+    buf[pos] ^= data.draw(st.integers(1, 255))
+    wal.write_bytes(bytes(buf))
+    with pytest.raises(NodeError, match="refusing to start"):
+        DiskLog(str(d)).load()
+
+
+@settings(deadline=None, max_examples=40,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_a_cut_or_damaged_last_record_is_truncated_and_the_rest_kept(tmp_path, data) -> None:
+    d = pathlib.Path(tempfile.mkdtemp(dir=tmp_path))
+    offsets = write_records(d, 8)
+    wal = d / "wal"
+    buf = bytearray(wal.read_bytes())
+    if data.draw(st.booleans()):
+        buf = buf[:data.draw(st.integers(offsets[-1] + 1, len(buf) - 1))]
+    else:
+        buf[data.draw(st.integers(offsets[-1], len(buf) - 1))] ^= data.draw(st.integers(1, 255))
+    wal.write_bytes(bytes(buf))
+    rec = DiskLog(str(d)).load()
+    assert [e.data["key"] for e in rec.entries] == [f"k{i}" for i in range(7)]
+    assert os.path.getsize(wal) == offsets[-1]
+
+
+def test_a_failed_write_raises_disk_failure_and_nothing_counts_as_written(tmp_path) -> None:
+    d = DiskLog(str(tmp_path))
+    d.load()
+    d.append(1, [Entry(1, {"op": "noop"})])
+    d.sync()
+    d.fail_writes = True
+    d.append(2, [Entry(1, {"op": "noop"})])
+    with pytest.raises(DiskFailure, match="wal: write/fsync failed"):
+        d.sync()
+    d.abandon()
+    assert len(DiskLog(str(tmp_path)).load().entries) == 1
+
+
+def test_an_unwritable_data_dir_is_a_node_error(tmp_path) -> None:
+    (tmp_path / "wal").mkdir()                      # EISDIR: cannot be opened for writing
+    with pytest.raises(NodeError, match="wal"):
+        DiskLog(str(tmp_path)).load()

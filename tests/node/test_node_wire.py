@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import struct
 
 import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from raftspec.node.kv import KVStore
+from raftspec.node.kv import MAX_VALUE_BYTES, KVStore
 from raftspec.node.messages import APPEND, Entry, Message
 from raftspec.node.wire import (
+    FRAGMENT_BYTES,
+    MAX_ENTRIES,
+    MAX_INCOMPLETE,
     BadDatagram,
+    Reassembler,
+    _frame,
     body_to_message,
     decode,
     encode,
@@ -31,15 +37,31 @@ def test_round_trip_keeps_every_field() -> None:
     assert body_to_message(decode(encode(message_to_body(m), SECRET), SECRET)) == m
 
 
+def frame(payload: bytes, flags: int = 0) -> bytes:
+    """A datagram with a correct header and CRC around ``payload``."""
+    return _frame(payload, None, flags)
+
+
+def flipped(data: bytes, bit: int) -> bytes:
+    b = bytearray(data)
+    b[bit // 8] ^= 1 << (bit % 8)
+    return bytes(b)
+
+
 @pytest.mark.parametrize("data, reason", [
     (b"RS", "truncated"),
-    (b"XX\x01\x00{}", "bad_magic"),
-    (b"RS\x09\x00{}", "bad_version"),
-    (b"RS\x02\x00\xc1", "bad_body"),
-    (b"RS\x02\x00\x92\x01", "bad_body"),
-    (b"RS\x01\x00{}", "bad_version"),
-    (b"RS\x02\x00\x92\x01\x02", "bad_fields"),
-    (b"RS\x02\x00" + b" " * 70_000, "oversized"),
+    (b"XX\x03\x00\x00\x00\x00\x00{}", "bad_magic"),
+    (b"RS\x09\x00\x00\x00\x00\x00{}", "bad_version"),
+    (b"RS\x02\x00\x81\xa1k\xa6status", "bad_version"),        # version 2: no checksum
+    (b"RS\x01\x00{}\x00\x00\x00\x00", "bad_version"),
+    (b"RS\x03\x08" + frame(b"\x80")[4:], "bad_flags"),
+    (frame(b"\xc1"), "bad_body"),
+    (frame(b"\x92\x01"), "bad_body"),
+    (frame(b"\x92\x01\x02"), "bad_fields"),
+    (frame(msgpack.packb({"k": "status"}))[:-1], "bad_crc"),
+    (flipped(frame(msgpack.packb({"k": "req", "seq": 7})), 100), "bad_crc"),
+    (frame(b" " * 70_000), "oversized"),
+    (frame(b"\x00" * 20, flags=2), "fragment"),
 ])
 def test_malformed_datagrams_are_rejected_with_a_reason(data, reason) -> None:
     with pytest.raises(BadDatagram, match=reason):
@@ -76,7 +98,7 @@ RELAXED = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=300))
 def test_random_bytes_never_escape_as_other_exceptions(data) -> None:
     try:
-        body = decode(b"RS\x02\x00" + data, None)
+        body = decode(frame(data), None)
         body_to_message(body)
     except BadDatagram:
         pass
@@ -90,7 +112,7 @@ def test_random_bytes_never_escape_as_other_exceptions(data) -> None:
 def test_random_bodies_never_escape_as_other_exceptions(body) -> None:
     body.setdefault("k", "append")
     with contextlib.suppress(BadDatagram):
-        body_to_message(decode(b"RS\x02\x00" + msgpack.packb(body), None))
+        body_to_message(decode(frame(msgpack.packb(body)), None))
 
 
 def test_kv_sessions_apply_a_retried_command_once() -> None:
@@ -119,8 +141,8 @@ def test_an_append_with_shared_packed_entries_decodes_like_a_plain_one() -> None
     entries = [Entry(3, {"op": "put", "key": f"k{i}", "value": "v"}) for i in range(5)]
     m = Message(APPEND, 1, 2, 3, prev_index=4, prev_term=2, commit=4, entries=entries)
     shared = encode_message(m, SECRET, pack_entries(entries))
-    assert shared == encode_message(m, SECRET)
-    assert body_to_message(decode(shared, SECRET)) == m
+    assert shared == encode_message(m, SECRET) and len(shared) == 1
+    assert body_to_message(decode(shared[0], SECRET)) == m
 
 
 def test_trace_entry_fields_mark_kinds_and_hash_commands_stably() -> None:
@@ -147,3 +169,101 @@ def test_trace_entry_fields_mark_kinds_and_hash_commands_stably() -> None:
         check_event(dict(state, event="send", msg=dict(fields, entry_kinds=["noop"])))
     with pytest.raises(ValueError, match="kind"):
         check_event(dict(state, event="client_request", index=2, kind="weird", hash="x"))
+
+
+@RELAXED
+@given(st.dictionaries(st.sampled_from(["k", "cid", "seq", "op", "key", "value"]),
+                       st.one_of(st.integers(0, 9), st.text(max_size=8))),
+       st.integers(0, 10_000))
+def test_every_flipped_bit_is_caught_without_hmac(body, bit) -> None:
+    """Issue 11 item 6: with no secret a bit-flipped request (say, its seq) used to be applied
+    as a different command; now every datagram carries a CRC32 and a flip is bad_crc."""
+    body["k"] = "req"
+    data = encode(body, None)
+    bit %= len(data) * 8
+    with pytest.raises(BadDatagram):
+        decode(flipped(data, bit), None)
+
+
+@pytest.mark.parametrize("body", [
+    {"k": "vote", "s": 1, "d": 2, "t": 2**64 - 1},               # term + 1 overflowed msgpack
+    {"k": "vote", "s": 1, "d": 2, "t": 2**53 + 1},
+    {"k": "vote", "s": 0, "d": 2, "t": 1},
+    {"k": "vote", "s": 2**31, "d": 2, "t": 1},
+    {"k": "vote", "s": 1, "d": 2, "t": 3, "llt": 4},             # log newer than its term
+    {"k": "append", "s": 1, "d": 2, "t": 3, "pt": 9},
+    {"k": "append", "s": 1, "d": 2, "t": 3, "c": 2**60},
+    {"k": "append", "s": 1, "d": 2, "t": 3, "e": [[4, {"op": "noop"}]]},
+    {"k": "append", "s": 1, "d": 2, "t": 3, "e": [[3, {"op": "put", "key": 5}]]},
+    {"k": "append", "s": 1, "d": 2, "t": 3, "e": [[3, {"op": "rm", "key": "a"}]]},
+    {"k": "append", "s": 1, "d": 2, "t": 3,
+     "e": [[3, {"op": "config", "members": {"1": "nowhere"}}]]},
+    {"k": "append", "s": 1, "d": 2, "t": 3, "e": [[3, {"op": "noop"}]] * (MAX_ENTRIES + 1)},
+    {"k": "snap", "s": 1, "d": 2, "t": 3, "mem": {"1": "127.0.0.1:99999"}},
+    {"k": "snap", "s": 1, "d": 2, "t": 3, "mem": {"0": "127.0.0.1:9"}},
+    {"k": "append_resp", "s": 1, "d": 2, "t": 3, "mid": "x" * 1000},
+])
+def test_out_of_range_fields_are_rejected_on_decode(body) -> None:
+    """Issue 11 item 5: terms, indexes, ids, counts and lengths are range-checked."""
+    with pytest.raises(BadDatagram, match="bad_fields"):
+        body_to_message(msgpack.unpackb(msgpack.packb(body)))
+
+
+@pytest.mark.parametrize("secret", [None, SECRET])
+def test_a_message_larger_than_a_datagram_travels_in_fragments(secret) -> None:
+    """Issue 11 item 1: an AppendEntries carrying a 1 MiB value used to be dropped by every
+    follower as oversized. Fragments may arrive in any order and twice."""
+    big = "x" * (1 << 20)
+    m = Message(APPEND, 1, 2, 3, prev_index=4, prev_term=2, commit=4,
+                entries=[Entry(3, {"op": "put", "key": "k", "value": big, "cid": "c",
+                                   "seq": 1})])
+    datagrams = encode_message(m, secret)
+    assert len(datagrams) > 10 and all(len(d) <= 65_000 for d in datagrams)
+    order = datagrams[::-1] + datagrams[:3]
+    r = Reassembler()
+    got = [b for d in order if (b := r.feed(d, ("h", 1), secret)) is not None]
+    assert len(got) == 1 and body_to_message(got[0]) == m
+    with pytest.raises(BadDatagram, match="fragment"):
+        decode(datagrams[0], secret)
+
+
+def test_a_lost_fragment_costs_its_message_and_memory_stays_bounded() -> None:
+    r = Reassembler(max_bytes=3 * FRAGMENT_BYTES)
+    for k in range(20):                                   # 20 messages, each missing a piece
+        body = {"k": "resp", "rid": k, "ok": True, "value": "v" * 200_000}
+        for d in encode_batches([body], None)[1:]:
+            assert r.feed(d, ("h", 1), None) is None
+        assert r._held <= 3 * FRAGMENT_BYTES + FRAGMENT_BYTES
+    whole = encode_batches([{"k": "resp", "rid": 99, "value": "w" * 150_000}], None)
+    assert [r.feed(d, ("h", 2), None) for d in whole][-1]["value"] == "w" * 150_000
+
+
+def test_a_value_above_the_limit_is_refused_and_changes_nothing() -> None:
+    """Issue 11 item 1, the other side of the limit: at apply time, on every replica alike."""
+    kv = KVStore()
+    limit = MAX_VALUE_BYTES
+    assert kv.apply({"op": "put", "key": "a", "value": "x" * limit, "cid": "c", "seq": 1}) \
+        == "x" * limit
+    assert kv.apply({"op": "append", "key": "a", "value": "y", "cid": "c", "seq": 2}) == \
+        {"err": "value_too_large", "limit": limit}
+    assert kv.apply({"op": "put", "key": "b", "value": "é" * (limit // 2 + 1), "cid": "c",
+                     "seq": 3})["err"] == "value_too_large"
+    assert kv.data == {"a": "x" * limit}
+    assert kv.apply({"op": "append", "key": "z", "value": "x" * (limit - 1), "cid": "c",
+                     "seq": 4}) == "x" * (limit - 1)
+    assert kv.apply({"op": "append", "key": "z", "value": "x", "cid": "c", "seq": 5}) == "x"
+
+
+def test_a_command_older_than_its_session_is_not_applied() -> None:
+    """Issue 11 item 6: a stale seq returns None (the server answers stale_seq, never ok)."""
+    kv = KVStore()
+    kv.apply({"op": "append", "key": "a", "value": "1", "cid": "c", "seq": 5})
+    assert kv.apply({"op": "append", "key": "a", "value": "2", "cid": "c", "seq": 3}) is None
+    assert kv.data["a"] == "1" and kv.last_seq("c") == 5
+
+
+def test_many_tiny_fragments_cannot_pile_up() -> None:
+    r = Reassembler()
+    for mid in range(5_000):                       # 5,000 messages of 2 parts, one part each
+        r.feed(_frame(struct.pack("<QHH", mid, 0, 2) + b"x", None, 2), ("h", 1), None)
+    assert len(r._parts) <= MAX_INCOMPLETE
