@@ -10,7 +10,6 @@ every process); with symmetry it is the hash of the least encoding over server r
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from functools import partial
 from typing import Any
 from typing import Protocol as TypingProtocol
 
@@ -40,12 +39,11 @@ class ProtocolSystem:
         self.protocol = protocol
         self.config = config
         self.symmetry = model.symmetry if symmetry is None else symmetry
-        self.invariants = {name: partial(_lookup(protocol.invariants, name, "invariant"),
-                                         config=config)
+        self.invariants = {name: _bind(_lookup(protocol.invariants, name, "invariant"), config)
                            for name in model.state_invariants}
-        self.step_properties = {name: partial(_lookup(protocol.step_properties, name,
-                                                      "step property"), config=config)
-                                for name in model.step_properties}
+        self.step_properties = {
+            name: _bind_step(_lookup(protocol.step_properties, name, "step property"), config)
+            for name in model.step_properties}
         self.constraint: Callable[[Any], bool] = protocol.constraint(config)
         if self.symmetry:
             self.fingerprint: Callable[[Any], int] = Canonicalizer(
@@ -60,6 +58,20 @@ class ProtocolSystem:
     @staticmethod
     def action_name(action: Action) -> str:
         return action.name
+
+
+def _bind(invariant: Callable[[Any, Any], bool], config: Any) -> Callable[[Any], bool]:
+    """``invariant(state, config)`` as a predicate of the state (a closure: ``partial`` with a
+    keyword argument builds a dict on every call, and this runs for every state)."""
+    def holds(state: Any) -> bool:
+        return invariant(state, config)
+    return holds
+
+
+def _bind_step(prop: Callable[[Any, Any, Any], bool], config: Any) -> Callable[[Any, Any], bool]:
+    def holds(state: Any, nxt: Any) -> bool:
+        return prop(state, nxt, config)
+    return holds
 
 
 def _lookup(table: dict[str, Any], name: str, what: str) -> Any:

@@ -87,16 +87,35 @@ def leaders_and_peers(state: State, config: Config) -> list[tuple[int, int]]:
             for j in ids if j != i]
 
 
-def every_message(state: State, config: Config) -> list[tuple[Any]]:
-    return [(m,) for m, _ in state.messages]
+# Receive's cases, by the message's type and how its term compares with its receiver's: each
+# message in flight is offered to the one case whose condition can hold.
+
+def newer_messages(state: State, config: Config) -> list[tuple[Any]]:
+    """Messages of a term above their receiver's (UpdateTerm)."""
+    servers = state.servers
+    return [(m,) for m, _ in state.messages if m.mterm > servers[m.mdest - 1].current_term]
 
 
-def messages_of(*mtypes: int) -> Callable[[State, Config], list[tuple[Any]]]:
-    """The messages in flight of the given types."""
-    def enumerate_messages(state: State, config: Config) -> list[tuple[Any]]:
-        return [(m,) for m, _ in state.messages if m.mtype in mtypes]
-    enumerate_messages.__name__ = "messages_of_" + "_".join(map(str, mtypes))
-    return enumerate_messages
+def messages_of(mtypes: tuple[int, ...], term: str) -> Callable[[State, Config],
+                                                                 list[tuple[Any]]]:
+    """The messages in flight of the given types whose term is ``term`` ("<", "<=" or "==")
+    their receiver's."""
+    def older(state: State, config: Config) -> list[tuple[Any]]:
+        servers = state.servers
+        return [(m,) for m, _ in state.messages
+                if m.mtype in mtypes and m.mterm < servers[m.mdest - 1].current_term]
+
+    def not_newer(state: State, config: Config) -> list[tuple[Any]]:
+        servers = state.servers
+        return [(m,) for m, _ in state.messages
+                if m.mtype in mtypes and m.mterm <= servers[m.mdest - 1].current_term]
+
+    def current(state: State, config: Config) -> list[tuple[Any]]:
+        servers = state.servers
+        return [(m,) for m, _ in state.messages
+                if m.mtype in mtypes and m.mterm == servers[m.mdest - 1].current_term]
+
+    return {"<": older, "<=": not_newer, "==": current}[term]
 
 
 def duplicable_messages(state: State, config: Config) -> list[tuple[Any]]:
@@ -128,17 +147,20 @@ ACTIONS: tuple[Row, ...] = (
     _row("ClientRequest", VALUE_PARAMS, leaders_and_values, actions.client_request),
     _row("AdvanceCommitIndex", SERVER_PARAM, leaders, actions.advance_commit_index),
     _row("AppendEntries", PAIR_PARAMS, leaders_and_peers, actions.append_entries),
-    _row("UpdateTerm", MESSAGE_PARAM, every_message, actions.update_term, receives=True),
-    _row("HandleRequestVoteRequest", MESSAGE_PARAM, messages_of(REQUEST_VOTE_REQUEST),
+    _row("UpdateTerm", MESSAGE_PARAM, newer_messages, actions.update_term, receives=True),
+    _row("HandleRequestVoteRequest", MESSAGE_PARAM, messages_of((REQUEST_VOTE_REQUEST,), "<="),
          actions.handle_request_vote_request, receives=True),
     _row("DropStaleResponse", MESSAGE_PARAM,
-         messages_of(REQUEST_VOTE_RESPONSE, APPEND_ENTRIES_RESPONSE),
+         messages_of((REQUEST_VOTE_RESPONSE, APPEND_ENTRIES_RESPONSE), "<"),
          actions.drop_stale_response, receives=True),
-    _row("HandleRequestVoteResponse", MESSAGE_PARAM, messages_of(REQUEST_VOTE_RESPONSE),
+    _row("HandleRequestVoteResponse", MESSAGE_PARAM,
+         messages_of((REQUEST_VOTE_RESPONSE,), "=="),
          actions.handle_request_vote_response, receives=True),
-    _row("HandleAppendEntriesRequest", MESSAGE_PARAM, messages_of(APPEND_ENTRIES_REQUEST),
+    _row("HandleAppendEntriesRequest", MESSAGE_PARAM,
+         messages_of((APPEND_ENTRIES_REQUEST,), "<="),
          actions.handle_append_entries_request, receives=True),
-    _row("HandleAppendEntriesResponse", MESSAGE_PARAM, messages_of(APPEND_ENTRIES_RESPONSE),
+    _row("HandleAppendEntriesResponse", MESSAGE_PARAM,
+         messages_of((APPEND_ENTRIES_RESPONSE,), "=="),
          actions.handle_append_entries_response, receives=True),
     _row("DuplicateMessage", MESSAGE_PARAM, duplicable_messages, actions.duplicate_message),
     _row("DropMessage", MESSAGE_PARAM, droppable_messages, actions.drop_message),
