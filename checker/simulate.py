@@ -1,0 +1,464 @@
+"""Swarm simulation of any transition system: random walks that reach far deeper than BFS.
+
+BFS proves a bound exhaustively but its frontier grows exponentially with depth; a bug that needs
+fifty steps (the paper's Figure 8 needs five terms) is out of its reach. A random walk reaches
+depth fifty in microseconds per step, but a uniformly random walk keeps doing the same few likely
+things. Swarm testing (Groce et al., "Swarm Testing", ISSTA 2012) fixes that cheaply: each walk
+gets its own random configuration, here a weight per action name, some names left out, so that
+different walks explore different kinds of behaviour (one rarely times out and lets elections
+finish, another keeps clients busy). The engine is the generic one of ``checker.explore``: a
+system with ``init_states``, ``steps``, ``constraint``, ``fingerprint``, ``invariants`` and
+``step_properties``; nothing here knows Raft.
+
+A walk, from an initial state: enumerate ``steps(state)``, keep the successors within the
+constraint that change the state (stuttering steps change nothing, and the step properties of
+TLA+ specs, ``[][P]_vars``, hold on them by definition), pick an action name by the walk's
+weights among the enabled names, then one of its instances uniformly; check every invariant on
+the new state and every step property on the step. A walk ends at its depth, when nothing is
+enabled, or when it has only revisited its own states for a while; the next walk starts afresh.
+Walk ``k`` of seed ``s`` draws all its choices from its own generator seeded by ``(s, k)``, so a
+seed reproduces every walk, whatever the speed of the machine.
+
+A violating walk is then shrunk (as QuickCheck and Hypothesis shrink inputs): cut loops (a state
+visited twice) and delete runs of steps, halving the run length down to one, keeping a candidate
+when its actions, replayed through ``steps`` from the same initial state within the constraint,
+still violate the same property. Actions that are no longer enabled during a replay are
+skipped, so every candidate is a real trace of the system; the result is replayed once more,
+strictly, before it is returned.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import attrs
+
+from raftspec.checker.explore import System
+
+Trace = list[tuple[Any, Any]]
+
+
+@attrs.frozen
+class SwarmSettings:
+    """How walk configurations are drawn (defaults measured on the planted Raft bugs, see
+    benchmarks/bench_simulate.py).
+
+    Each action name is left out of a walk with probability ``omit``; a left-out action is still
+    taken when nothing else is enabled, so that leaving out a necessary action slows a walk
+    instead of ending it. Kept names get a weight ``2**u`` with ``u`` uniform in
+    ``[-weight_range, 0]``. A walk's depth is uniform in ``[min_depth_fraction * depth, depth]``.
+    A walk that has visited only states it had already visited for ``patience`` steps is over.
+    """
+
+    omit: float = 0.2
+    weight_range: float = 5.0
+    min_depth_fraction: float = 0.5
+    patience: int = 50
+    per_instance: bool = True
+    fallback_weights: bool = True
+    escape: tuple[float, ...] = (0.0, 0.5, 1.0)
+    omit_by_name: dict[str, float] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class WalkConfig:
+    """One walk's swarm configuration: its index, generator seed and depth."""
+
+    seed: int
+    walk: int
+    depth: int
+    escape: float = 0.0
+
+
+@attrs.frozen
+class Progress:
+    """A snapshot of a running simulation, for progress displays."""
+
+    walks: int
+    steps: int
+    seconds: float
+
+
+@attrs.frozen
+class SimulationResult:
+    """The outcome of a simulation.
+
+    ``trace`` is the (shrunk) path from an initial state to the violating state as
+    (action, state) pairs, the first action ``None``; for a step property the last pair is the
+    violating step. ``original_length`` is the length in states of the walk prefix that first
+    violated the property, before shrinking. A simulation without a violation is never a proof:
+    ``verdict`` is then "incomplete".
+    """
+
+    seed: int
+    walks: int
+    steps: int
+    seconds: float
+    violated: str | None = None
+    trace: Trace | None = None
+    walk: int | None = None
+    original_length: int | None = None
+    shrink_seconds: float = 0.0
+    shrink_replays: int = 0
+
+    @property
+    def verdict(self) -> str:
+        return "incomplete" if self.violated is None else "violation"
+
+
+class _Weights:
+    """A walk's weight per action name, drawn when the name is first met.
+
+    Each name's weight comes from its own generator seeded by (walk seed, name), so it does not
+    depend on the order in which names turn up (nor on ``PYTHONHASHSEED``).
+    """
+
+    __slots__ = ("_key", "_settings", "_cache", "_instances")
+
+    def __init__(self, key: str, settings: SwarmSettings) -> None:
+        self._key = key
+        self._settings = settings
+        self._cache: dict[str, float] = {}
+        self._instances: dict[Any, float] = {}
+
+    def _draw(self, label: str) -> float:
+        """A weight; negative for a left-out name (its size orders the fallback choice)."""
+        rng = random.Random(f"{self._key}/{label}")
+        s = self._settings
+        omitted = rng.random() < s.omit_by_name.get(label, s.omit)
+        weight = 2.0 ** -rng.uniform(0, s.weight_range)
+        return -weight if omitted and s.fallback_weights else 0.0 if omitted else weight
+
+    def __call__(self, name: str) -> float:
+        weight = self._cache.get(name)
+        if weight is None:
+            weight = self._cache[name] = self._draw(name)
+        return weight
+
+    def instance(self, action: Any) -> float:
+        weight = self._instances.get(action)
+        if weight is None:
+            weight = self._instances[action] = self._draw(f"instance/{action!r}")
+        return weight
+
+
+class _Found(Exception):
+    def __init__(self, name: str, trace: Trace) -> None:
+        self.name, self.trace = name, trace
+
+
+def simulate(
+    system: System,
+    *,
+    seed: int = 0,
+    depth: int = 200,
+    time_limit: float | None = 60.0,
+    max_walks: int | None = None,
+    first_walk: int = 0,
+    walk_stride: int = 1,
+    action_name: Callable[[Any], str] = lambda action: str(action),
+    settings: SwarmSettings = SwarmSettings(),
+    shrink: bool = True,
+    shrink_time_limit: float = 60.0,
+    on_progress: Callable[[Progress], None] | None = None,
+    progress_interval: float = 0.5,
+) -> SimulationResult:
+    """Run walks ``first_walk, first_walk + walk_stride, ...`` of ``seed`` until one violates a
+    property, ``time_limit`` seconds pass or ``max_walks`` walks are done.
+
+    ``depth`` bounds a walk's length in steps. ``first_walk``/``walk_stride`` let independent
+    processes share one seed's walks. On a violation the walk's trace is shrunk (for at most
+    ``shrink_time_limit`` seconds; ``shrink=False`` keeps it as found).
+    """
+    if depth < 1:
+        raise ValueError("depth must be >= 1")
+    started = time.perf_counter()
+    deadline = None if time_limit is None else started + time_limit
+    next_report = started + progress_interval
+    walks = total_steps = 0
+    k = first_walk
+    inits = list(system.init_states())
+    while (max_walks is None or walks < max_walks) and (
+        deadline is None or time.perf_counter() < deadline
+    ):
+        config = walk_config(seed, k, depth, settings)
+        walks += 1
+        try:
+            total_steps += _walk(system, inits, config, settings, action_name, deadline)
+        except _Found as found:
+            seconds = time.perf_counter() - started
+            trace = found.trace
+            shrink_started = time.perf_counter()
+            replays = 0
+            if shrink:
+                trace, replays = shrink_trace(system, trace, found.name,
+                                              time_limit=shrink_time_limit)
+            return SimulationResult(
+                seed=seed, walks=walks, steps=total_steps + len(found.trace) - 1,
+                seconds=seconds, violated=found.name, trace=trace, walk=k,
+                original_length=len(found.trace),
+                shrink_seconds=time.perf_counter() - shrink_started, shrink_replays=replays,
+            )
+        k += walk_stride
+        if on_progress is not None and time.perf_counter() >= next_report:
+            next_report = time.perf_counter() + progress_interval
+            on_progress(Progress(walks, total_steps, time.perf_counter() - started))
+    return SimulationResult(seed=seed, walks=walks, steps=total_steps,
+                            seconds=time.perf_counter() - started)
+
+
+def walk_config(seed: int, walk: int, depth: int, settings: SwarmSettings) -> WalkConfig:
+    """The configuration of walk ``walk`` of ``seed`` (its depth drawn from its own seed)."""
+    rng = random.Random(f"{seed}/{walk}/depth")
+    low = max(1, round(depth * settings.min_depth_fraction))
+    return WalkConfig(seed=seed, walk=walk, depth=rng.randint(low, depth),
+                      escape=rng.choice(settings.escape))
+
+
+def _walk(
+    system: System,
+    inits: Sequence[Any],
+    config: WalkConfig,
+    settings: SwarmSettings,
+    action_name: Callable[[Any], str],
+    deadline: float | None,
+) -> int:
+    """One walk; returns its number of steps, or raises _Found with the violating prefix."""
+    rng = random.Random(f"{config.seed}/{config.walk}")
+    trace: Trace = []
+    return _random_walk(system, inits, config, settings, action_name, deadline, rng, trace)
+
+
+def _random_walk(
+    system: System,
+    inits: Sequence[Any],
+    config: WalkConfig,
+    settings: SwarmSettings,
+    action_name: Callable[[Any], str],
+    deadline: float | None,
+    rng: random.Random,
+    trace: Trace,
+) -> int:
+    """The random walk of ``_walk``, appending to ``trace``."""
+    weights = _Weights(f"{config.seed}/{config.walk}", settings)
+    invariants = list(system.invariants.items())
+    step_properties = list(system.step_properties.items())
+    steps, constraint, fingerprint = system.steps, system.constraint, system.fingerprint
+
+    state = inits[rng.randrange(len(inits))] if len(inits) > 1 else inits[0]
+    trace.append((None, state))
+    for name, holds in invariants:
+        if not holds(state):
+            raise _Found(name, trace)
+    visited = {fingerprint(state)}
+    stale = 0
+    for n in range(config.depth):
+        if deadline is not None and n % 64 == 63 and time.perf_counter() >= deadline:
+            return n
+        by_name: dict[str, list[tuple[Any, Any]]] = {}
+        for action, nxt in steps(state):
+            if nxt is state or not constraint(nxt) or nxt == state:
+                continue
+            name = action_name(action)
+            group = by_name.get(name)
+            if group is None:
+                by_name[name] = [(action, nxt)]
+            else:
+                group.append((action, nxt))
+        if not by_name:
+            return n
+        action, nxt = _choose(by_name, weights, rng, settings.per_instance)
+        fp = fingerprint(nxt)
+        if fp in visited and config.escape and rng.random() < config.escape:
+            fresh: dict[str, list[tuple[Any, Any]]] = {}
+            for name, group in by_name.items():
+                kept = [(a, s) for a, s in group if fingerprint(s) not in visited]
+                if kept:
+                    fresh[name] = kept
+            if fresh:
+                action, nxt = _choose(fresh, weights, rng, settings.per_instance)
+                fp = fingerprint(nxt)
+        trace.append((action, nxt))
+        for name, holds in step_properties:
+            if not holds(state, nxt):
+                raise _Found(name, trace)
+        for name, holds in invariants:
+            if not holds(nxt):
+                raise _Found(name, trace)
+        state = nxt
+        if fp in visited:
+            stale += 1
+            if stale >= settings.patience:
+                return n + 1
+        else:
+            visited.add(fp)
+            stale = 0
+    return config.depth
+
+
+def _positive(weights: list[float]) -> list[float]:
+    """Choice weights: the kept entries' if any, else the left-out ones' (stored negative)."""
+    if any(w > 0 for w in weights):
+        return [w if w > 0 else 0.0 for w in weights]
+    return [-w if w < 0 else 1.0 for w in weights] if any(weights) else [1.0] * len(weights)
+
+
+def _choose(
+    by_name: dict[str, list[tuple[Any, Any]]], weights: _Weights, rng: random.Random,
+    per_instance: bool,
+) -> tuple[Any, Any]:
+    """An action name by the walk's weights, then one of its instances."""
+    names = sorted(by_name)
+    group = by_name[rng.choices(names, _positive([weights(name) for name in names]))[0]]
+    if len(group) == 1:
+        return group[0]
+    if per_instance:
+        return rng.choices(group, _positive([weights.instance(a) for a, _ in group]))[0]
+    return group[rng.randrange(len(group))]
+
+
+# --- shrinking ---------------------------------------------------------------------------------
+
+
+def replay(
+    system: System,
+    init: Any,
+    actions: Iterable[Any],
+    prop: str,
+    *,
+    strict: bool = False,
+) -> Trace | None:
+    """The trace that ``actions`` produce from ``init`` through ``steps`` within the constraint,
+    cut at the first violation of ``prop``; None if it never violates ``prop``.
+
+    Not strict: an action that is not enabled (or leaves the constraint, or changes nothing) is
+    skipped. Strict: such an action makes the replay fail (None).
+    """
+    invariant = system.invariants.get(prop)
+    step_property = system.step_properties.get(prop)
+    if invariant is None and step_property is None:
+        raise KeyError(f"no property named {prop!r}")
+    trace: Trace = [(None, init)]
+    if invariant is not None and not invariant(init):
+        return trace
+    state = init
+    for action in actions:
+        nxt = _successor(system, state, action)
+        if nxt is None:
+            if strict:
+                return None
+            continue
+        trace.append((action, nxt))
+        if step_property is not None and not step_property(state, nxt):
+            return trace
+        if invariant is not None and not invariant(nxt):
+            return trace
+        state = nxt
+    return None
+
+
+def _successor(system: System, state: Any, action: Any) -> Any | None:
+    """The state ``action`` leads to from ``state``, if enabled, within the constraint and not
+    a stuttering step."""
+    for candidate, nxt in system.steps(state):
+        if candidate == action:
+            if nxt is state or nxt == state or not system.constraint(nxt):
+                return None
+            return nxt
+    return None
+
+
+def violates(system: System, trace: Trace, prop: str) -> bool:
+    """Whether ``trace`` is a real trace of ``system`` (each step one of ``steps`` within the
+    constraint, from an initial state) whose last state (invariant) or last step (step property)
+    violates ``prop``, and no earlier one does."""
+    init = trace[0][1]
+    if trace[0][0] is not None or not any(init == s for s in system.init_states()):
+        return False
+    replayed = replay(system, init, [a for a, _ in trace[1:]], prop, strict=True)
+    return replayed is not None and len(replayed) == len(trace) and all(
+        s == t for (_, s), (_, t) in zip(replayed, trace, strict=True)
+    )
+
+
+def shrink_trace(
+    system: System,
+    trace: Trace,
+    prop: str,
+    *,
+    time_limit: float = 60.0,
+) -> tuple[Trace, int]:
+    """A trace no longer than ``trace`` that still violates ``prop``, and the number of replays
+    it took.
+
+    Deterministic (``time_limit`` is only a safety net): loop cuts, then deletions of runs of
+    steps (lengths halving from half the trace down to one), repeated until a round gains
+    nothing. (Breadth-first search for shorter segments between two states of the trace, and
+    from its last states to a violation, was tried and measured: on the planted Raft bugs it
+    never shortened a trace that deletion had shrunk, at 10-30 s per trace.)
+    """
+    deadline = time.perf_counter() + time_limit
+    init = trace[0][1]
+    best = replay(system, init, [a for a, _ in trace[1:]], prop)
+    if best is None or len(best) > len(trace):  # cannot happen for a trace the walk produced
+        raise ValueError("the trace does not violate the property when replayed")
+    work = 1
+
+    while time.perf_counter() < deadline:
+        before = len(best)
+        best, replays = _delete_steps(system, best, prop, deadline)
+        work += replays
+        if len(best) >= before:
+            break
+    if not violates(system, best, prop):  # every step was produced by steps(); check anyway
+        raise AssertionError("shrunk trace does not replay to a violation")
+    return best, work
+
+
+def _delete_steps(system: System, best: Trace, prop: str, deadline: float) -> tuple[Trace, int]:
+    """Greedy deletion of loops and of runs of steps while the rest still violates ``prop``."""
+    replays = 0
+
+    def attempt(prefix_end: int, rest: list[Any]) -> Trace | None:
+        """Replay ``rest`` after ``best[:prefix_end]`` (a prefix of best replays unchanged)."""
+        nonlocal replays
+        replays += 1
+        tail = replay(system, best[prefix_end - 1][1], rest, prop)
+        if tail is None:
+            return None
+        return best[:prefix_end] + tail[1:]
+
+    best = _cut_loops(system, best, prop)
+    size = max(1, (len(best) - 1) // 2)
+    while size >= 1 and time.perf_counter() < deadline:
+        i = 1  # best[i] is the first step a candidate deletes
+        while i < len(best) and time.perf_counter() < deadline:
+            candidate = attempt(i, [a for a, _ in best[i + size:]])
+            if candidate is not None and len(candidate) < len(best):
+                best = candidate
+            else:
+                i += 1 if size == 1 else max(1, size // 2)
+        size //= 2
+    return best, replays
+
+
+def _cut_loops(system: System, trace: Trace, prop: str) -> Trace:
+    """Cut every loop: from the first visit of a state, go on after its last visit."""
+    fingerprint = system.fingerprint
+    last: dict[int, int] = {}
+    for index, (_, state) in enumerate(trace):
+        last[fingerprint(state)] = index
+    out: Trace = [trace[0]]
+    index = last[fingerprint(trace[0][1])] + 1
+    while index < len(trace):
+        action, state = trace[index]
+        out.append((action, state))
+        index = last[fingerprint(state)] + 1
+    if len(out) == len(trace):
+        return trace
+    # A cut is exact only if equal fingerprints mean equal states: replay to be sure.
+    replayed = replay(system, out[0][1], [a for a, _ in out[1:]], prop)
+    return replayed if replayed is not None and len(replayed) < len(trace) else trace
