@@ -13,11 +13,16 @@ system with ``init_states``, ``steps``, ``constraint``, ``fingerprint``, ``invar
 A walk, from an initial state: enumerate ``steps(state)``, keep the successors within the
 constraint that change the state (stuttering steps change nothing, and the step properties of
 TLA+ specs, ``[][P]_vars``, hold on them by definition), pick an action name by the walk's
-weights among the enabled names, then one of its instances uniformly; check every invariant on
-the new state and every step property on the step. A walk ends at its depth, when nothing is
-enabled, or when it has only revisited its own states for a while; the next walk starts afresh.
-Walk ``k`` of seed ``s`` draws all its choices from its own generator seeded by ``(s, k)``, so a
-seed reproduces every walk, whatever the speed of the machine.
+weights among the enabled names, then one of its instances by the walk's weights for instances
+(so that, say, one server rarely times out or one message is slow); check every invariant on
+the new state and every step property on the step. Left-out names and instances are taken only
+when nothing else is enabled: a walk that leaves out timeouts times out only when the system is
+quiet, as a real cluster whose election timeout is long next to its message delays. Some walks
+also escape loops: when the chosen step leads back to a state the walk has visited, they choose
+again among the steps to states it has not. A walk ends at its depth, when nothing is enabled,
+or when it has only revisited its own states for a while; the next walk starts afresh. Walk
+``k`` of seed ``s`` draws all its choices from generators seeded by ``(s, k)``, so a seed
+reproduces every walk, whatever the speed of the machine.
 
 A violating walk is then shrunk (as QuickCheck and Hypothesis shrink inputs): cut loops (a state
 visited twice) and delete runs of steps, halving the run length down to one, keeping a candidate
@@ -29,9 +34,12 @@ strictly, before it is returned.
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 import time
+import traceback
 from collections.abc import Callable, Iterable, Sequence
+from queue import Empty
 from typing import Any
 
 import attrs
@@ -46,19 +54,20 @@ class SwarmSettings:
     """How walk configurations are drawn (defaults measured on the planted Raft bugs, see
     benchmarks/bench_simulate.py).
 
-    Each action name is left out of a walk with probability ``omit``; a left-out action is still
-    taken when nothing else is enabled, so that leaving out a necessary action slows a walk
-    instead of ending it. Kept names get a weight ``2**u`` with ``u`` uniform in
-    ``[-weight_range, 0]``. A walk's depth is uniform in ``[min_depth_fraction * depth, depth]``.
-    A walk that has visited only states it had already visited for ``patience`` steps is over.
+    Each action name (and each action instance among those of its name) is left out of a walk
+    with probability ``omit``, or ``omit_by_name[name]``: the protocol's hint for actions that a
+    real system takes rarely. A left-out action is still taken when nothing else is enabled
+    (choosing among left-out ones by their weights), so leaving out a necessary action delays
+    it instead of ending the walk. Weights are ``2**u`` with ``u`` uniform in
+    ``[-weight_range, 0]``. A walk's depth is uniform in ``[min_depth_fraction * depth, depth]``;
+    its loop-escape probability is one of ``escape``. A walk that has visited only states it had
+    already visited for ``patience`` steps is over.
     """
 
     omit: float = 0.2
     weight_range: float = 5.0
     min_depth_fraction: float = 0.5
-    patience: int = 50
-    per_instance: bool = True
-    fallback_weights: bool = True
+    patience: int = 20
     escape: tuple[float, ...] = (0.0, 0.5, 1.0)
     omit_by_name: dict[str, float] = attrs.field(factory=dict)
 
@@ -110,10 +119,12 @@ class SimulationResult:
 
 
 class _Weights:
-    """A walk's weight per action name, drawn when the name is first met.
+    """A walk's weight per action name and per action instance, drawn when first met; negative
+    for a left-out one.
 
-    Each name's weight comes from its own generator seeded by (walk seed, name), so it does not
-    depend on the order in which names turn up (nor on ``PYTHONHASHSEED``).
+    Each weight comes from its own generator seeded by (walk seed, name or ``repr`` of the
+    instance), so it does not depend on the order in which actions turn up (nor on
+    ``PYTHONHASHSEED``).
     """
 
     __slots__ = ("_key", "_settings", "_cache", "_instances")
@@ -130,7 +141,7 @@ class _Weights:
         s = self._settings
         omitted = rng.random() < s.omit_by_name.get(label, s.omit)
         weight = 2.0 ** -rng.uniform(0, s.weight_range)
-        return -weight if omitted and s.fallback_weights else 0.0 if omitted else weight
+        return -weight if omitted else weight
 
     def __call__(self, name: str) -> float:
         weight = self._cache.get(name)
@@ -210,6 +221,98 @@ def simulate(
                             seconds=time.perf_counter() - started)
 
 
+def simulate_parallel(
+    make_system: Callable[[], System],
+    workers: int,
+    *,
+    seed: int = 0,
+    time_limit: float | None = 60.0,
+    max_walks: int | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    progress_interval: float = 0.5,
+    **options: Any,
+) -> SimulationResult:
+    """``simulate`` in ``workers`` processes: worker ``w`` runs walks ``w, w + workers, ...`` of
+    the same seed (together, the walks one process would run, in another order) and shrinks
+    what it finds; the first violation reported ends the others.
+
+    ``make_system`` builds the system in each worker (a forked copy of this process). Which
+    worker finds a violation first depends on timing, but the violating walk is named in the
+    result and is reproducible on its own (``first_walk=walk, max_walks=1``).
+    """
+    if workers == 1:
+        return simulate(make_system(), seed=seed, time_limit=time_limit, max_walks=max_walks,
+                        on_progress=on_progress, progress_interval=progress_interval, **options)
+    started = time.perf_counter()
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    share = None if max_walks is None else -(-max_walks // workers)
+    processes = [
+        context.Process(
+            target=_worker, daemon=True,
+            args=(make_system, queue, w, workers, seed, time_limit, share, options),
+        )
+        for w in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    counts = {w: (0, 0) for w in range(workers)}
+    found: SimulationResult | None = None
+    finished = 0
+    next_report = started + progress_interval
+    try:
+        while finished < workers and found is None:
+            try:
+                kind, w, payload = queue.get(timeout=progress_interval)
+            except Empty:
+                if not any(p.is_alive() for p in processes):
+                    raise RuntimeError("every simulation worker died") from None
+                kind, w, payload = "none", -1, None
+            if kind == "progress":
+                counts[w] = payload
+            elif kind == "error":
+                raise RuntimeError(f"simulation worker {w} failed:\n{payload}")
+            elif kind == "result":
+                finished += 1
+                counts[w] = (payload.walks, payload.steps)
+                if payload.violated is not None:
+                    found = payload
+            if on_progress is not None and time.perf_counter() >= next_report:
+                next_report = time.perf_counter() + progress_interval
+                on_progress(Progress(sum(c[0] for c in counts.values()),
+                                     sum(c[1] for c in counts.values()),
+                                     time.perf_counter() - started))
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            process.join()
+    walks = sum(c[0] for c in counts.values())
+    steps = sum(c[1] for c in counts.values())
+    if found is None:
+        return SimulationResult(seed=seed, walks=walks, steps=steps,
+                                seconds=time.perf_counter() - started)
+    return attrs.evolve(found, walks=walks, steps=steps)
+
+
+def _worker(
+    make_system: Callable[[], System], queue: Any, first: int, stride: int, seed: int,
+    time_limit: float | None, max_walks: int | None, options: dict[str, Any],
+) -> None:
+    """One process of ``simulate_parallel``: its share of the walks, reported on ``queue``."""
+    try:
+        result = simulate(
+            make_system(), seed=seed, time_limit=time_limit, max_walks=max_walks,
+            first_walk=first, walk_stride=stride, progress_interval=1.0,
+            on_progress=lambda p: queue.put(("progress", first, (p.walks, p.steps))),
+            **options,
+        )
+        queue.put(("result", first, result))
+    except Exception:  # reported to the parent, which raises it
+        queue.put(("error", first, traceback.format_exc()))
+
+
 def walk_config(seed: int, walk: int, depth: int, settings: SwarmSettings) -> WalkConfig:
     """The configuration of walk ``walk`` of ``seed`` (its depth drawn from its own seed)."""
     rng = random.Random(f"{seed}/{walk}/depth")
@@ -270,7 +373,7 @@ def _random_walk(
                 group.append((action, nxt))
         if not by_name:
             return n
-        action, nxt = _choose(by_name, weights, rng, settings.per_instance)
+        action, nxt = _choose(by_name, weights, rng)
         fp = fingerprint(nxt)
         if fp in visited and config.escape and rng.random() < config.escape:
             fresh: dict[str, list[tuple[Any, Any]]] = {}
@@ -279,7 +382,7 @@ def _random_walk(
                 if kept:
                     fresh[name] = kept
             if fresh:
-                action, nxt = _choose(fresh, weights, rng, settings.per_instance)
+                action, nxt = _choose(fresh, weights, rng)
                 fp = fingerprint(nxt)
         trace.append((action, nxt))
         for name, holds in step_properties:
@@ -307,17 +410,14 @@ def _positive(weights: list[float]) -> list[float]:
 
 
 def _choose(
-    by_name: dict[str, list[tuple[Any, Any]]], weights: _Weights, rng: random.Random,
-    per_instance: bool,
+    by_name: dict[str, list[tuple[Any, Any]]], weights: _Weights, rng: random.Random
 ) -> tuple[Any, Any]:
     """An action name by the walk's weights, then one of its instances."""
     names = sorted(by_name)
     group = by_name[rng.choices(names, _positive([weights(name) for name in names]))[0]]
     if len(group) == 1:
         return group[0]
-    if per_instance:
-        return rng.choices(group, _positive([weights.instance(a) for a, _ in group]))[0]
-    return group[rng.randrange(len(group))]
+    return rng.choices(group, _positive([weights.instance(a) for a, _ in group]))[0]
 
 
 # --- shrinking ---------------------------------------------------------------------------------
