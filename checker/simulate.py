@@ -165,7 +165,7 @@ def simulate(
     system: System,
     *,
     seed: int = 0,
-    depth: int = 200,
+    depth: int = 300,
     time_limit: float | None = 60.0,
     max_walks: int | None = None,
     first_walk: int = 0,
