@@ -2,13 +2,15 @@
 
     python benchmarks/bench_simulate.py [--seeds 1,2,3,4,5] [--time-limit 60] [--uniform]
 
-One process, one walk at a time (no --workers), the command's own swarm settings. Per mutant
-model and seed: seconds until the first violating walk (the search alone), walks and steps
-taken, the violated property, the violating walk's length and the shrunk counterexample's
-length (in states, Init included, as `raftspec check` counts them), and the time shrinking
-took. ``--uniform`` also runs the baseline in the same run: walks that choose uniformly among
-enabled action names and their instances (no swarm weights, no quiet-moment actions, no loop
-escape), as TLC's simulation mode does. The machine is shared: the load average is printed.
+One process, one walk at a time (no --workers), the command's own settings (swarm weights and
+restarts from cells). Per mutant model and seed: seconds until the first violating walk (the
+search alone), walks and steps taken, the violated property, the violating walk's length and
+the shrunk counterexample's length (in states, Init included, as `raftspec check` counts them),
+and the time shrinking took. ``--baselines`` also runs, in the same run, the same swarm with
+fresh walks only (``--fresh-walks``), and uniform walks: every walk from the initial state,
+choosing uniformly among enabled action names and their instances (no swarm weights, no
+quiet-moment actions, no loop escape), close to TLC's simulation mode. The machine is shared:
+the load average is printed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import os
 
 from raftspec.checker.raft import RaftSystem
 from raftspec.checker.simulate import SwarmSettings, simulate
-from raftspec.commands.simulate import RAFT_OMIT
+from raftspec.commands.simulate import RAFT_OMIT, raft_cell
 from raftspec.spec.model import MODELS_DIR, load_model
 
 MUTANTS = (
@@ -37,11 +39,14 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--depth", type=int, default=300)
     parser.add_argument("--only", help="comma-separated mutant model names")
-    parser.add_argument("--uniform", action="store_true", help="also run the uniform baseline")
+    parser.add_argument("--baselines", action="store_true",
+                        help="also run fresh swarm walks and uniform walks")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     names = args.only.split(",") if args.only else MUTANTS
-    runs = [("swarm", SWARM)] + ([("uniform", UNIFORM)] if args.uniform else [])
+    runs = [("swarm + cells", SWARM, raft_cell)]
+    if args.baselines:
+        runs += [("swarm, fresh", SWARM, None), ("uniform, fresh", UNIFORM, None)]
     print(f"load average before: {os.getloadavg()[0]:.1f}; time limit {args.time_limit:g} s; "
           f"depth {args.depth}")
     print("| mutant | walks | seed | found (s) | walks | steps | property | walk length "
@@ -49,10 +54,10 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|---|---:|---:|---:|")
     for name in names:
         system = RaftSystem(load_model(MODELS_DIR / f"{name}.yaml"), symmetry=False)
-        for label, settings in runs:
+        for label, settings, cells in runs:
             for seed in seeds:
                 r = simulate(system, seed=seed, depth=args.depth, time_limit=args.time_limit,
-                             action_name=RaftSystem.action_name, settings=settings)
+                             action_name=RaftSystem.action_name, settings=settings, cells=cells)
                 found = f"{r.seconds:.2f}" if r.violated else f"> {args.time_limit:g}"
                 print(f"| {name} | {label} | {seed} | {found} | {r.walks:,} | {r.steps:,} | "
                       f"{r.violated or '-'} | {r.original_length or '-'} | "

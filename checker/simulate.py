@@ -27,18 +27,19 @@ reproduces every walk, whatever the speed of the machine.
 A violating walk is then shrunk (as QuickCheck and Hypothesis shrink inputs): cut loops (a state
 visited twice) and delete runs of steps, halving the run length down to one, keeping a candidate
 when its actions, replayed through ``steps`` from the same initial state within the constraint,
-still violate the same property. Actions that are no longer enabled during a replay are
-skipped, so every candidate is a real trace of the system; the result is replayed once more,
-strictly, before it is returned.
+still violate a property (the first one violated along it, as a walk or BFS reports it).
+Actions that are no longer enabled during a replay are skipped, so every candidate is a real
+trace of the system; the result is replayed once more, strictly, before it is returned.
 """
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import random
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from queue import Empty
 from typing import Any
 
@@ -65,6 +66,7 @@ class SwarmSettings:
     """
 
     omit: float = 0.2
+    omit_instance: float = 0.2
     weight_range: float = 5.0
     min_depth_fraction: float = 0.5
     patience: int = 20
@@ -98,7 +100,8 @@ class SimulationResult:
     ``trace`` is the (shrunk) path from an initial state to the violating state as
     (action, state) pairs, the first action ``None``; for a step property the last pair is the
     violating step. ``original_length`` is the length in states of the walk prefix that first
-    violated the property, before shrinking. A simulation without a violation is never a proof:
+    violated a property, before shrinking (which may end at another property's violation).
+    A simulation without a violation is never a proof:
     ``verdict`` is then "incomplete".
     """
 
@@ -135,24 +138,26 @@ class _Weights:
         self._cache: dict[str, float] = {}
         self._instances: dict[Any, float] = {}
 
-    def _draw(self, label: str) -> float:
+    def _draw(self, label: str, omit: float) -> float:
         """A weight; negative for a left-out name (its size orders the fallback choice)."""
         rng = random.Random(f"{self._key}/{label}")
         s = self._settings
-        omitted = rng.random() < s.omit_by_name.get(label, s.omit)
+        omitted = rng.random() < omit
         weight = 2.0 ** -rng.uniform(0, s.weight_range)
         return -weight if omitted else weight
 
     def __call__(self, name: str) -> float:
         weight = self._cache.get(name)
         if weight is None:
-            weight = self._cache[name] = self._draw(name)
+            s = self._settings
+            weight = self._cache[name] = self._draw(name, s.omit_by_name.get(name, s.omit))
         return weight
 
     def instance(self, action: Any) -> float:
         weight = self._instances.get(action)
         if weight is None:
-            weight = self._instances[action] = self._draw(f"instance/{action!r}")
+            weight = self._instances[action] = self._draw(
+                f"instance/{action!r}", self._settings.omit_instance)
         return weight
 
 
@@ -172,6 +177,7 @@ def simulate(
     walk_stride: int = 1,
     action_name: Callable[[Any], str] = lambda action: str(action),
     settings: SwarmSettings = SwarmSettings(),
+    cells: Callable[[Any], Hashable] | None = None,
     shrink: bool = True,
     shrink_time_limit: float = 60.0,
     on_progress: Callable[[Progress], None] | None = None,
@@ -180,9 +186,13 @@ def simulate(
     """Run walks ``first_walk, first_walk + walk_stride, ...`` of ``seed`` until one violates a
     property, ``time_limit`` seconds pass or ``max_walks`` walks are done.
 
-    ``depth`` bounds a walk's length in steps. ``first_walk``/``walk_stride`` let independent
-    processes share one seed's walks. On a violation the walk's trace is shrunk (for at most
-    ``shrink_time_limit`` seconds; ``shrink=False`` keeps it as found).
+    ``depth`` bounds a trace's length in steps. ``first_walk``/``walk_stride`` let independent
+    processes share one seed's walks. ``cells``, if given, maps a state to a coarse abstraction
+    of it (a protocol's hint, e.g. each server's term, role and log terms without the messages):
+    walks then start from the cells met so far instead of an initial state (see ``_Archive``);
+    without it every walk starts afresh and walk ``k`` of a seed is the same walk whatever ran
+    before it. On a violation the trace is shrunk (for at most ``shrink_time_limit`` seconds;
+    ``shrink=False`` keeps it as found).
     """
     if depth < 1:
         raise ValueError("depth must be >= 1")
@@ -192,24 +202,29 @@ def simulate(
     walks = total_steps = 0
     k = first_walk
     inits = list(system.init_states())
+    archive = None
+    if cells is not None:
+        archive = _Archive(cells)
+        for state in inits:
+            archive.offer([(None, state)])
     while (max_walks is None or walks < max_walks) and (
         deadline is None or time.perf_counter() < deadline
     ):
         config = walk_config(seed, k, depth, settings)
         walks += 1
         try:
-            total_steps += _walk(system, inits, config, settings, action_name, deadline)
+            total_steps += _walk(system, inits, config, settings, action_name, deadline,
+                                 archive, depth)
         except _Found as found:
             seconds = time.perf_counter() - started
-            trace = found.trace
+            trace, prop = found.trace, found.name
             shrink_started = time.perf_counter()
             replays = 0
             if shrink:
-                trace, replays = shrink_trace(system, trace, found.name,
-                                              time_limit=shrink_time_limit)
+                trace, prop, replays = shrink_trace(system, trace, time_limit=shrink_time_limit)
             return SimulationResult(
                 seed=seed, walks=walks, steps=total_steps + len(found.trace) - 1,
-                seconds=seconds, violated=found.name, trace=trace, walk=k,
+                seconds=seconds, violated=prop, trace=trace, walk=k,
                 original_length=len(found.trace),
                 shrink_seconds=time.perf_counter() - shrink_started, shrink_replays=replays,
             )
@@ -321,6 +336,44 @@ def walk_config(seed: int, walk: int, depth: int, settings: SwarmSettings) -> Wa
                       escape=rng.choice(settings.escape))
 
 
+class _Archive:
+    """The cells met so far, each with the shortest trace known to reach it: walks restart
+    from a cell chosen with weight 1/sqrt(1 + times chosen), so that rarely reached cells are
+    extended first (Go-Explore's "first return, then explore", Ecoffet et al., Nature 2021).
+
+    A bug that needs several rare events in a row (Figure 8: a leader goes quiet, twice, then
+    another commits an old entry) then costs the sum of the waits for each event, not their
+    product: each event's cell, once reached, is kept.
+    """
+
+    def __init__(self, cell_of: Callable[[Any], Hashable]) -> None:
+        self._cell_of = cell_of
+        self._index: dict[Hashable, int] = {}
+        self._traces: list[tuple[tuple[Any, Any], ...]] = []
+        self._chosen: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self._traces)
+
+    def offer(self, trace: Trace) -> None:
+        """Keep ``trace`` as its last state's cell's way in, if that cell is new or the trace
+        is shorter than the one kept."""
+        cell = self._cell_of(trace[-1][1])
+        i = self._index.get(cell)
+        if i is None:
+            self._index[cell] = len(self._traces)
+            self._traces.append(tuple(trace))
+            self._chosen.append(0)
+        elif len(trace) < len(self._traces[i]):
+            self._traces[i] = tuple(trace)
+
+    def pick(self, rng: random.Random) -> Trace:
+        weights = [1.0 / math.sqrt(1 + c) for c in self._chosen]
+        i = rng.choices(range(len(weights)), weights)[0]
+        self._chosen[i] += 1
+        return list(self._traces[i])
+
+
 def _walk(
     system: System,
     inits: Sequence[Any],
@@ -328,11 +381,19 @@ def _walk(
     settings: SwarmSettings,
     action_name: Callable[[Any], str],
     deadline: float | None,
+    archive: _Archive | None = None,
+    max_length: int | None = None,
 ) -> int:
     """One walk; returns its number of steps, or raises _Found with the violating prefix."""
     rng = random.Random(f"{config.seed}/{config.walk}")
     trace: Trace = []
-    return _random_walk(system, inits, config, settings, action_name, deadline, rng, trace)
+    if archive is not None:
+        trace = archive.pick(random.Random(f"{config.seed}/{config.walk}/start"))
+        if max_length is not None:
+            config = attrs.evolve(
+                config, depth=max(0, min(config.depth, max_length + 1 - len(trace))))
+    return _random_walk(system, inits, config, settings, action_name, deadline, rng, trace,
+                        archive)
 
 
 def _random_walk(
@@ -344,18 +405,23 @@ def _random_walk(
     deadline: float | None,
     rng: random.Random,
     trace: Trace,
+    archive: _Archive | None = None,
 ) -> int:
-    """The random walk of ``_walk``, appending to ``trace``."""
+    """The random walk of ``_walk``, appending to ``trace`` (from its last state if it is not
+    empty; that state has been checked)."""
     weights = _Weights(f"{config.seed}/{config.walk}", settings)
     invariants = list(system.invariants.items())
     step_properties = list(system.step_properties.items())
     steps, constraint, fingerprint = system.steps, system.constraint, system.fingerprint
 
-    state = inits[rng.randrange(len(inits))] if len(inits) > 1 else inits[0]
-    trace.append((None, state))
-    for name, holds in invariants:
-        if not holds(state):
-            raise _Found(name, trace)
+    if trace:
+        state = trace[-1][1]
+    else:
+        state = inits[rng.randrange(len(inits))] if len(inits) > 1 else inits[0]
+        trace.append((None, state))
+        for name, holds in invariants:
+            if not holds(state):
+                raise _Found(name, trace)
     visited = {fingerprint(state)}
     stale = 0
     for n in range(config.depth):
@@ -392,6 +458,8 @@ def _random_walk(
             if not holds(nxt):
                 raise _Found(name, trace)
         state = nxt
+        if archive is not None:
+            archive.offer(trace)
         if fp in visited:
             stale += 1
             if stale >= settings.patience:
@@ -427,23 +495,21 @@ def replay(
     system: System,
     init: Any,
     actions: Iterable[Any],
-    prop: str,
     *,
     strict: bool = False,
-) -> Trace | None:
+) -> tuple[Trace, str] | None:
     """The trace that ``actions`` produce from ``init`` through ``steps`` within the constraint,
-    cut at the first violation of ``prop``; None if it never violates ``prop``.
+    cut at the first violation of any property, and that property; None if none is violated.
 
     Not strict: an action that is not enabled (or leaves the constraint, or changes nothing) is
     skipped. Strict: such an action makes the replay fail (None).
     """
-    invariant = system.invariants.get(prop)
-    step_property = system.step_properties.get(prop)
-    if invariant is None and step_property is None:
-        raise KeyError(f"no property named {prop!r}")
+    invariants = list(system.invariants.items())
+    step_properties = list(system.step_properties.items())
     trace: Trace = [(None, init)]
-    if invariant is not None and not invariant(init):
-        return trace
+    for name, holds in invariants:
+        if not holds(init):
+            return trace, name
     state = init
     for action in actions:
         nxt = _successor(system, state, action)
@@ -452,10 +518,12 @@ def replay(
                 return None
             continue
         trace.append((action, nxt))
-        if step_property is not None and not step_property(state, nxt):
-            return trace
-        if invariant is not None and not invariant(nxt):
-            return trace
+        for name, holds in step_properties:
+            if not holds(state, nxt):
+                return trace, name
+        for name, holds in invariants:
+            if not holds(nxt):
+                return trace, name
         state = nxt
     return None
 
@@ -474,26 +542,24 @@ def _successor(system: System, state: Any, action: Any) -> Any | None:
 def violates(system: System, trace: Trace, prop: str) -> bool:
     """Whether ``trace`` is a real trace of ``system`` (each step one of ``steps`` within the
     constraint, from an initial state) whose last state (invariant) or last step (step property)
-    violates ``prop``, and no earlier one does."""
+    violates ``prop``, and no earlier state or step violates any property."""
     init = trace[0][1]
     if trace[0][0] is not None or not any(init == s for s in system.init_states()):
         return False
-    replayed = replay(system, init, [a for a, _ in trace[1:]], prop, strict=True)
-    return replayed is not None and len(replayed) == len(trace) and all(
-        s == t for (_, s), (_, t) in zip(replayed, trace, strict=True)
+    replayed = replay(system, init, [a for a, _ in trace[1:]], strict=True)
+    return replayed is not None and replayed[1] == prop and len(replayed[0]) == len(trace) and all(
+        s == t for (_, s), (_, t) in zip(replayed[0], trace, strict=True)
     )
 
 
 def shrink_trace(
-    system: System,
-    trace: Trace,
-    prop: str,
-    *,
-    time_limit: float = 60.0,
-) -> tuple[Trace, int]:
-    """A trace no longer than ``trace`` that still violates ``prop``, and the number of replays
-    it took.
+    system: System, trace: Trace, *, time_limit: float = 60.0
+) -> tuple[Trace, str, int]:
+    """A trace no longer than ``trace`` that violates a property, that property, and the number
+    of replays it took.
 
+    A candidate counts when it violates any property, as a walk or BFS would report it: the
+    first property violated along it (so a shorter way to another property's violation wins).
     Deterministic (``time_limit`` is only a safety net): loop cuts, then deletions of runs of
     steps (lengths halving from half the trace down to one), repeated until a round gains
     nothing. (Breadth-first search for shorter segments between two states of the trace, and
@@ -501,51 +567,53 @@ def shrink_trace(
     never shortened a trace that deletion had shrunk, at 10-30 s per trace.)
     """
     deadline = time.perf_counter() + time_limit
-    init = trace[0][1]
-    best = replay(system, init, [a for a, _ in trace[1:]], prop)
-    if best is None or len(best) > len(trace):  # cannot happen for a trace the walk produced
-        raise ValueError("the trace does not violate the property when replayed")
+    replayed = replay(system, trace[0][1], [a for a, _ in trace[1:]])
+    if replayed is None or len(replayed[0]) > len(trace):
+        raise ValueError("the trace does not violate a property when replayed")
+    best, prop = replayed
     work = 1
-
     while time.perf_counter() < deadline:
         before = len(best)
-        best, replays = _delete_steps(system, best, prop, deadline)
+        best, prop, replays = _delete_steps(system, best, prop, deadline)
         work += replays
         if len(best) >= before:
             break
     if not violates(system, best, prop):  # every step was produced by steps(); check anyway
         raise AssertionError("shrunk trace does not replay to a violation")
-    return best, work
+    return best, prop, work
 
 
-def _delete_steps(system: System, best: Trace, prop: str, deadline: float) -> tuple[Trace, int]:
-    """Greedy deletion of loops and of runs of steps while the rest still violates ``prop``."""
+def _delete_steps(
+    system: System, best: Trace, prop: str, deadline: float
+) -> tuple[Trace, str, int]:
+    """Greedy deletion of loops and of runs of steps while the rest still violates a
+    property."""
     replays = 0
 
-    def attempt(prefix_end: int, rest: list[Any]) -> Trace | None:
+    def attempt(prefix_end: int, rest: list[Any]) -> tuple[Trace, str] | None:
         """Replay ``rest`` after ``best[:prefix_end]`` (a prefix of best replays unchanged)."""
         nonlocal replays
         replays += 1
-        tail = replay(system, best[prefix_end - 1][1], rest, prop)
+        tail = replay(system, best[prefix_end - 1][1], rest)
         if tail is None:
             return None
-        return best[:prefix_end] + tail[1:]
+        return best[:prefix_end] + tail[0][1:], tail[1]
 
-    best = _cut_loops(system, best, prop)
+    best, prop = _cut_loops(system, best, prop)
     size = max(1, (len(best) - 1) // 2)
     while size >= 1 and time.perf_counter() < deadline:
         i = 1  # best[i] is the first step a candidate deletes
         while i < len(best) and time.perf_counter() < deadline:
             candidate = attempt(i, [a for a, _ in best[i + size:]])
-            if candidate is not None and len(candidate) < len(best):
-                best = candidate
+            if candidate is not None and len(candidate[0]) < len(best):
+                best, prop = candidate
             else:
                 i += 1 if size == 1 else max(1, size // 2)
         size //= 2
-    return best, replays
+    return best, prop, replays
 
 
-def _cut_loops(system: System, trace: Trace, prop: str) -> Trace:
+def _cut_loops(system: System, trace: Trace, prop: str) -> tuple[Trace, str]:
     """Cut every loop: from the first visit of a state, go on after its last visit."""
     fingerprint = system.fingerprint
     last: dict[int, int] = {}
@@ -558,7 +626,7 @@ def _cut_loops(system: System, trace: Trace, prop: str) -> Trace:
         out.append((action, state))
         index = last[fingerprint(state)] + 1
     if len(out) == len(trace):
-        return trace
+        return trace, prop
     # A cut is exact only if equal fingerprints mean equal states: replay to be sure.
-    replayed = replay(system, out[0][1], [a for a, _ in out[1:]], prop)
-    return replayed if replayed is not None and len(replayed) < len(trace) else trace
+    replayed = replay(system, out[0][1], [a for a, _ in out[1:]])
+    return replayed if replayed is not None and len(replayed[0]) < len(trace) else (trace, prop)

@@ -18,15 +18,19 @@ from raftspec.checker.simulate import (
     simulate_parallel,
 )
 from raftspec.reference.errors import RaftspecError
+from raftspec.reference.state import State
 from raftspec.spec.model import Model, default_model_path, load_model
 
 HELP = """\
 Run random walks through a bounded Raft model, checking its invariants on every state (and step
 properties on every step), until one is violated or the time limit ends. Each walk has its own
 random "swarm" configuration (weights of the actions, some left for quiet moments), drawn from
---seed: the same seed runs the same walks. A violation is shrunk (steps and loops dropped while
-it still replays and still violates) and printed as `raftspec check` prints one. Reaches bugs
-far deeper than BFS (the paper's Figure 8, over 50 steps) but proves nothing when it finds none.
+--seed, and starts from a state met before: one per combination of the servers' terms, roles
+and logs reached so far, the least explored first (--fresh-walks: always the initial state).
+With one worker the same seed runs the same walks and finds the same trace. A violation is
+shrunk (steps and loops dropped while it still replays and still violates) and printed as
+`raftspec check` prints one. Reaches bugs far deeper than BFS (the paper's Figure 8, over 50
+steps) but proves nothing when it finds none.
 
 Exit status: 1 a property is violated, 3 the time limit ended without a violation (incomplete:
 not a proof), 2 bad model file or usage.
@@ -40,6 +44,15 @@ RAFT_OMIT = {
 only when nothing else is enabled). In a real cluster an election timeout is long next to a
 message delay, and restarts, loss and duplication are rare; half of the walks also let leaders
 go quiet, which the paper's Figure 8 needs twice. Measured in benchmarks/bench_simulate.py."""
+
+
+def raft_cell(state: State) -> tuple:
+    """The abstraction walks restart from: each server's term, role, log terms and commit
+    index, without votes, indexes or messages (a few thousand cells on the mutant models)."""
+    return tuple(
+        (s.current_term, s.role, tuple(e.term for e in s.log), s.commit_index)
+        for s in state.servers
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,6 +72,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="longest walk, in steps (default: 300)")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="processes sharing the seed's walks (default: 1)")
+    parser.add_argument("--fresh-walks", dest="cells", action="store_false",
+                        help="start every walk from the initial state (by default walks also "
+                        "restart from the terms, roles and logs met so far)")
     parser.add_argument("--no-shrink", dest="shrink", action="store_false",
                         help="print the violating walk as found, without shrinking it")
     parser.add_argument("--json", action="store_true",
@@ -91,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     result = simulate_parallel(
         partial(_system, model), args.workers, seed=args.seed, time_limit=args.time_limit,
         depth=args.depth, shrink=args.shrink, action_name=RaftSystem.action_name,
-        settings=SwarmSettings(omit_by_name=RAFT_OMIT),
+        settings=SwarmSettings(omit_by_name=RAFT_OMIT), cells=raft_cell if args.cells else None,
         on_progress=_progress if show_progress else None, progress_interval=2.0,
     )
     if show_progress:
@@ -129,6 +145,7 @@ def _json_report(model: Model, args: argparse.Namespace, result: SimulationResul
         "seed": args.seed,
         "depth": args.depth,
         "workers": args.workers,
+        "fresh_walks": not args.cells,
         "time_limit": args.time_limit,
         "walks": result.walks,
         "steps": result.steps,
