@@ -164,6 +164,7 @@ class _Weights:
 class _Found(Exception):
     def __init__(self, name: str, trace: Trace) -> None:
         self.name, self.trace = name, trace
+        self.steps = len(trace) - 1  # steps the walk itself took (its restart prefix excluded)
 
 
 def simulate(
@@ -223,7 +224,7 @@ def simulate(
             if shrink:
                 trace, prop, replays = shrink_trace(system, trace, time_limit=shrink_time_limit)
             return SimulationResult(
-                seed=seed, walks=walks, steps=total_steps + len(found.trace) - 1,
+                seed=seed, walks=walks, steps=total_steps + found.steps,
                 seconds=seconds, violated=prop, trace=trace, walk=k,
                 original_length=len(found.trace),
                 shrink_seconds=time.perf_counter() - shrink_started, shrink_replays=replays,
@@ -253,7 +254,9 @@ def simulate_parallel(
 
     ``make_system`` builds the system in each worker (a forked copy of this process). Which
     worker finds a violation first depends on timing, but the violating walk is named in the
-    result and is reproducible on its own (``first_walk=walk, max_walks=1``).
+    result; without ``cells`` it is reproducible on its own (``first_walk=walk, max_walks=1``);
+    with ``cells`` each worker keeps its own archive, so a walk depends on its worker's earlier
+    walks.
     """
     if workers == 1:
         return simulate(make_system(), seed=seed, time_limit=time_limit, max_walks=max_walks,
@@ -392,8 +395,13 @@ def _walk(
         if max_length is not None:
             config = attrs.evolve(
                 config, depth=max(0, min(config.depth, max_length + 1 - len(trace))))
-    return _random_walk(system, inits, config, settings, action_name, deadline, rng, trace,
-                        archive)
+    start = len(trace)
+    try:
+        return _random_walk(system, inits, config, settings, action_name, deadline, rng, trace,
+                            archive)
+    except _Found as found:
+        found.steps = len(found.trace) - max(start, 1)
+        raise
 
 
 def _random_walk(
