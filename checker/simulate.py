@@ -55,14 +55,14 @@ class SwarmSettings:
     """How walk configurations are drawn (defaults measured on the planted Raft bugs, see
     benchmarks/bench_simulate.py).
 
-    Each action name (and each action instance among those of its name) is left out of a walk
-    with probability ``omit``, or ``omit_by_name[name]``: the protocol's hint for actions that a
-    real system takes rarely. A left-out action is still taken when nothing else is enabled
-    (choosing among left-out ones by their weights), so leaving out a necessary action delays
-    it instead of ending the walk. Weights are ``2**u`` with ``u`` uniform in
-    ``[-weight_range, 0]``. A walk's depth is uniform in ``[min_depth_fraction * depth, depth]``;
-    its loop-escape probability is one of ``escape``. A walk that has visited only states it had
-    already visited for ``patience`` steps is over.
+    Each action name is left out of a walk with probability ``omit``, or ``omit_by_name[name]``
+    (the protocol's hint for actions that a real system takes rarely), and each action instance,
+    among those of its name, with probability ``omit_instance``. A left-out action is still
+    taken when nothing else is enabled (choosing among left-out ones by their weights), so
+    leaving out a necessary action delays it instead of ending the walk. Weights are ``2**u``
+    with ``u`` uniform in ``[-weight_range, 0]``. A walk's depth is uniform in
+    ``[min_depth_fraction * depth, depth]``; its loop-escape probability is one of ``escape``.
+    A walk that has visited only states it had already visited for ``patience`` steps is over.
     """
 
     omit: float = 0.2
@@ -76,7 +76,8 @@ class SwarmSettings:
 
 @attrs.frozen
 class WalkConfig:
-    """One walk's swarm configuration: its index, generator seed and depth."""
+    """One walk's configuration beyond its weights: its seed and index, its depth and its
+    loop-escape probability."""
 
     seed: int
     walk: int
