@@ -52,8 +52,8 @@ Trace = list[tuple[Any, Any]]
 
 @attrs.frozen
 class SwarmSettings:
-    """How walk configurations are drawn (defaults measured on the planted Raft bugs, see
-    benchmarks/bench_simulate.py).
+    """How walk configurations are drawn (defaults chosen by trying variants on the planted Raft
+    bugs; benchmarks/bench_simulate.py measures the result).
 
     Each action name is left out of a walk with probability ``omit``, or ``omit_by_name[name]``
     (the protocol's hint for actions that a real system takes rarely), and each action instance,
