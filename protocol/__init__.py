@@ -22,10 +22,18 @@ from raftspec.protocol.schema import (
     Record,
     Schema,
 )
-from raftspec.protocol.table import MESSAGE, Action, Param, Protocol, Render, Row
+from raftspec.protocol.table import (
+    MESSAGE,
+    Action,
+    Param,
+    Protocol,
+    Render,
+    Row,
+    SimulationHints,
+)
 
 __all__ = [
     "BOOL", "MESSAGE", "NUMBER", "SERVER", "SERVERS", "VALUE", "Action", "Enum", "Field", "Kind",
     "Log", "MessageType", "Param", "PerServer", "Protocol", "RaftspecError", "Record", "Render",
-    "Row", "Schema", "apply_edit", "find_edit",
+    "Row", "Schema", "SimulationHints", "apply_edit", "find_edit",
 ]

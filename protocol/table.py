@@ -105,6 +105,19 @@ class Render:
     server: Callable[[int, Any], str] | None = None
 
 
+@attrs.frozen
+class SimulationHints:
+    """Optional hints for random simulation (``raftspec simulate``).
+
+    ``rare``: per action name, the probability that a walk leaves the action for quiet moments
+    (taken only when nothing else is enabled). ``cell``: a coarse abstraction of a state; walks
+    restart from the shortest known trace to each cell met so far.
+    """
+
+    rare: dict[str, float] = attrs.field(factory=dict)
+    cell: Callable[[Any], Any] | None = None
+
+
 @attrs.frozen(eq=False)
 class Protocol:
     """A protocol: its schema (and the classes generated from it), initial states, the ordered
@@ -124,6 +137,7 @@ class Protocol:
     invariants: dict[str, Invariant] = attrs.field(factory=dict)
     step_properties: dict[str, StepProperty] = attrs.field(factory=dict)
     render: Render = Render()
+    simulation: SimulationHints = SimulationHints()
     edits: tuple[str, ...] = ()
     Server: type = attrs.field(default=None, eq=False)
     State: type = attrs.field(default=None, eq=False)

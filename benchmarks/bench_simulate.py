@@ -1,0 +1,70 @@
+"""Time for `raftspec simulate` to find each planted bug, per seed, and the shrunk lengths.
+
+    python benchmarks/bench_simulate.py [--seeds 1,2,3,4,5] [--time-limit 60] [--uniform]
+
+One process, one walk at a time (no --workers), the command's own settings (swarm weights and
+restarts from cells). Per mutant model and seed: seconds until the first violating walk (the
+search alone), walks and steps taken, the violated property, the violating walk's length and
+the shrunk counterexample's length (in states, Init included, as `raftspec check` counts them),
+and the time shrinking took. ``--baselines`` also runs, in the same run, the same swarm with
+fresh walks only (``--fresh-walks``), and uniform walks: every walk from the initial state,
+choosing uniformly among enabled action names and their instances (no swarm weights, no
+quiet-moment actions, no loop escape), close to TLC's simulation mode. The machine is shared:
+the load average is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from raftspec.checker.simulate import SwarmSettings, simulate
+from raftspec.checker.system import ProtocolSystem
+from raftspec.reference.protocol import SIMULATION
+from raftspec.spec.model import MODELS_DIR, load_model
+
+MUTANTS = (
+    "mutant_quorum_off_by_one",
+    "mutant_vote_without_log_check",
+    "mutant_no_term_check_on_append",
+    "mutant_commit_previous_term",
+)
+SWARM = SwarmSettings(omit_by_name=SIMULATION.rare)
+UNIFORM = SwarmSettings(omit=0.0, weight_range=0.0, escape=(0.0,))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="1,2,3,4,5")
+    parser.add_argument("--time-limit", type=float, default=60.0)
+    parser.add_argument("--depth", type=int, default=300)
+    parser.add_argument("--only", help="comma-separated mutant model names")
+    parser.add_argument("--baselines", action="store_true",
+                        help="also run fresh swarm walks and uniform walks")
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    names = args.only.split(",") if args.only else MUTANTS
+    runs = [("swarm + cells", SWARM, SIMULATION.cell)]
+    if args.baselines:
+        runs += [("swarm, fresh", SWARM, None), ("uniform, fresh", UNIFORM, None)]
+    print(f"load average before: {os.getloadavg()[0]:.1f}; time limit {args.time_limit:g} s; "
+          f"depth {args.depth}")
+    print("| mutant | walks | seed | found (s) | walks | steps | property | walk length "
+          "| shrunk length | shrink (s) |")
+    print("|---|---|---:|---:|---:|---:|---|---:|---:|---:|")
+    for name in names:
+        system = ProtocolSystem(load_model(MODELS_DIR / f"{name}.yaml"), symmetry=False)
+        for label, settings, cells in runs:
+            for seed in seeds:
+                r = simulate(system, seed=seed, depth=args.depth, time_limit=args.time_limit,
+                             action_name=ProtocolSystem.action_name, settings=settings, cells=cells)
+                found = f"{r.seconds:.2f}" if r.violated else f"> {args.time_limit:g}"
+                print(f"| {name} | {label} | {seed} | {found} | {r.walks:,} | {r.steps:,} | "
+                      f"{r.violated or '-'} | {r.original_length or '-'} | "
+                      f"{len(r.trace) if r.trace else '-'} | "
+                      f"{r.shrink_seconds:.1f} |", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

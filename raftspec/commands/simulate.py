@@ -1,0 +1,171 @@
+"""``raftspec simulate``: swarm random walks through a YAML model, for bugs too deep for BFS."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from functools import partial
+from pathlib import Path
+
+from raftspec.checker.report import counterexample_json, counterexample_mermaid, counterexample_text
+from raftspec.checker.simulate import (
+    Progress,
+    SimulationResult,
+    SwarmSettings,
+    simulate_parallel,
+)
+from raftspec.checker.system import ProtocolSystem
+from raftspec.protocol.errors import RaftspecError
+from raftspec.spec.model import Model, default_model_path, load_model
+
+HELP = """\
+Run random walks through a bounded Raft model, checking its invariants on every state (and step
+properties on every step), until one is violated or the time limit ends. Each walk has its own
+random "swarm" configuration (weights of the actions, some left for quiet moments), drawn from
+--seed, and starts from a state met before: one per combination of the servers' terms, roles
+and logs reached so far, the least explored first (--fresh-walks: always the initial state).
+With one worker the same seed runs the same walks and finds the same trace. A violation is
+shrunk (steps and loops dropped while it still replays and still violates) and printed as
+`raftspec check` prints one. Reaches bugs far deeper than BFS (the paper's Figure 8, over 50
+steps) but proves nothing when it finds none.
+
+Exit status: 1 a property is violated, 3 the time limit ended without a violation (incomplete:
+not a proof), 2 bad model file or usage.
+"""
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "simulate", help="swarm random walks through a YAML model (deep bugs)",
+        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "model", nargs="?", type=Path,
+        help=f"model file (default: the bundled {default_model_path().name})",
+    )
+    parser.add_argument("--time-limit", type=float, default=60.0, metavar="S",
+                        help="stop after S seconds without a violation (default: 60)")
+    parser.add_argument("--seed", type=int, default=0, metavar="N",
+                        help="seed of the walks' random choices (default: 0)")
+    parser.add_argument("--depth", type=int, default=300, metavar="D",
+                        help="longest walk, in steps (default: 300)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="processes sharing the seed's walks (default: 1)")
+    parser.add_argument("--fresh-walks", dest="cells", action="store_false",
+                        help="start every walk from the initial state (by default walks also "
+                        "restart from the terms, roles and logs met so far)")
+    parser.add_argument("--no-shrink", dest="shrink", action="store_false",
+                        help="print the violating walk as found, without shrinking it")
+    parser.add_argument("--json", action="store_true",
+                        help="print exactly one JSON object (for scripts and CI)")
+    parser.add_argument("--mermaid", type=Path, metavar="FILE",
+                        help="write a counterexample as a Mermaid sequence diagram to FILE")
+    progress = parser.add_mutually_exclusive_group()
+    progress.add_argument("--progress", dest="progress", action="store_true", default=None,
+                          help="show progress even when not on a terminal")
+    progress.add_argument("--quiet", dest="progress", action="store_false",
+                          help="no progress")
+    parser.set_defaults(run=run)
+
+
+def _positive(value: float, flag: str, *, low: float = 1) -> None:
+    if value < low:
+        raise RaftspecError(f"must be >= {low:g}, got {value:g}", field=flag)
+
+
+def run(args: argparse.Namespace) -> int:
+    _positive(args.depth, "--depth")
+    _positive(args.workers, "--workers")
+    _positive(args.seed, "--seed", low=0)
+    if not args.time_limit > 0:
+        raise RaftspecError(f"must be > 0, got {args.time_limit:g}", field="--time-limit")
+    model = load_model(args.model if args.model is not None else default_model_path())
+    hints = model.protocol.simulation
+    show_progress = args.progress
+    if show_progress is None:
+        show_progress = sys.stderr.isatty() and not os.environ.get("CI") and not args.json
+    result = simulate_parallel(
+        partial(_system, model), args.workers, seed=args.seed, time_limit=args.time_limit,
+        depth=args.depth, shrink=args.shrink, action_name=ProtocolSystem.action_name,
+        settings=SwarmSettings(omit_by_name=hints.rare),
+        cells=hints.cell if args.cells else None,
+        on_progress=_progress if show_progress else None, progress_interval=2.0,
+    )
+    if show_progress:
+        print(file=sys.stderr)
+    if args.mermaid is not None and result.trace is not None:
+        args.mermaid.write_text(counterexample_mermaid(result.trace, model.protocol) + "\n")
+    if args.json:
+        print(json.dumps(_json_report(model, args, result)))
+    else:
+        _print_summary(model, args, result)
+    return 3 if result.violated is None else 1
+
+
+def _system(model: Model) -> ProtocolSystem:
+    """Walks need exact states (a walk's loops), not symmetry classes."""
+    return ProtocolSystem(model, symmetry=False)
+
+
+def _progress(p: Progress) -> None:
+    rate = p.steps / p.seconds if p.seconds else 0.0
+    line = f"walks {p.walks:,}  steps {p.steps:,}  {rate:,.0f} steps/s  {p.seconds:.0f} s"
+    end = "\r" if sys.stderr.isatty() else "\n"
+    print(line, end=end, file=sys.stderr, flush=True)
+
+
+def _json_report(model: Model, args: argparse.Namespace, result: SimulationResult) -> dict:
+    return {
+        "model": model.name,
+        "path": model.path,
+        "verdict": result.verdict,
+        "violated": result.violated,
+        "counterexample": (
+            counterexample_json(result.trace, model.protocol) if result.trace is not None else None
+        ),
+        "seed": args.seed,
+        "depth": args.depth,
+        "workers": args.workers,
+        "fresh_walks": not args.cells,
+        "time_limit": args.time_limit,
+        "walks": result.walks,
+        "steps": result.steps,
+        "seconds": round(result.seconds, 4),
+        "walk": result.walk,
+        "walk_length": result.original_length,
+        "counterexample_length": len(result.trace) if result.trace is not None else None,
+        "shrink_seconds": round(result.shrink_seconds, 4),
+    }
+
+
+def _print_summary(model: Model, args: argparse.Namespace, result: SimulationResult) -> None:
+    c = model.config
+    print(f"model {model.name} ({model.path}): {c.servers} servers, {c.values} value(s), "
+          f"max_term {c.max_term}, max_log_length {c.max_log_length}, "
+          f"max_messages {c.max_messages}")
+    if c.mutants:
+        print(f"mutants: {', '.join(sorted(c.mutants))}")
+    print(f"checked: {', '.join(model.invariants) or 'none'}")
+    print(f"seed {args.seed}, depth {args.depth}, time limit {args.time_limit:g} s, "
+          f"{args.workers} worker(s)")
+    rate = result.steps / result.seconds if result.seconds else 0.0
+    if result.trace is not None:
+        shrunk = ("" if not args.shrink else
+                  f", shrunk to {len(result.trace)} states in {result.shrink_seconds:.1f} s")
+        print(f"\nVIOLATION of {result.violated} found by walk {result.walk} after "
+              f"{result.seconds:.2f} s (walk prefix {result.original_length} states{shrunk}):\n")
+        if sys.stdout.isatty():
+            from rich.console import Console
+
+            from raftspec.checker.report import counterexample_table
+
+            Console().print(counterexample_table(result.trace, model.protocol))
+        else:
+            print(counterexample_text(result.trace, model.protocol))
+        print()
+        print(f"violation: {result.walks:,} walks, {result.steps:,} steps, "
+              f"{result.seconds:.2f} s ({rate:,.0f} steps/s)")
+    else:
+        print(f"incomplete: no violation in {result.seconds:.1f} s: {result.walks:,} walks, "
+              f"{result.steps:,} steps ({rate:,.0f} steps/s); simulation is not a proof")

@@ -1,0 +1,281 @@
+"""Swarm simulation finds the planted bugs, reproducibly, with shrunk counterexamples that are
+real traces of the reference; the shrinker is checked on a toy system with a known minimum."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from raftspec.checker.simulate import (
+    SwarmSettings,
+    replay,
+    shrink_trace,
+    simulate,
+    simulate_parallel,
+    violates,
+)
+from raftspec.checker.system import ProtocolSystem
+from raftspec.reference.protocol import SIMULATION
+from raftspec.reference.successors import steps
+from raftspec.spec.model import MODELS_DIR, load_model
+from raftspec.spec.properties import INVARIANTS, STEP_PROPERTIES
+
+RAFT = SwarmSettings(omit_by_name=SIMULATION.rare)
+
+# mutant model: (seed, the walk of that seed that violates first, as measured with
+# benchmarks/bench_simulate.py: the command's settings, restarts from cells). Walks are
+# deterministic, so max_walks=walk + 1 bounds each test's work whatever the machine's load; if
+# the swarm changes, these are re-measured.
+FIRST_VIOLATING_WALK = {
+    "mutant_quorum_off_by_one": (1, 3),
+    "mutant_vote_without_log_check": (1, 74),
+    "mutant_no_term_check_on_append": (5, 199),
+    "mutant_commit_previous_term": (1, 241),
+}
+
+
+def _raft(name: str) -> tuple:
+    model = load_model(MODELS_DIR / f"{name}.yaml")
+    return model, ProtocolSystem(model, symmetry=False)
+
+
+def _run(name: str, **options):
+    model, system = _raft(name)
+    seed, walk = FIRST_VIOLATING_WALK[name]
+    result = simulate(system, seed=seed, max_walks=walk + 1, time_limit=None,
+                      action_name=ProtocolSystem.action_name, settings=RAFT, cells=SIMULATION.cell,
+                      **options)
+    return model, result
+
+
+def _assert_real_counterexample(model, result) -> None:
+    """Independently of the simulator: the trace starts in Init, each step is one of the
+    reference's steps within the bounds, and only its last state (or step) breaks the
+    property."""
+    system = ProtocolSystem(model)
+    trace = result.trace
+    assert trace[0][0] is None and trace[0][1] == next(iter(system.init_states()))
+    for (_, before), (action, after) in zip(trace, trace[1:], strict=False):
+        assert (action, after) in list(steps(before, model.config))
+        assert system.constraint(after)
+    if result.violated in INVARIANTS:
+        holds = INVARIANTS[result.violated]
+        assert not holds(trace[-1][1], model.config)
+        assert all(holds(state, model.config) for _, state in trace[:-1])
+    else:
+        holds = STEP_PROPERTIES[result.violated]
+        pairs = list(zip(trace, trace[1:], strict=False))
+        assert not holds(pairs[-1][0][1], pairs[-1][1][1], model.config)
+    assert len(trace) <= result.original_length
+
+
+@pytest.mark.parametrize("name", ["mutant_quorum_off_by_one", "mutant_vote_without_log_check"])
+def test_shallow_mutants_are_found_and_shrunk_to_real_traces(name: str) -> None:
+    model, result = _run(name)
+    assert result.verdict == "violation" and result.walk == FIRST_VIOLATING_WALK[name][1]
+    _assert_real_counterexample(model, result)
+
+
+def test_quorum_mutant_shrinks_to_the_shortest_counterexample_bfs_finds(bfs) -> None:
+    _, result = _run("mutant_quorum_off_by_one")
+    shortest = bfs(MODELS_DIR / "mutant_quorum_off_by_one.yaml")
+    assert result.violated == shortest.violated == "election_safety"
+    assert len(result.trace) == len(shortest.trace) == 11
+
+
+def test_stale_append_mutant_is_found_and_shrunk_to_a_real_trace() -> None:
+    model, result = _run("mutant_no_term_check_on_append")
+    assert result.violated == "state_machine_safety"
+    _assert_real_counterexample(model, result)
+
+
+def test_figure_8_is_found_by_simulation_and_shrunk_to_a_real_trace() -> None:
+    """The paper's Figure 8 (five terms; BFS reaches depth 30 in 600 s without finding it),
+    found by the seed's walks: first as a StateMachineSafety violation of 78 states, which
+    shrinking turns into a LeaderCompleteness violation of 59 states (the hand-written
+    transcript in test_checker_mutants.py has 55: deletion alone stops in a local minimum that
+    elects the term-2 leader with two other servers' votes instead of its own and one)."""
+    model, result = _run("mutant_commit_previous_term")
+    assert result.violated == "leader_completeness" and result.original_length == 78
+    _assert_real_counterexample(model, result)
+    assert len(result.trace) <= 59
+
+
+def test_the_same_seed_runs_the_same_walks_and_finds_the_same_trace() -> None:
+    _, first = _run("mutant_vote_without_log_check")
+    _, again = _run("mutant_vote_without_log_check", shrink=False)
+    assert again.walk == first.walk and again.original_length == first.original_length
+    _, third = _run("mutant_vote_without_log_check")
+    assert third.trace == first.trace and third.steps == first.steps
+
+
+def test_other_seeds_run_other_walks() -> None:
+    _, system = _raft("mutant_vote_without_log_check")
+    found = {
+        seed: simulate(system, seed=seed, max_walks=40, time_limit=None,
+                       action_name=ProtocolSystem.action_name, settings=RAFT, shrink=False)
+        for seed in range(4)
+    }
+    assert len({(r.walk, r.original_length, r.steps) for r in found.values()}) > 1
+
+
+def test_a_violating_walk_replays_alone_from_its_index() -> None:
+    _, system = _raft("mutant_vote_without_log_check")
+    found = simulate_parallel(lambda: system, 2, seed=1, time_limit=60,
+                              action_name=ProtocolSystem.action_name, settings=RAFT, shrink=False)
+    assert found.violated is not None
+    alone = simulate(system, seed=1, first_walk=found.walk, max_walks=1, time_limit=None,
+                     action_name=ProtocolSystem.action_name, settings=RAFT, shrink=False)
+    assert alone.trace == found.trace
+
+
+def test_no_violation_is_incomplete_never_ok() -> None:
+    _, system = _raft("mutant_quorum_off_by_one")
+    clean = attrs.evolve(system.model, config=attrs.evolve(system.config, mutants=frozenset()))
+    result = simulate(ProtocolSystem(clean, symmetry=False), seed=3, max_walks=30, time_limit=None,
+                      action_name=ProtocolSystem.action_name, settings=RAFT)
+    assert result.violated is None and result.verdict == "incomplete" and result.walks == 30
+
+
+# --- the shrinker on a toy system with a planted violation ----------------------------------
+
+
+@attrs.frozen
+class Toy:
+    """Counters x, y and a noise bit z; x stays within 0..4. The planted violation "x >= 3 and
+    y >= 2" needs at least five steps (three incx, two incy), whatever else happens."""
+
+    invariants = {"planted": lambda s: not (s[0] >= 3 and s[1] >= 2),
+                  "bounded": lambda s: s[0] <= 4}
+    step_properties: dict = {}
+
+    def init_states(self):
+        return ((0, 0, 0),)
+
+    def steps(self, state):
+        x, y, z = state
+        yield "incx", (x + 1, y, z)
+        if x > 0:
+            yield "decx", (x - 1, y, z)
+        yield "incy", (x, y + 1, z)
+        yield "flip", (x, y, 1 - z)
+        yield "nop", state
+
+    def constraint(self, state):
+        return state[0] <= 4
+
+    def fingerprint(self, state):
+        return hash(state)
+
+
+TOY_STEP = {"incx": (1, 0, 0), "decx": (-1, 0, 0), "incy": (0, 1, 0)}
+
+
+def _toy_trace(actions: list[str]):
+    replayed = replay(Toy(), (0, 0, 0), actions)
+    assert replayed is None or replayed[1] == "planted"
+    return None if replayed is None else replayed[0]
+
+
+def _apply(state, action):
+    x, y, z = state
+    if action == "flip":
+        return (x, y, 1 - z)
+    dx, dy, _ = TOY_STEP[action]
+    return (x + dx, y + dy, z)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["incx", "decx", "incy", "flip", "nop"]), max_size=60))
+def test_shrinker_finds_the_minimum_of_a_planted_violation(actions: list[str]) -> None:
+    trace = _toy_trace(actions + ["incx"] * 3 + ["incy"] * 2)
+    assert trace is not None  # the suffix alone always reaches the violation
+    shrunk, prop, _ = shrink_trace(Toy(), trace)
+    assert prop == "planted" and violates(Toy(), shrunk, "planted")
+    # independently of the simulator: a real path of the toy, violating only at its end
+    state = (0, 0, 0)
+    for action, after in shrunk[1:]:
+        assert Toy.invariants["planted"](state)
+        state = _apply(state, action)
+        assert after == state and 0 <= state[0] <= 4
+    assert not Toy.invariants["planted"](state)
+    assert len(shrunk) <= len(trace)
+    assert len(shrunk) == 6  # Init + the five necessary steps
+    assert sorted(a for a, _ in shrunk[1:]) == ["incx"] * 3 + ["incy"] * 2
+
+
+def test_simulating_the_toy_finds_and_shrinks_the_planted_violation() -> None:
+    result = simulate(Toy(), seed=5, depth=50, time_limit=None, max_walks=200)
+    assert result.violated == "planted" and len(result.trace) == 6
+
+
+def test_a_trace_that_is_not_a_real_trace_is_refused() -> None:
+    trace = _toy_trace(["incx"] * 3 + ["incy"] * 2)
+    forged = trace[:-1] + [("incy", (3, 3, 0))]  # the state does not follow from the step
+    assert violates(Toy(), trace, "planted")
+    assert not violates(Toy(), forged, "planted")
+    assert not violates(Toy(), trace[:-1], "planted")
+
+
+# --- the command as a user runs it ------------------------------------------------------------
+
+
+def raftspec(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "raftspec", "simulate", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_violation_exits_1_with_json_and_mermaid(tmp_path) -> None:
+    mermaid = tmp_path / "cex.mmd"
+    proc = raftspec(str(MODELS_DIR / "mutant_quorum_off_by_one.yaml"), "--seed", "1", "--json",
+                    "--mermaid", str(mermaid))
+    assert proc.returncode == 1, proc.stderr
+    (line,) = proc.stdout.splitlines()
+    report = json.loads(line)
+    assert report["verdict"] == "violation" and report["violated"] == "election_safety"
+    assert report["counterexample"][0]["action"] == "Init"
+    assert len(report["counterexample"]) == report["counterexample_length"] == 11
+    assert report["walk_length"] >= 11 and report["seed"] == 1
+    assert mermaid.read_text().startswith("sequenceDiagram")
+
+
+def test_violation_is_printed_as_check_prints_it() -> None:
+    proc = raftspec(str(MODELS_DIR / "mutant_quorum_off_by_one.yaml"), "--workers", "2")
+    assert proc.returncode == 1, proc.stderr
+    assert "VIOLATION of election_safety" in proc.stdout and "  1  Init" in proc.stdout
+    assert "role: Candidate → Leader" in proc.stdout
+
+
+def test_time_limit_without_violation_exits_3() -> None:
+    proc = raftspec(str(MODELS_DIR / "default.yaml"), "--time-limit", "1", "--json")
+    assert proc.returncode == 3, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["verdict"] == "incomplete" and report["counterexample"] is None
+    assert report["walks"] > 0
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--depth", "0"), ("--workers", "0"),
+                                             ("--seed", "-1"), ("--time-limit", "0")])
+def test_bad_option_exits_2_naming_it(flag: str, value: str) -> None:
+    proc = raftspec(str(MODELS_DIR / "default.yaml"), flag, value)
+    assert proc.returncode == 2 and f"{flag}: must be" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_model_exits_2(tmp_path) -> None:
+    model = tmp_path / "typo.yaml"
+    model.write_text("name: t\nservers: 2\nbounds: {max_term: 2, max_log_lenght: 1}\n")
+    proc = raftspec(str(model))
+    assert proc.returncode == 2 and f"{model}:3: bounds.max_log_lenght" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_help_explains_exit_codes() -> None:
+    proc = raftspec("--help")
+    assert proc.returncode == 0 and "Exit status" in proc.stdout and "3 the time" in proc.stdout
