@@ -9,6 +9,16 @@ from pathlib import Path
 
 from raftspec.checker.report import counterexample_json, counterexample_text
 from raftspec.checker.symbolic import ENGINES, BmcResult, DepthReport, bmc
+from raftspec.commands._contract import (
+    FINDING,
+    INCOMPLETE,
+    OK,
+    add_budget_arguments,
+    budget_of,
+    exit_status,
+    limit_z3_memory,
+)
+from raftspec.commands._estimate import refuse_if_symbolic_too_large
 from raftspec.reference.errors import RaftspecError
 from raftspec.spec.model import default_model_path, load_model
 
@@ -30,8 +40,12 @@ mutant's broken property is left out) are asserted on every state; and once a de
 violation-free, the checked properties are asserted on its state. `--no-reduction` turns all of
 this off.
 
-Exit status: 0 no violation up to DEPTH, 1 a property is violated, 2 bad model or usage.
-"""
+Budgets: --time-limit (alias --time-budget) and --max-memory; when one runs out, or on Ctrl-C,
+the depths checked so far are reported and the exit status is 3: DEPTH was not reached.
+
+""" + exit_status("a property is violated; 0 = no violation on any path of up to DEPTH states",
+                  '; --json: "complete": false, "depth" = the deepest depth checked, '
+                  '"stopped" = why') + "\n"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,8 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"model file (default: the bundled {default_model_path().name})")
     parser.add_argument("--depth", type=int, default=10, metavar="K",
                         help="check paths of up to K states (default 10)")
-    parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
-                        help="stop when SECONDS have passed; the depth under way does not count")
+    add_budget_arguments(parser, ("--time-limit", "--time-budget"))
     parser.add_argument("--invariant", action="append", metavar="NAME",
                         help="check only this property (repeatable; default: the model's)")
     parser.add_argument("--json", action="store_true",
@@ -60,10 +73,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    model = load_model(args.model if args.model is not None else default_model_path())
-    names = tuple(args.invariant) if args.invariant else model.invariants
+    budget = budget_of(args)
     if args.depth < 1:
         raise RaftspecError(f"must be at least 1 (got {args.depth})", field="--depth")
+    model = load_model(args.model if args.model is not None else default_model_path())
+    names = tuple(args.invariant) if args.invariant else model.invariants
+    refuse_if_symbolic_too_large(model.config)
+    limit_z3_memory(budget.memory)
     from raftspec.spec import smt
 
     invariants = [n for n in names if n not in smt.STEP_PROPERTIES]
@@ -75,33 +91,45 @@ def run(args: argparse.Namespace) -> int:
 
     result = bmc(model.config, invariants, step_properties, max_depth=args.depth,
                  symmetry=model.symmetry, reduce=not args.no_reduction, engine=args.engine,
-                 time_budget=args.time_budget,
+                 time_budget=args.time_limit, should_stop=budget.exceeded,
                  on_depth=None if args.quiet or args.json else progress)
     if args.json:
-        print(json.dumps(json_report(model.name, result)))
+        print(json.dumps(json_report(model.name, result, args.depth)))
     else:
-        print_summary(model.name, result, names)
-    return 0 if result.violated is None else 1
+        print_summary(model.name, result, names, args.depth)
+    if result.violated is not None:
+        return FINDING
+    return OK if result.complete else INCOMPLETE
 
 
-def json_report(name: str, result: BmcResult) -> dict:
-    """The issue's shape: model, verdict, depth, violated, counterexample, seconds."""
+def json_report(name: str, result: BmcResult, requested: int | None = None) -> dict:
+    """model, verdict (ok, violation, incomplete), depth (checked, or the counterexample's),
+    requested_depth, complete, stopped, violated, counterexample, seconds."""
     return {
         "model": name,
-        "verdict": result.verdict,
+        "verdict": result.verdict if result.complete else "incomplete",
         "depth": result.depth,
+        "requested_depth": requested,
+        "complete": result.complete,
+        "stopped": result.stopped,
         "violated": result.violated,
         "counterexample": counterexample_json(result.trace) if result.trace else None,
         "seconds": round(result.seconds, 4),
     }
 
 
-def print_summary(name: str, result: BmcResult, names: tuple[str, ...]) -> None:
+def print_summary(name: str, result: BmcResult, names: tuple[str, ...],
+                  requested: int | None = None) -> None:
     if result.strengthening is not None:
         st = result.strengthening
         print(f"asserted on every state: {len(st.invariants)} invariants proved inductive for "
               f"this model in {st.seconds:.1f} s; not inductive here: "
               f"{', '.join(st.dropped) or 'none'}")
+    if not result.complete:
+        print(f"{name}: INCOMPLETE ({result.stopped}): no violation of "
+              f"{', '.join(names) or 'nothing'} on any path of up to {result.depth} states, but "
+              f"depth {requested} was not reached ({result.seconds:.1f} s)")
+        return
     if result.violated is None:
         print(f"{name}: no violation of {', '.join(names) or 'nothing'} on any path of up to "
               f"{result.depth} states ({result.seconds:.1f} s)")

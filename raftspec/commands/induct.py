@@ -9,6 +9,16 @@ from pathlib import Path
 
 from raftspec.checker.report import counterexample_json, counterexample_rows, counterexample_text
 from raftspec.checker.symbolic import ActionCheck, InductionResult, induct
+from raftspec.commands._contract import (
+    FINDING,
+    INCOMPLETE,
+    OK,
+    add_budget_arguments,
+    budget_of,
+    exit_status,
+    limit_z3_memory,
+)
+from raftspec.commands._estimate import refuse_if_symbolic_too_large
 from raftspec.spec.lemmas import LEMMAS, SHIPPED
 from raftspec.spec.model import default_model_path, load_model
 
@@ -24,8 +34,11 @@ not be reachable: add a lemma that excludes it (--with), or raise --k.
 Lemmas: --with shipped  (the set shipped for the invariant: {', '.join(sorted(SHIPPED))})
         --with NAME     (any invariant or lemma: {', '.join(LEMMAS)})
 
-Exit status: 0 proved, 1 base case fails or not inductive, 2 bad model or usage.
-"""
+Budgets: --time-limit (checked after each action) and --max-memory; when one runs out, or on
+Ctrl-C, the actions checked so far are reported and the exit status is 3 (nothing proved).
+
+""" + exit_status("the base case fails or the invariant is not inductive; 0 = proved",
+                  '; --json: "complete": false, "checked_actions", "stopped"') + "\n"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,11 +59,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print exactly one JSON object (for scripts and CI)")
     parser.add_argument("--quiet", action="store_true", help="no per-action progress lines")
+    add_budget_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    budget = budget_of(args)
     model = load_model(args.model if args.model is not None else default_model_path())
+    refuse_if_symbolic_too_large(model.config)
+    limit_z3_memory(budget.memory)
 
     def progress(c: ActionCheck) -> None:
         verdict = "preserved" if c.preserved else f"BROKEN ({c.broken})"
@@ -60,12 +77,14 @@ def run(args: argparse.Namespace) -> int:
     if not quiet:
         print(f"{model.name}: induction step for {args.invariant} (k={args.k})", file=sys.stderr)
     result = induct(model.config, args.invariant, args.lemmas, k=args.k,
-                    on_action=None if quiet else progress)
+                    on_action=None if quiet else progress, should_stop=budget.exceeded)
     if args.json:
         print(json.dumps(json_report(model.name, result)))
     else:
         print_summary(model.name, result)
-    return 0 if result.proved else 1
+    if not result.complete:
+        return INCOMPLETE
+    return OK if result.proved else FINDING
 
 
 def json_report(name: str, r: InductionResult) -> dict:
@@ -75,7 +94,11 @@ def json_report(name: str, r: InductionResult) -> dict:
         "invariant": r.invariant,
         "lemmas": list(r.lemmas),
         "k": r.k,
-        "verdict": "proved" if r.proved else ("base_fails" if not r.base_ok else "not_inductive"),
+        "verdict": ("incomplete" if not r.complete else "proved" if r.proved
+                    else "base_fails" if not r.base_ok else "not_inductive"),
+        "complete": r.complete,
+        "stopped": r.stopped,
+        "checked_actions": len(r.actions),
         "base_violated": r.base_violated,
         "base_counterexample": counterexample_json(r.base_trace) if r.base_trace else None,
         "actions": [{"action": c.action, "preserved": c.preserved, "broken": c.broken,
@@ -93,6 +116,10 @@ def print_summary(name: str, r: InductionResult) -> None:
         print(f"{name}: base case fails: {r.base_violated} is violated on a path from Init:")
         assert r.base_trace is not None
         print(counterexample_text(r.base_trace))
+        return
+    if not r.complete:
+        print(f"{name}: INCOMPLETE ({r.stopped}): nothing proved; {len(r.actions)} action(s) "
+              f"checked, all preserve {r.invariant} ({r.seconds:.1f} s)")
         return
     if r.proved:
         print(f"{name}: {r.invariant} is {'inductive' if r.k == 1 else f'{r.k}-inductive'} "
