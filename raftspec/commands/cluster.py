@@ -8,6 +8,7 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from raftspec.commands._contract import check_directory
 from raftspec.node import control
 from raftspec.node.errors import NodeError
 from raftspec.node.faults import FaultConfig
@@ -62,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         _check_ports(args.base_port, args.nodes)
     if args.snapshot_threshold < 1:
         raise NodeError("--snapshot-threshold must be at least 1")
+    check_directory(args.data_dir, "--data-dir")
+    check_directory(args.trace_dir, "--trace-dir")
     cluster = LocalCluster(args.nodes, args.data_dir, args.base_port, args.trace_dir,
                            args.faults, args.secret,
                            node_args=["--snapshot-threshold", str(args.snapshot_threshold)])
@@ -136,6 +139,8 @@ def _serve_control(cluster: LocalCluster, ctl: socket.socket) -> None:
         elif action == "kill":
             cluster.kill(i)
             print(f"{time.strftime('%H:%M:%S')} node {i} killed (SIGKILL)", flush=True)
+        elif action == "restart" and cluster.alive(i):
+            ok, err = False, f"node {i} is running (pid {cluster.procs[i].pid}); kill it first"
         elif action == "restart":
             cluster.start([i])
             print(f"{time.strftime('%H:%M:%S')} node {i} restarted, pid "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from raftspec.commands._contract import check_directory, check_output
 from raftspec.node.options import add_node_arguments, config_from_args
 from raftspec.node.server import run_node
 
@@ -26,4 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_node(config_from_args(args))
+    config = config_from_args(args)
+    check_directory(args.data_dir, "--data-dir")
+    check_output(args.trace, "--trace")
+    return run_node(config)
