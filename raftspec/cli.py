@@ -82,7 +82,8 @@ def _main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         return INCOMPLETE
     if args.command is None:
-        parser.print_help()
+        parser.print_help(sys.stderr)
+        print("raftspec: error: a COMMAND is required (listed above)", file=sys.stderr)
         return USAGE
     previous = None
     if args.command in VERDICT_COMMANDS:
