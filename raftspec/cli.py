@@ -66,13 +66,15 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    stdout = sys.stdout
+    stdout, stderr = sys.stdout, sys.stderr
     if not isinstance(stdout, PipeSafeStdout):
         sys.stdout = PipeSafeStdout(stdout)
+    if not isinstance(stderr, PipeSafeStdout):
+        sys.stderr = PipeSafeStdout(stderr)
     try:
         return _main(argv)
     finally:
-        sys.stdout = stdout
+        sys.stdout, sys.stderr = stdout, stderr
 
 
 def _main(argv: list[str]) -> int:

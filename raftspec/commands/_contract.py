@@ -215,8 +215,9 @@ def check_directory(path: str | None, flag: str) -> None:
 
 
 class PipeSafeStdout:
-    """sys.stdout that survives a reader who stops reading (``| head -1``): the rest of the
-    output goes to /dev/null and the command still finishes with its verdict's exit code."""
+    """sys.stdout (or stderr) that survives a reader who stops reading (``| head -1``): the rest
+    of the output goes to /dev/null and the command still finishes with its verdict's exit
+    code."""
 
     def __init__(self, stream) -> None:  # noqa: ANN001 - any text stream
         self._stream = stream

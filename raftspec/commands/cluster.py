@@ -23,7 +23,9 @@ cleanly on Ctrl-C / SIGTERM. Restarting on the same --data-dir recovers the data
   raftspec cluster --nodes 5 --data-dir /tmp/rs --base-port 9001
   raftspec cluster --nodes 3 --data-dir /tmp/rs --faults loss=0.1,dup=0.05,delay=5-50ms
 
-While it runs, `raftspec ctl --data-dir DIR ...` partitions, heals, kills and restarts nodes."""
+While it runs, `raftspec ctl --data-dir DIR ...` partitions, heals, kills and restarts nodes.
+Exit status: 0 stopped cleanly (Ctrl-C / SIGTERM); 2 bad arguments, ports not free, or a data
+or trace directory that cannot be used (checked before any node starts)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
