@@ -21,6 +21,7 @@ import contextlib
 import os
 import resource
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -43,7 +44,8 @@ MIN_MEMORY = 64 * 2**20
 
 def exit_status(finding: str, partial: str = "") -> str:
     """The exit-status paragraph of a command's ``--help``."""
-    return EXIT_STATUS.format(finding=finding, partial=partial)
+    text = EXIT_STATUS.format(finding=finding, partial=partial)
+    return textwrap.fill(" ".join(text.split()), width=96)
 
 
 def physical_memory() -> int:
