@@ -62,8 +62,7 @@ class BmcResult:
     seconds: float
     per_depth: tuple[DepthReport, ...] = ()
     strengthening: Strengthening | None = None
-    complete: bool = True          # False: max_depth not reached (budget or interrupt)
-    stopped: str | None = None     # why an incomplete run stopped
+    complete: bool = True          # False: max_depth not reached (time_budget ran out)
 
 
 def _check_properties(invariants: Sequence[str], step_properties: Sequence[str]) -> None:
@@ -188,6 +187,7 @@ def houdini(enc: smt.Encoding, candidates: Sequence[str] = CANDIDATES) -> Streng
         solver.add(z3.Or([z3.Not(g) for g in goals.values()]))
         verdict = solver.check(*[flags[n] for n in kept])
         if verdict == z3.unknown:
+            _raise_stop(solver.reason_unknown())
             raise RaftspecError(f"Z3 gave up inferring invariants: {solver.reason_unknown()}")
         model = solver.model() if verdict == z3.sat else None
         solver.pop()
@@ -209,7 +209,6 @@ def bmc(
     engine: str = "cadical",
     time_budget: float | None = None,
     on_depth: Callable[[DepthReport], None] | None = None,
-    should_stop: Callable[[], str | None] | None = None,
 ) -> BmcResult:
     """Bounded model checking of every path of up to ``max_depth`` states within the bounds.
 
@@ -224,9 +223,9 @@ def bmc(
     tests; CaDiCaL is several times faster, Z3 alone is the reference).
     ``time_budget`` (seconds) stops when it runs out, abandoning the depth under way and
     reporting the deepest depth completed (the benchmark's "depth reached in N minutes").
-    ``should_stop`` (a reason to stop, or None: e.g. a memory ceiling) is asked after every
-    depth. Running out of either, Z3 running out of memory, or a KeyboardInterrupt, end the run
-    with the depths checked so far: ``complete=False`` and ``stopped`` saying why.
+    A Ctrl-C is a KeyboardInterrupt (also from inside a solver call) and Z3 out of memory a
+    ``z3.Z3Exception``, for the caller to turn into a partial result (``on_depth`` has seen the
+    depths done).
     """
     if max_depth < 1:
         raise RaftspecError(f"--depth must be at least 1 (got {max_depth})", field="depth")
@@ -238,85 +237,77 @@ def bmc(
     start = time.perf_counter()
     solver = enc.solver() if engine == "z3" else CadicalSolver()
     if engine != "z3" and time_budget is None:
-        solver.set("timeout", 2**40)  # in conflict slices, so that Ctrl-C is seen mid-depth
+        solver.set("timeout", 2**40)  # conflict slices, so that a Ctrl-C is seen mid-depth
     states = [enc.state_vars("s0")]
     steps: list[smt.Step] = []
+    solver.add(enc.init(states[0]))
+    reduction = PathReduction(enc, symmetry) if reduce else None
+    strengthening = houdini(enc) if reduce else None
+
+    def known_facts(state: smt.StateVars) -> list[z3.BoolRef]:
+        if strengthening is None:
+            return []
+        return [candidate(n)(enc, state) for n in strengthening.invariants]
+
+    solver.add(*known_facts(states[0]))
     reports: list[DepthReport] = []
-    strengthening = None
-    stopped = None
-    try:
-        solver.add(enc.init(states[0]))
-        reduction = PathReduction(enc, symmetry) if reduce else None
-        strengthening = houdini(enc) if reduce else None
-
-        def known_facts(state: smt.StateVars) -> list[z3.BoolRef]:
-            if strengthening is None:
-                return []
-            return [candidate(n)(enc, state) for n in strengthening.invariants]
-
-        solver.add(*known_facts(states[0]))
-        for depth in range(1, max_depth + 1):
-            t0 = time.perf_counter()
-            if depth > 1:
-                nxt = enc.state_vars(f"s{depth - 1}")
-                step = enc.step(states[-1], nxt)
-                solver.add(step.formula)
-                if reduction is not None:
-                    solver.add(*reduction.add_step(step, f"s{depth - 1}"))
-                solver.add(*known_facts(nxt))
-                states.append(nxt)
-                steps.append(step)
-            goals = [(name, smt.INVARIANTS[name](enc, states[-1])) for name in invariants]
-            if depth > 1:
-                goals += [(name, smt.STEP_PROPERTIES[name](enc, states[-2], states[-1]))
-                          for name in step_properties]
-            if goals:
-                bad = z3.Bool(f"bad_at_{depth}")  # assumed for this depth's query only
-                solver.add(z3.Implies(bad, z3.Or([z3.Not(g) for _, g in goals])))
-                if time_budget is not None:
-                    left = start + time_budget - time.perf_counter()
-                    solver.set("timeout", max(1, int(left * 1000)))
-                verdict = solver.check(bad)
-                if verdict == z3.sat:
-                    model = solver.model()
-                    violated = next(name for name, g in goals
-                                    if z3.is_false(model.eval(g, model_completion=True)))
-                    trace = decode_trace(enc, model, states, steps)
-                    return BmcResult("violation", depth, violated, trace,
-                                     time.perf_counter() - start, tuple(reports), strengthening)
-                if verdict != z3.unsat:
-                    reason = solver.reason_unknown()
-                    if time_budget is not None and time.perf_counter() - start >= time_budget:
-                        stopped = "time budget reached"  # the depth under way does not count
-                        break
-                    if "interrupt" in reason or "cancel" in reason:
-                        raise KeyboardInterrupt
-                    if "memory" in reason:
-                        raise z3.Z3Exception("out of memory")
-                    raise RaftspecError(f"{engine} gave up at depth {depth}: {reason}")
-                solver.add(z3.Not(bad))
-                if reduce:  # no path of up to `depth` states violates them: a fact about it
-                    solver.add(*[g for _, g in goals])
-            now = time.perf_counter()
-            report = DepthReport(depth, now - t0, now - start)
-            reports.append(report)
-            if on_depth is not None:
-                on_depth(report)
-            if time_budget is not None and now - start > time_budget:
-                stopped = "time budget reached"
-                break
-            if should_stop is not None and (stopped := should_stop()):
-                break
-    except KeyboardInterrupt:
-        stopped = "interrupted"
-    except z3.Z3Exception as err:
-        if "memory" not in str(err):
-            raise
-        stopped = "Z3 ran out of memory"
+    for depth in range(1, max_depth + 1):
+        t0 = time.perf_counter()
+        if depth > 1:
+            nxt = enc.state_vars(f"s{depth - 1}")
+            step = enc.step(states[-1], nxt)
+            solver.add(step.formula)
+            if reduction is not None:
+                solver.add(*reduction.add_step(step, f"s{depth - 1}"))
+            solver.add(*known_facts(nxt))
+            states.append(nxt)
+            steps.append(step)
+        goals = [(name, smt.INVARIANTS[name](enc, states[-1])) for name in invariants]
+        if depth > 1:
+            goals += [(name, smt.STEP_PROPERTIES[name](enc, states[-2], states[-1]))
+                      for name in step_properties]
+        if goals:
+            bad = z3.Bool(f"bad_at_{depth}")  # assumed for this depth's query only
+            solver.add(z3.Implies(bad, z3.Or([z3.Not(g) for _, g in goals])))
+            if time_budget is not None:
+                left = start + time_budget - time.perf_counter()
+                solver.set("timeout", max(1, int(left * 1000)))
+            verdict = solver.check(bad)
+            if verdict == z3.sat:
+                model = solver.model()
+                violated = next(name for name, g in goals
+                                if z3.is_false(model.eval(g, model_completion=True)))
+                trace = decode_trace(enc, model, states, steps)
+                return BmcResult("violation", depth, violated, trace,
+                                 time.perf_counter() - start, tuple(reports), strengthening)
+            if verdict != z3.unsat:
+                if time_budget is not None and time.perf_counter() - start >= time_budget:
+                    break  # out of time during this depth: it does not count as checked
+                _raise_stop(solver.reason_unknown())
+                raise RaftspecError(f"{engine} gave up at depth {depth}: "
+                                    f"{solver.reason_unknown()}")
+            solver.add(z3.Not(bad))
+            if reduce:  # no path of up to `depth` states violates them: a fact about this state
+                solver.add(*[g for _, g in goals])
+        now = time.perf_counter()
+        report = DepthReport(depth, now - t0, now - start)
+        reports.append(report)
+        if on_depth is not None:
+            on_depth(report)
+        if time_budget is not None and now - start > time_budget:
+            break
     checked = reports[-1].depth if reports else 0
     return BmcResult("ok", checked, None, None, time.perf_counter() - start,
-                     tuple(reports), strengthening, complete=checked >= max_depth,
-                     stopped=None if checked >= max_depth else stopped)
+                     tuple(reports), strengthening, complete=checked >= max_depth)
+
+
+def _raise_stop(reason: str) -> None:
+    """A solver's "unknown" that is a stop, not a failure: Ctrl-C caught inside Z3, or Z3's
+    memory ceiling (``memory_max_size``), raised as the exceptions a caller handles."""
+    if "interrupt" in reason or "cancel" in reason:
+        raise KeyboardInterrupt
+    if "memory" in reason:
+        raise z3.Z3Exception("out of memory")
 
 
 def decode_trace(enc: smt.Encoding, model: z3.ModelRef, states: Sequence[smt.StateVars],
@@ -355,12 +346,10 @@ class InductionResult:
     base_violated: str | None
     actions: tuple[ActionCheck, ...]
     seconds: float
-    complete: bool = True          # False: stopped before every action was checked
-    stopped: str | None = None
 
     @property
     def proved(self) -> bool:
-        return self.complete and self.base_ok and all(a.preserved for a in self.actions)
+        return self.base_ok and all(a.preserved for a in self.actions)
 
 
 def resolve_lemmas(invariant: str, names: Sequence[str]) -> tuple[str, ...]:
@@ -402,15 +391,12 @@ def induct(
     *,
     k: int = 1,
     on_action: Callable[[ActionCheck], None] | None = None,
-    should_stop: Callable[[], str | None] | None = None,
 ) -> InductionResult:
     """Check that ``invariant`` (with ``lemmas``) is k-inductive within the model's bounds.
 
     Base: every path from Init of up to k states satisfies the hypothesis. Step: for each action
     (raft.tla ``Next`` disjunct), k consecutive in-bounds states satisfying the hypothesis and
     pairwise distinct (simple path, k > 1) cannot step to a state violating it.
-    ``should_stop`` (a reason, or None) is asked after every action; a stop, Z3 out of memory
-    or a KeyboardInterrupt return the actions checked so far with ``complete=False``.
     """
     if invariant not in smt.INVARIANTS:
         raise RaftspecError(f"unknown invariant {invariant!r}; known: "
@@ -418,36 +404,8 @@ def induct(
     if k < 1:
         raise RaftspecError(f"--k must be at least 1 (got {k})", field="--k")
     lemmas = resolve_lemmas(invariant, lemmas)
-    start = time.perf_counter()
-    checks: list[ActionCheck] = []
-    try:
-        return _induct(config, invariant, lemmas, k, on_action, should_stop, start, checks)
-    except KeyboardInterrupt:
-        stopped = "interrupted"
-    except z3.Z3Exception as err:
-        if "memory" not in str(err):
-            raise
-        stopped = "Z3 ran out of memory"
-    except _Stop as stop:
-        stopped = stop.reason
-    if any(not c.preserved for c in checks):   # a finding already: not inductive
-        return InductionResult(invariant, lemmas, k, True, None, None, tuple(checks),
-                               time.perf_counter() - start)
-    return InductionResult(invariant, lemmas, k, True, None, None, tuple(checks),
-                           time.perf_counter() - start, complete=False, stopped=stopped)
-
-
-class _Stop(Exception):
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
-def _induct(config: Config, invariant: str, lemmas: tuple[str, ...], k: int,
-            on_action: Callable[[ActionCheck], None] | None,
-            should_stop: Callable[[], str | None] | None, start: float,
-            checks: list[ActionCheck]) -> InductionResult:
-    """``induct``'s base case and step; ``checks`` fills as actions are checked."""
     enc = smt.Encoding(config)
+    start = time.perf_counter()
 
     # Base case: BMC of the whole hypothesis for k states.
     base = bmc_hypothesis(enc, invariant, lemmas, k)
@@ -471,6 +429,7 @@ def _induct(config: Config, invariant: str, lemmas: tuple[str, ...], k: int,
     last = steps[-1]
     post = _conjuncts(enc, states[k], invariant, lemmas)
     solver.add(z3.Or([z3.Not(c) for _, c in post]))
+    checks = []
     for action in _action_names(last):
         t0 = time.perf_counter()
         chosen = [sel for sel, br in zip(last.selectors, last.branches, strict=True)
@@ -479,12 +438,8 @@ def _induct(config: Config, invariant: str, lemmas: tuple[str, ...], k: int,
                   if br.name != action]
         verdict = solver.check(*others, z3.Or(chosen)) if chosen else z3.unsat
         if verdict == z3.unknown:
-            reason = solver.reason_unknown()
-            if "interrupt" in reason or "cancel" in reason:
-                raise KeyboardInterrupt
-            if "memory" in reason:
-                raise z3.Z3Exception("out of memory")
-            raise RaftspecError(f"Z3 gave up on {action}: {reason}")
+            _raise_stop(solver.reason_unknown())
+            raise RaftspecError(f"Z3 gave up on {action}: {solver.reason_unknown()}")
         if verdict == z3.sat:
             model = solver.model()
             broken = next(name for name, c in post
@@ -496,8 +451,6 @@ def _induct(config: Config, invariant: str, lemmas: tuple[str, ...], k: int,
         checks.append(check)
         if on_action is not None:
             on_action(check)
-        if should_stop is not None and (reason := should_stop()):
-            raise _Stop(reason)
     return InductionResult(invariant, lemmas, k, True, None, None, tuple(checks),
                            time.perf_counter() - start)
 
@@ -519,7 +472,11 @@ def bmc_hypothesis(enc: smt.Encoding, invariant: str, lemmas: Sequence[str],
         goals = _conjuncts(enc, states[-1], invariant, lemmas)
         solver.push()
         solver.add(z3.Or([z3.Not(c) for _, c in goals]))
-        if solver.check() == z3.sat:
+        verdict = solver.check()
+        if verdict == z3.unknown:     # never taken for "no base-case violation"
+            _raise_stop(solver.reason_unknown())
+            raise RaftspecError(f"Z3 gave up on the base case: {solver.reason_unknown()}")
+        if verdict == z3.sat:
             model = solver.model()
             name = next(n for n, c in goals if z3.is_false(model.eval(c, model_completion=True)))
             return name, decode_trace(enc, model, states, steps)

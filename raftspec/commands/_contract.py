@@ -121,6 +121,17 @@ def mib(n: int) -> str:
     return f"{n / 2**20:,.0f} MiB"
 
 
+class Stopped(Exception):
+    """Raised from an engine's progress callback when the budget runs out (``reason``)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+Z3_OUT_OF_MEMORY = "Z3 ran out of memory (its ceiling is --max-memory)"
+
+
 class Budget:
     """A deadline and a memory ceiling, asked with ``exceeded()`` at an engine's cadence."""
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
+
+import attrs
+import z3
 
 from raftspec.checker.report import counterexample_json, counterexample_text
 from raftspec.checker.symbolic import ENGINES, BmcResult, DepthReport, bmc
@@ -13,6 +17,8 @@ from raftspec.commands._contract import (
     FINDING,
     INCOMPLETE,
     OK,
+    Z3_OUT_OF_MEMORY,
+    Stopped,
     add_budget_arguments,
     budget_of,
     exit_status,
@@ -85,24 +91,43 @@ def run(args: argparse.Namespace) -> int:
     invariants = [n for n in names if n not in smt.STEP_PROPERTIES]
     step_properties = [n for n in names if n in smt.STEP_PROPERTIES]
 
-    def progress(r: DepthReport) -> None:
-        print(f"depth {r.depth:3d}: no violation  ({r.seconds:.2f} s, "
-              f"total {r.total_seconds:.1f} s)", file=sys.stderr, flush=True)
+    done: list[DepthReport] = []
 
-    result = bmc(model.config, invariants, step_properties, max_depth=args.depth,
-                 symmetry=model.symmetry, reduce=not args.no_reduction, engine=args.engine,
-                 time_budget=args.time_limit, should_stop=budget.exceeded,
-                 on_depth=None if args.quiet or args.json else progress)
+    def on_depth(r: DepthReport) -> None:
+        done.append(r)
+        if not (args.quiet or args.json):
+            print(f"depth {r.depth:3d}: no violation  ({r.seconds:.2f} s, "
+                  f"total {r.total_seconds:.1f} s)", file=sys.stderr, flush=True)
+        if r.depth < args.depth and (why := budget.exceeded()):
+            raise Stopped(why)
+
+    started = time.perf_counter()
+    stopped = None
+    try:
+        result = bmc(model.config, invariants, step_properties, max_depth=args.depth,
+                     symmetry=model.symmetry, reduce=not args.no_reduction,
+                     engine=args.engine, time_budget=args.time_limit, on_depth=on_depth)
+        if not result.complete:
+            stopped = f"time limit of {args.time_limit:g} s reached"
+    except (KeyboardInterrupt, Stopped, z3.Z3Exception) as err:
+        if isinstance(err, z3.Z3Exception) and "memory" not in str(err):
+            raise
+        stopped = ("interrupted" if isinstance(err, KeyboardInterrupt) else
+                   err.reason if isinstance(err, Stopped) else Z3_OUT_OF_MEMORY)
+        result = BmcResult("ok", done[-1].depth if done else 0, None, None,
+                           time.perf_counter() - started, tuple(done), complete=False)
+    result = attrs.evolve(result, complete=result.complete and stopped is None)
     if args.json:
-        print(json.dumps(json_report(model.name, result, args.depth)))
+        print(json.dumps(json_report(model.name, result, args.depth, stopped)))
     else:
-        print_summary(model.name, result, names, args.depth)
+        print_summary(model.name, result, names, args.depth, stopped)
     if result.violated is not None:
         return FINDING
     return OK if result.complete else INCOMPLETE
 
 
-def json_report(name: str, result: BmcResult, requested: int | None = None) -> dict:
+def json_report(name: str, result: BmcResult, requested: int | None = None,
+                stopped: str | None = None) -> dict:
     """model, verdict (ok, violation, incomplete), depth (checked, or the counterexample's),
     requested_depth, complete, stopped, violated, counterexample, seconds."""
     return {
@@ -111,7 +136,7 @@ def json_report(name: str, result: BmcResult, requested: int | None = None) -> d
         "depth": result.depth,
         "requested_depth": requested,
         "complete": result.complete,
-        "stopped": result.stopped,
+        "stopped": None if result.complete else stopped,
         "violated": result.violated,
         "counterexample": counterexample_json(result.trace) if result.trace else None,
         "seconds": round(result.seconds, 4),
@@ -119,14 +144,14 @@ def json_report(name: str, result: BmcResult, requested: int | None = None) -> d
 
 
 def print_summary(name: str, result: BmcResult, names: tuple[str, ...],
-                  requested: int | None = None) -> None:
+                  requested: int | None = None, stopped: str | None = None) -> None:
     if result.strengthening is not None:
         st = result.strengthening
         print(f"asserted on every state: {len(st.invariants)} invariants proved inductive for "
               f"this model in {st.seconds:.1f} s; not inductive here: "
               f"{', '.join(st.dropped) or 'none'}")
     if not result.complete:
-        print(f"{name}: INCOMPLETE ({result.stopped}): no violation of "
+        print(f"{name}: INCOMPLETE ({stopped}): no violation of "
               f"{', '.join(names) or 'nothing'} on any path of up to {result.depth} states, but "
               f"depth {requested} was not reached ({result.seconds:.1f} s)")
         return

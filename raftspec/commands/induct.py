@@ -5,14 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
+import z3
+
 from raftspec.checker.report import counterexample_json, counterexample_rows, counterexample_text
-from raftspec.checker.symbolic import ActionCheck, InductionResult, induct
+from raftspec.checker.symbolic import ActionCheck, InductionResult, induct, resolve_lemmas
 from raftspec.commands._contract import (
     FINDING,
     INCOMPLETE,
     OK,
+    Z3_OUT_OF_MEMORY,
+    Stopped,
     add_budget_arguments,
     budget_of,
     exit_status,
@@ -69,35 +74,57 @@ def run(args: argparse.Namespace) -> int:
     refuse_if_symbolic_too_large(model.config)
     limit_z3_memory(budget.memory)
 
-    def progress(c: ActionCheck) -> None:
-        verdict = "preserved" if c.preserved else f"BROKEN ({c.broken})"
-        print(f"  {c.action:<30} {verdict:<40} {c.seconds:6.2f} s", file=sys.stderr, flush=True)
-
     quiet = args.quiet or args.json
+    done: list[ActionCheck] = []
+
+    def on_action(c: ActionCheck) -> None:
+        done.append(c)
+        if not quiet:
+            verdict = "preserved" if c.preserved else f"BROKEN ({c.broken})"
+            print(f"  {c.action:<30} {verdict:<40} {c.seconds:6.2f} s", file=sys.stderr,
+                  flush=True)
+        if c.preserved and (why := budget.exceeded()):
+            raise Stopped(why)
+
     if not quiet:
         print(f"{model.name}: induction step for {args.invariant} (k={args.k})", file=sys.stderr)
-    result = induct(model.config, args.invariant, args.lemmas, k=args.k,
-                    on_action=None if quiet else progress, should_stop=budget.exceeded)
+    started = time.perf_counter()
+    stopped = None
+    try:
+        result = induct(model.config, args.invariant, args.lemmas, k=args.k,
+                        on_action=on_action)
+    except (KeyboardInterrupt, Stopped, z3.Z3Exception) as err:
+        if isinstance(err, z3.Z3Exception) and "memory" not in str(err):
+            raise
+        stopped = ("interrupted" if isinstance(err, KeyboardInterrupt) else
+                   err.reason if isinstance(err, Stopped) else Z3_OUT_OF_MEMORY)
+        result = InductionResult(args.invariant, resolve_lemmas(args.invariant, args.lemmas),
+                                 args.k, True, None, None, tuple(done),
+                                 time.perf_counter() - started)
+        if any(not c.preserved for c in done):
+            stopped = None            # a finding already: not inductive, whatever came next
     if args.json:
-        print(json.dumps(json_report(model.name, result)))
+        print(json.dumps(json_report(model.name, result, stopped)))
     else:
-        print_summary(model.name, result)
-    if not result.complete:
+        print_summary(model.name, result, stopped)
+    if stopped is not None:
         return INCOMPLETE
     return OK if result.proved else FINDING
 
 
-def json_report(name: str, r: InductionResult) -> dict:
+def json_report(name: str, r: InductionResult, stopped: str | None = None) -> dict:
+    """verdict: proved, base_fails, not_inductive, or incomplete (``stopped`` says why;
+    ``checked_actions`` how far it got: nothing is proved then)."""
     broken = [c for c in r.actions if not c.preserved]
     return {
         "model": name,
         "invariant": r.invariant,
         "lemmas": list(r.lemmas),
         "k": r.k,
-        "verdict": ("incomplete" if not r.complete else "proved" if r.proved
+        "verdict": ("incomplete" if stopped else "proved" if r.proved
                     else "base_fails" if not r.base_ok else "not_inductive"),
-        "complete": r.complete,
-        "stopped": r.stopped,
+        "complete": stopped is None,
+        "stopped": stopped,
         "checked_actions": len(r.actions),
         "base_violated": r.base_violated,
         "base_counterexample": counterexample_json(r.base_trace) if r.base_trace else None,
@@ -110,15 +137,15 @@ def json_report(name: str, r: InductionResult) -> dict:
     }
 
 
-def print_summary(name: str, r: InductionResult) -> None:
+def print_summary(name: str, r: InductionResult, stopped: str | None = None) -> None:
     hyp = ", ".join(("domain", "type_ok", *r.lemmas)) if r.lemmas else "domain, type_ok"
     if not r.base_ok:
         print(f"{name}: base case fails: {r.base_violated} is violated on a path from Init:")
         assert r.base_trace is not None
         print(counterexample_text(r.base_trace))
         return
-    if not r.complete:
-        print(f"{name}: INCOMPLETE ({r.stopped}): nothing proved; {len(r.actions)} action(s) "
+    if stopped is not None:
+        print(f"{name}: INCOMPLETE ({stopped}): nothing proved; {len(r.actions)} action(s) "
               f"checked, all preserve {r.invariant} ({r.seconds:.1f} s)")
         return
     if r.proved:

@@ -150,7 +150,7 @@ def test_bmc_depth_not_reached_is_exit_3_and_says_so() -> None:
     report = json.loads(proc.stdout)
     assert report["verdict"] == "incomplete" and report["complete"] is False
     assert report["requested_depth"] == 26 and report["depth"] < 26
-    assert report["stopped"] == "time budget reached"
+    assert report["stopped"] == "time limit of 3 s reached"
 
 
 def test_bmc_depth_reached_is_complete_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
