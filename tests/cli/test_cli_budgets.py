@@ -70,6 +70,14 @@ def test_explore_asks_should_stop_and_a_keyboard_interrupt_is_a_partial_result()
     assert not result.complete and result.stopped == "interrupted"
 
 
+def test_explore_stops_at_its_deadline() -> None:
+    import time
+
+    result = explore(RaftSystem(load_model(TINY3)), deadline=time.perf_counter())
+    assert not result.complete and result.stopped == "deadline reached"
+    assert 0 < result.distinct_states < 61805
+
+
 def test_a_memory_budget_below_the_resident_size_stops_at_once() -> None:
     budget = Budget(memory=rss_bytes() // 2)
     assert budget.exceeded().startswith("memory limit of ")
