@@ -236,8 +236,6 @@ def bmc(
     enc = smt.Encoding(config)
     start = time.perf_counter()
     solver = enc.solver() if engine == "z3" else CadicalSolver()
-    if engine != "z3" and time_budget is None:
-        solver.set("timeout", 2**40)  # conflict slices, so that a Ctrl-C is seen mid-depth
     states = [enc.state_vars("s0")]
     steps: list[smt.Step] = []
     solver.add(enc.init(states[0]))

@@ -104,11 +104,15 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     stopped = None
     try:
+        # Always a time budget, if only NO_LIMIT: with one, CaDiCaL runs in conflict slices
+        # (checker/cnf.py), between which Python sees a Ctrl-C; without, a depth can take
+        # minutes before the interrupt is noticed.
         result = bmc(model.config, invariants, step_properties, max_depth=args.depth,
                      symmetry=model.symmetry, reduce=not args.no_reduction,
-                     engine=args.engine, time_budget=args.time_limit, on_depth=on_depth)
+                     engine=args.engine, time_budget=args.time_limit or NO_LIMIT,
+                     on_depth=on_depth)
         if not result.complete:
-            stopped = f"time limit of {args.time_limit:g} s reached"
+            stopped = f"time limit of {args.time_limit or NO_LIMIT:g} s reached"
     except (KeyboardInterrupt, Stopped, z3.Z3Exception) as err:
         if isinstance(err, z3.Z3Exception) and "memory" not in str(err):
             raise
@@ -124,6 +128,11 @@ def run(args: argparse.Namespace) -> int:
     if result.violated is not None:
         return FINDING
     return OK if result.complete else INCOMPLETE
+
+
+NO_LIMIT = 10.0**6
+"""Seconds (11.6 days): a budget that does not run out, and whose milliseconds still fit the
+solvers' 32-bit timeout."""
 
 
 def json_report(name: str, result: BmcResult, requested: int | None = None,
