@@ -68,6 +68,7 @@ class Result:
     trace: list[tuple[Any, Any]] | None = None
     per_action: dict[str, int] | None = None
     complete: bool = True
+    stopped: str | None = None   # why an incomplete run stopped (budget, interrupt, max_depth)
 
     @property
     def verdict(self) -> str:
@@ -78,6 +79,15 @@ class Result:
         """TLC's optimistic estimate that two distinct states shared a fingerprint."""
         d = self.distinct_states
         return d * max(self.states_generated - d, 0) / FINGERPRINT_SPACE
+
+
+class _Stop(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+STOP_CHECK_INTERVAL = 0.1
+"""Seconds between two looks at ``deadline`` and ``should_stop``."""
 
 
 class _Violation(Exception):
@@ -93,6 +103,9 @@ def explore(
     count_actions: bool = False,
     action_name: Callable[[Any], str] = lambda action: str(action),
     max_depth: int | None = None,
+    deadline: float | None = None,
+    max_states: int | None = None,
+    should_stop: Callable[[], str | None] | None = None,
 ) -> Result:
     """Explore every state reachable within the constraint, breadth first, level by level.
 
@@ -101,6 +114,13 @@ def explore(
     comparing with TLC action by action). ``max_depth`` stops after that many levels (the
     initial states are level 1): states deeper than that are neither generated nor checked, and
     the result says ``complete=False``.
+
+    Budgets, for callers that must always get an answer (the CLI's exit code 3): ``deadline``
+    (a ``time.perf_counter()`` value), ``max_states`` (distinct states) and ``should_stop`` (a
+    reason to stop, or None; e.g. a memory ceiling) are looked at every
+    ``STOP_CHECK_INTERVAL`` seconds, ``max_states`` on every new state. A stop, or a
+    KeyboardInterrupt, ends the search with the figures so far, ``complete=False`` and
+    ``stopped`` saying why.
     """
     started = time.perf_counter()
     seen = FingerprintSet()
@@ -124,6 +144,9 @@ def explore(
 
     depth = 0
     complete = True
+    stopped = None
+    watch = deadline is not None or should_stop is not None
+    next_check = started + STOP_CHECK_INTERVAL
     try:
         for state in system.init_states():
             generated += 1
@@ -166,11 +189,22 @@ def explore(
                     check(nxt, len(fingerprints) - 1)
                     next_level.append(nxt)
                     next_index.append(len(fingerprints) - 1)
+                    if max_states is not None and len(fingerprints) >= max_states:
+                        raise _Stop(f"max_states {max_states:,} reached")
+                if watch and (now := time.perf_counter()) >= next_check:
+                    next_check = now + STOP_CHECK_INTERVAL
+                    if deadline is not None and now >= deadline:
+                        raise _Stop("deadline reached")
+                    if should_stop is not None and (reason := should_stop()):
+                        raise _Stop(reason)
                 if on_progress is not None and time.perf_counter() >= next_report:
                     next_report = time.perf_counter() + progress_interval
                     on_progress(Progress(len(seen), generated, len(next_level), depth,
                                          time.perf_counter() - started))
             level, level_index = next_level, next_index
+    except (_Stop, KeyboardInterrupt) as stop:
+        complete = False
+        stopped = stop.reason if isinstance(stop, _Stop) else "interrupted"
     except _Violation as violation:
         trace = _shortest_trace(system, fingerprints, parents, violation.index)
         if violation.step is not None:
@@ -191,6 +225,7 @@ def explore(
         seconds=time.perf_counter() - started,
         per_action=dict(per_action) if count_actions else None,
         complete=complete,
+        stopped=stopped if stopped is not None or complete else "max_depth reached",
     )
 
 

@@ -87,6 +87,7 @@ class BmcResult:
     seconds: float
     per_depth: tuple[DepthReport, ...] = ()
     strengthening: Strengthening | None = None
+    complete: bool = True          # False: max_depth not reached (time_budget ran out)
 
 
 def _check_properties(enc: SymbolicEncoding, invariants: Sequence[str],
@@ -202,6 +203,7 @@ def houdini(enc: SymbolicEncoding, names: Sequence[str] | None = None) -> Streng
         solver.add(z3.Or([z3.Not(g) for g in goals.values()]))
         verdict = solver.check(*[flags[n] for n in kept])
         if verdict == z3.unknown:
+            _raise_stop(solver.reason_unknown())
             raise RaftspecError(f"Z3 gave up inferring invariants: {solver.reason_unknown()}")
         model = solver.model() if verdict == z3.sat else None
         solver.pop()
@@ -237,6 +239,9 @@ def bmc(
     tests; CaDiCaL is several times faster, Z3 alone is the reference).
     ``time_budget`` (seconds) stops when it runs out, abandoning the depth under way and
     reporting the deepest depth completed (the benchmark's "depth reached in N minutes").
+    A Ctrl-C is a KeyboardInterrupt (also from inside a solver call) and Z3 out of memory a
+    ``z3.Z3Exception``, for the caller to turn into a partial result (``on_depth`` has seen the
+    depths done).
     """
     if max_depth < 1:
         raise RaftspecError(f"--depth must be at least 1 (got {max_depth})", field="depth")
@@ -291,6 +296,7 @@ def bmc(
             if verdict != z3.unsat:
                 if time_budget is not None and time.perf_counter() - start >= time_budget:
                     break  # out of time during this depth: it does not count as checked
+                _raise_stop(solver.reason_unknown())
                 raise RaftspecError(f"{engine} gave up at depth {depth}: "
                                     f"{solver.reason_unknown()}")
             solver.add(z3.Not(bad))
@@ -305,7 +311,16 @@ def bmc(
             break
     checked = reports[-1].depth if reports else 0
     return BmcResult("ok", checked, None, None, time.perf_counter() - start,
-                     tuple(reports), strengthening)
+                     tuple(reports), strengthening, complete=checked >= max_depth)
+
+
+def _raise_stop(reason: str) -> None:
+    """A solver's "unknown" that is a stop, not a failure: Ctrl-C caught inside Z3, or Z3's
+    memory ceiling (``memory_max_size``), raised as the exceptions a caller handles."""
+    if "interrupt" in reason or "cancel" in reason:
+        raise KeyboardInterrupt
+    if "memory" in reason:
+        raise z3.Z3Exception("out of memory")
 
 
 def decode_trace(enc: SymbolicEncoding, model: z3.ModelRef, states: Sequence[Any],
@@ -437,6 +452,7 @@ def induct(
                   if br.name != action]
         verdict = solver.check(*others, z3.Or(chosen)) if chosen else z3.unsat
         if verdict == z3.unknown:
+            _raise_stop(solver.reason_unknown())
             raise RaftspecError(f"Z3 gave up on {action}: {solver.reason_unknown()}")
         if verdict == z3.sat:
             model = solver.model()
@@ -470,7 +486,11 @@ def bmc_hypothesis(enc: SymbolicEncoding, invariant: str, lemmas: Sequence[str],
         goals = _conjuncts(enc, states[-1], invariant, lemmas)
         solver.push()
         solver.add(z3.Or([z3.Not(c) for _, c in goals]))
-        if solver.check() == z3.sat:
+        verdict = solver.check()
+        if verdict == z3.unknown:     # never taken for "no base-case violation"
+            _raise_stop(solver.reason_unknown())
+            raise RaftspecError(f"Z3 gave up on the base case: {solver.reason_unknown()}")
+        if verdict == z3.sat:
             model = solver.model()
             name = next(n for n, c in goals if z3.is_false(model.eval(c, model_completion=True)))
             return name, decode_trace(enc, model, states, steps)

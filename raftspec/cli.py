@@ -1,15 +1,19 @@
 """``raftspec``: one entry point, one module per subcommand (see raftspec/commands/).
 
-Exit codes shared by every subcommand: 0 success, 1 a property or check failed
-(violation, invalid trace, non-linearizable history), 2 bad input or usage.
+Exit codes shared by every subcommand (raftspec/commands/_contract.py): 0 ok, 1 a finding
+(violation, not inductive, invalid trace, non-linearizable history), 2 usage, bad input or an
+unsupported feature, 3 incomplete (a budget ran out or the run was interrupted).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
 
+from raftspec.commands._contract import INCOMPLETE, USAGE, PipeSafeStdout
 from raftspec.node.errors import NodeError
 from raftspec.protocol.errors import RaftspecError
 
@@ -35,6 +39,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="raftspec",
         description="An executable reference of the Raft consensus protocol: model checking, "
         "a real cluster, and trace validation on one semantics.",
+        epilog="Exit status, every command: 0 ok, 1 a finding (violation, not inductive, "
+        "invalid, not linearizable), 2 usage or bad input, 3 incomplete (budget ran out or "
+        "interrupted).",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS if only is None else (only,):
@@ -48,18 +55,54 @@ def _command_module(argv: list[str]) -> str | None:
     return next((name for name in COMMANDS if name.rsplit(".", 1)[1] == first), None)
 
 
+VERDICT_COMMANDS = ("check", "bmc", "induct", "lincheck", "validate")
+"""Commands whose SIGTERM (a CI job's timeout) is handled as Ctrl-C: partial results, exit 3.
+The cluster commands keep their own signal handling."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(_command_module(argv))
-    args = parser.parse_args(argv)
+    stdout, stderr = sys.stdout, sys.stderr
+    if not isinstance(stdout, PipeSafeStdout):
+        sys.stdout = PipeSafeStdout(stdout)
+    if not isinstance(stderr, PipeSafeStdout):
+        sys.stderr = PipeSafeStdout(stderr)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+def _main(argv: list[str]) -> int:
+    try:
+        parser = build_parser(_command_module(argv))
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        return INCOMPLETE
     if args.command is None:
-        parser.print_help()
-        return 2
+        parser.print_help(sys.stderr)
+        print("raftspec: error: a COMMAND is required (listed above)", file=sys.stderr)
+        return USAGE
+    previous = None
+    if args.command in VERDICT_COMMANDS:
+        with contextlib.suppress(ValueError):   # not the main thread (tests in a thread)
+            previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.run(args)
     except (RaftspecError, NodeError) as err:
         print(f"raftspec {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return USAGE
     except KeyboardInterrupt:
-        print(f"raftspec {args.command}: interrupted", file=sys.stderr)
-        return 130
+        print(f"raftspec {args.command}: interrupted before a verdict", file=sys.stderr)
+        return INCOMPLETE
+    except MemoryError:
+        print(f"raftspec {args.command}: out of memory before a verdict (lower the bounds or "
+              "raise --max-memory)", file=sys.stderr)
+        return INCOMPLETE
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

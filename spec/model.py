@@ -74,9 +74,11 @@ def load_model(path: str | Path) -> Model:
     """Read and validate a model file; every mistake names the file, line and key."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise RaftspecError("no such model file", path=str(path)) from None
+    except UnicodeDecodeError as err:
+        raise RaftspecError(f"not a UTF-8 text file (byte {err.start})", path=str(path)) from None
     except OSError as err:
         raise RaftspecError(f"cannot read model file: {err.strerror}", path=str(path)) from None
     return parse_model(text, str(path))

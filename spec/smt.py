@@ -1016,7 +1016,7 @@ def _entries_equal(enc: Encoding, x: ServerVars, y: ServerVars, upto: int) -> z3
 
 
 def type_ok(enc: Encoding, s: StateVars) -> z3.BoolRef:
-    """spec.properties.type_ok (raft.tla ``TypeOK``) on the encoded state. The bag's canonical
+    """reference.properties.type_ok (raft.tla ``TypeOK``) on the encoded state. The bag's canonical
     form holds by construction of the encoding (``Encoding.canonical``)."""
     cs = []
     for sv in s.servers:
@@ -1109,12 +1109,12 @@ INVARIANTS: dict[str, Callable[[Encoding, StateVars], z3.BoolRef]] = {
     "leader_completeness": leader_completeness,
     "state_machine_safety": state_machine_safety,
 }
-"""The Z3 forms of ``spec.properties.INVARIANTS``, by the same names."""
+"""The Z3 forms of ``reference.properties.INVARIANTS``, by the same names."""
 
 STEP_PROPERTIES: dict[str, Callable[[Encoding, StateVars, StateVars], z3.BoolRef]] = {
     "leader_append_only": leader_append_only,
 }
-"""The Z3 forms of ``spec.properties.STEP_PROPERTIES``."""
+"""The Z3 forms of ``reference.properties.STEP_PROPERTIES``."""
 
 
 def encode_model(model: object) -> Encoding:

@@ -27,12 +27,29 @@ def cluster_addrs(text: str) -> dict[int, str]:
 def manifest_addrs(data_dir: str) -> tuple[dict[int, str], str | None]:
     path = os.path.join(data_dir, "cluster.json")
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             m = json.load(f)
     except OSError as err:
         raise NodeError(f"{path}: {err.strerror} (is 'raftspec cluster --data-dir "
                         f"{data_dir}' running?)") from err
-    return {int(k): v for k, v in m["nodes"].items()}, m.get("supervisor")
+    except ValueError as err:          # JSONDecodeError, UnicodeDecodeError
+        raise NodeError(f"{path}: not a cluster manifest written by `raftspec cluster` "
+                        f"({err})") from None
+    try:
+        nodes = {int(k): str(v) for k, v in m["nodes"].items()}
+        supervisor = m.get("supervisor")
+        if supervisor is not None and not isinstance(supervisor, str) or not nodes:
+            raise ValueError("supervisor")
+    except (AttributeError, KeyError, TypeError, ValueError) as err:
+        raise NodeError(f"{path}: not a cluster manifest written by `raftspec cluster` "
+                        f"(field {err})") from None
+    from raftspec.node.transport import parse_addr
+    for i, addr in nodes.items():
+        try:
+            parse_addr(addr)
+        except NodeError as err:
+            raise NodeError(f"{path}: nodes.{i}: {err}") from None
+    return nodes, supervisor
 
 
 def secret_of(args: argparse.Namespace) -> bytes | None:

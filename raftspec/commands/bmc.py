@@ -5,10 +5,26 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
+
+import attrs
+import z3
 
 from raftspec.checker.report import counterexample_json, counterexample_text
 from raftspec.checker.symbolic import ENGINES, BmcResult, DepthReport, bmc
+from raftspec.commands._contract import (
+    FINDING,
+    INCOMPLETE,
+    OK,
+    Z3_OUT_OF_MEMORY,
+    Stopped,
+    add_budget_arguments,
+    budget_of,
+    exit_status,
+    limit_z3_memory,
+)
+from raftspec.commands._estimate import refuse_if_symbolic_too_large
 from raftspec.protocol import Protocol
 from raftspec.protocol.errors import RaftspecError
 from raftspec.spec.model import default_model_path, load_model
@@ -31,8 +47,12 @@ mutant's broken property is left out) are asserted on every state; and once a de
 violation-free, the checked properties are asserted on its state. `--no-reduction` turns all of
 this off.
 
-Exit status: 0 no violation up to DEPTH, 1 a property is violated, 2 bad model or usage.
-"""
+Budgets: --time-limit (alias --time-budget) and --max-memory; when one runs out, or on Ctrl-C,
+the depths checked so far are reported and the exit status is 3: DEPTH was not reached.
+
+""" + exit_status("a property is violated; 0 = no violation on any path of up to DEPTH states",
+                  '; --json: "complete": false, "depth" = the deepest depth checked, '
+                  '"stopped" = why') + "\n"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,8 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"model file (default: the bundled {default_model_path().name})")
     parser.add_argument("--depth", type=int, default=10, metavar="K",
                         help="check paths of up to K states (default 10)")
-    parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
-                        help="stop when SECONDS have passed; the depth under way does not count")
+    add_budget_arguments(parser, ("--time-limit", "--time-budget"))
     parser.add_argument("--invariant", action="append", metavar="NAME",
                         help="check only this property (repeatable; default: the model's)")
     parser.add_argument("--json", action="store_true",
@@ -61,37 +80,74 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    model = load_model(args.model if args.model is not None else default_model_path())
-    names = tuple(args.invariant) if args.invariant else model.invariants
+    budget = budget_of(args)
     if args.depth < 1:
         raise RaftspecError(f"must be at least 1 (got {args.depth})", field="--depth")
+    model = load_model(args.model if args.model is not None else default_model_path())
+    names = tuple(args.invariant) if args.invariant else model.invariants
+    refuse_if_symbolic_too_large(model.config)
+    limit_z3_memory(budget.memory)
     from raftspec.spec import smt
 
     enc = smt.encode_model(model)
     invariants = [n for n in names if n not in enc.step_properties]
     step_properties = [n for n in names if n in enc.step_properties]
 
-    def progress(r: DepthReport) -> None:
-        print(f"depth {r.depth:3d}: no violation  ({r.seconds:.2f} s, "
-              f"total {r.total_seconds:.1f} s)", file=sys.stderr, flush=True)
+    done: list[DepthReport] = []
 
-    result = bmc(enc, invariants, step_properties, max_depth=args.depth,
-                 symmetry=model.symmetry, reduce=not args.no_reduction, engine=args.engine,
-                 time_budget=args.time_budget,
-                 on_depth=None if args.quiet or args.json else progress)
+    def on_depth(r: DepthReport) -> None:
+        done.append(r)
+        if not (args.quiet or args.json):
+            print(f"depth {r.depth:3d}: no violation  ({r.seconds:.2f} s, "
+                  f"total {r.total_seconds:.1f} s)", file=sys.stderr, flush=True)
+        if r.depth < args.depth and (why := budget.exceeded()):
+            raise Stopped(why)
+
+    started = time.perf_counter()
+    stopped = None
+    try:
+        # Always a time budget, if only NO_LIMIT: with one, CaDiCaL runs in conflict slices
+        # (checker/cnf.py), between which Python sees a Ctrl-C; without, a depth can take
+        # minutes before the interrupt is noticed.
+        result = bmc(enc, invariants, step_properties, max_depth=args.depth,
+                     symmetry=model.symmetry, reduce=not args.no_reduction,
+                     engine=args.engine, time_budget=args.time_limit or NO_LIMIT,
+                     on_depth=on_depth)
+        if not result.complete:
+            stopped = f"time limit of {args.time_limit or NO_LIMIT:g} s reached"
+    except (KeyboardInterrupt, Stopped, z3.Z3Exception) as err:
+        if isinstance(err, z3.Z3Exception) and "memory" not in str(err):
+            raise
+        stopped = ("interrupted" if isinstance(err, KeyboardInterrupt) else
+                   err.reason if isinstance(err, Stopped) else Z3_OUT_OF_MEMORY)
+        result = BmcResult("ok", done[-1].depth if done else 0, None, None,
+                           time.perf_counter() - started, tuple(done), complete=False)
+    result = attrs.evolve(result, complete=result.complete and stopped is None)
     if args.json:
-        print(json.dumps(json_report(model.name, result, model.protocol)))
+        print(json.dumps(json_report(model.name, result, model.protocol, args.depth, stopped)))
     else:
-        print_summary(model.name, result, names, model.protocol)
-    return 0 if result.violated is None else 1
+        print_summary(model.name, result, names, model.protocol, args.depth, stopped)
+    if result.violated is not None:
+        return FINDING
+    return OK if result.complete else INCOMPLETE
 
 
-def json_report(name: str, result: BmcResult, protocol: Protocol) -> dict:
-    """The issue's shape: model, verdict, depth, violated, counterexample, seconds."""
+NO_LIMIT = 10.0**6
+"""Seconds (11.6 days): a budget that does not run out, and whose milliseconds still fit the
+solvers' 32-bit timeout."""
+
+
+def json_report(name: str, result: BmcResult, protocol: Protocol,
+                requested: int | None = None, stopped: str | None = None) -> dict:
+    """model, verdict (ok, violation, incomplete), depth (checked, or the counterexample's),
+    requested_depth, complete, stopped, violated, counterexample, seconds."""
     return {
         "model": name,
-        "verdict": result.verdict,
+        "verdict": result.verdict if result.complete else "incomplete",
         "depth": result.depth,
+        "requested_depth": requested,
+        "complete": result.complete,
+        "stopped": None if result.complete else stopped,
         "violated": result.violated,
         "counterexample": counterexample_json(result.trace, protocol) if result.trace else None,
         "seconds": round(result.seconds, 4),
@@ -99,12 +155,18 @@ def json_report(name: str, result: BmcResult, protocol: Protocol) -> dict:
 
 
 def print_summary(name: str, result: BmcResult, names: tuple[str, ...],
-                  protocol: Protocol) -> None:
+                  protocol: Protocol, requested: int | None = None,
+                  stopped: str | None = None) -> None:
     if result.strengthening is not None:
         st = result.strengthening
         print(f"asserted on every state: {len(st.invariants)} invariants proved inductive for "
               f"this model in {st.seconds:.1f} s; not inductive here: "
               f"{', '.join(st.dropped) or 'none'}")
+    if not result.complete:
+        print(f"{name}: INCOMPLETE ({stopped}): no violation of "
+              f"{', '.join(names) or 'nothing'} on any path of up to {result.depth} states, but "
+              f"depth {requested} was not reached ({result.seconds:.1f} s)")
+        return
     if result.violated is None:
         print(f"{name}: no violation of {', '.join(names) or 'nothing'} on any path of up to "
               f"{result.depth} states ({result.seconds:.1f} s)")

@@ -12,6 +12,18 @@ from pathlib import Path
 from raftspec.checker.explore import Progress, Result, explore
 from raftspec.checker.report import counterexample_json, counterexample_mermaid, counterexample_text
 from raftspec.checker.system import ProtocolSystem
+from raftspec.commands._contract import (
+    FINDING,
+    INCOMPLETE,
+    OK,
+    Budget,
+    add_budget_arguments,
+    budget_of,
+    check_output,
+    exit_status,
+    positive_int,
+)
+from raftspec.commands._estimate import warn_if_large
 from raftspec.protocol.errors import RaftspecError
 from raftspec.spec.model import Model, default_model_path, load_model
 
@@ -20,8 +32,12 @@ Explore every state of a bounded Raft model breadth first, checking its invarian
 distinct state (and step properties on each step), counting states as TLC does. A violation is
 reported with a SHORTEST counterexample.
 
-Exit status: 0 no violation, 1 an invariant is violated, 2 bad model file or usage.
-"""
+Budgets: --time-limit, --max-states and --max-memory stop the search with the figures so far
+(distinct states, depth reached) and exit 3; so does Ctrl-C or SIGTERM. --max-depth is a bound
+you choose, like bmc's --depth: reaching it is a complete check of those levels (exit 0).
+
+""" + exit_status("an invariant or step property is violated",
+                  '; --json then has "complete": false and "stopped"') + "\n"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,6 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="also count generated states per action (slower)")
     parser.add_argument("--max-depth", type=int, metavar="D",
                         help="check only the first D BFS levels (the initial state is level 1)")
+    parser.add_argument("--max-states", type=positive_int, default=None, metavar="N",
+                        help="stop after N distinct states (exit 3; default: none)")
+    add_budget_arguments(parser)
     parser.add_argument("--mermaid", type=Path, metavar="FILE",
                         help="write a counterexample as a Mermaid sequence diagram to FILE")
     progress = parser.add_mutually_exclusive_group()
@@ -55,29 +74,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    budget = budget_of(args)
+    if args.max_depth is not None and args.max_depth < 1:
+        raise RaftspecError(f"must be >= 1, got {args.max_depth}", field="--max-depth")
+    check_output(args.mermaid, "--mermaid")
     model = load_model(args.model if args.model is not None else default_model_path())
+    warn_if_large(model.config, "check")
     system = ProtocolSystem(model, symmetry=args.symmetry)
     show_progress = args.progress
     if show_progress is None:
         show_progress = sys.stderr.isatty() and not os.environ.get("CI") and not args.json
 
-    if args.max_depth is not None and args.max_depth < 1:
-        raise RaftspecError(f"must be >= 1, got {args.max_depth}", field="--max-depth")
     rss_before = _peak_rss_bytes()
+    limits = {"max_depth": args.max_depth, "max_states": args.max_states,
+              "should_stop": budget.exceeded}
     if show_progress:
-        result = _explore_with_progress(system, args.per_action, args.max_depth)
+        result = _explore_with_progress(system, args.per_action, limits)
     else:
         result = explore(system, count_actions=args.per_action, action_name=system.action_name,
-                         max_depth=args.max_depth)
+                         **limits)
     peak_growth = max(_peak_rss_bytes() - rss_before, 0)
 
     if args.mermaid is not None and result.trace is not None:
-        args.mermaid.write_text(counterexample_mermaid(result.trace, model.protocol) + "\n")
+        try:
+            args.mermaid.write_text(counterexample_mermaid(result.trace, model.protocol) + "\n")
+        except OSError as err:     # checked before the run; removed or made read-only since
+            print(f"raftspec check: error: {args.mermaid}: cannot write: {err.strerror}",
+                  file=sys.stderr)
     if args.json:
-        print(json.dumps(_json_report(model, system, result, peak_growth)))
+        print(json.dumps(_json_report(model, system, result, peak_growth, budget)))
     else:
         _print_summary(model, system, result, peak_growth)
-    return 0 if result.violated is None else 1
+    if result.violated is not None:
+        return FINDING
+    return INCOMPLETE if _interrupted(result) else OK
+
+
+def _interrupted(result: Result) -> bool:
+    """Stopped by a budget or an interrupt (not by the --max-depth the user chose)."""
+    return not result.complete and result.stopped != "max_depth reached"
 
 
 def _peak_rss_bytes() -> int:
@@ -90,16 +125,14 @@ def _progress_line(p: Progress) -> str:
             f"queue {p.queue:,}  depth {p.depth}  {rate:,.0f} states/s  {p.seconds:.0f} s")
 
 
-def _explore_with_progress(
-    system: ProtocolSystem, per_action: bool, max_depth: int | None
-) -> Result:
+def _explore_with_progress(system: ProtocolSystem, per_action: bool, limits: dict) -> Result:
     """A live status line on a terminal; elsewhere (forced with --progress) a line every 5 s."""
     if not sys.stderr.isatty():
         def log(p: Progress) -> None:
             print(_progress_line(p), file=sys.stderr, flush=True)
 
-        return explore(system, on_progress=log, progress_interval=5.0, max_depth=max_depth,
-                       count_actions=per_action, action_name=system.action_name)
+        return explore(system, on_progress=log, progress_interval=5.0,
+                       count_actions=per_action, action_name=system.action_name, **limits)
 
     from rich.console import Console
     from rich.live import Live
@@ -108,20 +141,27 @@ def _explore_with_progress(
     console = Console(stderr=True)
     with Live(Text("starting…"), console=console, transient=True, refresh_per_second=4) as live:
         return explore(system, on_progress=lambda p: live.update(Text(_progress_line(p))),
-                       count_actions=per_action, action_name=system.action_name,
-                       max_depth=max_depth)
+                       count_actions=per_action, action_name=system.action_name, **limits)
 
 
-def _json_report(model: Model, system: ProtocolSystem, result: Result, peak: int) -> dict:
+def _json_report(model: Model, system: ProtocolSystem, result: Result, peak: int,
+                 budget: Budget) -> dict:
+    """``complete``: the verdict covers what was asked (every state, or every state within
+    --max-depth); when false, ``stopped`` says why and the counts say how far it got.
+    ``exhaustive``: every reachable state was explored (false under --max-depth)."""
+    incomplete = _interrupted(result)
     return {
         "model": model.name,
         "path": model.path,
         "symmetry": system.symmetry,
-        "verdict": result.verdict,
+        "verdict": "incomplete" if incomplete else result.verdict,
         "distinct_states": result.distinct_states,
         "states_generated": result.states_generated,
         "depth": result.depth,
-        "complete": result.complete,
+        "complete": not incomplete,
+        "stopped": result.stopped if incomplete else None,
+        "exhaustive": result.complete,
+        "budget": {"seconds": budget.seconds, "max_memory_bytes": budget.memory},
         "seconds": round(result.seconds, 4),
         "violated": result.violated,
         "counterexample": (
@@ -155,9 +195,14 @@ def _print_summary(model: Model, system: ProtocolSystem, result: Result, peak: i
             print(counterexample_text(result.trace, model.protocol))
         print()
     rate = result.states_generated / result.seconds if result.seconds else 0.0
-    if not result.complete:
+    verdict = result.verdict
+    if _interrupted(result):
+        verdict = "INCOMPLETE"
+        print(f"stopped before a verdict: {result.stopped}; no violation among the states "
+              "explored so far (exit 3)")
+    elif not result.complete:
         print(f"stopped at --max-depth {result.depth}: deeper states were not explored")
-    print(f"{result.verdict}: {result.distinct_states:,} distinct states, "
+    print(f"{verdict}: {result.distinct_states:,} distinct states, "
           f"{result.states_generated:,} generated, depth {result.depth}, "
           f"{result.seconds:.2f} s ({rate:,.0f} states/s)")
     print(f"fingerprint collision probability (optimistic): {result.collision_probability:.1e}"

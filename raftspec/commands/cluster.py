@@ -8,6 +8,7 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from raftspec.commands._contract import check_directory
 from raftspec.node import control
 from raftspec.node.errors import NodeError
 from raftspec.node.faults import FaultConfig
@@ -22,7 +23,9 @@ cleanly on Ctrl-C / SIGTERM. Restarting on the same --data-dir recovers the data
   raftspec cluster --nodes 5 --data-dir /tmp/rs --base-port 9001
   raftspec cluster --nodes 3 --data-dir /tmp/rs --faults loss=0.1,dup=0.05,delay=5-50ms
 
-While it runs, `raftspec ctl --data-dir DIR ...` partitions, heals, kills and restarts nodes."""
+While it runs, `raftspec ctl --data-dir DIR ...` partitions, heals, kills and restarts nodes.
+Exit status: 0 stopped cleanly (Ctrl-C / SIGTERM); 2 bad arguments, ports not free, or a data
+or trace directory that cannot be used (checked before any node starts)."""
 
 
 STARTUP_S = 1.5                     # a restarted node that exits within this is reported
@@ -65,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         _check_ports(args.base_port, args.nodes)
     if args.snapshot_threshold < 1:
         raise NodeError("--snapshot-threshold must be at least 1")
+    check_directory(args.data_dir, "--data-dir")
+    check_directory(args.trace_dir, "--trace-dir")
     cluster = LocalCluster(args.nodes, args.data_dir, args.base_port, args.trace_dir,
                            args.faults, args.secret,
                            node_args=["--snapshot-threshold", str(args.snapshot_threshold)])
@@ -147,6 +152,8 @@ def _serve_control(cluster: LocalCluster, ctl: socket.socket,
         elif action == "kill":
             cluster.kill(i)
             print(f"{time.strftime('%H:%M:%S')} node {i} killed (SIGKILL)", flush=True)
+        elif action == "restart" and cluster.alive(i):
+            ok, err = False, f"node {i} is running (pid {cluster.procs[i].pid}); kill it first"
         elif action == "restart":
             cluster.start([i])
             code = cluster.wait_exit(i, STARTUP_S)

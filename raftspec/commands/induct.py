@@ -5,10 +5,25 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
+import z3
+
 from raftspec.checker.report import counterexample_json, counterexample_rows, counterexample_text
-from raftspec.checker.symbolic import ActionCheck, InductionResult, induct
+from raftspec.checker.symbolic import ActionCheck, InductionResult, induct, resolve_lemmas
+from raftspec.commands._contract import (
+    FINDING,
+    INCOMPLETE,
+    OK,
+    Z3_OUT_OF_MEMORY,
+    Stopped,
+    add_budget_arguments,
+    budget_of,
+    exit_status,
+    limit_z3_memory,
+)
+from raftspec.commands._estimate import refuse_if_symbolic_too_large
 from raftspec.protocol import Protocol
 from raftspec.spec.lemmas import LEMMAS, SHIPPED
 from raftspec.spec.model import default_model_path, load_model
@@ -25,8 +40,11 @@ not be reachable: add a lemma that excludes it (--with), or raise --k.
 Lemmas: --with shipped  (the set shipped for the invariant: {', '.join(sorted(SHIPPED))})
         --with NAME     (any invariant or lemma: {', '.join(LEMMAS)})
 
-Exit status: 0 proved, 1 base case fails or not inductive, 2 bad model or usage.
-"""
+Budgets: --time-limit (checked after each action) and --max-memory; when one runs out, or on
+Ctrl-C, the actions checked so far are reported and the exit status is 3 (nothing proved).
+
+""" + exit_status("the base case fails or the invariant is not inductive; 0 = proved",
+                  '; --json: "complete": false, "checked_actions", "stopped"') + "\n"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,38 +65,71 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print exactly one JSON object (for scripts and CI)")
     parser.add_argument("--quiet", action="store_true", help="no per-action progress lines")
+    add_budget_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    budget = budget_of(args)
     model = load_model(args.model if args.model is not None else default_model_path())
-
-    def progress(c: ActionCheck) -> None:
-        verdict = "preserved" if c.preserved else f"BROKEN ({c.broken})"
-        print(f"  {c.action:<30} {verdict:<40} {c.seconds:6.2f} s", file=sys.stderr, flush=True)
+    refuse_if_symbolic_too_large(model.config)
+    limit_z3_memory(budget.memory)
 
     quiet = args.quiet or args.json
+    done: list[ActionCheck] = []
+
+    def on_action(c: ActionCheck) -> None:
+        done.append(c)
+        if not quiet:
+            verdict = "preserved" if c.preserved else f"BROKEN ({c.broken})"
+            print(f"  {c.action:<30} {verdict:<40} {c.seconds:6.2f} s", file=sys.stderr,
+                  flush=True)
+        if c.preserved and (why := budget.exceeded()):
+            raise Stopped(why)
+
     if not quiet:
         print(f"{model.name}: induction step for {args.invariant} (k={args.k})", file=sys.stderr)
-    from raftspec.spec.smt import Encoding
+    from raftspec.spec.smt import encode_model
 
-    result = induct(Encoding(model.config, model.protocol), args.invariant, args.lemmas, k=args.k,
-                    on_action=None if quiet else progress)
+    enc = encode_model(model)
+    started = time.perf_counter()
+    stopped = None
+    try:
+        result = induct(enc, args.invariant, args.lemmas, k=args.k, on_action=on_action)
+    except (KeyboardInterrupt, Stopped, z3.Z3Exception) as err:
+        if isinstance(err, z3.Z3Exception) and "memory" not in str(err):
+            raise
+        stopped = ("interrupted" if isinstance(err, KeyboardInterrupt) else
+                   err.reason if isinstance(err, Stopped) else Z3_OUT_OF_MEMORY)
+        result = InductionResult(args.invariant, resolve_lemmas(enc, args.invariant, args.lemmas),
+                                 args.k, True, None, None, tuple(done),
+                                 time.perf_counter() - started)
+        if any(not c.preserved for c in done):
+            stopped = None            # a finding already: not inductive, whatever came next
     if args.json:
-        print(json.dumps(json_report(model.name, result, model.protocol)))
+        print(json.dumps(json_report(model.name, result, model.protocol, stopped)))
     else:
-        print_summary(model.name, result, model.protocol)
-    return 0 if result.proved else 1
+        print_summary(model.name, result, model.protocol, stopped)
+    if stopped is not None:
+        return INCOMPLETE
+    return OK if result.proved else FINDING
 
 
-def json_report(name: str, r: InductionResult, protocol: Protocol) -> dict:
+def json_report(name: str, r: InductionResult, protocol: Protocol,
+                stopped: str | None = None) -> dict:
+    """verdict: proved, base_fails, not_inductive, or incomplete (``stopped`` says why;
+    ``checked_actions`` how far it got: nothing is proved then)."""
     broken = [c for c in r.actions if not c.preserved]
     return {
         "model": name,
         "invariant": r.invariant,
         "lemmas": list(r.lemmas),
         "k": r.k,
-        "verdict": "proved" if r.proved else ("base_fails" if not r.base_ok else "not_inductive"),
+        "verdict": ("incomplete" if stopped else "proved" if r.proved
+                    else "base_fails" if not r.base_ok else "not_inductive"),
+        "complete": stopped is None,
+        "stopped": stopped,
+        "checked_actions": len(r.actions),
         "base_violated": r.base_violated,
         "base_counterexample": (counterexample_json(r.base_trace, protocol) if r.base_trace
                                 else None),
@@ -91,12 +142,17 @@ def json_report(name: str, r: InductionResult, protocol: Protocol) -> dict:
     }
 
 
-def print_summary(name: str, r: InductionResult, protocol: Protocol) -> None:
+def print_summary(name: str, r: InductionResult, protocol: Protocol,
+                  stopped: str | None = None) -> None:
     hyp = ", ".join(("domain", "type_ok", *r.lemmas)) if r.lemmas else "domain, type_ok"
     if not r.base_ok:
         print(f"{name}: base case fails: {r.base_violated} is violated on a path from Init:")
         assert r.base_trace is not None
         print(counterexample_text(r.base_trace, protocol))
+        return
+    if stopped is not None:
+        print(f"{name}: INCOMPLETE ({stopped}): nothing proved; {len(r.actions)} action(s) "
+              f"checked, all preserve {r.invariant} ({r.seconds:.1f} s)")
         return
     if r.proved:
         print(f"{name}: {r.invariant} is {'inductive' if r.k == 1 else f'{r.k}-inductive'} "

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 
 from raftspec.commands._cluster_args import add_cluster_arguments, cluster_addrs, secret_of
+from raftspec.commands._contract import check_output
 from raftspec.node.client import ClusterClient, History
 from raftspec.node.errors import NodeError
 
@@ -46,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if args.timeout <= 0:
         raise NodeError("--timeout must be positive")
     addrs = list(cluster_addrs(args.cluster).values())
+    check_output(args.history, "--history")
     history = History(args.history) if args.history else None
     try:
         return asyncio.run(_run(args, addrs, secret_of(args), history))

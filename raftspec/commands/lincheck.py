@@ -6,6 +6,15 @@ import argparse
 import json
 from pathlib import Path
 
+from raftspec.commands._contract import (
+    FINDING,
+    INCOMPLETE,
+    OK,
+    add_budget_arguments,
+    budget_of,
+    check_output,
+    exit_status,
+)
 from raftspec.protocol.errors import RaftspecError
 from raftspec.traces.lincheck import FORMATS, MODELS, check_file
 from raftspec.traces.lincheck.render import html_report, summary, text_timeline
@@ -22,7 +31,13 @@ Formats (detected from the first line unless --format is given):
 The model follows the format (register for jepsen, kv otherwise, register for NDJSON
 read/write/cas) unless --model is given.
 
-Exit status: 0 all histories linearizable, 1 some history is not, 2 unreadable input."""
+Budgets: --time-limit and --max-memory bound the whole run (all files). When one runs out, or on
+Ctrl-C, a history not yet decided gets the verdict UNKNOWN ("linearizable": null, "verdict":
+"unknown") and the exit status is 3, never 1: running out is not a finding. A history with a
+key already found illegal is NOT linearizable whatever happens to the other keys.
+
+""" + exit_status("some history is NOT linearizable; 0 = all are (an empty history is)",
+                  " (3 only when no history is NOT linearizable)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,14 +56,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="draw a text timeline of the failing part of each history")
     parser.add_argument("--html", metavar="FILE", type=Path, default=None,
                         help="write an HTML timeline of the failing parts to FILE")
+    add_budget_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Check every history, print the verdicts, and return the exit status."""
+    budget = budget_of(args)
+    check_output(args.html, "--html")
     results = []
+    interrupted: list[str] = []
+
+    def should_stop() -> str | None:
+        return interrupted[0] if interrupted else budget.exceeded()
+
     for path in args.histories:
-        result = check_file(path, fmt=args.format, model=args.model)
+        result = check_file(path, fmt=args.format, model=args.model, should_stop=should_stop)
+        if result.stopped == "interrupted":
+            interrupted.append("interrupted")
         results.append(result)
         if args.json:
             print(json.dumps(result.to_json()), flush=True)
@@ -62,4 +87,6 @@ def run(args: argparse.Namespace) -> int:
         except OSError as err:
             raise RaftspecError(f"cannot write HTML report: {err.strerror}",
                                 path=str(args.html)) from None
-    return 0 if all(result.linearizable for result in results) else 1
+    if any(result.linearizable is False for result in results):
+        return FINDING
+    return OK if all(result.linearizable for result in results) else INCOMPLETE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from raftspec.commands._contract import check_directory, check_output
 from raftspec.node.options import add_node_arguments, config_from_args
 from raftspec.node.server import run_node
 
@@ -14,7 +15,9 @@ in --data-dir; restarting with the same directory recovers them.
 Example (a 3-node cluster, one command per terminal):
   raftspec node --id 1 --peers 127.0.0.1:9001,127.0.0.1:9002,127.0.0.1:9003 --data-dir d/1
   raftspec node --id 2 --peers 127.0.0.1:9001,127.0.0.1:9002,127.0.0.1:9003 --data-dir d/2
-  raftspec node --id 3 --peers 127.0.0.1:9001,127.0.0.1:9002,127.0.0.1:9003 --data-dir d/3"""
+  raftspec node --id 3 --peers 127.0.0.1:9001,127.0.0.1:9002,127.0.0.1:9003 --data-dir d/3
+Exit status: 0 stopped cleanly; 2 bad arguments or an unusable --data-dir / --trace file
+(checked before the node starts)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,4 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_node(config_from_args(args))
+    config = config_from_args(args)
+    check_directory(args.data_dir, "--data-dir")
+    check_output(args.trace, "--trace")
+    return run_node(config)

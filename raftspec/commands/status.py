@@ -15,7 +15,8 @@ DESCRIPTION = """\
 Ask every node of the cluster for its state. Text: one line per node,
   ID ADDRESS ROLE term=T commit=C last=L leader=ID pid=P   (or: ID ADDRESS unreachable)
 With --json, one JSON object per node per line:
-  {"id", "address", "role", "term", "commit_index", "last_log_index", "pid"}
+  {"id", "address", "role", "term", "commit_index", "last_log_index", "leader", "pid"}
+("leader": the id this node believes is leader, null if it knows none)
 (role "unreachable" with null numbers when a node does not answer within --timeout).
 Exit status: 0 if at least one node answered, 1 if none did, 2 on bad arguments."""
 
@@ -48,11 +49,11 @@ def _run(args: argparse.Namespace) -> int:
         s = replies[i]
         if args.json:
             obj = {"id": i, "address": addr, "role": "unreachable", "term": None,
-                   "commit_index": None, "last_log_index": None, "pid": None}
+                   "commit_index": None, "last_log_index": None, "leader": None, "pid": None}
             if s:
                 obj.update(id=s["id"], role=s["role"], term=s["term"],
                            commit_index=s["commit_index"], last_log_index=s["last_log_index"],
-                           pid=s["pid"])
+                           leader=s.get("leader") or None, pid=s["pid"])
             print(json.dumps(obj))
         elif s:
             print(f"{s['id']} {addr} {s['role']} term={s['term']} commit={s['commit_index']} "

@@ -6,6 +6,15 @@ import argparse
 import json
 from pathlib import Path
 
+from raftspec.commands._contract import (
+    FINDING,
+    INCOMPLETE,
+    OK,
+    add_budget_arguments,
+    budget_of,
+    exit_status,
+)
+
 DESCRIPTION = """\
 Check per-node NDJSON traces (raftspec node --trace / raftspec cluster --trace-dir; schema in
 docs/trace-schema.md) against the reference at the paper's Figure 2 granularity
@@ -20,9 +29,15 @@ DuplicateMessage. Servers come from the trace; no state-space bounds apply.
   raftspec validate traces/node-*.ndjson
   raftspec validate --json traces/node-1.ndjson traces/node-2.ndjson traces/node-3.ndjson
 
-Exit status: 0 valid; 1 invalid (the first unexplained event: its file and line, the candidate
-reference states just before it and, for each, the closest action and its failed conditions);
-2 bad input (a malformed line, unknown event or missing field, named by file, line and field)."""
+Input that cannot be judged is refused with exit 2, never called invalid: a malformed line,
+unknown event or missing field (named by file, line and field); an empty trace; a file given
+twice; a receive whose send belongs to a node whose file was not given ("incomplete trace:
+node 2's file is missing (line N receives a message sent by node 2)").
+
+1 = invalid: the first unexplained event, its file and line, the candidate reference states just
+before it and, for each, the closest action and its failed conditions.
+""" + exit_status("invalid; 0 = valid", '; --json: "complete": false, "valid": null, '
+                  '"validated" = events explained so far, "stopped" = why')
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(default: figure2 with every action)")
     parser.add_argument("--json", action="store_true",
                         help='print one JSON object: {"valid", "events", "steps", "seconds", '
-                        '"first_unexplained"}')
+                        '"first_unexplained", "complete", "stopped", "validated"}')
+    add_budget_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -47,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from raftspec.traces.validate import ClusterAdapter, validate_paths
     from raftspec.traces.validate.search import verdict_text
 
+    budget = budget_of(args)
     config = protocol = None
     if args.model is not None:
         from raftspec.spec.model import load_model
@@ -57,9 +74,15 @@ def run(args: argparse.Namespace) -> int:
                                 "against the figure2 variant", path=str(args.model),
                                 field="variant")
         config, protocol = model.config, model.protocol
-    verdict = validate_paths([str(p) for p in args.traces], ClusterAdapter(config, protocol))
+    verdict = validate_paths([str(p) for p in args.traces], ClusterAdapter(config, protocol),
+                             should_stop=budget.exceeded)
     if args.json:
         print(json.dumps(verdict.to_json()))
+    elif not verdict.complete:
+        print(f"INCOMPLETE ({verdict.stopped}): {verdict.validated} of {verdict.events} events "
+              f"explained, no verdict ({verdict.seconds:.2f} s)")
     else:
         print(verdict_text(verdict))
-    return 0 if verdict.valid else 1
+    if not verdict.complete:
+        return INCOMPLETE
+    return OK if verdict.valid else FINDING

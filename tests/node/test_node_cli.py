@@ -65,7 +65,7 @@ def test_cluster_kv_status_ctl_end_to_end(cli_cluster) -> None:
     rows = [json.loads(line) for line in st.stdout.splitlines()]
     assert st.returncode == 0 and len(rows) == 3
     assert set(rows[0]) == {"id", "address", "role", "term", "commit_index", "last_log_index",
-                            "pid"}
+                            "leader", "pid"}
     leader = next(r["id"] for r in rows if r["role"] == "leader")
     assert raftspec("ctl", "--data-dir", str(data), "kill", str(leader)).returncode == 0
     wait_leader_line(out, 2)

@@ -64,7 +64,8 @@ def test_bmc_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["bmc", str(MODELS / "default.yaml"), "--depth", "4", "--json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0
-    assert set(out) == {"model", "verdict", "depth", "violated", "counterexample", "seconds"}
+    assert set(out) == {"model", "verdict", "depth", "violated", "counterexample", "seconds",
+                        "complete", "stopped", "requested_depth"}
     assert (out["verdict"], out["depth"], out["violated"], out["counterexample"]) == (
         "ok", 4, None, None)
 

@@ -44,8 +44,11 @@ def test_valid_trace_prints_events_and_steps_and_exits_0(capsys) -> None:
 def test_json_verdict_has_the_documented_keys(capsys) -> None:
     assert main(["validate", "--json", *FAULTS]) == 0
     verdict = json.loads(capsys.readouterr().out)
-    assert set(verdict) == {"valid", "events", "steps", "seconds", "first_unexplained"}
+    assert set(verdict) == {"valid", "events", "steps", "seconds", "first_unexplained",
+                            "complete", "stopped", "validated"}
     assert verdict["valid"] is True and verdict["first_unexplained"] is None
+    assert (verdict["complete"], verdict["stopped"]) == (True, None)
+    assert verdict["validated"] == verdict["events"]
 
 
 def test_invalid_trace_names_file_line_candidates_and_failed_conditions(tmp_path, capsys) -> None:
@@ -192,3 +195,63 @@ def test_help_describes_the_command(capsys) -> None:
         main(["validate", "--help"])
     out = capsys.readouterr().out
     assert "causality" in out and "Exit status" in out and "--json" in out
+
+
+# ---- input that cannot be judged is exit 2, never "invalid" -----------------------------------
+
+def _first_foreign_receive(path: str) -> tuple[int, int]:
+    """(line, sender) of the first receive in ``path`` of a message sent by another node."""
+    for n, line in enumerate(_lines(path), 1):
+        obj = json.loads(line)
+        if obj["event"] == "recv" and obj["msg"]["from"] != obj["node"]:
+            return n, obj["msg"]["from"]
+    raise AssertionError("no receive")
+
+
+def test_a_missing_node_file_is_an_incomplete_trace_exit_2(capsys) -> None:
+    line, sender = _first_foreign_receive(FAULTS[0])
+    others = [p for p in FAULTS if f"node-{sender}." not in p]
+    assert main(["validate", *others]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (f"raftspec validate: error: {others[0]}: incomplete trace: node "
+                           f"{sender}'s file is missing (line {line} receives a message sent "
+                           f"by node {sender})")
+
+
+def test_the_same_file_twice_is_exit_2(capsys) -> None:
+    assert main(["validate", *FAULTS, FAULTS[0]]) == 2
+    assert "the same file is given twice" in capsys.readouterr().err
+
+
+def test_one_node_in_two_files_is_exit_2(tmp_path, capsys) -> None:
+    copy = tmp_path / "copy.ndjson"
+    copy.write_text(Path(FAULTS[0]).read_text())
+    assert main(["validate", *FAULTS, str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert "incomplete trace: node 1's file is given twice" in err and str(copy) in err
+
+
+def test_an_empty_trace_is_exit_2_not_valid(tmp_path, capsys) -> None:
+    empty = tmp_path / "node-1.ndjson"
+    empty.write_text("")
+    assert main(["validate", str(empty)]) == 2
+    assert "empty trace" in capsys.readouterr().err
+
+
+def test_a_receive_whose_sender_file_is_given_but_lacks_the_send_is_still_invalid(
+        tmp_path, capsys) -> None:
+    """Only a file that was not given makes the input incomplete; a send missing from a given
+    file is a finding about the trace (exit 1), as before."""
+    line, sender = _first_foreign_receive(FAULTS[0])
+    recv = json.loads(_lines(FAULTS[0])[line - 1])
+
+    def drop_send(k: int, lines: list[str]) -> None:
+        if k == sender - 1:
+            lines[:] = [x for x in lines if json.loads(x).get("msg", {}).get("id")
+                        != recv["msg"]["id"] or json.loads(x)["event"] != "send"]
+
+    paths = _copy(tmp_path, drop_send)
+    assert main(["validate", *paths]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"invalid: {paths[0]}:{line}: ")
+    assert "the message is in flight" in out

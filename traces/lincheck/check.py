@@ -7,6 +7,12 @@ many small ones. The partitions are searched interleaved, a slice at a time, and
 at the end of the first round in which some key is found illegal (Porcupine runs its partitions
 in parallel and stops at the first failure for the same reason).
 
+The partitioning comes first, before any search structure is built: a key's search allocates its
+event list and memo only when it starts, and frees them when it ends. Checking can be bounded
+(``should_stop``: a time or memory budget, asked after every slice of every key): when it runs
+out, or on KeyboardInterrupt, the verdict is *unknown* (``linearizable is None``) unless some
+key was already found illegal, which is a complete answer by P-compositionality.
+
 A failure is explained by the shortest prefix of the failing key's history that is already not
 linearizable (linearizability is prefix-closed: an operation still running at the cut is treated
 as having an unknown outcome, which only adds freedom). The operation whose response closes that
@@ -17,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -60,9 +66,10 @@ class Failure:
 
 @dataclass(frozen=True)
 class Result:
-    """The verdict on one history."""
+    """The verdict on one history; ``linearizable is None``: unknown (stopped before every key
+    was decided, ``stopped`` says why, ``unknown_keys`` how many were left)."""
 
-    linearizable: bool
+    linearizable: bool | None
     model: str
     operations: int
     keys: int
@@ -70,17 +77,36 @@ class Result:
     path: str | None = None
     failure: Failure | None = None
     failing_keys: tuple[str | None, ...] = field(default=())
+    stopped: str | None = None
+    unknown_keys: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.linearizable is not None
+
+    @property
+    def verdict(self) -> str:
+        if self.linearizable is None:
+            return "unknown"
+        return "linearizable" if self.linearizable else "not linearizable"
 
     def to_json(self) -> dict[str, Any]:
-        """The ``--json`` object: file, model, linearizable, seconds, and the failure if any."""
+        """The ``--json`` object: file, model, linearizable (null: unknown), verdict, complete,
+        seconds, how far an unknown got, and the failure if any."""
         out: dict[str, Any] = {
             "file": self.path,
             "model": self.model,
             "linearizable": self.linearizable,
+            "verdict": self.verdict,
+            "complete": self.complete,
             "seconds": round(self.seconds, 6),
             "operations": self.operations,
             "keys": self.keys,
         }
+        if not self.complete:
+            out["stopped"] = self.stopped
+            out["keys_decided"] = self.keys - self.unknown_keys
+            out["keys_unknown"] = self.unknown_keys
         if self.failure is not None:
             fail = self.failure
             out["failing_key"] = fail.key
@@ -143,13 +169,15 @@ def check_key(ops: Sequence[Operation], model: str | Model = "kv") -> bool:
 
 def check_history(ops: Sequence[Operation], model: str | Model = "kv", *,
                   partition: bool = True, explain: bool = True,
-                  path: str | None = None) -> Result:
+                  path: str | None = None,
+                  should_stop: Callable[[], str | None] | None = None) -> Result:
     """Check a list of operations for linearizability against ``model`` ("kv" or "register").
 
     With ``partition`` (the default) each key is checked separately (P-compositionality);
     without it the whole history is searched as one object whose state is a tuple of per-key
     states, which is exponentially slower and exists to cross-check the partitioning. With
     ``explain`` a failure carries the culprit and the shortest failing prefix of its key.
+    ``should_stop`` (a reason to stop, or None) is asked after every search slice.
     """
     spec = _model(model)
     started = time.perf_counter()
@@ -164,14 +192,25 @@ def check_history(ops: Sequence[Operation], model: str | Model = "kv", *,
     running = {key: _search_ops(spec, part)
                for key, part in sorted(parts.items(), key=lambda item: len(item[1]))}
     failing: list[str | None] = []
-    while running and not failing:
-        for key in list(running):
-            try:
-                next(running[key])
-            except StopIteration as stop:
-                del running[key]
-                if stop.value is False:
-                    failing.append(key)
+    stopped = None
+    try:
+        while running and not failing and stopped is None:
+            for key in list(running):
+                try:
+                    next(running[key])
+                except StopIteration as stop:
+                    del running[key]
+                    if stop.value is False:
+                        failing.append(key)
+                if should_stop is not None and (stopped := should_stop()):
+                    break
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+    if stopped is not None and not failing and running:
+        unknown = len(running)
+        running.clear()          # free the searches' memos now
+        return Result(None, spec.name, len(ops), len(parts), time.perf_counter() - started,
+                      path, stopped=stopped, unknown_keys=unknown)
     failure = None
     if failing:
         failing.sort(key=lambda key: len(parts[key]))
@@ -182,12 +221,13 @@ def check_history(ops: Sequence[Operation], model: str | Model = "kv", *,
 
 
 def check_file(path: str | Path, *, fmt: str | None = None, model: str | None = None,
-               explain: bool = True) -> Result:
+               explain: bool = True,
+               should_stop: Callable[[], str | None] | None = None) -> Result:
     """Read a history file (format and model detected unless given) and check it."""
     started = time.perf_counter()
     history = read_history(path, fmt, model)
     result = check_history(history.operations, history.model, explain=explain,
-                           path=str(path))
+                           path=str(path), should_stop=should_stop)
     return replace(result, seconds=time.perf_counter() - started)
 
 

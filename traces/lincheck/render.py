@@ -40,6 +40,10 @@ def summary(result: Result) -> str:
              f"{result.seconds:.3f} s")
     if result.linearizable:
         return f"{name}: linearizable ({stats})"
+    if result.linearizable is None:
+        return (f"{name}: UNKNOWN, stopped before a verdict: {result.stopped} ({stats}; "
+                f"{result.keys - result.unknown_keys} of {result.keys} keys decided, none "
+                "illegal)")
     out = [f"{name}: NOT linearizable ({stats})"]
     others = result.failing_keys[1:]
     fail = result.failure
@@ -108,6 +112,9 @@ def html_report(results: Sequence[Result]) -> str:
         name = html.escape(result.path or "<history>")
         if result.linearizable:
             parts.append(f"<p><b>{name}</b>: linearizable</p>")
+            continue
+        if result.linearizable is None:
+            parts.append(f"<p><b>{name}</b>: unknown ({html.escape(str(result.stopped))})</p>")
             continue
         fail = result.failure
         parts.append(f"<h2>{name}: not linearizable</h2>")

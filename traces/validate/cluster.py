@@ -148,6 +148,27 @@ class ClusterAdapter:
                                 "reference", path=path, line=n, field="snapshot_index")
         return ev
 
+    def missing_files(self, files: Sequence[Sequence[Event]]) -> None:
+        """Refuse input that is not a whole run: two files of one node, or a receive whose
+        send belongs to a node with no file here (its send cannot be shown, so the trace could
+        only be called invalid for what was left out)."""
+        owner: dict[int, str] = {}
+        for events in files:
+            node, path = events[0].node, events[0].file
+            if node in owner:
+                raise RaftspecError(f"incomplete trace: node {node}'s file is given twice "
+                                    f"({owner[node]} and {path})", path=path)
+            owner[node] = path
+        sent = {e.send_id for events in files for e in events if e.send_id is not None}
+        for events in files:
+            for e in events:
+                if e.recv_id is not None and e.recv_id not in sent:
+                    sender = e.data["msg"].get("from")
+                    if sender not in owner:
+                        raise RaftspecError(
+                            f"incomplete trace: node {sender}'s file is missing (line {e.line} "
+                            f"receives a message sent by node {sender})", path=e.file)
+
     # ------------------------------------------------------------------ search hooks
     def initial(self, events: Sequence[Event]) -> Iterable[Candidate]:
         """Servers 1..N, N the largest id named anywhere (nodes, members, senders)."""

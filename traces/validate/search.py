@@ -8,8 +8,9 @@ with each candidate just before it and the closest attempt to explain it.
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -36,6 +37,9 @@ class Verdict:
     candidates: tuple[dict[str, Any], ...] = ()
     reason: str = ""
     max_candidates: int = 1
+    complete: bool = True          # False: stopped (budget, interrupt) before the last event
+    stopped: str | None = None
+    validated: int | None = None   # events explained before the stop (None: complete)
 
     def to_json(self) -> dict[str, Any]:
         first = None
@@ -43,26 +47,87 @@ class Verdict:
             first = {"file": self.event.file, "line": self.event.line,
                      "event": self.event.data, "reason": self.reason,
                      "candidates": list(self.candidates)}
-        return {"valid": self.valid, "events": self.events, "steps": self.steps,
-                "seconds": round(self.seconds, 4), "first_unexplained": first}
+        return {"valid": self.valid if self.complete else None, "events": self.events,
+                "steps": self.steps, "seconds": round(self.seconds, 4),
+                "first_unexplained": first, "complete": self.complete,
+                "stopped": self.stopped,
+                "validated": self.events if self.validated is None else self.validated}
 
 
-def validate_paths(paths: Sequence[str], adapter: Adapter) -> Verdict:
-    """Read, merge and validate per-node trace files."""
+STOP_CHECK_EVERY = 256
+"""Events between two looks at ``should_stop``."""
+
+
+def validate_paths(paths: Sequence[str], adapter: Adapter,
+                   should_stop: Callable[[], str | None] | None = None) -> Verdict:
+    """Read, merge and validate per-node trace files.
+
+    Input that cannot be judged is refused (``RaftspecError``, exit 2), not called invalid: a
+    file given twice, an empty trace, or (when the adapter can tell, ``missing_files``) a
+    receive whose send belongs to a node whose file was not given."""
     started = time.perf_counter()
+    _refuse_duplicates(paths)
     files = [adapter.read(str(p)) for p in paths]
-    return validate(files, adapter, started=started)
+    for path, events in zip(paths, files, strict=True):
+        if not events:
+            raise RaftspecError("empty trace: no events to validate", path=str(path))
+    missing = getattr(adapter, "missing_files", None)
+    if missing is not None:
+        missing(files)
+    return validate(files, adapter, started=started, should_stop=should_stop)
+
+
+def _refuse_duplicates(paths: Sequence[str]) -> None:
+    seen: dict[tuple[int, int], str] = {}
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue           # the adapter's read names the problem
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            raise RaftspecError(f"incomplete trace: the same file is given twice ({seen[key]} "
+                                f"and {path}); give each node's file once", path=str(path))
+        seen[key] = str(path)
 
 
 def validate(files: Sequence[Sequence[Event]], adapter: Adapter,
-             started: float | None = None) -> Verdict:
-    """Validate already-read per-node event lists (each in that node's order)."""
+             started: float | None = None,
+             should_stop: Callable[[], str | None] | None = None) -> Verdict:
+    """Validate already-read per-node event lists (each in that node's order).
+
+    ``should_stop`` (a reason, or None: a time or memory budget) is asked every
+    ``STOP_CHECK_EVERY`` events; a stop or a KeyboardInterrupt returns ``complete=False`` with
+    the number of events explained so far."""
     started = time.perf_counter() if started is None else started
     count_deliveries(files)
     events, stuck = merge(files)
     candidates: dict[Any, int] = dict.fromkeys(adapter.initial(events + stuck), 0)
+    counter = [0]
+    try:
+        return _search(adapter, events, stuck, candidates, started, should_stop, counter)
+    except KeyboardInterrupt:
+        reason = "interrupted"
+    except _Stop as stop:
+        reason = stop.reason
+    return Verdict(False, len(events) + len(stuck), 0, time.perf_counter() - started,
+                   complete=False, stopped=reason, validated=counter[0])
+
+
+class _Stop(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _search(adapter: Adapter, events: list[Event], stuck: list[Event],
+            candidates: dict[Any, int], started: float,
+            should_stop: Callable[[], str | None] | None, counter: list[int]) -> Verdict:
+    """The search over the merged events; ``counter[0]`` counts the events explained."""
     widest = 1
-    for event in events:
+    for n, event in enumerate(events):
+        counter[0] = n
+        if should_stop is not None and n % STOP_CHECK_EVERY == 0 and (why := should_stop()):
+            raise _Stop(why)
         if adapter_silent := _silent_closure(adapter, candidates):
             candidates = adapter_silent
         nxt: dict[Any, int] = {}

@@ -1,0 +1,238 @@
+"""Budgets and the exit-code contract: a run that stops before its verdict says how far it got
+and why, exits 3, and never passes for ok (0) or for a finding (1)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import attrs
+import pytest
+
+from raftspec.checker.explore import explore
+from raftspec.checker.system import ProtocolSystem
+from raftspec.cli import main
+from raftspec.commands._contract import Budget, parse_size, rss_bytes
+from raftspec.commands._estimate import (
+    EXPLICIT_WARN,
+    SYMBOLIC_LIMIT,
+    explicit_bound,
+    symbolic_size,
+)
+from raftspec.spec.model import MODELS_DIR, load_model
+from raftspec.traces.lincheck import check_history, read_history
+from raftspec.traces.validate import ClusterAdapter, validate_paths
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_cli_bad_inputs import hard_history  # noqa: E402
+
+TINY2 = MODELS_DIR / "conformance" / "tiny2.yaml"
+TINY3 = MODELS_DIR / "conformance" / "tiny3.yaml"
+TRACES = sorted(str(p) for p in (Path(__file__).parents[1] / "traces" / "data" / "partition")
+                .glob("node-*.ndjson"))
+BUNDLED = sorted(MODELS_DIR.glob("*.yaml")) + sorted(MODELS_DIR.glob("*/*.yaml"))
+
+
+def raftspec(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "raftspec", *args], capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+# ---- the engine's budgets (checker.explore) ---------------------------------------------------
+
+def test_explore_stops_at_max_states_with_the_figures_so_far() -> None:
+    system = ProtocolSystem(load_model(TINY3))
+    result = explore(system, max_states=500)
+    assert (result.distinct_states, result.complete, result.violated) == (500, False, None)
+    assert result.stopped == "max_states 500 reached"
+    full = explore(system)
+    assert full.complete and full.stopped is None and full.distinct_states == 61805
+
+
+def test_explore_asks_should_stop_and_a_keyboard_interrupt_is_a_partial_result() -> None:
+    system = ProtocolSystem(load_model(TINY3))
+    asked = []
+
+    def memory_full() -> str | None:
+        asked.append(1)
+        return "memory limit" if len(asked) >= 2 else None
+
+    result = explore(system, should_stop=memory_full)
+    assert not result.complete and result.stopped == "memory limit" and len(asked) == 2
+    assert 0 < result.distinct_states < 61805
+
+    def ctrl_c() -> str | None:
+        raise KeyboardInterrupt
+
+    result = explore(system, should_stop=ctrl_c)
+    assert not result.complete and result.stopped == "interrupted"
+
+
+def test_explore_stops_at_its_deadline() -> None:
+    import time
+
+    result = explore(ProtocolSystem(load_model(TINY3)), deadline=time.perf_counter())
+    assert not result.complete and result.stopped == "deadline reached"
+    assert 0 < result.distinct_states < 61805
+
+
+def test_a_memory_budget_below_the_resident_size_stops_at_once() -> None:
+    budget = Budget(memory=rss_bytes() // 2)
+    assert budget.exceeded().startswith("memory limit of ")
+    assert Budget(memory=rss_bytes() * 100).exceeded() is None
+    result = explore(ProtocolSystem(load_model(TINY3)), should_stop=Budget(
+        memory=rss_bytes() // 2).exceeded)
+    assert not result.complete and result.stopped.startswith("memory limit")
+
+
+@pytest.mark.parametrize("text, size", [("4G", 4 * 2**30), ("512M", 512 * 2**20),
+                                        ("0", None), ("none", None), ("1.5GiB", 3 * 2**29)])
+def test_memory_sizes_parse(text: str, size: int | None) -> None:
+    assert parse_size(text) == size
+
+
+# ---- check ------------------------------------------------------------------------------------
+
+def test_check_max_states_is_incomplete_exit_3_with_the_states_counted() -> None:
+    proc = raftspec("check", str(TINY3), "--max-states", "700", "--json")
+    assert proc.returncode == 3, proc.stderr
+    report = json.loads(proc.stdout)
+    assert (report["verdict"], report["complete"], report["distinct_states"]) == (
+        "incomplete", False, 700)
+    assert "max_states" in report["stopped"] and report["depth"] >= 1
+
+
+def test_check_time_limit_is_incomplete_exit_3_soon_after_the_limit() -> None:
+    proc = raftspec("check", str(MODELS_DIR / "mutant_commit_previous_term.yaml"),
+                    "--time-limit", "1", "--json")
+    assert proc.returncode == 3, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["complete"] is False and report["stopped"] == "time limit of 1 s reached"
+    assert 1.0 <= report["seconds"] < 5.0
+
+
+def test_check_max_depth_is_a_chosen_bound_complete_and_exit_0() -> None:
+    proc = raftspec("check", str(TINY2), "--max-depth", "5", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["complete"] is True and report["exhaustive"] is False
+    assert report["depth"] == 5 and report["verdict"] == "ok"
+
+
+def test_a_violation_found_within_the_budget_is_still_exit_1() -> None:
+    proc = raftspec("check", str(MODELS_DIR / "mutant_quorum_off_by_one.yaml"),
+                    "--time-limit", "60", "--json")
+    assert proc.returncode == 1, proc.stderr
+    assert json.loads(proc.stdout)["complete"] is True
+
+
+def test_absurd_bounds_are_warned_about_up_front_with_the_estimate(tmp_path: Path) -> None:
+    model = tmp_path / "huge.yaml"
+    model.write_text("name: huge\nservers: 3\n"
+                     "bounds: {max_term: 1000000, max_log_length: 1, max_messages: 1}\n")
+    proc = raftspec("check", str(model), "--max-states", "10", "--quiet")
+    assert proc.returncode == 3
+    assert "warning: these bounds allow up to ~10^" in proc.stderr.splitlines()[0]
+    for command in (["bmc", str(model), "--depth", "2"],
+                    ["induct", str(model), "--invariant", "election_safety"]):
+        proc = raftspec(*command)
+        assert proc.returncode == 2 and "terms per state" in proc.stderr
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.stem)
+def test_no_bundled_model_is_refused_or_warned_about(path: Path) -> None:
+    config = load_model(path).config
+    assert explicit_bound(config) < EXPLICIT_WARN / 10
+    assert symbolic_size(config) < SYMBOLIC_LIMIT / 100
+    assert symbolic_size(attrs.evolve(config, max_term=10**6)) > SYMBOLIC_LIMIT
+
+
+# ---- bmc and induct ---------------------------------------------------------------------------
+
+def test_bmc_depth_not_reached_is_exit_3_and_says_so() -> None:
+    proc = raftspec("bmc", str(MODELS_DIR / "mutant_vote_without_log_check.yaml"), "--depth",
+                    "26", "--time-budget", "3", "--json")
+    assert proc.returncode == 3, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["verdict"] == "incomplete" and report["complete"] is False
+    assert report["requested_depth"] == 26 and report["depth"] < 26
+    assert report["stopped"] == "time limit of 3 s reached"
+
+
+def test_bmc_depth_reached_is_complete_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bmc", str(MODELS_DIR / "default.yaml"), "--depth", "3", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["complete"], report["depth"], report["requested_depth"]) == (True, 3, 3)
+
+
+def test_induct_budget_is_exit_3_and_proves_nothing(tmp_path: Path) -> None:
+    model = tmp_path / "m.yaml"
+    model.write_text("name: m\nservers: 3\nvalues: 2\n"
+                     "bounds: {max_term: 3, max_log_length: 2, max_messages: 2}\n")
+    proc = raftspec("induct", str(model), "--invariant", "log_matching", "--with", "shipped",
+                    "--time-limit", "0.001", "--json")
+    assert proc.returncode == 3, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["verdict"] == "incomplete" and report["checked_actions"] == 1
+    assert report["stopped"].startswith("time limit")
+
+
+# ---- validate and lincheck --------------------------------------------------------------------
+
+def test_validate_stops_when_asked_and_counts_the_events_explained() -> None:
+    calls = []
+
+    def stop_on_second_look() -> str | None:
+        calls.append(1)
+        return "time limit" if len(calls) == 2 else None
+
+    verdict = validate_paths(TRACES, ClusterAdapter(), should_stop=stop_on_second_look)
+    assert not verdict.complete and verdict.stopped == "time limit"
+    assert verdict.validated == 256 and verdict.to_json()["valid"] is None
+
+    def ctrl_c() -> str | None:
+        raise KeyboardInterrupt
+
+    verdict = validate_paths(TRACES, ClusterAdapter(), should_stop=ctrl_c)
+    assert (verdict.complete, verdict.stopped, verdict.validated) == (False, "interrupted", 0)
+
+
+def test_lincheck_budget_gives_unknown_exit_3(tmp_path: Path) -> None:
+    hard = tmp_path / "hard.ndjson"
+    hard.write_text(hard_history(20))
+    proc = raftspec("lincheck", str(hard), "--time-limit", "1", "--json")
+    assert proc.returncode == 3, proc.stderr
+    report = json.loads(proc.stdout)
+    assert (report["verdict"], report["linearizable"], report["complete"]) == (
+        "unknown", None, False)
+    assert (report["keys_decided"], report["keys_unknown"]) == (0, 1)
+    proc = raftspec("lincheck", str(hard), "--max-memory", "100M")
+    assert proc.returncode == 3 and "UNKNOWN" in proc.stdout and "memory limit" in proc.stdout
+
+
+def test_lincheck_a_finding_is_exit_1_even_when_another_history_runs_out(tmp_path: Path) -> None:
+    hard = tmp_path / "hard.ndjson"
+    hard.write_text(hard_history(20))
+    bad = tmp_path / "bad.ndjson"
+    bad.write_text(hard_history(2))
+    proc = raftspec("lincheck", str(bad), str(hard), "--time-limit", "1", "--json")
+    assert proc.returncode == 1, proc.stderr
+    first, second = map(json.loads, proc.stdout.splitlines())
+    assert first["verdict"] == "not linearizable" and second["verdict"] == "unknown"
+
+
+def test_lincheck_a_failing_key_decides_even_when_other_keys_run_out() -> None:
+    """P-compositionality: one illegal key makes the history non-linearizable."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        hard = Path(d) / "h.ndjson"
+        bad_key = hard_history(2).replace('"k"', '"other"')
+        hard.write_text(hard_history(20) + bad_key)
+        ops = read_history(hard).operations
+    looks = []
+    result = check_history(ops, "kv", should_stop=lambda: "budget" if looks.append(1) or len(
+        looks) > 50 else None)
+    assert result.linearizable is False and result.failing_keys == ("other",)

@@ -1,0 +1,88 @@
+"""Ctrl-C (SIGINT) and a CI timeout (SIGTERM) sent to real processes mid-run: partial
+statistics, "complete": false with "stopped", exit 3, and no traceback."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from raftspec.spec.model import MODELS_DIR
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_cli_bad_inputs import hard_history  # noqa: E402
+
+RUNNING = 3.0
+"""Seconds a command runs before the signal: past the interpreter's imports, into the work."""
+
+
+def interrupt(argv: list[str], sig: int = signal.SIGINT,
+              after: float = RUNNING) -> subprocess.CompletedProcess:
+    proc = subprocess.Popen([sys.executable, "-m", "raftspec", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        time.sleep(after)
+        assert proc.poll() is None, "finished before the signal: the test needs a longer run"
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _json(proc: subprocess.CompletedProcess) -> dict:
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 3, (proc.returncode, proc.stderr)
+    report = json.loads(proc.stdout.splitlines()[-1])
+    assert report["complete"] is False and report["stopped"] == "interrupted", report
+    return report
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_check_interrupted_reports_the_states_explored_and_exits_3(sig: int) -> None:
+    report = _json(interrupt(["check", str(MODELS_DIR / "mutant_commit_previous_term.yaml"),
+                              "--json"], sig))
+    assert report["verdict"] == "incomplete"
+    assert report["distinct_states"] > 1000 and report["depth"] > 1
+
+
+def test_check_interrupted_in_text_mode_prints_partial_statistics() -> None:
+    proc = interrupt(["check", str(MODELS_DIR / "mutant_commit_previous_term.yaml")])
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr, proc.stderr
+    assert "stopped before a verdict: interrupted" in proc.stdout
+    assert "INCOMPLETE:" in proc.stdout and "distinct states" in proc.stdout
+
+
+@pytest.mark.parametrize("engine", ["cadical", "z3"])
+def test_bmc_interrupted_reports_the_depth_reached_and_exits_3(engine: str) -> None:
+    report = _json(interrupt(["bmc", str(MODELS_DIR / "mutant_no_term_check_on_append.yaml"),
+                              "--depth", "40", "--engine", engine, "--json"], after=5.0))
+    assert report["verdict"] == "incomplete" and report["requested_depth"] == 40
+    assert 0 <= report["depth"] < 40 and report["violated"] is None
+
+
+def test_induct_interrupted_exits_3_and_proves_nothing(tmp_path: Path) -> None:
+    model = tmp_path / "big.yaml"
+    model.write_text("name: big\nservers: 3\nvalues: 2\n"
+                     "bounds: {max_term: 6, max_log_length: 5, max_messages: 3}\n")
+    report = _json(interrupt(["induct", str(model), "--invariant", "log_matching", "--with",
+                              "shipped", "--json"]))
+    assert report["verdict"] == "incomplete"
+    assert report["checked_actions"] == len(report["actions"])
+
+
+def test_lincheck_interrupted_is_unknown_not_a_finding(tmp_path: Path) -> None:
+    history = tmp_path / "hard.ndjson"
+    history.write_text(hard_history(22))
+    proc = interrupt(["lincheck", str(history), "--json"])
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["verdict"] == "unknown" and report["linearizable"] is None
+    assert report["stopped"] == "interrupted" and report["complete"] is False
