@@ -12,6 +12,7 @@ class RaftspecError(Exception):
 
     def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
                  field: str | None = None) -> None:
+        self.message = message
         self.path = path
         self.line = line
         self.field = field

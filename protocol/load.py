@@ -54,7 +54,7 @@ def apply_edit(protocol: Protocol, module: ModuleType, name: str) -> Protocol:
     except RaftspecError as err:
         if err.path is not None:
             raise
-        raise RaftspecError(f"variant {name!r}: {err}", path=where) from None
+        raise RaftspecError(str(err), path=where) from None
     except Exception as err:  # noqa: BLE001 (a user's code: report where it failed)
         raise RaftspecError(f"variant {name!r} failed in edit(): {_where_failed(err, where)}",
                             path=where) from None

@@ -144,7 +144,7 @@ def parse_model(text: str, path: str = "<model>") -> Model:
         try:
             protocol = with_mutant(protocol, mutant)
         except RaftspecError as err:
-            raise reader.fail(node, "mutants", str(err)) from None
+            raise reader.fail(node, "mutants", err.message) from None
     known_properties = (*protocol.invariants, *protocol.step_properties)
     invariants = (
         reader.names(top["invariants"], "invariants", known_properties)
