@@ -268,18 +268,20 @@ def _pysyncobj_run(args: argparse.Namespace, file_journal: bool, batch: bool,
             for p in procs:
                 p.kill()
                 p.wait()
-        errors, last = 0, ""
+        errors, last, sample = 0, "", ""
         for k in range(3):
             with open(os.path.join(d, f"stderr-{k}")) as f:
                 text = f.read()
             errors += text.count("Traceback")
             last = last or text[-2000:]
+            if "Traceback" in text and not sample:
+                sample = text[text.index("Traceback"):][:1500]
     if raw is None:
         print(f"PySyncObj ({label}): no leader reported results; a node's stderr:\n{last}",
               file=sys.stderr)
     elif errors:
-        print(f"PySyncObj ({label}): its nodes logged {errors} tracebacks of their own",
-              file=sys.stderr)
+        print(f"PySyncObj ({label}): its nodes logged {errors} tracebacks of their own; the "
+              f"first:\n{sample}", file=sys.stderr)
     return raw
 
 
