@@ -46,6 +46,9 @@ class ProtocolSystem:
         self.step_properties = {name: partial(_lookup(protocol.step_properties, name,
                                                       "step property"), config=config)
                                 for name in model.step_properties}
+        self.reachable = {name: partial(_lookup(protocol.reachable, name, "reachability "
+                                                "property"), config=config)
+                          for name in getattr(model, "reachable", ())}
         self.constraint: Callable[[Any], bool] = protocol.constraint(config)
         if self.symmetry:
             self.fingerprint: Callable[[Any], int] = Canonicalizer(

@@ -12,6 +12,7 @@ Format (every key but ``name`` and ``servers`` optional)::
     symmetry: false
     invariants: [election_safety, log_matching, leader_completeness, state_machine_safety]
     mutants: []
+    reachable: [leader_elected]   # reachability properties: each must hold in some state
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ _BOUND_KEYS = ("max_term", "max_log_length", "max_messages")
 _ACTION_KEYS = ("restart", "duplicate", "drop")
 _TOP_KEYS = (
     "name", "description", "servers", "values", "bounds", "actions", "variant", "symmetry",
-    "invariants", "mutants",
+    "invariants", "mutants", "reachable",
 )
 
 
@@ -53,6 +54,8 @@ class Model:
     symmetry: bool = False
     invariants: tuple[str, ...] = ()
     description: str = ""
+    reachable: tuple[str, ...] = ()
+    """Reachability properties the checker must find true in some reachable state."""
     protocol: Protocol = attrs.field(default=RAFT_TLA, eq=False)
     """raft.tla with the model's variant and mutants applied: what the engines run."""
 
@@ -148,6 +151,8 @@ def parse_model(text: str, path: str = "<model>") -> Model:
         reader.names(top["invariants"], "invariants", known_properties)
         if "invariants" in top else ()
     )
+    reachable = (reader.names(top["reachable"], "reachable", tuple(protocol.reachable))
+                 if "reachable" in top else ())
     config = Config(
         servers=servers,
         values=values,
@@ -161,7 +166,8 @@ def parse_model(text: str, path: str = "<model>") -> Model:
         variant=variant,
     )
     return Model(name=name, path=path, config=config, symmetry=symmetry,
-                 invariants=invariants, description=description, protocol=protocol)
+                 invariants=invariants, description=description, reachable=reachable,
+                 protocol=protocol)
 
 
 def _line(node: yaml.Node) -> int:

@@ -20,7 +20,11 @@ Explore every state of a bounded Raft model breadth first, checking its invarian
 distinct state (and step properties on each step), counting states as TLC does. A violation is
 reported with a SHORTEST counterexample.
 
-Exit status: 0 no violation, 1 an invariant is violated, 2 bad model file or usage.
+A model's reachability properties (``reachable: [...]``) must each hold in some reachable state;
+each is reported with a shortest witness path, and one never reached is a failure.
+
+Exit status: 0 no violation and every reachability property reached, 1 an invariant is violated
+or a reachability property is never reached, 2 bad model file or usage.
 """
 
 
@@ -68,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         result = _explore_with_progress(system, args.per_action, args.max_depth)
     else:
         result = explore(system, count_actions=args.per_action, action_name=system.action_name,
-                         max_depth=args.max_depth)
+                         max_depth=args.max_depth, reachable=system.reachable)
     peak_growth = max(_peak_rss_bytes() - rss_before, 0)
 
     if args.mermaid is not None and result.trace is not None:
@@ -77,7 +81,13 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(_json_report(model, system, result, peak_growth)))
     else:
         _print_summary(model, system, result, peak_growth)
-    return 0 if result.violated is None else 1
+    return 0 if result.violated is None and not _never_reached(result) else 1
+
+
+def _never_reached(result: Result) -> tuple[str, ...]:
+    """The reachability properties this result shows unreached (none after a violation: the
+    search stopped early, so it shows nothing about them)."""
+    return result.unreached if result.violated is None else ()
 
 
 def _peak_rss_bytes() -> int:
@@ -99,7 +109,8 @@ def _explore_with_progress(
             print(_progress_line(p), file=sys.stderr, flush=True)
 
         return explore(system, on_progress=log, progress_interval=5.0, max_depth=max_depth,
-                       count_actions=per_action, action_name=system.action_name)
+                       count_actions=per_action, action_name=system.action_name,
+                       reachable=system.reachable)
 
     from rich.console import Console
     from rich.live import Live
@@ -109,7 +120,7 @@ def _explore_with_progress(
     with Live(Text("starting…"), console=console, transient=True, refresh_per_second=4) as live:
         return explore(system, on_progress=lambda p: live.update(Text(_progress_line(p))),
                        count_actions=per_action, action_name=system.action_name,
-                       max_depth=max_depth)
+                       max_depth=max_depth, reachable=system.reachable)
 
 
 def _json_report(model: Model, system: ProtocolSystem, result: Result, peak: int) -> dict:
@@ -117,7 +128,7 @@ def _json_report(model: Model, system: ProtocolSystem, result: Result, peak: int
         "model": model.name,
         "path": model.path,
         "symmetry": system.symmetry,
-        "verdict": result.verdict,
+        "verdict": "never reached" if _never_reached(result) else result.verdict,
         "distinct_states": result.distinct_states,
         "states_generated": result.states_generated,
         "depth": result.depth,
@@ -130,7 +141,26 @@ def _json_report(model: Model, system: ProtocolSystem, result: Result, peak: int
         "fingerprint_collision_probability": result.collision_probability,
         "peak_memory_growth_bytes": peak,
         "per_action": result.per_action,
+        "reachable": _reachable_json(model, result),
     }
+
+
+def _reachable_json(model: Model, result: Result) -> dict:
+    """Per reachability property: reached (with depth and witness), never reached, or unknown
+    (the search stopped at a violation first)."""
+    out = {}
+    witnesses = result.witnesses or {}
+    for name in model.reachable:
+        if name in witnesses:
+            trace = witnesses[name]
+            out[name] = {"status": "reached", "depth": len(trace),
+                         "witness": counterexample_json(trace, model.protocol)}
+        elif result.violated is not None:
+            out[name] = {"status": "unknown", "depth": None, "witness": None}
+        else:
+            status = "never reached" if result.complete else "not reached within max depth"
+            out[name] = {"status": status, "depth": None, "witness": None}
+    return out
 
 
 def _print_summary(model: Model, system: ProtocolSystem, result: Result, peak: int) -> None:
@@ -142,6 +172,8 @@ def _print_summary(model: Model, system: ProtocolSystem, result: Result, peak: i
         print(f"mutants: {', '.join(sorted(c.mutants))}")
     checked = ", ".join(model.invariants) or "none"
     print(f"checked: {checked}")
+    if model.reachable:
+        print(f"reachable: {', '.join(model.reachable)}")
     if result.trace is not None:
         print(f"\nVIOLATION of {result.violated} after {len(result.trace)} states "
               f"(shortest counterexample):\n")
@@ -154,10 +186,12 @@ def _print_summary(model: Model, system: ProtocolSystem, result: Result, peak: i
         else:
             print(counterexample_text(result.trace, model.protocol))
         print()
+    _print_reachability(model, result)
     rate = result.states_generated / result.seconds if result.seconds else 0.0
     if not result.complete:
         print(f"stopped at --max-depth {result.depth}: deeper states were not explored")
-    print(f"{result.verdict}: {result.distinct_states:,} distinct states, "
+    verdict = "never reached" if _never_reached(result) else result.verdict
+    print(f"{verdict}: {result.distinct_states:,} distinct states, "
           f"{result.states_generated:,} generated, depth {result.depth}, "
           f"{result.seconds:.2f} s ({rate:,.0f} states/s)")
     print(f"fingerprint collision probability (optimistic): {result.collision_probability:.1e}"
@@ -166,3 +200,23 @@ def _print_summary(model: Model, system: ProtocolSystem, result: Result, peak: i
         print("generated per action:")
         for name, count in result.per_action.items():
             print(f"  {name:<30} {count:>12,}")
+
+
+def _print_reachability(model: Model, result: Result) -> None:
+    """Each reachability property: its shortest witness, or why it has none."""
+    witnesses = result.witnesses or {}
+    for name in model.reachable:
+        if name in witnesses:
+            trace = witnesses[name]
+            print(f"\nREACHED {name} after {len(trace)} states (shortest witness):\n")
+            print(counterexample_text(trace, model.protocol))
+    for name in _never_reached(result):
+        where = "" if result.complete else f" within --max-depth {result.depth}"
+        print(f"\nNEVER REACHED {name}{where}: no explored state satisfies it "
+              "(the model does not exercise it; a pass proves nothing about it)")
+    unknown = [n for n in model.reachable if n not in witnesses]
+    if result.violated is not None and unknown:
+        print(f"\nreachability not determined (stopped at the violation): "
+              f"{', '.join(unknown)}")
+    if model.reachable:
+        print()
