@@ -37,6 +37,7 @@ MAX_SERVERS = 7
 """Beyond this the explicit state space is out of reach anyway; a typo is likelier."""
 
 _BOUND_KEYS = ("max_term", "max_log_length", "max_messages")
+_OPTIONAL_BOUND_KEYS = ("max_partitions",)  # for variants that use them (partitions)
 _ACTION_KEYS = ("restart", "duplicate", "drop")
 _TOP_KEYS = (
     "name", "description", "servers", "values", "bounds", "actions", "variant", "symmetry",
@@ -109,7 +110,8 @@ def parse_model(text: str, path: str = "<model>") -> Model:
 
     bounds: dict[str, int] = {}
     if "bounds" in top:
-        for key, node in reader.mapping(top["bounds"], "bounds", _BOUND_KEYS).items():
+        for key, node in reader.mapping(top["bounds"], "bounds",
+                                        _BOUND_KEYS + _OPTIONAL_BOUND_KEYS).items():
             low = 1 if key == "max_term" else 0
             bounds[key] = reader.integer(node, f"bounds.{key}", low=low)
     for key in _BOUND_KEYS:
@@ -164,6 +166,7 @@ def parse_model(text: str, path: str = "<model>") -> Model:
         drop=actions["drop"],
         mutants=frozenset(mutants),
         variant=variant,
+        **{key: bounds[key] for key in _OPTIONAL_BOUND_KEYS if key in bounds},
     )
     return Model(name=name, path=path, config=config, symmetry=symmetry,
                  invariants=invariants, description=description, reachable=reachable,
