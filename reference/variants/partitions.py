@@ -29,7 +29,8 @@ Properties:
   server.) raft.tla violates it; ``checkquorum`` with ``prevote`` is meant to keep it.
 - reachable: ``majority_elects_while_split`` (while split, the majority group has a leader
   elected after the split), ``healed_with_new_leader`` (healed, and every server in the term
-  of the one leader, elected after the split).
+  of the one leader, elected after the split), ``minority_leader_while_split`` (a leader with
+  entries cut off from a quorum).
 """
 
 from __future__ import annotations
@@ -155,6 +156,15 @@ def majority_elects_while_split(state: State, config: Config) -> bool:
         for i, s in enumerate(state.servers, 1))
 
 
+def minority_leader_while_split(state: State, config: Config) -> bool:
+    """Reachable: while split, a leader whose group is a minority, with entries in its log
+    (the situation ``minority_cannot_commit`` is about)."""
+    return state.split and any(
+        s.role == Role.LEADER and s.log
+        and not is_quorum(range(reachable_from(state, i)), config.servers)
+        for i, s in enumerate(state.servers, 1))
+
+
 def healed_with_new_leader(state: State, config: Config) -> bool:
     """Reachable: after a split, healed, every server in the term of the one leader, elected
     after the split."""
@@ -180,4 +190,5 @@ def edit(protocol: Protocol) -> Protocol:
         step_properties={"minority_cannot_commit": minority_cannot_commit,
                          "no_disruption": no_disruption},
         reachable={"majority_elects_while_split": majority_elects_while_split,
+                   "minority_leader_while_split": minority_leader_while_split,
                    "healed_with_new_leader": healed_with_new_leader})

@@ -102,6 +102,7 @@ CI_MODELS = {
     "prevote.yaml": set(),
     "checkquorum.yaml": set(),
     "partitions.yaml": set(),
+    "partitions_commit.yaml": set(),
 }
 
 
@@ -134,3 +135,23 @@ def test_reachability_witnesses_are_real_paths() -> None:
         for (_, before), (action, after) in zip(trace, trace[1:], strict=False):
             assert (action, after) in list(model.protocol.steps(before, model.config))
         assert system.reachable[name](trace[-1][1])
+
+
+@pytest.mark.parametrize(("name", "depth"), [("disruption_tla.yaml", 15),
+                                             ("disruption_checkquorum.yaml", 16)])
+def test_no_disruption_is_violated_without_prevote(name, depth) -> None:
+    """raft.tla and CheckQuorum alone let a server on the other side of a split raise the
+    term of a leader that reaches a quorum (the shortest such run, as BFS finds it)."""
+    model = load_model(VARIANTS / name)
+    system = ProtocolSystem(model)
+    system.invariants = {}
+    system.step_properties = {"no_disruption": system.step_properties["no_disruption"]}
+    result = explore(system)
+    assert result.violated == "no_disruption" and len(result.trace) == depth
+    _, before = result.trace[-2]
+    action, after = result.trace[-1]
+    assert action.name == "UpdateTerm"
+    leader = action.message.mdest
+    assert before.server(leader).role == Role.LEADER
+    assert after.server(leader).current_term > before.server(leader).current_term
+    assert (action.message.msource in before.partition) != (leader in before.partition)
