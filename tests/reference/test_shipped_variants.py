@@ -155,3 +155,15 @@ def test_no_disruption_is_violated_without_prevote(name, depth) -> None:
     assert before.server(leader).role == Role.LEADER
     assert after.server(leader).current_term > before.server(leader).current_term
     assert (action.message.msource in before.partition) != (leader in before.partition)
+
+
+def test_bmc_on_a_variant_exits_2_naming_the_action() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "raftspec", "bmc",
+                           str(VARIANTS / "checkquorum.yaml")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "no encoder" in proc.stderr and "CheckQuorum" in proc.stderr
+    assert "Traceback" not in proc.stderr
