@@ -85,8 +85,9 @@ class ModelRow:
         c = self.model.config
         text = (f"{c.servers} servers, term {c.max_term}, log {c.max_log_length}, "
                 f"msgs {c.max_messages}")
-        extra = getattr(c, "max_partitions", 0)
-        return text + (f", partitions {extra}" if extra else "")
+        if any(r.name == "Partition" for r in self.model.protocol.rows):
+            text += f", partitions {c.max_partitions}"
+        return text
 
 
 def check_model(model: Model) -> ModelRow:
