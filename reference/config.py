@@ -26,7 +26,7 @@ class Config:
     duplicate: bool = True
     drop: bool = True
     mutants: frozenset[str] = frozenset()
-    max_partitions: int = 1
-    """How many times the network may split (variants that model partitions only)."""
     variant: str = "tla"
     """``tla`` (raft.tla itself), a shipped variant's name, a dotted module or a ``.py`` path."""
+    max_partitions: int = 1
+    """How many times the network may split (variants that model partitions only)."""
