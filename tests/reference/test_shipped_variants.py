@@ -167,3 +167,12 @@ def test_bmc_on_a_variant_exits_2_naming_the_action() -> None:
     assert proc.returncode == 2, proc.stderr
     assert "no encoder" in proc.stderr and "CheckQuorum" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_every_variant_model_loads_and_declares_reachability() -> None:
+    paths = sorted(VARIANTS.glob("*.yaml"))
+    assert len(paths) >= 7
+    for path in paths:
+        model = load_model(path)
+        assert model.reachable, path.name
+        assert model.config.variant != "tla", path.name
