@@ -69,6 +69,12 @@ class Result:
     per_action: dict[str, int] | None = None
     complete: bool = True
     stopped: str | None = None   # why an incomplete run stopped (budget, interrupt, max_depth)
+    witnesses: dict[str, list[tuple[Any, Any]]] | None = None
+    """For each reachability property found true: a shortest path to a state satisfying it
+    (None when none was asked for)."""
+    unreached: tuple[str, ...] = ()
+    """The reachability properties true in no explored state (meaningful as "never reached"
+    only when the exploration was complete and found no violation)."""
 
     @property
     def verdict(self) -> str:
@@ -106,6 +112,7 @@ def explore(
     deadline: float | None = None,
     max_states: int | None = None,
     should_stop: Callable[[], str | None] | None = None,
+    reachable: dict[str, Callable[[Any], bool]] | None = None,
 ) -> Result:
     """Explore every state reachable within the constraint, breadth first, level by level.
 
@@ -121,6 +128,10 @@ def explore(
     ``STOP_CHECK_INTERVAL`` seconds, ``max_states`` on every new state. A stop, or a
     KeyboardInterrupt, ends the search with the figures so far, ``complete=False`` and
     ``stopped`` saying why.
+    ``reachable``: predicates to find true in some state (Stateright's ``sometimes``); each is
+    tested on every distinct state until it holds once, and the result carries a shortest
+    witness path for each one found (``witnesses``) and the names of the others
+    (``unreached``).
     """
     started = time.perf_counter()
     seen = FingerprintSet()
@@ -137,10 +148,18 @@ def explore(
     if count_actions:
         steps = _counting(steps, per_action, action_name)
 
+    pending = list((reachable or {}).items())  # reachability properties not yet seen true
+    reached: dict[str, int] = {}  # ... and the index of the first state where each held
+
     def check(state: Any, index: int) -> None:
         for name, holds in invariants:
             if not holds(state):
                 raise _Violation(name, index)
+        if pending:
+            for name, holds in list(pending):
+                if holds(state):
+                    reached[name] = index
+                    pending.remove((name, holds))
 
     depth = 0
     complete = True
@@ -217,6 +236,7 @@ def explore(
             violated=violation.name,
             trace=trace,
             per_action=dict(per_action) if count_actions else None,
+            **_reachability(system, fingerprints, parents, reachable, reached),
         )
     return Result(
         distinct_states=len(seen),
@@ -226,7 +246,18 @@ def explore(
         per_action=dict(per_action) if count_actions else None,
         complete=complete,
         stopped=stopped if stopped is not None or complete else "max_depth reached",
+        **_reachability(system, fingerprints, parents, reachable, reached),
     )
+
+
+def _reachability(system: System, fingerprints: array, parents: array,
+                  reachable: dict[str, Any] | None, reached: dict[str, int]) -> dict[str, Any]:
+    """The ``witnesses`` and ``unreached`` fields of a result."""
+    if reachable is None:
+        return {}
+    return {"witnesses": {name: _shortest_trace(system, fingerprints, parents, index)
+                          for name, index in reached.items()},
+            "unreached": tuple(name for name in reachable if name not in reached)}
 
 
 def _counting(

@@ -44,6 +44,9 @@ class ProtocolSystem:
         self.step_properties = {
             name: _bind_step(_lookup(protocol.step_properties, name, "step property"), config)
             for name in model.step_properties}
+        self.reachable = {name: _bind(_lookup(protocol.reachable, name,
+                                              "reachability property"), config)
+                          for name in getattr(model, "reachable", ())}
         self.constraint: Callable[[Any], bool] = protocol.constraint(config)
         if self.symmetry:
             self.fingerprint: Callable[[Any], int] = Canonicalizer(

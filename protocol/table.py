@@ -138,6 +138,9 @@ class Protocol:
     step_properties: dict[str, StepProperty] = attrs.field(factory=dict)
     render: Render = Render()
     simulation: SimulationHints = SimulationHints()
+    reachable: dict[str, Invariant] = attrs.field(factory=dict)
+    """Reachability properties (Stateright's ``sometimes``): predicates a model may require the
+    checker to find true in some reachable state, so that a pass is not vacuous."""
     edits: tuple[str, ...] = ()
     Server: type = attrs.field(default=None, eq=False)
     State: type = attrs.field(default=None, eq=False)
@@ -223,11 +226,40 @@ class Protocol:
 
     def with_properties(self, *, invariants: dict[str, Invariant] | None = None,
                         step_properties: dict[str, StepProperty] | None = None,
+                        reachable: dict[str, Invariant] | None = None,
                         edit: str | None = None) -> Protocol:
-        """This protocol with more (or redefined) properties."""
+        """This protocol with more (or redefined) properties: invariants, step properties and
+        reachability properties (predicates some reachable state must satisfy)."""
         return self._edited(invariants={**self.invariants, **(invariants or {})},
                             step_properties={**self.step_properties, **(step_properties or {})},
+                            reachable={**self.reachable, **(reachable or {})},
                             edit=edit)
+
+    def with_field_kind(self, name: str, kind: Kind, *, edit: str | None = None) -> Protocol:
+        """This protocol with server field ``name`` of another kind (e.g. a role ``Enum`` with
+        one more name); the field keeps its position, so states and classes are unchanged."""
+        fields = self.schema.server_fields
+        if name not in self.schema.field_names():
+            raise RaftspecError(f"protocol {self.name} has no server field {name!r}")
+        schema = attrs.evolve(self.schema, server_fields=tuple(
+            Field(f.name, kind) if f.name == name else f for f in fields))
+        return self._edited(schema=schema, edit=edit)
+
+    def with_global_fields(self, fields: dict[Field, Callable[[Any], Any]], *,
+                           edit: str | None = None) -> Protocol:
+        """This protocol with more global fields (beside the servers and the bag), each with
+        its initial value as a function of the config; initial states get them appended."""
+        schema = self.schema.with_global_fields(*fields)
+        new_state = state_class(schema.global_fields)
+        base_init = self.init
+        initial = tuple(fields.values())
+
+        def init(config: Any) -> Iterator[Any]:
+            extra = tuple(f(config) for f in initial)
+            for state in base_init(config):
+                yield new_state(*state, *extra)
+
+        return self._edited(schema=schema, State=new_state, init=init, edit=edit)
 
     def with_init(self, init: Callable[[Any], Iterable[Any]], *,
                   edit: str | None = None) -> Protocol:

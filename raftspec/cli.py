@@ -20,7 +20,7 @@ from raftspec.protocol.errors import RaftspecError
 # Each module defines register(subparsers) which adds its parser and sets a ``run`` default
 # taking the parsed arguments and returning the exit code.
 COMMANDS = (
-    "raftspec.commands.check", "raftspec.commands.simulate",
+    "raftspec.commands.check", "raftspec.commands.simulate", "raftspec.commands.matrix",
     "raftspec.commands.bmc", "raftspec.commands.induct",
     "raftspec.commands.lincheck",
     "raftspec.commands.validate",

@@ -28,3 +28,5 @@ class Config:
     mutants: frozenset[str] = frozenset()
     variant: str = "tla"
     """``tla`` (raft.tla itself), a shipped variant's name, a dotted module or a ``.py`` path."""
+    max_partitions: int = 1
+    """How many times the network may split (variants that model partitions only)."""

@@ -32,6 +32,7 @@ from raftspec.reference import actions, mutants, variants
 from raftspec.reference.config import Config
 from raftspec.reference.describe import describe_message, describe_server
 from raftspec.reference.properties import INVARIANTS, STEP_PROPERTIES
+from raftspec.reference.reachable import REACHABLE
 from raftspec.reference.state import (
     APPEND_ENTRIES_REQUEST,
     APPEND_ENTRIES_RESPONSE,
@@ -229,6 +230,7 @@ RAFT_TLA = Protocol(
     constraint=bounds,
     invariants=dict(INVARIANTS),
     step_properties=dict(STEP_PROPERTIES),
+    reachable=dict(REACHABLE),
     render=Render(message=describe_message, server=describe_server),
     simulation=SIMULATION,
     Server=Server,
@@ -261,11 +263,12 @@ def shipped(package: Any) -> dict[str, str]:
 def build_protocol(variant: str = "tla", mutant_names: Iterable[str] = (),
                    base_dir: Path | None = None) -> Protocol:
     """raft.tla with a variant applied (``tla``: none; a shipped name, a ``.py`` file relative
-    to ``base_dir``, or a dotted module), then each mutant (shipped names)."""
+    to ``base_dir``, or a dotted module; ``a+b`` applies a then b), then each mutant (shipped
+    names)."""
     protocol = RAFT_TLA
-    if variant != "tla":
-        module = find_edit(variant, package=variants.__name__, base_dir=base_dir)
-        protocol = apply_edit(protocol, module, variant)
+    for name in variant.split("+") if variant != "tla" else ():
+        module = find_edit(name.strip(), package=variants.__name__, base_dir=base_dir)
+        protocol = apply_edit(protocol, module, name.strip())
     for name in mutant_names:
         protocol = with_mutant(protocol, name)
     return protocol

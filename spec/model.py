@@ -12,6 +12,7 @@ Format (every key but ``name`` and ``servers`` optional)::
     symmetry: false
     invariants: [election_safety, log_matching, leader_completeness, state_machine_safety]
     mutants: []
+    reachable: [leader_elected]   # reachability properties: each must hold in some state
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ MAX_SERVERS = 7
 """Beyond this the explicit state space is out of reach anyway; a typo is likelier."""
 
 _BOUND_KEYS = ("max_term", "max_log_length", "max_messages")
+_OPTIONAL_BOUND_KEYS = ("max_partitions",)  # for variants that use them (partitions)
 _ACTION_KEYS = ("restart", "duplicate", "drop")
 _TOP_KEYS = (
     "name", "description", "servers", "values", "bounds", "actions", "variant", "symmetry",
-    "invariants", "mutants",
+    "invariants", "mutants", "reachable",
 )
 
 
@@ -53,6 +55,8 @@ class Model:
     symmetry: bool = False
     invariants: tuple[str, ...] = ()
     description: str = ""
+    reachable: tuple[str, ...] = ()
+    """Reachability properties the checker must find true in some reachable state."""
     protocol: Protocol = attrs.field(default=RAFT_TLA, eq=False)
     """raft.tla with the model's variant and mutants applied: what the engines run."""
 
@@ -108,7 +112,8 @@ def parse_model(text: str, path: str = "<model>") -> Model:
 
     bounds: dict[str, int] = {}
     if "bounds" in top:
-        for key, node in reader.mapping(top["bounds"], "bounds", _BOUND_KEYS).items():
+        for key, node in reader.mapping(top["bounds"], "bounds",
+                                        _BOUND_KEYS + _OPTIONAL_BOUND_KEYS).items():
             low = 1 if key == "max_term" else 0
             bounds[key] = reader.integer(node, f"bounds.{key}", low=low)
     for key in _BOUND_KEYS:
@@ -150,6 +155,8 @@ def parse_model(text: str, path: str = "<model>") -> Model:
         reader.names(top["invariants"], "invariants", known_properties)
         if "invariants" in top else ()
     )
+    reachable = (reader.names(top["reachable"], "reachable", tuple(protocol.reachable))
+                 if "reachable" in top else ())
     config = Config(
         servers=servers,
         values=values,
@@ -161,9 +168,11 @@ def parse_model(text: str, path: str = "<model>") -> Model:
         drop=actions["drop"],
         mutants=frozenset(mutants),
         variant=variant,
+        **{key: bounds[key] for key in _OPTIONAL_BOUND_KEYS if key in bounds},
     )
     return Model(name=name, path=path, config=config, symmetry=symmetry,
-                 invariants=invariants, description=description, protocol=protocol)
+                 invariants=invariants, description=description, reachable=reachable,
+                 protocol=protocol)
 
 
 def _line(node: yaml.Node) -> int:

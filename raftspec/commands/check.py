@@ -32,6 +32,10 @@ Explore every state of a bounded Raft model breadth first, checking its invarian
 distinct state (and step properties on each step), counting states as TLC does. A violation is
 reported with a SHORTEST counterexample.
 
+A model's reachability properties (``reachable: [...]``) must each hold in some reachable state;
+each is reported with a shortest witness path, and one never reached (after a complete search)
+is a finding: exit 1.
+
 Budgets: --time-limit, --max-states and --max-memory stop the search with the figures so far
 (distinct states, depth reached) and exit 3; so does Ctrl-C or SIGTERM. --max-depth is a bound
 you choose, like bmc's --depth: reaching it is a complete check of those levels (exit 0).
@@ -92,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         result = _explore_with_progress(system, args.per_action, limits)
     else:
         result = explore(system, count_actions=args.per_action, action_name=system.action_name,
-                         **limits)
+                         reachable=system.reachable, **limits)
     peak_growth = max(_peak_rss_bytes() - rss_before, 0)
 
     if args.mermaid is not None and result.trace is not None:
@@ -105,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(_json_report(model, system, result, peak_growth, budget)))
     else:
         _print_summary(model, system, result, peak_growth)
-    if result.violated is not None:
+    if result.violated is not None or _never_reached(result):
         return FINDING
     return INCOMPLETE if _interrupted(result) else OK
 
@@ -113,6 +117,12 @@ def run(args: argparse.Namespace) -> int:
 def _interrupted(result: Result) -> bool:
     """Stopped by a budget or an interrupt (not by the --max-depth the user chose)."""
     return not result.complete and result.stopped != "max_depth reached"
+
+
+def _never_reached(result: Result) -> tuple[str, ...]:
+    """The reachability properties this result shows unreached: only after a search that
+    explored every state (after a violation, a budget or --max-depth it shows nothing)."""
+    return result.unreached if result.violated is None and result.complete else ()
 
 
 def _peak_rss_bytes() -> int:
@@ -132,7 +142,8 @@ def _explore_with_progress(system: ProtocolSystem, per_action: bool, limits: dic
             print(_progress_line(p), file=sys.stderr, flush=True)
 
         return explore(system, on_progress=log, progress_interval=5.0,
-                       count_actions=per_action, action_name=system.action_name, **limits)
+                       count_actions=per_action, action_name=system.action_name,
+                       reachable=system.reachable, **limits)
 
     from rich.console import Console
     from rich.live import Live
@@ -141,7 +152,8 @@ def _explore_with_progress(system: ProtocolSystem, per_action: bool, limits: dic
     console = Console(stderr=True)
     with Live(Text("starting…"), console=console, transient=True, refresh_per_second=4) as live:
         return explore(system, on_progress=lambda p: live.update(Text(_progress_line(p))),
-                       count_actions=per_action, action_name=system.action_name, **limits)
+                       count_actions=per_action, action_name=system.action_name,
+                       reachable=system.reachable, **limits)
 
 
 def _json_report(model: Model, system: ProtocolSystem, result: Result, peak: int,
@@ -154,7 +166,8 @@ def _json_report(model: Model, system: ProtocolSystem, result: Result, peak: int
         "model": model.name,
         "path": model.path,
         "symmetry": system.symmetry,
-        "verdict": "incomplete" if incomplete else result.verdict,
+        "verdict": ("incomplete" if incomplete else
+                    "never reached" if _never_reached(result) else result.verdict),
         "distinct_states": result.distinct_states,
         "states_generated": result.states_generated,
         "depth": result.depth,
@@ -170,7 +183,26 @@ def _json_report(model: Model, system: ProtocolSystem, result: Result, peak: int
         "fingerprint_collision_probability": result.collision_probability,
         "peak_memory_growth_bytes": peak,
         "per_action": result.per_action,
+        "reachable": _reachable_json(model, result),
     }
+
+
+def _reachable_json(model: Model, result: Result) -> dict:
+    """Per reachability property: reached (with depth and witness), never reached, or unknown
+    (the search stopped at a violation first)."""
+    out = {}
+    witnesses = result.witnesses or {}
+    for name in model.reachable:
+        if name in witnesses:
+            trace = witnesses[name]
+            out[name] = {"status": "reached", "depth": len(trace),
+                         "witness": counterexample_json(trace, model.protocol)}
+        elif result.violated is not None:
+            out[name] = {"status": "unknown", "depth": None, "witness": None}
+        else:
+            status = "never reached" if result.complete else "not reached within max depth"
+            out[name] = {"status": status, "depth": None, "witness": None}
+    return out
 
 
 def _print_summary(model: Model, system: ProtocolSystem, result: Result, peak: int) -> None:
@@ -182,6 +214,8 @@ def _print_summary(model: Model, system: ProtocolSystem, result: Result, peak: i
         print(f"mutants: {', '.join(sorted(c.mutants))}")
     checked = ", ".join(model.invariants) or "none"
     print(f"checked: {checked}")
+    if model.reachable:
+        print(f"reachable: {', '.join(model.reachable)}")
     if result.trace is not None:
         print(f"\nVIOLATION of {result.violated} after {len(result.trace)} states "
               f"(shortest counterexample):\n")
@@ -194,6 +228,7 @@ def _print_summary(model: Model, system: ProtocolSystem, result: Result, peak: i
         else:
             print(counterexample_text(result.trace, model.protocol))
         print()
+    _print_reachability(model, result)
     rate = result.states_generated / result.seconds if result.seconds else 0.0
     verdict = result.verdict
     if _interrupted(result):
@@ -202,6 +237,8 @@ def _print_summary(model: Model, system: ProtocolSystem, result: Result, peak: i
               "explored so far (exit 3)")
     elif not result.complete:
         print(f"stopped at --max-depth {result.depth}: deeper states were not explored")
+    elif _never_reached(result):
+        verdict = "never reached"
     print(f"{verdict}: {result.distinct_states:,} distinct states, "
           f"{result.states_generated:,} generated, depth {result.depth}, "
           f"{result.seconds:.2f} s ({rate:,.0f} states/s)")
@@ -211,3 +248,23 @@ def _print_summary(model: Model, system: ProtocolSystem, result: Result, peak: i
         print("generated per action:")
         for name, count in result.per_action.items():
             print(f"  {name:<30} {count:>12,}")
+
+
+def _print_reachability(model: Model, result: Result) -> None:
+    """Each reachability property: its shortest witness, or why it has none."""
+    witnesses = result.witnesses or {}
+    for name in model.reachable:
+        if name in witnesses:
+            trace = witnesses[name]
+            print(f"\nREACHED {name} after {len(trace)} states (shortest witness):\n")
+            print(counterexample_text(trace, model.protocol))
+    for name in _never_reached(result):
+        where = "" if result.complete else f" within --max-depth {result.depth}"
+        print(f"\nNEVER REACHED {name}{where}: no explored state satisfies it "
+              "(the model does not exercise it; a pass proves nothing about it)")
+    unknown = [n for n in model.reachable if n not in witnesses]
+    if result.violated is not None and unknown:
+        print(f"\nreachability not determined (stopped at the violation): "
+              f"{', '.join(unknown)}")
+    if model.reachable:
+        print()
