@@ -147,6 +147,9 @@ class Schema:
     message_types: tuple[MessageType, ...]
     global_fields: tuple[Field, ...] = ()
 
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.server_fields)
+
     def with_server_fields(self, *fields: Field) -> Schema:
         """This schema with more per-server fields (appended)."""
         return attrs.evolve(self, server_fields=self.server_fields + tuple(fields))

@@ -167,6 +167,13 @@ class Protocol:
         raise RaftspecError(f"protocol {self.name} has no action {name!r}; "
                             f"its actions: {', '.join(r.name for r in self.rows)}")
 
+    def message_type_number(self, name: str) -> int:
+        """A message type's ``mtype``: its index in the schema."""
+        for k, t in enumerate(self.schema.message_types):
+            if t.name == name:
+                return k
+        raise RaftspecError(f"protocol {self.name} has no message type {name!r}")
+
     def steps(self, state: Any, config: Any) -> Iterator[tuple[Action, Any]]:
         """Every enabled action instance of ``state``: the table, row by row, in order."""
         for row in self.rows:
