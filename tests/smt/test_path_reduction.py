@@ -29,6 +29,14 @@ def _successors(state: State, config: Config) -> dict:
     return {action: nxt for action, nxt in steps(state, config)}
 
 
+def _footprint(a) -> tuple[int, bool]:
+    """The footprint of a reference action, as the encoding gives it for the branch of that
+    action instance: a receive row's actor is the message's receiver (its branch's server)."""
+    receiver = a.message.mdest if a.message is not None and a.name not in (
+        "DuplicateMessage", "DropMessage") else 0
+    return footprint(a.name, a.server or receiver)
+
+
 def _changed_servers(before: State, after: State) -> set[int]:
     return {i for i, (a, b) in enumerate(zip(before.servers, after.servers, strict=True), 1)
             if a != b}
@@ -39,13 +47,13 @@ def check_commutation(state: State, config: Config) -> int:
     pairs = 0
     enabled = _successors(state, config)
     for a, after_a in enabled.items():
-        fa = footprint(a.name, a.server)
+        fa = _footprint(a)
         # The footprint bounds what changes: the actor's variables, and the bag if it uses it.
         assert _changed_servers(state, after_a) <= {fa[0]}, a
         if not fa[1]:
             assert after_a.messages == state.messages, a
         for b, after_b in enabled.items():
-            if not independent(fa, footprint(b.name, b.server)):
+            if not independent(fa, _footprint(b)):
                 continue
             pairs += 1
             ab = _successors(after_a, config).get(b)
