@@ -216,20 +216,7 @@ def server_class(fields: tuple[Field, ...], module: str | None = None) -> type:
     cls.evolve = scope["evolve"]
     cls.evolve.__doc__ = "This server with the given variables changed."
 
-    def make(_cls: type, *args: Any, **kwargs: Any) -> Any:
-        if kwargs:
-            args = args + tuple(kwargs.pop(n) for n in names[len(args):] if n in kwargs)
-            if kwargs:
-                raise TypeError(f"unknown server field(s): {sorted(kwargs)}")
-        if len(args) != len(names):
-            raise TypeError(f"a server has {len(names)} fields, got {len(args)}")
-        return tuple.__new__(_cls, args)
-
-    cls.__new__ = make  # type: ignore[assignment]
-    cls.__repr__ = lambda self: "Server(" + ", ".join(  # type: ignore[assignment]
-        f"{n}={v!r}" for n, v in zip(names, self, strict=True)) + ")"
-    cls.__getnewargs__ = lambda self: tuple(self)  # type: ignore[attr-defined]
-    return cls
+    return _constructible(cls, names)
 
 
 def state_class(global_fields: tuple[Field, ...], module: str | None = None) -> type:
@@ -277,14 +264,25 @@ def server(self, i):
     cls.server.__doc__ = "Server i's variables (ids are 1..N)."
     cls.evolve = scope["evolve"]
 
+    return _constructible(cls, names)
+
+
+def _constructible(cls: type, names: list[str]) -> type:
+    """A generated tuple class made constructible by position or field name, printable with its
+    field names, and picklable (one helper for servers and states)."""
+    kind = cls.__name__
+
     def make(_cls: type, *args: Any, **kwargs: Any) -> Any:
-        args = args + tuple(kwargs.pop(n) for n in names[len(args):] if n in kwargs)
-        if kwargs or len(args) != len(names):
-            raise TypeError(f"a state has the fields {names}")
+        if kwargs:
+            args = args + tuple(kwargs.pop(n) for n in names[len(args):] if n in kwargs)
+            if kwargs:
+                raise TypeError(f"unknown {kind} field(s): {sorted(kwargs)}")
+        if len(args) != len(names):
+            raise TypeError(f"a {kind} has the {len(names)} fields {names}, got {len(args)}")
         return tuple.__new__(_cls, args)
 
     cls.__new__ = make  # type: ignore[assignment]
-    cls.__repr__ = lambda self: "State(" + ", ".join(  # type: ignore[assignment]
+    cls.__repr__ = lambda self: f"{kind}(" + ", ".join(  # type: ignore[assignment]
         f"{n}={v!r}" for n, v in zip(names, self, strict=True)) + ")"
     cls.__getnewargs__ = lambda self: tuple(self)  # type: ignore[attr-defined]
     return cls
