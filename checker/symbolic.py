@@ -294,8 +294,11 @@ def bmc(
                 return BmcResult("violation", depth, violated, trace,
                                  time.perf_counter() - start, tuple(reports), strengthening)
             if verdict != z3.unsat:
-                if time_budget is not None and time.perf_counter() - start >= time_budget:
-                    break  # out of time during this depth: it does not count as checked
+                if time_budget is not None and ("timeout" in solver.reason_unknown()
+                                                or time.perf_counter() - start >= time_budget):
+                    # out of time during this depth: it does not count as checked (the solver's
+                    # timeout is whole milliseconds and may fire just before the budget's end)
+                    break
                 _raise_stop(solver.reason_unknown())
                 raise RaftspecError(f"{engine} gave up at depth {depth}: "
                                     f"{solver.reason_unknown()}")
