@@ -12,6 +12,7 @@ import contextlib
 import importlib
 import signal
 import sys
+from types import FrameType
 
 from raftspec.commands._contract import INCOMPLETE, USAGE, PipeSafeStdout
 from raftspec.node.errors import NodeError
@@ -60,7 +61,22 @@ VERDICT_COMMANDS = ("check", "bmc", "induct", "lincheck", "validate")
 The cluster commands keep their own signal handling."""
 
 
-def _terminate(signum: int, frame: object) -> None:
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)
+"""Ctrl-C, a CI job's timeout, and the retry timer of ``_stop``."""
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C or SIGTERM as a KeyboardInterrupt, but never inside a destructor or inside z3's
+    Python layer: Python ignores an exception raised in ``__del__`` (z3's ``AstRef.__del__`` runs
+    thousands of times per BMC depth, and swallowed a Ctrl-C there), and one raised in the middle
+    of a z3 call can leave a half-built object or surface as a ctypes ``ArgumentError``. There the
+    stop is raised again 10 ms later, by when the call has returned to raftspec's code."""
+    while frame is not None:
+        if (frame.f_code.co_name == "__del__"
+                or frame.f_globals.get("__name__", "").partition(".")[0] == "z3"):
+            signal.setitimer(signal.ITIMER_REAL, 0.01)
+            return
+        frame = frame.f_back
     raise KeyboardInterrupt
 
 
@@ -87,10 +103,10 @@ def _main(argv: list[str]) -> int:
         parser.print_help(sys.stderr)
         print("raftspec: error: a COMMAND is required (listed above)", file=sys.stderr)
         return USAGE
-    previous = None
+    previous = {}
     if args.command in VERDICT_COMMANDS:
         with contextlib.suppress(ValueError):   # not the main thread (tests in a thread)
-            previous = signal.signal(signal.SIGTERM, _terminate)
+            previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS}
     try:
         return args.run(args)
     except (RaftspecError, NodeError) as err:
@@ -104,5 +120,7 @@ def _main(argv: list[str]) -> int:
               "raise --max-memory)", file=sys.stderr)
         return INCOMPLETE
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        if previous:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -86,3 +86,35 @@ def test_lincheck_interrupted_is_unknown_not_a_finding(tmp_path: Path) -> None:
     report = json.loads(proc.stdout)
     assert report["verdict"] == "unknown" and report["linearizable"] is None
     assert report["stopped"] == "interrupted" and report["complete"] is False
+
+
+def test_a_ctrl_c_landing_in_a_destructor_is_not_lost() -> None:
+    """Python ignores an exception raised inside ``__del__``; z3 runs its destructor thousands of
+    times per BMC depth, and a Ctrl-C arriving there was swallowed (the run went on for minutes).
+    The CLI's handler raises it again once the destructor has returned."""
+    import os
+
+    from raftspec.cli import STOP_SIGNALS, _stop
+
+    class Busy:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGINT)
+            end = time.monotonic() + 0.05
+            while time.monotonic() < end:  # the handler runs here, inside the destructor
+                pass
+
+    previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS}
+    caught = False
+    try:
+        obj = Busy()
+        del obj
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            pass
+    except KeyboardInterrupt:
+        caught = True
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    assert caught
