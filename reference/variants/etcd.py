@@ -45,6 +45,10 @@ ADD_VOTER, REMOVE, ADD_LEARNER = "AddNewServer", "RemoveServer", "AddLearner"
 
 NO_IDS: frozenset[int] = frozenset()
 
+UNKNOWN_CHANGE = (("?", 0),)
+"""The changes of a configuration entry the trace never describes (StartNode's bootstrap
+entries, one AddNode per initial peer): applying it yields whatever voters the event logs."""
+
 
 @attrs.frozen(cache_hash=True)
 class Entry:
@@ -101,7 +105,8 @@ class Server:
     offset_term: int = 0
     log: tuple[Entry, ...] = ()
     commit: int = 0
-    conf_applied: int = 0        # index of the last configuration entry applied
+    applied: int = 0             # raftLog.applied: the commit of the last Ready, once handled
+    conf_applied: int = 0        # index of the last configuration entry the application applied
     voters: frozenset[int] = NO_IDS      # tracker.Config.Voters[0] (incoming)
     outgoing: frozenset[int] = NO_IDS    # tracker.Config.Voters[1] (non-empty: joint)
     learners: frozenset[int] = NO_IDS
@@ -145,6 +150,12 @@ class Server:
         return self.voters | self.outgoing
 
 
+def ready(s: Server) -> Server:
+    """``RawNode.acceptReady`` then ``Advance`` (synchronous storage): everything committed so
+    far was handed to the application, which has applied it once the Ready is handled."""
+    return s.evolve(applied=s.commit)
+
+
 # --- quorums (quorum/majority.go, quorum/joint.go) -------------------------------------------
 
 def majority_index(voters: frozenset[int], match: dict[int, int]) -> float:
@@ -183,7 +194,7 @@ def become_follower(s: Server, term: int, lead: int) -> Server:
 
 def has_unapplied_conf_changes(s: Server) -> bool:
     """``raft.hasUnappliedConfChanges``: a committed configuration entry not yet applied."""
-    lo = max(s.conf_applied, s.offset) + 1
+    lo = max(s.applied, s.offset) + 1
     return any(e.conf is not None for e in s.entries(lo, min(s.commit, s.last_index)))
 
 
@@ -227,7 +238,8 @@ def propose(s: Server, entry: Entry) -> Server:
 
 def append_entry(s: Server, leave_joint: bool) -> Server:
     """``appendEntry``'s ``raftLog.append``: the traced proposals, plus an untraced empty
-    ConfChangeV2 (leave the joint configuration: auto-leave, or proposed explicitly)."""
+    ConfChangeV2 (leave the joint configuration: auto-leave, or proposed explicitly; etcd
+    traces no ChangeConf for a change without single changes)."""
     entries = s.proposal + ((Entry(s.term, ()),) if leave_joint else ())
     return s.evolve(log=s.log + entries, proposal=())
 
@@ -313,7 +325,7 @@ def restore(s: Server, snap: Snapshot) -> Server | None:
         return None
     return s.evolve(offset=snap.index, offset_term=snap.term, log=(), commit=snap.index,
                     voters=NO_IDS, outgoing=NO_IDS, learners=NO_IDS, conf_applied=snap.index,
-                    restored=True)
+                    applied=snap.index, restored=True)
 
 
 def handle_snapshot(s: Server, i: int, m: Message) -> tuple[Server, Message]:
@@ -413,6 +425,8 @@ def apply_conf_change(s: Server, i: int, newconf: frozenset[int]) -> list[tuple[
     index, entry = found
     s = s.evolve(conf_applied=index)
     out = []
+    if entry.conf == UNKNOWN_CHANGE:
+        return [("Simple", switch_to_config(s, i, newconf, NO_IDS, s.learners - newconf))]
     if entry.conf == ():
         if newconf == s.voters and s.outgoing:
             out.append(("LeaveJoint", switch_to_config(s, i, s.voters, NO_IDS, s.learners)))

@@ -109,6 +109,8 @@ class EtcdAdapter:
         events = []
         booting: dict[int, str] = {}
         started: set[int] = set()
+        start_node: dict[int, bool] = {}
+        sent: set[tuple] = set()
         for n, ev in read_lines(path):
             if ev["name"] in UNSUPPORTED_EVENTS:
                 raise RaftspecError(f"unsupported: {UNSUPPORTED_EVENTS[ev['name']]} at line {n}",
@@ -118,6 +120,8 @@ class EtcdAdapter:
             name = ev["name"]
             if name == "InitState":
                 booting[node] = "bootstrap" if node not in started else "restart"
+                if node not in started:
+                    start_node[node] = ev["log"] == 0
                 e.data = {**ev, "_boot": booting[node] + "-init"}
                 started.add(node)
             elif node not in started:
@@ -128,8 +132,17 @@ class EtcdAdapter:
                 e.data = {**ev, "_boot": booting[node]}
             else:
                 booting.pop(node, None)
+            if node in start_node:
+                e.data["_start_node"] = start_node[node]
             if "msg" in ev and name in _MESSAGE_EVENTS:
-                e.data["_key"] = logged_key(ev["msg"])
+                key = e.data["_key"] = logged_key(ev["msg"])
+                if name.startswith("Send"):
+                    sent.add(key)
+                elif key not in sent and key[0] == "MsgSnap":
+                    raise RaftspecError(
+                        f"unsupported: a MsgSnap that no node of the trace sent (a snapshot "
+                        f"injected by the application or test harness) at line {n}",
+                        path=path, line=n)
             events.append(e)
         if not events:
             raise RaftspecError("empty trace: no line tagged \"trace\"", path=path)
@@ -214,30 +227,28 @@ class EtcdAdapter:
         if d["_boot"] == "bootstrap-init":
             yield "bootstrap", (), c.update(pos, _booted(s, d, c.boot_term)), None
             return
-        failed = _conds([
-            (f"HardState.Term {st['term']} <= the node's term {s.term}", st["term"] <= s.term),
-            (f"HardState.Vote {st['vote']} is the node's vote {s.vote} of that term",
-             st["term"] < s.term or int(st["vote"]) in (s.vote, 0)),
-            (f"lastIndex {d['log']} <= the node's {s.last_index} (only unsynced entries lost)",
-             d["log"] <= s.last_index),
-            (f"HardState.Commit {st['commit']} <= the node's commit {s.commit}",
-             st["commit"] <= s.commit)])
+        # newRaft traces InitState before loadState: HardState reads as zero, the log is the
+        # durable one; BecomeFollower in the restart run shows the loaded HardState.
+        failed = _conds([(f"lastIndex {d['log']} <= the node's {s.last_index} (only unsynced "
+                          "entries lost)", d["log"] <= s.last_index),
+                         (f"lastIndex {d['log']} >= the node's commit {s.commit}",
+                          d["log"] >= min(s.commit, s.last_index))])
         if failed:
             yield f"restart(n{event.node})", failed, None, None
             return
-        log = s.log[: max(0, d["log"] - s.offset)]
-        r = etcd.Server(term=st["term"], vote=int(st["vote"]), commit=st["commit"],
-                        offset=min(s.offset, d["log"]), offset_term=s.offset_term, log=log,
-                        conf_applied=min(s.conf_applied, st["commit"]), voters=s.voters,
-                        outgoing=s.outgoing, learners=s.learners)
-        seen = r.evolve(voters=etcd.NO_IDS, outgoing=etcd.NO_IDS)
-        yield f"restart(n{event.node})", (), c.update(pos, r), seen
+        r = s.evolve(role=etcd.FOLLOWER, lead=0, log=s.log[: max(0, d["log"] - s.offset)],
+                     offset=min(s.offset, d["log"]), match=(), granted=etcd.NO_IDS,
+                     rejected=etcd.NO_IDS, stepping=None, restored=False, proposal=())
+        yield f"restart(n{event.node})", (), c.update(pos, r), _unloaded(r)
 
     def _BecomeFollower(self, event: Event, c: Cluster, pos: int):
         d, s = event.data, c.server(pos)
         term = d["state"]["term"]
         if d.get("_boot") == "bootstrap":
             yield "bootstrap", (), c.update(pos, _booted(s, d, c.boot_term)), None
+            return
+        if d.get("_boot") == "restart":
+            yield from self._load_state(event, c, pos)
             return
         m = s.stepping
         lead = m.frm if m is not None and m.type in etcd.LEADER_MESSAGES and m.term == term \
@@ -255,6 +266,22 @@ class EtcdAdapter:
                              f"{highest}",), None, None
                 return
         yield name, (), c.update(pos, etcd.become_follower(s, term, lead)), None
+
+    def _load_state(self, event: Event, c: Cluster, pos: int):
+        """``loadState`` of the restart: the durable HardState, at most the one the node had
+        (a term, vote or commit not yet persisted may be lost)."""
+        s, st = c.server(pos), event.data["state"]
+        term, vote, commit = st["term"], int(st["vote"]), st["commit"]
+        failed = _conds([
+            (f"HardState.Term {term} <= the node's term {s.term}", term <= s.term),
+            (f"HardState.Vote {vote} is the node's vote {s.vote} of that term",
+             term < s.term or vote in (s.vote, 0)),
+            (f"HardState.Commit {commit} <= the node's commit {s.commit} and lastIndex",
+             commit <= min(s.commit, s.last_index))])
+        r = s.evolve(term=term, vote=vote, commit=commit, applied=min(s.applied, commit),
+                     conf_applied=min(s.conf_applied, commit))
+        yield f"restart(n{event.node}): loadState", failed, None if failed else c.update(pos, r), \
+            None
 
     def _BecomeCandidate(self, event: Event, c: Cluster, pos: int):
         s = c.server(pos)
@@ -297,7 +324,7 @@ class EtcdAdapter:
                    c.update(pos, b.evolve(voters=newconf)), b)
             return
         if boot == "restart":
-            seen = s.evolve(voters=etcd.NO_IDS, outgoing=etcd.NO_IDS)
+            seen = _unloaded(s)
             for out in {etcd.NO_IDS, s.outgoing}:
                 yield ("restart: confchange.Restore", (),
                        c.update(pos, s.evolve(voters=newconf, outgoing=out)), seen)
@@ -334,7 +361,7 @@ class EtcdAdapter:
                failed, None if r is None else c.update(pos, r), None)
 
     def _Ready(self, event: Event, c: Cluster, pos: int):
-        yield "Ready", (), c, None
+        yield "Ready", (), c.update(pos, etcd.ready(c.server(pos))), None
 
     # sends
     def _SendAppendEntriesRequest(self, event: Event, c: Cluster, pos: int):
@@ -380,8 +407,6 @@ class EtcdAdapter:
                 name = ("appendEntry: raftLog.append"
                         + (" + an empty ConfChangeV2 (leave joint)" if leave else ""))
                 conds = [("is a StateLeader", s.role == etcd.LEADER)]
-                if leave:
-                    conds.append(("in a joint configuration", bool(s.outgoing)))
                 if _conds(conds):
                     yield name, _conds(conds), None, None
                     continue
@@ -507,11 +532,22 @@ def _mark_deliveries(events: list[Event]) -> None:
 
 
 def _booted(s: Server, d: dict[str, Any], boot_term: int) -> Server:
-    """The bootstrap state a node logs: HardState, and a log that is a compacted prefix."""
+    """The bootstrap state a node logs: its HardState, and a log that is either a storage
+    snapshot (a compacted prefix, applied) or, when InitState had an empty log, StartNode's
+    configuration entries (one per initial peer, committed, not yet applied)."""
     st, log = d["state"], d["log"]
-    return s.evolve(term=st["term"], vote=int(st["vote"]), commit=st["commit"],
-                    role=d["role"], offset=log, offset_term=boot_term if log else 0, log=(),
-                    conf_applied=log, voters=_ids(d["conf"][0]), outgoing=_ids(d["conf"][1]))
+    s = s.evolve(term=st["term"], vote=int(st["vote"]), commit=st["commit"], role=d["role"],
+                 voters=_ids(d["conf"][0]), outgoing=_ids(d["conf"][1]))
+    if d["_start_node"]:
+        entries = (Entry(boot_term, etcd.UNKNOWN_CHANGE),) * log
+        return s.evolve(offset=0, offset_term=0, log=entries, applied=0, conf_applied=0)
+    return s.evolve(offset=log, offset_term=boot_term if log else 0, log=(), applied=log,
+                    conf_applied=log)
+
+
+def _unloaded(s: Server) -> Server:
+    """How a restarting node looks before ``loadState``: zero HardState, no configuration."""
+    return s.evolve(term=0, vote=0, commit=0, voters=etcd.NO_IDS, outgoing=etcd.NO_IDS)
 
 
 def _conds(conds: list[tuple[str, bool]]) -> tuple[str, ...]:
