@@ -115,7 +115,7 @@ class Server:
     rejected: frozenset[int] = NO_IDS
     stepping: Message | None = None
     restored: bool = False       # the MsgSnap being stepped was restored (ApplyConfChange seen)
-    proposal: tuple[Entry, ...] = ()   # leader: entries traced (Replicate, ChangeConf), not appended
+    proposal: tuple[Entry, ...] = ()   # leader: traced proposals not yet appended
 
     def evolve(self, **changes) -> Server:
         return attrs.evolve(self, **changes)

@@ -6,22 +6,14 @@ timestamp: a receive takes a message in flight whose type, term, from, to, index
 commit, entries, reject and rejectHint are the logged ones, and when several carried different
 entries, each is kept as a candidate.
 
-Event → etcd step (node i; "before"/"after": whether the logged state is read before or after):
-
-| event | step | state |
-|---|---|---|
-| InitState (first), and the BecomeFollower / ApplyConfChange run after it | bootstrap: the node's initial state is the logged one | after |
-| InitState (later) | restart from durable state (term, vote, commit, log may only be behind) | after |
-| BecomeFollower | ``becomeFollower`` to the logged term: the term of the message being stepped, the same term (CheckQuorum, lost vote, removal), or a term some node has (an untraced pre-vote answer) | after |
-| BecomeCandidate / BecomeLeader | ``hup`` guard + ``becomeCandidate`` / a won joint vote + ``becomeLeader`` | after |
-| Replicate / ChangeConf | a leader's proposal, appended when its self-MsgAppResp is sent | before |
-| Send MsgAppResp to itself | ``appendEntry``'s append (+ an untraced empty ConfChangeV2 leaving a joint config) | after |
-| Send MsgApp / MsgHeartbeat / MsgSnap | ``maybeSendAppend`` (any prevLogIndex in the log) / commit = ``min(Match, committed)`` / a snapshot at or below the commit | after |
-| Send MsgAppResp / MsgHeartbeatResp to a peer | ``handleAppendEntries`` / ``handleHeartbeat`` / ``handleSnapshot`` of the message being stepped, or the answer to a stale MsgApp | after |
-| Send MsgVote / MsgVoteResp | ``campaign`` / ``Step`` case MsgVote (vote recorded after the send) | before |
-| Receive* | ``Step``: the message leaves the network; a leader's ``MaybeUpdate``, a candidate's ``poll`` | before |
-| ApplyConfChange | ``applyConfChange`` of the next committed config entry; during MsgSnap, ``restore`` | before |
-| Commit / Ready | ``maybeCommit`` / nothing (state persisted, messages released) | after |
+Each event is one etcd code path of the variant (the table "Event → etcd code path" in
+docs/etcd.md): the bootstrap run of InitState/BecomeFollower/ApplyConfChange sets a node's
+initial state; a later InitState is a restart from durable state; Receive* is ``Step`` (the
+message leaves the network); Send* must be the message etcd would send; a response must be the
+handler's answer to the message being stepped; Replicate/ChangeConf are proposals appended when
+the leader's self-MsgAppResp is sent. After each event the node's logged state (HardState,
+role, lastIndex, voters) must equal the variant's, read before or after the step as etcd's
+trace point does (``OBSERVED_BEFORE``).
 
 An event logged with role StatePreCandidate is preceded by an untraced ``becomePreCandidate``.
 """
@@ -223,7 +215,6 @@ class EtcdAdapter:
 
     def _InitState(self, event: Event, c: Cluster, pos: int):
         d, s = event.data, c.server(pos)
-        st = d["state"]
         if d["_boot"] == "bootstrap-init":
             yield "bootstrap", (), c.update(pos, _booted(s, d, c.boot_term)), None
             return

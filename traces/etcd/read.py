@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from raftspec.protocol.errors import RaftspecError
+from raftspec.traces.validate.files import open_text
 
 EVENT_NAMES = frozenset((
     "InitState", "BecomeCandidate", "BecomeFollower", "BecomeLeader", "Commit", "Replicate",
@@ -29,20 +30,6 @@ MESSAGE_TYPES = {
     "SendRequestVoteResponse": ("MsgVoteResp",), "ReceiveRequestVoteResponse": ("MsgVoteResp",),
 }
 CONF_ACTIONS = ("AddNewServer", "RemoveServer", "AddLearner")
-
-
-def open_text(path: str):
-    """The file as text, gunzipped when it starts with gzip's magic bytes."""
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(2)
-    except FileNotFoundError:
-        raise RaftspecError("no such trace file", path=path) from None
-    except OSError as err:
-        raise RaftspecError(f"cannot read trace file: {err.strerror}", path=path) from None
-    if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
 
 
 def looks_like_etcd(path: str) -> bool:
