@@ -131,13 +131,13 @@ class EtcdAdapter:
                 if name.startswith("Send"):
                     sent.add(key)
                 elif key not in sent and key[0] == "MsgSnap":
-                    raise RaftspecError(
+                    e.data["_unsupported"] = (
                         f"unsupported: a MsgSnap that no node of the trace sent (a snapshot "
-                        f"injected by the application or test harness) at line {n}",
-                        path=path, line=n)
+                        f"injected by the application or test harness) at line {n}")
             events.append(e)
         if not events:
-            raise RaftspecError("empty trace: no line tagged \"trace\"", path=path)
+            raise RaftspecError("no etcd-raft event: no line is tagged \"trace\" (is this an "
+                                "etcd-raft trace? see --format)", path=path)
         _mark_deliveries(events)
         return events
 
@@ -186,6 +186,8 @@ class EtcdAdapter:
 
     def attempts(self, event: Event, candidate: Cluster) -> Iterable[Attempt]:
         d = event.data
+        if "_unsupported" in d:      # reached only when every earlier event was explained
+            raise RaftspecError(d["_unsupported"], path=event.file, line=event.line)
         pos = self.pos[event.node]
         s = candidate.server(pos)
         if (d["role"] == etcd.PRE_CANDIDATE and s.role != etcd.PRE_CANDIDATE
