@@ -20,6 +20,7 @@ An event logged with role StatePreCandidate is preceded by an untraced ``becomeP
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -72,6 +73,7 @@ class Cluster:
         return attrs.evolve(self, bag=tuple((m, c) for m, c in self.bag if visible(m) != key))
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def visible(m: Message) -> tuple:
     """What a trace line shows of a message: the key sends and receives are matched by."""
     return (m.type, m.term, m.frm, m.to, m.n_entries, m.log_term if m.snapshot is None else 0,

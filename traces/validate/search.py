@@ -45,13 +45,18 @@ class Verdict:
         first = None
         if self.event is not None:
             first = {"file": self.event.file, "line": self.event.line,
-                     "event": self.event.data, "reason": self.reason,
+                     "event": public(self.event.data), "reason": self.reason,
                      "candidates": list(self.candidates)}
         return {"valid": self.valid if self.complete else None, "events": self.events,
                 "steps": self.steps, "seconds": round(self.seconds, 4),
                 "first_unexplained": first, "complete": self.complete,
                 "stopped": self.stopped,
                 "validated": self.events if self.validated is None else self.validated}
+
+
+def public(data: dict[str, Any]) -> dict[str, Any]:
+    """An event's logged fields, without the adapter's annotations (keys starting with _)."""
+    return {k: v for k, v in data.items() if not k.startswith("_")}
 
 
 STOP_CHECK_EVERY = 256
@@ -236,5 +241,5 @@ def verdict_text(verdict: Verdict) -> str:
 def _compact(data: dict[str, Any]) -> str:
     import json
 
-    shown = {k: v for k, v in data.items() if k not in ("v", "time_ns")}
+    shown = {k: v for k, v in public(data).items() if k not in ("v", "time_ns")}
     return json.dumps(shown, separators=(",", ":"))
