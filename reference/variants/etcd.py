@@ -438,3 +438,13 @@ def apply_conf_change(s: Server, i: int, newconf: frozenset[int]) -> list[tuple[
     if not s.outgoing:
         out.append(("EnterJoint", switch_to_config(s, i, voters, s.voters, learners)))
     return out
+
+
+def edit(protocol):  # noqa: ANN001, ANN201 (the variant-loading interface)
+    """Not a table edit: say where the etcd-raft semantics are used instead."""
+    from raftspec.protocol.errors import RaftspecError
+
+    raise RaftspecError("'etcd' is not an edit of raft.tla's action table: it is the semantics "
+                        "etcd-raft traces are validated against (raftspec validate --format "
+                        "etcd, docs/etcd.md); its bounded model is "
+                        "reference/variants/etcd_model.py")
