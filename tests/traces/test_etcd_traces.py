@@ -142,3 +142,16 @@ def test_campaigning_with_an_unapplied_conf_change_is_refused_by_the_guard(
     assert any("etcd-io/raft #456" in f for c in guarded.candidates for f in c["failed"])
     unguarded = validate_paths([str(path)], EtcdAdapter(campaign_guard=False))
     assert unguarded.valid
+
+
+def test_our_cluster_traces_are_read_gzipped_too(tmp_path: Path, capsys) -> None:
+    import gzip
+
+    out = []
+    for src in sorted((Path(__file__).parent / "data" / "faults").glob("node-*.ndjson")):
+        dst = tmp_path / (src.name + ".gz")
+        dst.write_bytes(gzip.compress(src.read_bytes()))
+        out.append(str(dst))
+    assert not looks_like_etcd(out[0])
+    assert main(["validate", *out]) == 0
+    assert capsys.readouterr().out.startswith("valid (")

@@ -475,6 +475,10 @@ class EtcdAdapter:
     # receives
     def _receive(self, event: Event, c: Cluster, pos: int):
         key = event.data["_key"]
+        if key[3] != event.node:
+            yield ("Step (receive)", (f"msg.to {key[3]} is the receiving node {event.node}",),
+                   None, None)
+            return
         found = [k for k, (m, _) in enumerate(c.bag) if visible(m) == key]
         if not found:
             yield ("Step (receive)", ("the message is in flight (sent, not yet received): no "
