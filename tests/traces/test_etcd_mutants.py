@@ -19,9 +19,10 @@ SEED = 14
 PER_OPERATOR = 2
 
 
-def _small_traces() -> list[Path]:
+def _small_traces() -> list:
     if not ETCD.is_dir():
-        return []
+        return [pytest.param(None, marks=pytest.mark.skip(
+            reason=f"{ETCD} not present (it ships with the project's CI, not with clones)"))]
     return [p for p in sorted(ETCD.glob("interaction/*.ndjson")) if p.name not in SKIPPED] \
         + [ETCD / "concurrent" / "Lossy3.ndjson"]
 
@@ -33,7 +34,7 @@ def rejected_at(mutant: Mutant, tmp: Path) -> int | None:
     return None if verdict.valid else verdict.event.line
 
 
-@pytest.mark.parametrize("trace", _small_traces(), ids=lambda p: p.name)
+@pytest.mark.parametrize("trace", _small_traces(), ids=lambda p: p.name if p else "absent")
 def test_every_sampled_mutant_is_rejected_at_or_after_its_line(trace: Path,
                                                                tmp_path: Path) -> None:
     lines = read_raw(str(trace))

@@ -23,8 +23,12 @@ UNSUPPORTED = {"snapshot_succeed_via_app_resp_behind.ndjson":
                (65, "unsupported: a MsgSnap that no node of the trace sent")}
 
 
-def _traces() -> list[Path]:
-    return sorted(p for p in ETCD.glob("*/*.ndjson*")) if ETCD.is_dir() else []
+ABSENT = pytest.param(None, marks=pytest.mark.skip(
+    reason=f"{ETCD} not present (it ships with the project's CI, not with clones)"))
+
+
+def _traces() -> list:
+    return sorted(p for p in ETCD.glob("*/*.ndjson*")) if ETCD.is_dir() else [ABSENT]
 
 
 @pytest.fixture
@@ -38,7 +42,7 @@ def test_all_33_shared_traces_are_present(etcd_dir: Path) -> None:
     assert len(_traces()) == 33
 
 
-@pytest.mark.parametrize("path", _traces(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", _traces(), ids=lambda p: p.name if p else "absent")
 def test_each_shared_trace_is_valid_or_refused_as_unsupported(path: Path) -> None:
     if path.name in UNSUPPORTED:
         line, text = UNSUPPORTED[path.name]
