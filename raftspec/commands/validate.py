@@ -16,6 +16,16 @@ from raftspec.commands._contract import (
 )
 
 DESCRIPTION = """\
+Check a recorded run against the reference. Two formats are recognised by content (--format
+forces one; .gz files are read directly):
+
+  raftspec   our cluster's per-node NDJSON traces (below)
+  etcd       etcd-raft's TLA+ trace points (built with -tags with_tla), one file with every
+             node's events, validated against reference/variants/etcd.py (docs/etcd.md)
+
+  raftspec validate example.ndjson.gz            # an etcd-raft trace
+  raftspec validate --adapter my_adapter.py run.log   # another implementation (docs/validate.md)
+
 Check per-node NDJSON traces (raftspec node --trace / raftspec cluster --trace-dir; schema in
 docs/trace-schema.md) against the reference at the paper's Figure 2 granularity
 (reference/variants/figure2.py).
@@ -50,6 +60,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="take the variant, mutants and enabled actions (restart, drop, "
                         "duplicate) from this model file; its servers and bounds are ignored "
                         "(default: figure2 with every action)")
+    parser.add_argument("--format", choices=("raftspec", "etcd"), default=None,
+                        help="the trace format (default: recognised from the first line)")
+    parser.add_argument("--adapter", metavar="ADAPTER.py", type=Path, default=None,
+                        help="a Python file defining make_adapter() that returns an adapter "
+                        "for another trace format (docs/validate.md, 'Writing an adapter')")
     parser.add_argument("--json", action="store_true",
                         help='print one JSON object: {"valid", "events", "steps", "seconds", '
                         '"first_unexplained", "complete", "stopped", "validated"}')
@@ -61,9 +76,13 @@ def run(args: argparse.Namespace) -> int:
     """Validate the traces, print the verdict, and return the exit status."""
     from raftspec.protocol.errors import RaftspecError
     from raftspec.traces.validate import ClusterAdapter, validate_paths
-    from raftspec.traces.validate.search import verdict_text
 
     budget = budget_of(args)
+    adapter = _choose_adapter(args)
+    if adapter is not None:
+        verdict = validate_paths([str(p) for p in args.traces], adapter,
+                                 should_stop=budget.exceeded)
+        return _report(args, verdict)
     config = protocol = None
     if args.model is not None:
         from raftspec.spec.model import load_model
@@ -76,6 +95,38 @@ def run(args: argparse.Namespace) -> int:
         config, protocol = model.config, model.protocol
     verdict = validate_paths([str(p) for p in args.traces], ClusterAdapter(config, protocol),
                              should_stop=budget.exceeded)
+    return _report(args, verdict)
+
+
+def _choose_adapter(args: argparse.Namespace):
+    """The adapter for a format other than our cluster's (None: the cluster's)."""
+    from raftspec.protocol.errors import RaftspecError
+    from raftspec.traces.etcd import EtcdAdapter, looks_like_etcd
+
+    if args.adapter is not None:
+        if args.format is not None or args.model is not None:
+            raise RaftspecError("--adapter cannot be combined with --format or --model",
+                                path=str(args.adapter))
+        from raftspec.traces.validate.user_adapter import load_adapter
+
+        return load_adapter(args.adapter)
+    fmt = args.format
+    if fmt is None:
+        fmt = "etcd" if looks_like_etcd(str(args.traces[0])) else "raftspec"
+    if fmt != "etcd":
+        return None
+    if args.model is not None:
+        raise RaftspecError("--model applies to raftspec traces; etcd traces are validated "
+                            "against reference/variants/etcd.py", path=str(args.model))
+    if len(args.traces) != 1:
+        raise RaftspecError("an etcd-raft trace is one file holding every node's events; "
+                            f"{len(args.traces)} files given", path=str(args.traces[1]))
+    return EtcdAdapter()
+
+
+def _report(args: argparse.Namespace, verdict) -> int:
+    from raftspec.traces.validate.search import verdict_text
+
     if args.json:
         print(json.dumps(verdict.to_json()))
     elif not verdict.complete:

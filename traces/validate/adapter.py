@@ -3,8 +3,9 @@
 The search (``traces.validate.search``) knows nothing about any implementation's log format; an
 adapter reads the files, says which events send and receive which message (for the causal
 merge), and maps one event to the reference steps it may stand for. Our cluster's NDJSON traces
-are ``traces.validate.cluster.ClusterAdapter``; etcd-raft's traces would be another adapter with
-the same four methods (docs/validate.md, "Writing an adapter").
+are ``traces.validate.cluster.ClusterAdapter``, etcd-raft's ``traces.etcd.EtcdAdapter``; a user's
+own file passed with ``--adapter`` defines ``make_adapter()`` returning one
+(``traces.validate.user_adapter``; docs/validate.md, "Writing an adapter").
 """
 
 from __future__ import annotations

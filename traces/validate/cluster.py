@@ -56,6 +56,7 @@ from raftspec.reference.state import (
 from raftspec.reference.variants import figure2
 from raftspec.traces.schema import TraceSchemaError, check_event
 from raftspec.traces.validate.adapter import Attempt, Event
+from raftspec.traces.validate.files import open_text
 from raftspec.traces.validate.render import describe_message, state_json, state_lines
 
 Candidate = tuple[State, tuple[Message | None, ...]]
@@ -88,11 +89,9 @@ class ClusterAdapter:
     # ------------------------------------------------------------------ reading
     def read(self, path: str) -> list[Event]:
         try:
-            with open(path, encoding="utf-8") as f:
+            with open_text(path) as f:
                 text = f.read()
-        except FileNotFoundError:
-            raise RaftspecError("no such trace file", path=path) from None
-        except (OSError, UnicodeDecodeError) as err:
+        except (OSError, UnicodeDecodeError, EOFError) as err:
             raise RaftspecError(f"cannot read trace file: {err}", path=path) from None
         lines = text.split("\n")
         torn = lines[-1] != ""          # a write cut short (SIGKILL) lacks its newline
