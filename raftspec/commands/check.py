@@ -81,8 +81,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         f"cores, {usable_cores()} here; 1 = this process only)")
     parser.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                         help="shards as Ray actors: on the cluster at ADDRESS (e.g. "
-                        "ray://head:10001 or auto), or a local Ray instance without ADDRESS; "
-                        "--workers actors (default 2)")
+                        "ray://head:10001 or auto), or a local Ray instance of --workers CPUs "
+                        "without ADDRESS; --workers actors (default 2)")
     parser.add_argument("--mermaid", type=Path, metavar="FILE",
                         help="write a counterexample as a Mermaid sequence diagram to FILE")
     progress = parser.add_mutually_exclusive_group()
@@ -154,9 +154,10 @@ def _workers(args: argparse.Namespace) -> dict:
     if args.ray is not None:
         from raftspec.checker.parallel_ray import ray_backend
 
-        return {"workers": args.workers or 2, "parallel_from": 1,
+        workers = args.workers or 2
+        return {"workers": workers, "parallel_from": 1,
                 "backend": ray_backend(None if args.ray == "local" else args.ray,
-                                       args.model, args.symmetry)}
+                                       args.model, args.symmetry, num_cpus=workers)}
     workers = usable_cores() if args.workers is None else args.workers
     return {"workers": workers} if workers > 1 else {}
 
