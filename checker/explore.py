@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import attrs
 
 from raftspec.checker.fingerprints import FingerprintSet
+from raftspec.checker.frontier import Frontier
 
 FINGERPRINT_SPACE = 2.0**64
 
@@ -96,6 +97,10 @@ PARALLEL_FROM = 2000
 """With several workers, a level of this many states hands the search over to the shards:
 such a level takes some 0.1 s in one process, against some 10 ms to start two workers."""
 
+SPILL_FROM = 200_000
+"""States of a level held as Python objects before the rest spills to disk (some 50-100 MB of
+objects; a level this wide belongs to a model of millions of states)."""
+
 STOP_CHECK_INTERVAL = 0.1
 """Seconds between two looks at ``deadline`` and ``should_stop``."""
 
@@ -120,6 +125,7 @@ def explore(
     workers: int = 1,
     parallel_from: int | None = None,
     backend: Callable[..., Any] | None = None,
+    spill_from: int | None = SPILL_FROM,
 ) -> Result:
     """Explore every state reachable within the constraint, breadth first, level by level.
 
@@ -146,15 +152,17 @@ def explore(
     finish in this process and never pay for starting workers. ``backend``: how shards are
     run (default ``parallel.ProcessBackend``; ``parallel.InlineBackend`` runs them in this
     process, for tests).
+
+    ``spill_from``: a BFS level keeps at most this many states as Python objects; the others
+    wait pickled in a temporary file (``checker.frontier``); None keeps every level in memory.
     """
     started = time.perf_counter()
     seen = FingerprintSet()
     fingerprints = array("q")
-    parents = array("q")
+    parents = array("i")   # 4 bytes a state: up to 2**31 states (some 60 GiB of seen set)
     per_action: Counter[str] = Counter()
     generated = 0
-    level: list[Any] = []  # the states of the current BFS level ...
-    level_index = array("q")  # ... and their indices into fingerprints/parents
+    level = Frontier(spill_from)  # the current BFS level: (state, index into fingerprints)
     invariants = list(system.invariants.items())
     step_properties = list(system.step_properties.items())
     fingerprint, constraint, steps = system.fingerprint, system.constraint, system.steps
@@ -179,7 +187,7 @@ def explore(
     complete = True
     stopped = None
     hand_off_at = None
-    if workers > 1:
+    if workers > 1 or backend is not None:
         hand_off_at = PARALLEL_FROM if parallel_from is None else max(1, parallel_from)
     handed = False
     watch = deadline is not None or should_stop is not None
@@ -197,8 +205,7 @@ def explore(
             fingerprints.append(fp)
             parents.append(-1)
             check(state, len(fingerprints) - 1)
-            level.append(state)
-            level_index.append(len(fingerprints) - 1)
+            level.append(state, len(fingerprints) - 1)
 
         next_report = started + progress_interval
         while level:
@@ -207,9 +214,9 @@ def explore(
                 complete = False
                 break
             depth += 1
-            next_level: list[Any] = []
-            next_index = array("q")
-            for state, index in zip(level, level_index, strict=True):
+            next_level = Frontier(spill_from)
+            keep = next_level.append
+            for state, index in level:
                 for action, nxt in steps(state):
                     generated += 1
                     if not constraint(nxt):
@@ -224,8 +231,7 @@ def explore(
                     fingerprints.append(fp)
                     parents.append(index)
                     check(nxt, len(fingerprints) - 1)
-                    next_level.append(nxt)
-                    next_index.append(len(fingerprints) - 1)
+                    keep(nxt, len(fingerprints) - 1)
                     if max_states is not None and len(fingerprints) >= max_states:
                         raise _Stop(f"max_states {max_states:,} reached")
                 if watch and (now := time.perf_counter()) >= next_check:
@@ -238,7 +244,8 @@ def explore(
                     next_report = time.perf_counter() + progress_interval
                     on_progress(Progress(len(seen), generated, len(next_level), depth,
                                          time.perf_counter() - started))
-            level, level_index = next_level, next_index
+            level.close()
+            level = next_level
             if hand_off_at is not None and len(level) >= hand_off_at:
                 handed = True
                 break
@@ -269,7 +276,8 @@ def explore(
             return run_sharded(
                 system, shards,
                 {"started": started, "fingerprints": fingerprints, "parents": parents,
-                 "level": level, "level_index": level_index, "generated": generated,
+                 "level": level.states(), "level_index": level.indices(),
+                 "generated": generated,
                  "per_action": per_action, "depth": depth,
                  "pending": [name for name, _ in pending], "reached": reached},
                 count_actions=count_actions, max_depth=max_depth, deadline=deadline,

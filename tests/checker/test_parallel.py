@@ -105,16 +105,40 @@ def _figures(result) -> tuple:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(graphs(), st.integers(1, 5), st.integers(1, 4), st.none() | st.integers(1, 30),
-       st.none() | st.integers(1, 12), st.booleans())
+       st.none() | st.integers(1, 12), st.booleans(), st.integers(1, 5))
 def test_shards_report_what_one_worker_reports(graph: Graph, shards: int, hand_off: int,
                                                max_states: int | None, max_depth: int | None,
-                                               count: bool) -> None:
+                                               count: bool, spill_from: int) -> None:
     common = {"count_actions": count, "max_states": max_states, "max_depth": max_depth,
               "reachable": graph.reachable or None}
-    one = explore(graph, **common)
+    one = explore(graph, spill_from=None, **common)
     many = explore(graph, workers=shards, parallel_from=hand_off, backend=InlineBackend,
                    **common)
     assert _figures(many) == _figures(one)
+    spilled = explore(graph, spill_from=spill_from, **common)   # levels pickled to disk
+    assert _figures(spilled) == _figures(one)
+
+
+@pytest.mark.parametrize("shards", [1, 2, 3])
+def test_one_state_ends_the_search_three_ways(shards: int) -> None:
+    """State 2 is the 4th distinct state (max_states), violates the invariant and satisfies a
+    reachability property: one worker raises the violation first, before it records the
+    witness or counts max_states, and so must the shards (which take over after level 2)."""
+    graph = Graph({0: [3], 3: [1, 2], 1: [0], 2: [0]}, [0], {2}, set(), set(), [{2}], False)
+    common = {"max_states": 4, "reachable": graph.reachable}
+    one = explore(graph, **common)
+    assert (one.violated, one.distinct_states, one.witnesses, one.stopped) == (
+        "good", 4, {}, None)
+    many = explore(graph, workers=shards, parallel_from=1, backend=InlineBackend, **common)
+    assert _figures(many) == _figures(one)
+
+
+def test_spilled_frontier_same_search_on_raft() -> None:
+    system = _system(TINY2)
+    one = explore(system, count_actions=True, action_name=system.action_name, spill_from=None)
+    spilled = explore(system, count_actions=True, action_name=system.action_name, spill_from=7)
+    assert _figures(spilled) == _figures(one)
+    assert (one.distinct_states, one.states_generated, one.depth) == (1_645, 12_861, 28)
 
 
 def test_owner_spreads_fingerprints_evenly() -> None:
