@@ -239,9 +239,13 @@ class Shard:
                 a = array("q")
                 a.frombytes(raw)
                 others.append(a)
-        ranks = array("q")
-        for i, key in enumerate(self.new_keys):
-            ranks.append(i + sum(bisect_left(a, key) for a in others))
+        ranks = array("q", range(len(self.new_keys)))
+        for a in others:   # add, per key, how many of that shard's keys are smaller
+            j, n = 0, len(a)
+            for i, key in enumerate(self.new_keys):
+                if j < n and a[j] < key:
+                    j = bisect_left(a, key, j)
+                ranks[i] += j
         self.frontier, self.frontier_fps, self.frontier_ranks = (
             self.next, self.next_fps, ranks)
         self.next, self.next_fps, self.new_keys = [], array("q"), array("q")
