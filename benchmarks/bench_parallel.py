@@ -65,8 +65,10 @@ RAY_RUN = """
 import json, sys, time, resource
 import ray
 from raftspec.checker.explore import explore
+from functools import partial
 from raftspec.checker.parallel_ray import ray_backend
 from raftspec.checker.system import ProtocolSystem
+from raftspec.commands.check import model_system
 from raftspec.spec.model import load_model
 path, counts = sys.argv[1], [int(w) for w in sys.argv[2].split(",")]
 t = time.perf_counter()
@@ -78,7 +80,7 @@ system = ProtocolSystem(load_model(path))
 for workers in counts:
     t = time.perf_counter()
     r = explore(system, workers=workers, parallel_from=1,
-                backend=ray_backend(None, path, None))
+                backend=ray_backend(None, partial(model_system, path, None)))
     out["runs"].append([workers, r.distinct_states, r.states_generated, r.depth,
                         time.perf_counter() - t])
 ray.shutdown()

@@ -1,8 +1,9 @@
 """The sharded search (``checker.parallel``) with Ray actors as shard owners: ``check --ray``.
 
-Each actor holds one ``Shard`` and builds its own copy of the model from the model file (the
-generated successor code does not travel; the path must be readable on every node: a shared
-file system, or Ray's ``runtime_env={"working_dir": ...}``). A level is two rounds of actor
+Each actor holds one ``Shard`` and builds its own copy of the system with a factory the caller
+gives (``check --ray`` loads the model file: the generated successor code does not travel, so
+the path must be readable on every node); the shards use the system's ``action_name`` and
+``reachable`` attributes where it has them. A level is two rounds of actor
 calls: every actor expands its frontier and returns one list of encoded batches per
 destination (``num_returns`` = shards, so each list goes straight from its maker to its owner
 through Ray's object store, never through the driver); then every owner takes its lists,
@@ -18,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import pickle
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from raftspec.checker.parallel import Shard, WorkerError
@@ -34,21 +34,15 @@ def _import_ray() -> Any:
     return ray
 
 
-def _model_system(path: str, symmetry: bool | None) -> Any:
-    from raftspec.checker.system import ProtocolSystem
-    from raftspec.spec.model import load_model
-
-    return ProtocolSystem(load_model(path), symmetry=symmetry)
-
-
 class _ShardActor:
     """One shard inside a Ray actor (wrapped with ``ray.remote`` on first use)."""
 
-    def __init__(self, path: str, symmetry: bool | None, me: int, shards: int,
+    def __init__(self, make_system: Callable[[], Any], me: int, shards: int,
                  count_actions: bool) -> None:
-        system = _model_system(path, symmetry)
-        self.shard = Shard(system, me, shards, count_actions, system.action_name,
-                           system.reachable or None)
+        system = make_system()
+        self.shard = Shard(system, me, shards, count_actions,
+                           getattr(system, "action_name", str),
+                           getattr(system, "reachable", None) or None)
         self.shards = shards
 
     def load(self, arg: tuple) -> None:
@@ -83,11 +77,11 @@ class _ShardActor:
 class RayBackend:
     """Shards as Ray actors, for ``parallel.run_sharded``."""
 
-    def __init__(self, ray: Any, path: str, symmetry: bool | None, shards: int,
+    def __init__(self, ray: Any, make_system: Callable[[], Any], shards: int,
                  count_actions: bool, owns_ray: bool) -> None:
         self.ray, self.shards, self.owns_ray = ray, shards, owns_ray
         actor = ray.remote(num_cpus=1)(_ShardActor)
-        self.actors = [actor.remote(path, symmetry, me, shards, count_actions)
+        self.actors = [actor.remote(make_system, me, shards, count_actions)
                        for me in range(shards)]
 
     def _get(self, refs: list, watch: Callable[[], None] | None = None) -> list:
@@ -136,15 +130,14 @@ class RayBackend:
             self.ray.shutdown()
 
 
-def ray_backend(address: str | None, model: Path | None, symmetry: bool | None,
+def ray_backend(address: str | None, make_system: Callable[[], Any],
                 num_cpus: int | None = None) -> Callable[..., RayBackend]:
     """A backend factory for ``explore(backend=...)``: connects to the Ray cluster at
     ``address`` (``auto``, ``ray://host:10001``, ``host:6379``) or starts a local instance
-    (with ``num_cpus`` CPUs, default all of this machine's), then one actor per shard."""
+    (with ``num_cpus`` CPUs, default all of this machine's), then one actor per shard, each
+    building its system with ``make_system`` (picklable: a module-level function or a
+    ``functools.partial`` of one)."""
     ray = _import_ray()
-    from raftspec.spec.model import default_model_path
-
-    path = str(Path(model if model is not None else default_model_path()).resolve())
 
     def make(system: Any, shards: int, count_actions: bool, action_name: Any,
              reachable: Any) -> RayBackend:
@@ -157,6 +150,6 @@ def ray_backend(address: str | None, model: Path | None, symmetry: bool | None,
             except (ConnectionError, RuntimeError, ValueError) as err:
                 raise RaftspecError(f"cannot start or reach Ray at {address or 'local'}: "
                                     f"{err}", field="--ray") from None
-        return RayBackend(ray, path, symmetry, shards, count_actions, owns)
+        return RayBackend(ray, make_system, shards, count_actions, owns)
 
     return make

@@ -7,6 +7,7 @@ import json
 import os
 import resource
 import sys
+from functools import partial
 from pathlib import Path
 
 from raftspec.checker.explore import Progress, Result, explore
@@ -141,6 +142,11 @@ def run(args: argparse.Namespace) -> int:
     return INCOMPLETE if _interrupted(result) else OK
 
 
+def model_system(path: str, symmetry: bool | None) -> ProtocolSystem:
+    """The system of a model file (what each Ray actor builds for itself)."""
+    return ProtocolSystem(load_model(path), symmetry=symmetry)
+
+
 def usable_cores() -> int:
     """The cores this process may run on (its CPU affinity where the platform says)."""
     try:
@@ -155,9 +161,12 @@ def _workers(args: argparse.Namespace) -> dict:
         from raftspec.checker.parallel_ray import ray_backend
 
         workers = args.workers or 2
+        path = str(Path(args.model if args.model is not None else default_model_path())
+                   .resolve())
         return {"workers": workers, "parallel_from": 1,
                 "backend": ray_backend(None if args.ray == "local" else args.ray,
-                                       args.model, args.symmetry, num_cpus=workers)}
+                                       partial(model_system, path, args.symmetry),
+                                       num_cpus=workers)}
     workers = usable_cores() if args.workers is None else args.workers
     return {"workers": workers} if workers > 1 else {}
 
