@@ -17,7 +17,8 @@ cores the other jobs left free; "load" is the 1-minute load average before/after
 
 --memory: resident memory per distinct state of one-process runs on elect3m2: the process's peak
 RSS (getrusage) minus its RSS just before the search, divided by the distinct states, with the
-frontier in memory and with the frontier spilled to disk (``spill_from``).
+frontier in memory and with the frontier spilled to disk (``spill_from``); --memory-model picks
+another model.
 """
 
 from __future__ import annotations
@@ -149,16 +150,16 @@ def ray_speed(models: list[str]) -> None:
         print(f"{'':<9} (Ray start-up, not counted above: {out['startup']:.1f} s)")
 
 
-def memory(model: str) -> None:
-    print(f"\n{'model':<9} {'frontier':<22} {'distinct':>10} {'RSS growth MiB':>14} "
-          f"{'B/distinct':>10} {'explore s':>9} {'load':>5}")
-    for spill, label in (("none", "in memory"), ("20000", "spilled (20,000/chunk)")):
+def memory(model: str, spill_from: str) -> None:
+    print(f"\n{'model':<9} {'frontier':<22} {'distinct':>10} {'peak MiB':>8} "
+          f"{'peak B/distinct':>15} {'explore s':>9} {'load':>5}")
+    for spill, label in (("none", "in memory"), (spill_from, f"spilled ({int(spill_from):,})")):
         before = load()
         proc = subprocess.run([sys.executable, "-c", MEMORY_RUN, str(MODELS[model]), spill],
                               capture_output=True, text=True, cwd=ROOT, check=True)
         out = json.loads(proc.stdout)
-        print(f"{model:<9} {label:<22} {out['distinct']:>10,} {out['growth'] / 2**20:>14.1f} "
-              f"{out['growth'] / out['distinct']:>10.1f} {out['seconds']:>9.2f} {before:>5.2f}")
+        print(f"{model:<9} {label:<22} {out['distinct']:>10,} {out['growth'] / 2**20:>8.1f} "
+              f"{out['growth'] / out['distinct']:>15.1f} {out['seconds']:>9.2f} {before:>5.2f}")
 
 
 def main() -> None:
@@ -168,6 +169,8 @@ def main() -> None:
     parser.add_argument("--ray", action="store_true", help="also Ray actors (1 and 2)")
     parser.add_argument("--ray-models", default="tiny3")
     parser.add_argument("--memory", action="store_true", help="memory per state (elect3m2)")
+    parser.add_argument("--memory-model", default="elect3m2")
+    parser.add_argument("--spill", default="20000", help="spill_from of the spilled run")
     parser.add_argument("--no-speed", action="store_true")
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores; Python {sys.version.split()[0]}")
@@ -176,7 +179,7 @@ def main() -> None:
     if args.ray:
         ray_speed(args.ray_models.split(","))
     if args.memory:
-        memory("elect3m2")
+        memory(args.memory_model, args.spill)
 
 
 if __name__ == "__main__":
