@@ -96,6 +96,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     budget = budget_of(args)
+    if args.ray is not None and args.model is None and args.ray.endswith((".yaml", ".yml")):
+        args.model, args.ray = Path(args.ray), "local"   # "--ray MODEL": no address given
     if args.max_depth is not None and args.max_depth < 1:
         raise RaftspecError(f"must be >= 1, got {args.max_depth}", field="--max-depth")
     check_output(args.mermaid, "--mermaid")
