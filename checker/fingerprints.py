@@ -17,7 +17,7 @@ class FingerprintSet:
     def __init__(self, capacity: int = 1 << 10) -> None:
         if capacity & (capacity - 1):
             raise ValueError("capacity must be a power of two")
-        self._table = array("q", bytes(8 * capacity))
+        self._table = array("q", [0]) * capacity
         self._mask = capacity - 1
         self._size = 0
         self._limit = capacity * 7 // 10
@@ -45,7 +45,8 @@ class FingerprintSet:
     def _grow(self) -> None:
         old = self._table
         capacity = 2 * len(old)
-        table = self._table = array("q", bytes(8 * capacity))
+        del self._table   # the old table and the new one, never a third copy (bytes(...))
+        table = self._table = array("q", [0]) * capacity
         mask = self._mask = capacity - 1
         self._limit = capacity * 7 // 10
         for fp in old:

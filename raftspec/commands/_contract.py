@@ -71,6 +71,23 @@ def rss_bytes() -> int:
         return peak if sys.platform == "darwin" else peak * 1024
 
 
+def children_rss_bytes() -> int:
+    """Resident memory of this process's worker processes (``check --workers``, ``simulate
+    --workers``): they count against the same --max-memory. Linux /proc; 0 elsewhere."""
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is None:
+        return 0
+    total = 0
+    page = os.sysconf("SC_PAGE_SIZE")
+    for child in multiprocessing.active_children():
+        try:
+            with open(f"/proc/{child.pid}/statm", "rb") as f:
+                total += int(f.read().split()[1]) * page
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
 def parse_size(text: str) -> int | None:
     """``--max-memory`` values: bytes with an optional K/M/G/T suffix (powers of 1024); 0 or
     ``none`` = no limit."""
@@ -150,7 +167,8 @@ class Budget:
         if self.stopped is None:
             if self.deadline is not None and time.perf_counter() >= self.deadline:
                 self.stopped = f"time limit of {self.seconds:g} s reached"
-            elif self.memory is not None and (rss := rss_bytes()) >= self.memory:
+            elif (self.memory is not None
+                  and (rss := rss_bytes() + children_rss_bytes()) >= self.memory):
                 self.stopped = (f"memory limit of {mib(self.memory)} reached "
                                 f"(resident {mib(rss)})")
         return self.stopped

@@ -7,9 +7,11 @@ import json
 import os
 import resource
 import sys
+from functools import partial
 from pathlib import Path
 
 from raftspec.checker.explore import Progress, Result, explore
+from raftspec.checker.parallel import WorkerError
 from raftspec.checker.report import counterexample_json, counterexample_mermaid, counterexample_text
 from raftspec.checker.system import ProtocolSystem
 from raftspec.commands._contract import (
@@ -40,6 +42,14 @@ Budgets: --time-limit, --max-states and --max-memory stop the search with the fi
 (distinct states, depth reached) and exit 3; so does Ctrl-C or SIGTERM. --max-depth is a bound
 you choose, like bmc's --depth: reaching it is a complete check of those levels (exit 0).
 
+Workers: --workers N (default 1; see docs/scale.md for when more pays off) shares the search
+among N processes, each owning the states whose fingerprint falls in its shard; the figures, the
+counterexample and the witnesses are exactly those of one worker. The search starts in one
+process and hands over to the workers once a BFS level holds 2,000 states, so small models
+never pay for starting them. --ray [ADDRESS] runs the shards as Ray actors instead (a local Ray
+instance without ADDRESS; see docs/scale.md); Ray is an optional extra: pip install
+'raftspec[ray]'.
+
 """ + exit_status("an invariant or step property is violated",
                   '; --json then has "complete": false and "stopped"') + "\n"
 
@@ -67,6 +77,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-states", type=positive_int, default=None, metavar="N",
                         help="stop after N distinct states (exit 3; default: none)")
     add_budget_arguments(parser)
+    parser.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                        help="processes sharing the search (default 1: on a 1M-state model "
+                        "two workers were measured slower than one; this machine has "
+                        f"{usable_cores()} usable cores)")
+    parser.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                        help="shards as Ray actors: on the cluster at ADDRESS (e.g. "
+                        "ray://head:10001 or auto), or a local Ray instance of --workers CPUs "
+                        "without ADDRESS; --workers actors (default 2)")
     parser.add_argument("--mermaid", type=Path, metavar="FILE",
                         help="write a counterexample as a Mermaid sequence diagram to FILE")
     progress = parser.add_mutually_exclusive_group()
@@ -79,6 +97,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     budget = budget_of(args)
+    if args.ray is not None and args.model is None and args.ray.endswith((".yaml", ".yml")):
+        args.model, args.ray = Path(args.ray), "local"   # "--ray MODEL": no address given
     if args.max_depth is not None and args.max_depth < 1:
         raise RaftspecError(f"must be >= 1, got {args.max_depth}", field="--max-depth")
     check_output(args.mermaid, "--mermaid")
@@ -91,13 +111,21 @@ def run(args: argparse.Namespace) -> int:
 
     rss_before = _peak_rss_bytes()
     limits = {"max_depth": args.max_depth, "max_states": args.max_states,
-              "should_stop": budget.exceeded}
-    if show_progress:
-        result = _explore_with_progress(system, args.per_action, limits)
-    else:
-        result = explore(system, count_actions=args.per_action, action_name=system.action_name,
-                         reachable=system.reachable, **limits)
+              "should_stop": budget.exceeded, **_workers(args)}
+    try:
+        if show_progress:
+            result = _explore_with_progress(system, args.per_action, limits)
+        else:
+            result = explore(system, count_actions=args.per_action,
+                             action_name=system.action_name, reachable=system.reachable,
+                             **limits)
+    except WorkerError as err:
+        if not err.killed:
+            raise
+        print(f"raftspec check: {err}; no verdict (exit 3)", file=sys.stderr)
+        return INCOMPLETE
     peak_growth = max(_peak_rss_bytes() - rss_before, 0)
+    worker_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
 
     if args.mermaid is not None and result.trace is not None:
         try:
@@ -106,12 +134,44 @@ def run(args: argparse.Namespace) -> int:
             print(f"raftspec check: error: {args.mermaid}: cannot write: {err.strerror}",
                   file=sys.stderr)
     if args.json:
-        print(json.dumps(_json_report(model, system, result, peak_growth, budget)))
+        report = _json_report(model, system, result, peak_growth, budget)
+        report["workers"] = limits.get("workers", 1)
+        report["peak_worker_memory_bytes"] = worker_peak
+        print(json.dumps(report))
     else:
         _print_summary(model, system, result, peak_growth)
     if result.violated is not None or _never_reached(result):
         return FINDING
     return INCOMPLETE if _interrupted(result) else OK
+
+
+def model_system(path: str, symmetry: bool | None) -> ProtocolSystem:
+    """The system of a model file (what each Ray actor builds for itself)."""
+    return ProtocolSystem(load_model(path), symmetry=symmetry)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the platform says)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _workers(args: argparse.Namespace) -> dict:
+    """explore()'s keywords for --workers and --ray."""
+    if args.ray is not None:
+        from raftspec.checker.parallel_ray import ray_backend
+
+        workers = args.workers or 2
+        path = str(Path(args.model if args.model is not None else default_model_path())
+                   .resolve())
+        return {"workers": workers, "parallel_from": 1,
+                "backend": ray_backend(None if args.ray == "local" else args.ray,
+                                       partial(model_system, path, args.symmetry),
+                                       num_cpus=workers)}
+    workers = 1 if args.workers is None else args.workers
+    return {"workers": workers} if workers > 1 else {}
 
 
 def _interrupted(result: Result) -> bool:

@@ -1,0 +1,186 @@
+"""``check --workers`` and ``check --ray``: speed-up per worker and memory per state, measured in
+one run, with the machine's load next to every figure.
+
+    python benchmarks/bench_parallel.py [--models tiny3,elect3m2] [--ray] [--memory]
+
+Speed: each model runs as a whole ``raftspec check --json --quiet`` process with --workers 1
+and then 2 (alternated when --repeat > 1; the fastest run of each is reported); the counts of
+every run must be equal (the script stops otherwise). "explore s" is the JSON's ``seconds`` (the
+search, from the first state to the verdict, forking the workers included; interpreter start-up
+excluded), "speed-up" = 1-worker explore s / N-worker explore s. CPU s = user + system seconds
+of the whole process tree (getrusage of the children): on a machine shared with other jobs
+"CPU ratio" (N workers' CPU / 1 worker's) shows the overhead of sharding apart from how many
+cores the other jobs left free; "load" is the 1-minute load average before/after the run.
+
+--ray: the same with Ray actors (1 and 2) on a local Ray instance started once beforehand
+(its start-up, some 5-30 s here, is measured separately and not in "explore s").
+
+--memory: resident memory per distinct state of one-process runs on elect3m2: the process's peak
+RSS (getrusage) minus its RSS just before the search, divided by the distinct states, with the
+frontier in memory and with the frontier spilled to disk (``spill_from``); --memory-model picks
+another model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = {
+    "tiny2": ROOT / "spec" / "models" / "conformance" / "tiny2.yaml",
+    "tiny3": ROOT / "spec" / "models" / "conformance" / "tiny3.yaml",
+    "mid2": ROOT / "spec" / "models" / "conformance" / "mid2.yaml",
+    "elect3m2": ROOT / "benchmarks" / "models" / "elect3m2.yaml",
+}
+
+
+def load() -> float:
+    return os.getloadavg()[0]
+
+
+def run_check(model: Path, workers: int) -> dict:
+    before_load = load()
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "raftspec", "check", str(model), "--workers", str(workers),
+         "--json", "--quiet", "--max-memory", "0"],
+        capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"check --workers {workers} failed on {model}:\n{proc.stderr}")
+    report = json.loads(proc.stdout)
+    cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
+    return {"report": report, "wall": wall, "cpu": cpu, "load": (before_load, load())}
+
+
+RAY_RUN = """
+import json, sys, time, resource
+import ray
+from raftspec.checker.explore import explore
+from functools import partial
+from raftspec.checker.parallel_ray import ray_backend
+from raftspec.checker.system import ProtocolSystem
+from raftspec.commands.check import model_system
+from raftspec.spec.model import load_model
+path, counts = sys.argv[1], [int(w) for w in sys.argv[2].split(",")]
+t = time.perf_counter()
+ray.init(num_cpus=max(counts), include_dashboard=False, log_to_driver=False,
+         configure_logging=False)
+startup = time.perf_counter() - t
+out = {"startup": startup, "runs": []}
+system = ProtocolSystem(load_model(path))
+for workers in counts:
+    t = time.perf_counter()
+    r = explore(system, workers=workers, parallel_from=1,
+                backend=ray_backend(None, partial(model_system, path, None)))
+    out["runs"].append([workers, r.distinct_states, r.states_generated, r.depth,
+                        time.perf_counter() - t])
+ray.shutdown()
+print(json.dumps(out))
+"""
+
+MEMORY_RUN = """
+import json, resource, sys, time
+from raftspec.checker.explore import explore
+from raftspec.checker.system import ProtocolSystem
+from raftspec.commands._contract import rss_bytes
+from raftspec.spec.model import load_model
+system = ProtocolSystem(load_model(sys.argv[1]))
+spill = None if sys.argv[2] == "none" else int(sys.argv[2])
+before = rss_bytes()
+t = time.perf_counter()
+r = explore(system, spill_from=spill)
+seconds = time.perf_counter() - t
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"distinct": r.distinct_states, "generated": r.states_generated,
+                  "growth": peak - before, "seconds": seconds}))
+"""
+
+
+def speed(models: list[str], repeat: int) -> None:
+    print(f"{'model':<9} {'workers':>7} {'distinct':>10} {'generated':>11} {'explore s':>9} "
+          f"{'speed-up':>8} {'CPU s':>7} {'CPU ratio':>9} {'load before/after':>17}")
+    for name in models:
+        runs: dict[int, list[dict]] = {1: [], 2: []}
+        for _ in range(repeat):
+            for workers in (1, 2):
+                runs[workers].append(run_check(MODELS[name], workers))
+        best = {w: min(rs, key=lambda r: r["report"]["seconds"]) for w, rs in runs.items()}
+        reference = best[1]["report"]
+        for w, rs in runs.items():
+            for r in rs:
+                got = r["report"]
+                for key in ("distinct_states", "states_generated", "depth", "violated"):
+                    if got[key] != reference[key]:
+                        raise SystemExit(f"{name}: {key} {got[key]} with {w} workers, "
+                                         f"{reference[key]} with 1")
+        for w in (1, 2):
+            r = best[w]
+            rep = r["report"]
+            print(f"{name:<9} {w:>7} {rep['distinct_states']:>10,} {rep['states_generated']:>11,} "
+                  f"{rep['seconds']:>9.2f} {reference['seconds'] / rep['seconds']:>8.2f} "
+                  f"{r['cpu']:>7.2f} {r['cpu'] / best[1]['cpu']:>9.2f} "
+                  f"{r['load'][0]:>8.2f}/{r['load'][1]:<8.2f}")
+
+
+def ray_speed(models: list[str]) -> None:
+    print(f"\n{'model':<9} {'Ray actors':>10} {'distinct':>10} {'generated':>11} "
+          f"{'explore s':>9} {'speed-up':>8} {'load before/after':>17}")
+    for name in models:
+        before = load()
+        proc = subprocess.run([sys.executable, "-c", RAY_RUN, str(MODELS[name]), "1,2"],
+                              capture_output=True, text=True, cwd=ROOT)
+        if proc.returncode != 0:
+            raise SystemExit(f"Ray run failed:\n{proc.stderr[-2000:]}")
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        after = load()
+        one = out["runs"][0][4]
+        for workers, distinct, generated, _depth, seconds in out["runs"]:
+            print(f"{name:<9} {workers:>10} {distinct:>10,} {generated:>11,} {seconds:>9.2f} "
+                  f"{one / seconds:>8.2f} {before:>8.2f}/{after:<8.2f}")
+        print(f"{'':<9} (Ray start-up, not counted above: {out['startup']:.1f} s)")
+
+
+def memory(model: str, spill_from: str) -> None:
+    print(f"\n{'model':<9} {'frontier':<22} {'distinct':>10} {'peak MiB':>8} "
+          f"{'peak B/distinct':>15} {'explore s':>9} {'load':>5}")
+    for spill, label in (("none", "in memory"), (spill_from, f"spilled ({int(spill_from):,})")):
+        before = load()
+        proc = subprocess.run([sys.executable, "-c", MEMORY_RUN, str(MODELS[model]), spill],
+                              capture_output=True, text=True, cwd=ROOT, check=True)
+        out = json.loads(proc.stdout)
+        print(f"{model:<9} {label:<22} {out['distinct']:>10,} {out['growth'] / 2**20:>8.1f} "
+              f"{out['growth'] / out['distinct']:>15.1f} {out['seconds']:>9.2f} {before:>5.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="tiny3,elect3m2")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--ray", action="store_true", help="also Ray actors (1 and 2)")
+    parser.add_argument("--ray-models", default="tiny3")
+    parser.add_argument("--memory", action="store_true", help="memory per state (elect3m2)")
+    parser.add_argument("--memory-model", default="elect3m2")
+    parser.add_argument("--spill", default="20000", help="spill_from of the spilled run")
+    parser.add_argument("--no-speed", action="store_true")
+    args = parser.parse_args()
+    print(f"{os.cpu_count()} cores; Python {sys.version.split()[0]}")
+    if not args.no_speed:
+        speed(args.models.split(","), args.repeat)
+    if args.ray:
+        ray_speed(args.ray_models.split(","))
+    if args.memory:
+        memory(args.memory_model, args.spill)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,713 @@
+"""Breadth-first search sharded by fingerprint over several processes, with the counts of one.
+
+Each shard owns the states whose fingerprint maps to it (``owner``): their entries in the seen
+set, their fingerprints and parents' fingerprints (for counterexamples), and the frontier of
+them that it expands. The search is level-synchronous: every shard expands its part of level L,
+sends each successor to its owner in batches, and the owners keep the new ones as level L + 1.
+
+Why the counts are exactly those of one worker (``checker.explore``), counterexamples and
+per-action tallies included: one worker visits level L in its discovery order and each
+successor in the order ``steps`` yields it, so every generated step has a key
+(rank of its parent in level L, position among the parent's steps). A state's parent in one
+worker is the parent of its smallest key; here every owner keeps, per new state, the smallest
+key any shard sent it, and the states of level L + 1 are ranked by those keys across shards
+(each shard merges the others' sorted key arrays). When a violation, a reachability witness or
+``max_states`` ends the search inside a level, one worker would have stopped at the smallest
+such key; the shards report theirs, the smallest wins, and the figures are recounted up to it
+(generated steps of the parents ranked before it, new states keyed before it, and per-action
+tallies by re-expanding those parents only in that last level).
+
+A sender also remembers the fingerprints it has sent (``SENT_CACHE`` of them at most): a state
+sent once is in its owner's seen set from the next level on, and within a level the first
+sending carries the sender's smallest key (parents are expanded in rank order), so sending it
+again could never change anything. Without that, nine of ten successors would cross processes
+for nothing.
+
+Transports: ``ProcessBackend`` (forked processes on one machine, batches streamed through
+pipes while expanding) and ``checker.parallel_ray`` (Ray actors, batches through Ray's object
+store). The coordinator (``ShardedSearch``) is the same for both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import multiprocessing
+import os
+import pickle
+import signal
+import time
+import traceback
+from array import array
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from raftspec.checker.fingerprints import FingerprintSet
+
+KEY_BITS = 24
+"""A key is rank << KEY_BITS | index of the step among its parent's steps."""
+BATCH = 4096
+"""Successors per batch sent to another shard."""
+SENT_CACHE = 1 << 22
+"""Fingerprints a shard remembers having sent (then it forgets them all: only a cost)."""
+POLL_EVERY = 64
+"""Parents expanded between two looks at the inbox, the stop flag and the progress counters."""
+
+
+def owner(fp: int, shards: int) -> int:
+    """The shard owning fingerprint ``fp`` (high bits: the seen table indexes by low bits)."""
+    return (fp >> 40) % shards
+
+
+class WorkerError(RuntimeError):
+    """A shard failed: ``killed`` by a signal (the kernel's OOM killer, a user), or an
+    exception whose traceback is the message."""
+
+    def __init__(self, message: str, killed: bool = False) -> None:
+        super().__init__(message)
+        self.killed = killed
+
+
+class Shard:
+    """One shard's part of the search (the same code in a process and in a Ray actor)."""
+
+    def __init__(self, system: Any, me: int, shards: int, count_actions: bool,
+                 action_name: Callable[[Any], str],
+                 reachable: dict[str, Callable[[Any], bool]] | None = None) -> None:
+        self.system = system
+        self.reachable = reachable or {}
+        self.me, self.shards = me, shards
+        self.count_actions = count_actions
+        self.action_name = action_name
+        self.seen = FingerprintSet()
+        self.fps = array("q")        # every state this shard owns ...
+        self.parents = array("q")    # ... and its parent's fingerprint (0 for initial states)
+        self.frontier: list[Any] = []          # this shard's states of the current level ...
+        self.frontier_fps = array("q")         # ... their fingerprints ...
+        self.frontier_ranks = array("q")       # ... and global ranks, ascending
+        self.new_keys = array("q")   # keys of the next level's states, ascending
+        self.next: list[Any] = []
+        self.next_fps = array("q")
+        self.sent = FingerprintSet()
+        self.candidates: dict[int, tuple[int, int, Any]] = {}
+        self.nsucc = array("q")      # steps generated per frontier parent (for prefixes)
+        self.generated = 0
+        self.per_action: Counter[str] = Counter()
+        self.step_violation: tuple[int, str, int, Any, Any] | None = None
+
+    # -- loading -----------------------------------------------------------------------------
+
+    def load(self, fps: array, parents: array, frontier: list[tuple[int, int, Any]]) -> None:
+        """Take over states found before the hand-off: (fingerprint, parent fingerprint) of
+        every state owned, and the frontier as (rank, fingerprint, state), ranks ascending."""
+        add = self.seen.add
+        for fp in fps:
+            add(fp)
+        self.fps.extend(fps)
+        self.parents.extend(parents)
+        self.frontier = [state for _, _, state in frontier]
+        self.frontier_fps = array("q", [fp for _, fp, _ in frontier])
+        self.frontier_ranks = array("q", [rank for rank, _, _ in frontier])
+
+    # -- one level ----------------------------------------------------------------------------
+
+    def expand(self, send: Callable[[int, tuple], None], poll: Callable[[], None],
+               progress: Callable[[int, int], None] | None = None) -> None:
+        """Generate every successor of this shard's frontier, keep its own, send the others."""
+        system = self.system
+        steps, constraint, fingerprint = system.steps, system.constraint, system.fingerprint
+        step_properties = list(system.step_properties.items())
+        me, shards = self.me, self.shards
+        seen_add, sent_add = self.seen.add, self.sent.add
+        candidates = self.candidates
+        per_action, name_of, counting = self.per_action, self.action_name, self.count_actions
+        out: list[tuple[array, array, array, list]] = [
+            (array("q"), array("q"), array("q"), []) for _ in range(shards)]
+        nsucc = self.nsucc = array("q")
+        generated = 0
+        violation = None
+        for j, state in enumerate(self.frontier):
+            base = self.frontier_ranks[j] << KEY_BITS
+            pfp = self.frontier_fps[j]
+            k = 0
+            for action, nxt in steps(state):
+                k += 1
+                if counting:
+                    per_action[name_of(action)] += 1
+                if not constraint(nxt):
+                    continue
+                if step_properties:
+                    for name, holds in step_properties:
+                        if not holds(state, nxt):
+                            violation = (base | (k - 1), name, pfp, action, nxt)
+                            break
+                    if violation is not None:
+                        break
+                fp = fingerprint(nxt)
+                dest = (fp >> 40) % shards
+                if dest == me:
+                    if seen_add(fp):
+                        candidates[fp] = (base | (k - 1), pfp, nxt)
+                    else:   # a batch from another shard may have brought it with a larger key
+                        c = candidates.get(fp)
+                        if c is not None and (base | (k - 1)) < c[0]:
+                            candidates[fp] = (base | (k - 1), pfp, nxt)
+                elif sent_add(fp):
+                    fps, keys, pfps, states = out[dest]
+                    fps.append(fp)
+                    keys.append(base | (k - 1))
+                    pfps.append(pfp)
+                    states.append(nxt)
+                    if len(states) >= BATCH:
+                        send(dest, (fps, keys, pfps, states))
+                        out[dest] = (array("q"), array("q"), array("q"), [])
+            nsucc.append(k)
+            generated += k
+            if violation is not None:
+                # every later step of this shard has a larger key: the level ends here for it
+                self.step_violation = violation
+                break
+            if j % POLL_EVERY == 0:
+                poll()
+                if progress is not None:
+                    progress(generated, len(candidates))
+                if len(self.sent) > SENT_CACHE:
+                    self.sent = FingerprintSet()
+                    sent_add = self.sent.add
+        for dest, batch in enumerate(out):
+            if batch[3]:
+                send(dest, batch)
+        self.generated = generated
+
+    def receive(self, batch: tuple) -> None:
+        """Successors another shard found, for this shard to keep if new (smallest key wins)."""
+        fps, keys, pfps, states = batch
+        seen_add, candidates = self.seen.add, self.candidates
+        for fp, key, pfp, nxt in zip(fps, keys, pfps, states, strict=True):
+            if seen_add(fp):
+                candidates[fp] = (key, pfp, nxt)
+            else:
+                c = candidates.get(fp)
+                if c is not None and key < c[0]:
+                    candidates[fp] = (key, pfp, nxt)
+
+    def finish(self, pending: list[str]) -> dict:
+        """Order this level's new states by key, check them, and report to the coordinator."""
+        entries = sorted(self.candidates.items(), key=lambda item: item[1][0])
+        self.candidates = {}
+        invariants = list(self.system.invariants.items())
+        todo = [(name, self.reachable[name]) for name in pending]
+        reached: dict[str, tuple[int, int]] = {}
+        violation = None
+        keys, nxt_states, nxt_fps = array("q"), [], array("q")
+        for fp, (key, pfp, state) in entries:
+            self.fps.append(fp)
+            self.parents.append(pfp)
+            keys.append(key)
+            nxt_states.append(state)
+            nxt_fps.append(fp)
+            if violation is not None:
+                continue
+            for name, holds in invariants:
+                if not holds(state):
+                    violation = (key, name, fp)
+                    break
+            if violation is None and todo:
+                for item in list(todo):
+                    if item[1](state):
+                        reached[item[0]] = (key, fp)
+                        todo.remove(item)
+        self.new_keys, self.next, self.next_fps = keys, nxt_states, nxt_fps
+        step = self.step_violation
+        return {
+            "new": len(keys),
+            "generated": self.generated,
+            "keys": keys.tobytes(),
+            "step_violation": None if step is None else (step[0], step[1]),
+            "violation": violation,
+            "reached": reached,
+            "per_action": dict(self.per_action),
+        }
+
+    def advance(self, all_keys: list[bytes]) -> None:
+        """Make the new states the frontier, ranked across every shard's keys."""
+        others = []
+        for s, raw in enumerate(all_keys):
+            if s != self.me:
+                a = array("q")
+                a.frombytes(raw)
+                others.append(a)
+        ranks = array("q", range(len(self.new_keys)))
+        for a in others:   # add, per key, how many of that shard's keys are smaller
+            j, n = 0, len(a)
+            for i, key in enumerate(self.new_keys):
+                if j < n and a[j] < key:
+                    j = bisect_left(a, key, j)
+                ranks[i] += j
+        self.frontier, self.frontier_fps, self.frontier_ranks = (
+            self.next, self.next_fps, ranks)
+        self.next, self.next_fps, self.new_keys = [], array("q"), array("q")
+        self.per_action = Counter()
+        self.step_violation = None
+
+    # -- figures up to a key, and parents ------------------------------------------------------
+
+    def prefix(self, key: int, inclusive: bool) -> dict:
+        """Figures as one worker had them at step ``key`` of this level: steps generated from
+        parents ranked before it (and per action; those parents are expanded again), new
+        states keyed before it (or at it, ``inclusive``)."""
+        rank = key >> KEY_BITS
+        generated = 0
+        per_action: Counter[str] = Counter()
+        upto = 0
+        for j, r in enumerate(self.frontier_ranks):
+            if r >= rank:
+                break
+            upto = j + 1
+            generated += self.nsucc[j]
+        if self.count_actions:
+            steps, name_of = self.system.steps, self.action_name
+            for state in self.frontier[:upto]:
+                for action, _ in steps(state):
+                    per_action[name_of(action)] += 1
+            j = upto
+            if j < len(self.frontier_ranks) and self.frontier_ranks[j] == rank:
+                for k, (action, _) in enumerate(steps(self.frontier[j])):
+                    if k > key & ((1 << KEY_BITS) - 1):
+                        break
+                    per_action[name_of(action)] += 1
+        new = bisect_left(self.new_keys, key + 1 if inclusive else key)
+        return {"generated": generated, "per_action": dict(per_action), "new": new}
+
+    def violating_step(self) -> tuple[int, Any, Any]:
+        """(parent fingerprint, action, successor) of this shard's step-property violation."""
+        assert self.step_violation is not None
+        return self.step_violation[2:]
+
+    def parent_of(self, fp: int) -> int:
+        return self.parents[self.fps.index(fp)]
+
+    def state_count(self) -> int:
+        return len(self.fps)
+
+
+# -- processes on one machine --------------------------------------------------------------------
+
+
+def _worker(me: int, shards: int, system: Any, count_actions: bool,
+            action_name: Callable[[Any], str], reachable: dict | None, commands: Any,
+            inboxes: list, counters: Any, stop: Any) -> None:
+    """A shard in a forked process: obeys the coordinator's commands on its pipe."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C is the coordinator's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    gc.freeze()   # what the fork inherited is never garbage: the collector need not scan it
+    parent = os.getppid()
+    shard = Shard(system, me, shards, count_actions, action_name, reachable)
+    inbox = inboxes[me]
+    done_from = 0
+
+    def take(message: Any) -> None:
+        nonlocal done_from
+        if message is None:
+            done_from += 1
+        else:
+            shard.receive(pickle.loads(message))
+
+    def poll() -> None:
+        while True:
+            try:
+                message = inbox.get_nowait()
+            except Exception:   # queue.Empty
+                return
+            take(message)
+
+    def send(dest: int, batch: tuple) -> None:
+        inboxes[dest].put(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL))
+
+    def progress(generated: int, new: int) -> None:
+        counters[2 * me] = generated
+        counters[2 * me + 1] = new
+        if stop.is_set():
+            raise _Abandon
+
+    while True:
+        while not commands.poll(1.0):
+            if os.getppid() != parent:
+                return
+        command, arg = commands.recv()
+        try:
+            if command == "quit":
+                return
+            if command == "load":
+                shard.load(*arg)
+                reply: Any = None
+            elif command == "level":
+                done_from = 0
+                shard.expand(send, poll, progress)
+                for dest in range(shards):
+                    if dest != me:
+                        inboxes[dest].put(None)
+                while done_from < shards - 1:
+                    take(inbox.get())
+                counters[2 * me] = shard.generated
+                reply = shard.finish(arg)
+            elif command == "advance":
+                shard.advance(arg)
+                reply = None
+            elif command == "prefix":
+                reply = shard.prefix(*arg)
+            elif command == "step_violation":
+                reply = shard.violating_step()
+            elif command == "parent":
+                reply = shard.parent_of(arg)
+            else:
+                raise ValueError(f"unknown command {command!r}")
+            commands.send(("ok", reply))
+        except _Abandon:
+            return
+        except BaseException:  # noqa: BLE001 - reported to the coordinator, which raises it
+            commands.send(("error", f"shard {me}: {traceback.format_exc()}"))
+            return
+
+
+class _Abandon(Exception):
+    """The coordinator stopped the search (budget or interrupt)."""
+
+
+class ProcessBackend:
+    """Shards in forked processes (fork: the system, with its generated code, is inherited)."""
+
+    def __init__(self, system: Any, shards: int, count_actions: bool,
+                 action_name: Callable[[Any], str],
+                 reachable: dict[str, Callable[[Any], bool]] | None = None) -> None:
+        ctx = multiprocessing.get_context("fork")
+        self.shards = shards
+        self.stop = ctx.Event()
+        self.counters = ctx.Array("q", 2 * shards, lock=False)
+        inboxes = [ctx.Queue() for _ in range(shards)]
+        self.pipes = []
+        self.processes = []
+        for me in range(shards):
+            ours, theirs = ctx.Pipe()
+            process = ctx.Process(
+                target=_worker, name=f"raftspec-shard-{me}", daemon=True,
+                args=(me, shards, system, count_actions, action_name, reachable, theirs, inboxes,
+                      self.counters, self.stop))
+            process.start()
+            theirs.close()
+            self.pipes.append(ours)
+            self.processes.append(process)
+        self.inboxes = inboxes
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes if p.pid is not None]
+
+    def call(self, shard: int, command: str, arg: Any = None) -> Any:
+        self.pipes[shard].send((command, arg))
+        return self._reply(shard)
+
+    def call_all(self, command: str, args: list[Any], watch: Callable[[], None] | None = None
+                 ) -> list[Any]:
+        for pipe, arg in zip(self.pipes, args, strict=True):
+            pipe.send((command, arg))
+        if watch is not None:
+            waiting = set(range(self.shards))
+            while waiting:
+                for s in list(waiting):
+                    if self.pipes[s].poll(0.02):
+                        waiting.discard(s)
+                if waiting:
+                    watch()
+        return [self._reply(s) for s in range(self.shards)]
+
+    def _reply(self, shard: int) -> Any:
+        try:
+            status, value = self.pipes[shard].recv()
+        except EOFError:
+            process = self.processes[shard]
+            process.join(1.0)
+            code = process.exitcode
+            raise WorkerError(f"worker {shard} died (exit code {code})",
+                              killed=code is not None and code < 0) from None
+        if status == "error":
+            raise WorkerError(value)
+        return value
+
+    def progress(self) -> tuple[int, int]:
+        """(steps generated, new states) so far in the current level, over all shards."""
+        c = self.counters
+        return (sum(c[0::2]), sum(c[1::2]))
+
+    def reset_progress(self) -> None:
+        for k in range(2 * self.shards):
+            self.counters[k] = 0
+
+    def close(self) -> None:
+        self.stop.set()
+        for pipe in self.pipes:
+            with contextlib.suppress(OSError):
+                pipe.send(("quit", None))
+        deadline = time.monotonic() + 0.5
+        for process in self.processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.terminate()
+                process.join(1.0)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        for inbox in self.inboxes:
+            inbox.cancel_join_thread()
+            inbox.close()
+
+
+def tree_rss(pids: Iterator[int] | list[int]) -> int:
+    """Resident bytes of the given processes (Linux /proc; 0 for any that is gone)."""
+    total = 0
+    page = os.sysconf("SC_PAGE_SIZE")
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm", "rb") as f:
+                total += int(f.read().split()[1]) * page
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+# -- the coordinator ------------------------------------------------------------------------------
+
+
+class _Stop(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def run_sharded(system: Any, backend: Any, handed: dict, *, count_actions: bool,
+                max_depth: int | None, deadline: float | None, max_states: int | None,
+                should_stop: Callable[[], str | None] | None,
+                on_progress: Callable[[Any], None] | None, progress_interval: float,
+                reachable: dict[str, Callable[[Any], bool]] | None) -> Any:
+    """Continue a search handed over by ``explore`` after some levels, on ``backend``'s shards.
+
+    ``handed``: the one-process search so far (``explore._hand_off`` builds it). Returns an
+    ``explore.Result`` with the figures one worker would have reported."""
+    from raftspec.checker.explore import Progress, Result, replay
+
+    started = handed["started"]
+    shards = backend.shards
+    fingerprints, parents = handed["fingerprints"], handed["parents"]
+    init_fps = {fingerprints[i] for i in range(len(fingerprints)) if parents[i] == -1}
+    own_fps = [array("q") for _ in range(shards)]
+    own_parents = [array("q") for _ in range(shards)]
+    for i, fp in enumerate(fingerprints):
+        s = owner(fp, shards)
+        own_fps[s].append(fp)
+        p = parents[i]
+        own_parents[s].append(0 if p == -1 else fingerprints[p])
+    frontiers: list[list] = [[] for _ in range(shards)]
+    for rank, (state, index) in enumerate(zip(handed["level"], handed["level_index"],
+                                              strict=True)):
+        fp = fingerprints[index]
+        frontiers[owner(fp, shards)].append((rank, fp, state))
+    frontier_size = len(handed["level"])
+    distinct = len(fingerprints)
+    generated = handed["generated"]
+    per_action: Counter[str] = Counter(handed["per_action"])
+    depth = handed["depth"]
+    pending = list(handed["pending"])
+    witness_fps = {name: fingerprints[index] for name, index in handed["reached"].items()}
+    del fingerprints, parents
+
+    watch_stop = deadline is not None or should_stop is not None
+    next_report = time.perf_counter() + progress_interval
+
+    def watch() -> None:
+        nonlocal next_report
+        now = time.perf_counter()
+        if watch_stop:
+            if deadline is not None and now >= deadline:
+                raise _Stop("deadline reached")
+            if should_stop is not None and (reason := should_stop()):
+                raise _Stop(reason)
+        if on_progress is not None and now >= next_report:
+            next_report = now + progress_interval
+            gen, new = backend.progress()
+            on_progress(Progress(distinct + new, generated + gen, new, depth, now - started))
+
+    def chain(fp: int) -> list[int]:
+        out = [fp]
+        while fp not in init_fps:
+            fp = backend.call(owner(fp, shards), "parent", fp)
+            out.append(fp)
+        out.reverse()
+        return out
+
+    def witnesses() -> dict[str, Any]:
+        if reachable is None:
+            return {}
+        return {"witnesses": {name: replay(system, chain(fp))
+                              for name, fp in witness_fps.items()},
+                "unreached": tuple(name for name in reachable if name not in witness_fps)}
+
+    complete, stopped = True, None
+    try:
+        backend.call_all("load", [(own_fps[s], own_parents[s], frontiers[s])
+                                  for s in range(shards)])
+        del frontiers, own_fps, own_parents
+        while frontier_size:
+            if max_depth is not None and depth + 1 >= max_depth:
+                depth += 1
+                complete = False
+                break
+            depth += 1
+            backend.reset_progress()
+            reports = backend.call_all("level", [pending] * shards, watch)
+            events = []
+            for s, rep in enumerate(reports):
+                if rep["step_violation"] is not None:
+                    key, name = rep["step_violation"]
+                    events.append((key, 0, name, s))
+                if rep["violation"] is not None:
+                    key, name, fp = rep["violation"]
+                    events.append((key, 1, name, fp))
+            level_new = sum(rep["new"] for rep in reports)
+            all_keys = [rep["keys"] for rep in reports]
+            if max_states is not None and distinct + level_new >= max_states:
+                events.append((_kth_key(all_keys, max_states - distinct), 2, None, None))
+            found: dict[str, tuple[int, int]] = {}
+            for rep in reports:
+                for name, (key, fp) in rep["reached"].items():
+                    if name not in found or key < found[name][0]:
+                        found[name] = (key, fp)
+            if events:
+                key, kind, name, where = min(events, key=lambda e: (e[0], e[1]))
+                prefixes = backend.call_all("prefix", [(key, kind != 0)] * shards)
+                generated += sum(p["generated"] for p in prefixes) + (key & KEY_MASK) + 1
+                distinct += sum(p["new"] for p in prefixes)
+                for p in prefixes:
+                    per_action.update(p["per_action"])
+                for rname, (rkey, fp) in found.items():
+                    if rkey < key or (kind == 2 and rkey == key):
+                        witness_fps[rname] = fp
+                if kind == 2:
+                    raise _Stop(f"max_states {max_states:,} reached")
+                if kind == 0:
+                    parent_fp, action, nxt = backend.call(where, "step_violation", None)
+                    trace = replay(system, chain(parent_fp))
+                    trace.append((action, nxt))
+                else:
+                    trace = replay(system, chain(where))
+                return Result(
+                    distinct_states=distinct, states_generated=generated, depth=len(trace),
+                    seconds=time.perf_counter() - started, violated=name, trace=trace,
+                    per_action=dict(per_action) if count_actions else None, **witnesses())
+            distinct += level_new
+            generated += sum(rep["generated"] for rep in reports)
+            for rep in reports:
+                per_action.update(rep["per_action"])
+            for rname, (_, fp) in found.items():
+                witness_fps[rname] = fp
+                pending.remove(rname)
+            frontier_size = level_new
+            if frontier_size:
+                backend.call_all("advance", [all_keys] * shards)
+            if on_progress is not None:
+                on_progress(Progress(distinct, generated, frontier_size, depth,
+                                     time.perf_counter() - started))
+    except (_Stop, KeyboardInterrupt) as stop:
+        complete = False
+        stopped = stop.reason if isinstance(stop, _Stop) else "interrupted"
+        if isinstance(stop, _Stop) and stop.reason.startswith("max_states"):
+            found_so_far = witnesses()   # the shards are idle and can answer
+        else:
+            gen, new = backend.progress()   # the level in progress, as far as it got
+            distinct += new
+            generated += gen
+            backend.close()   # the shards are mid-level: no paths can be rebuilt
+            found_so_far = witnesses_or_none(reachable)
+        return Result(distinct_states=distinct, states_generated=generated, depth=depth,
+                      seconds=time.perf_counter() - started,
+                      per_action=dict(per_action) if count_actions else None,
+                      complete=False, stopped=stopped, **found_so_far)
+    return Result(
+        distinct_states=distinct, states_generated=generated, depth=depth,
+        seconds=time.perf_counter() - started,
+        per_action=dict(per_action) if count_actions else None,
+        complete=complete, stopped=None if complete else "max_depth reached", **witnesses())
+
+
+KEY_MASK = (1 << KEY_BITS) - 1
+
+
+def witnesses_or_none(reachable: dict | None) -> dict:
+    """After an interrupt the shards are gone: no witness paths, every property unknown."""
+    if reachable is None:
+        return {}
+    return {"witnesses": {}, "unreached": tuple(reachable)}
+
+
+def _kth_key(all_keys: list[bytes], k: int) -> int:
+    """The k-th smallest key (1-based) over every shard's sorted keys."""
+    import heapq
+
+    arrays = []
+    for raw in all_keys:
+        a = array("q")
+        a.frombytes(raw)
+        arrays.append(a)
+    for n, key in enumerate(heapq.merge(*arrays), start=1):
+        if n == k:
+            return key
+    raise ValueError("fewer keys than asked")
+
+
+class InlineBackend:
+    """Every shard in this process, one after the other: the sharded algorithm without
+    processes (for tests with many shards, and for profiling a shard's own cost)."""
+
+    def __init__(self, system: Any, shards: int, count_actions: bool,
+                 action_name: Callable[[Any], str],
+                 reachable: dict[str, Callable[[Any], bool]] | None = None) -> None:
+        self.shards = shards
+        self.members = [Shard(system, me, shards, count_actions, action_name, reachable)
+                        for me in range(shards)]
+
+    def call(self, shard: int, command: str, arg: Any = None) -> Any:
+        member = self.members[shard]
+        if command == "parent":
+            return member.parent_of(arg)
+        if command == "step_violation":
+            return member.violating_step()
+        raise ValueError(command)
+
+    def call_all(self, command: str, args: list[Any], watch: Callable[[], None] | None = None
+                 ) -> list[Any]:
+        if command == "load":
+            return [m.load(*a) for m, a in zip(self.members, args, strict=True)]
+        if command == "level":
+            mail: list[list[bytes]] = [[] for _ in self.members]
+            for m in self.members:
+                m.expand(lambda dest, batch: mail[dest].append(
+                    pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)), lambda: None)
+                if watch is not None:
+                    watch()
+            for m, batches in zip(self.members, mail, strict=True):
+                for raw in batches:
+                    m.receive(pickle.loads(raw))
+            return [m.finish(a) for m, a in zip(self.members, args, strict=True)]
+        if command == "advance":
+            return [m.advance(a) for m, a in zip(self.members, args, strict=True)]
+        if command == "prefix":
+            return [m.prefix(*a) for m, a in zip(self.members, args, strict=True)]
+        raise ValueError(command)
+
+    def progress(self) -> tuple[int, int]:
+        return (0, 0)
+
+    def reset_progress(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,155 @@
+"""The sharded search (``checker.parallel``) with Ray actors as shard owners: ``check --ray``.
+
+Each actor holds one ``Shard`` and builds its own copy of the system with a factory the caller
+gives (``check --ray`` loads the model file: the generated successor code does not travel, so
+the path must be readable on every node); the shards use the system's ``action_name`` and
+``reachable`` attributes where it has them. A level is two rounds of actor
+calls: every actor expands its frontier and returns one list of encoded batches per
+destination (``num_returns`` = shards, so each list goes straight from its maker to its owner
+through Ray's object store, never through the driver); then every owner takes its lists,
+keeps the new states and reports. The driver only exchanges the level's sorted keys and
+runs the same coordinator as for processes, so the figures are one worker's.
+
+Fingerprints are Python's hash of tuples of ints: the same on every node with the same Python
+version (Ray requires one Python version across a cluster anyway).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+from collections.abc import Callable
+from typing import Any
+
+from raftspec.checker.parallel import Shard, WorkerError
+from raftspec.protocol.errors import RaftspecError
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise RaftspecError("--ray needs Ray, an optional extra: pip install 'raftspec[ray]'",
+                            field="--ray") from None
+    return ray
+
+
+class _ShardActor:
+    """One shard inside a Ray actor (wrapped with ``ray.remote`` on first use)."""
+
+    def __init__(self, make_system: Callable[[], Any], me: int, shards: int,
+                 count_actions: bool) -> None:
+        system = make_system()
+        self.shard = Shard(system, me, shards, count_actions,
+                           getattr(system, "action_name", str),
+                           getattr(system, "reachable", None) or None)
+        self.shards = shards
+
+    def load(self, arg: tuple) -> None:
+        self.shard.load(*arg)
+
+    def expand(self) -> Any:
+        out: list[list[bytes]] = [[] for _ in range(self.shards)]
+        self.shard.expand(
+            lambda dest, batch: out[dest].append(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)),
+            lambda: None)
+        return out[0] if self.shards == 1 else tuple(out)
+
+    def finish(self, pending: list[str], *inputs: list[bytes]) -> dict:
+        for batches in inputs:
+            for raw in batches:
+                self.shard.receive(pickle.loads(raw))
+        return self.shard.finish(pending)
+
+    def advance(self, all_keys: list[bytes]) -> None:
+        self.shard.advance(all_keys)
+
+    def prefix(self, arg: tuple[int, bool]) -> dict:
+        return self.shard.prefix(*arg)
+
+    def parent(self, fp: int) -> int:
+        return self.shard.parent_of(fp)
+
+    def step_violation(self, _: Any = None) -> tuple:
+        return self.shard.violating_step()
+
+
+class RayBackend:
+    """Shards as Ray actors, for ``parallel.run_sharded``."""
+
+    def __init__(self, ray: Any, make_system: Callable[[], Any], shards: int,
+                 count_actions: bool, owns_ray: bool) -> None:
+        self.ray, self.shards, self.owns_ray = ray, shards, owns_ray
+        actor = ray.remote(num_cpus=1)(_ShardActor)
+        self.actors = [actor.remote(make_system, me, shards, count_actions)
+                       for me in range(shards)]
+
+    def _get(self, refs: list, watch: Callable[[], None] | None = None) -> list:
+        ray = self.ray
+        try:
+            if watch is not None:
+                waiting = list(refs)
+                while waiting:
+                    _, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=0.1)
+                    if waiting:
+                        watch()
+            return ray.get(refs)
+        except ray.exceptions.RayError as err:
+            raise WorkerError(f"a Ray shard failed: {err}",
+                              killed=isinstance(err, ray.exceptions.RayActorError)) from None
+
+    def call(self, shard: int, command: str, arg: Any = None) -> Any:
+        return self._get([getattr(self.actors[shard], command).remote(arg)])[0]
+
+    def call_all(self, command: str, args: list[Any], watch: Callable[[], None] | None = None
+                 ) -> list[Any]:
+        if command == "level":
+            n = self.shards
+            made = [a.expand.options(num_returns=n).remote() for a in self.actors]
+            if n == 1:
+                made = [[ref] for ref in made]
+            refs = [a.finish.remote(args[d], *[made[s][d] for s in range(n)])
+                    for d, a in enumerate(self.actors)]
+        else:
+            refs = [getattr(a, command).remote(arg)
+                    for a, arg in zip(self.actors, args, strict=True)]
+        return self._get(refs, watch)
+
+    def progress(self) -> tuple[int, int]:
+        return (0, 0)   # actors report at the end of each level only
+
+    def reset_progress(self) -> None:
+        pass
+
+    def close(self) -> None:
+        for a in self.actors:
+            with contextlib.suppress(Exception):   # already gone with its node
+                self.ray.kill(a)
+        self.actors = []
+        if self.owns_ray:
+            self.ray.shutdown()
+
+
+def ray_backend(address: str | None, make_system: Callable[[], Any],
+                num_cpus: int | None = None) -> Callable[..., RayBackend]:
+    """A backend factory for ``explore(backend=...)``: connects to the Ray cluster at
+    ``address`` (``auto``, ``ray://host:10001``, ``host:6379``) or starts a local instance
+    (with ``num_cpus`` CPUs, default all of this machine's), then one actor per shard, each
+    building its system with ``make_system`` (picklable: a module-level function or a
+    ``functools.partial`` of one)."""
+    ray = _import_ray()
+
+    def make(system: Any, shards: int, count_actions: bool, action_name: Any,
+             reachable: Any) -> RayBackend:
+        owns = not ray.is_initialized()
+        if owns:
+            try:
+                ray.init(address=address, num_cpus=num_cpus if address is None else None,
+                         include_dashboard=False, log_to_driver=False,
+                         configure_logging=False)
+            except (ConnectionError, RuntimeError, ValueError) as err:
+                raise RaftspecError(f"cannot start or reach Ray at {address or 'local'}: "
+                                    f"{err}", field="--ray") from None
+        return RayBackend(ray, make_system, shards, count_actions, owns)
+
+    return make

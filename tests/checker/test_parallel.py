@@ -1,0 +1,252 @@
+"""``check --workers``: the sharded search reports exactly what one worker reports.
+
+The reference for every comparison is ``explore`` in one process (itself held to TLC's counts
+by test_checker_conformance.py); the published TLC figures are used where a model has them.
+Random transition systems (hypothesis) exercise every way a search ends inside a level
+(invariant, step property, max_states, reachability witnesses, max_depth) with 1-5 shards run in
+this process; real worker processes run on Raft models, with and without symmetry.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from raftspec.checker import explore as explore_module
+from raftspec.checker.explore import explore
+from raftspec.checker.parallel import InlineBackend, owner
+from raftspec.checker.system import ProtocolSystem
+from raftspec.cli import main
+from raftspec.spec.model import load_model
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS = ROOT / "spec" / "models"
+TINY2 = MODELS / "conformance" / "tiny2.yaml"
+QUORUM = MODELS / "mutant_quorum_off_by_one.yaml"
+ELECT3M2 = ROOT / "benchmarks" / "models" / "elect3m2.yaml"
+
+
+def _mix(n: int) -> int:
+    """A 64-bit signed fingerprint of n spread over all bits (shards use the high ones)."""
+    x = (n * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) & (2**64 - 1)
+    x ^= x >> 29
+    x = (x * 0xBF58476D1CE4E5B9) & (2**64 - 1)
+    x ^= x >> 32
+    return x - 2**64 if x >= 2**63 else x or 1
+
+
+class Graph:
+    """A finite transition system drawn by hypothesis: states are ints, steps are labelled
+    edges (duplicates and self-loops included), some states are bad, some edges are bad, some
+    states are outside the constraint, some are targets of reachability properties."""
+
+    def __init__(self, edges: dict[int, list[int]], inits: list[int], bad: set[int],
+                 bad_edges: set[tuple[int, int]], pruned: set[int], targets: list[set[int]],
+                 symmetric: bool) -> None:
+        self.edges, self.inits = edges, inits
+        self.pruned = pruned
+        self.symmetric = symmetric
+        # every predicate looks at states modulo 1000, so that it holds on whole orbits
+        self.invariants = {"good": lambda s: s % 1000 not in bad} if bad else {}
+        self.step_properties = (
+            {"good_step": lambda s, t: (s % 1000, t % 1000) not in bad_edges}
+            if bad_edges else {})
+        self.reachable = {f"r{k}": (lambda targets: lambda s: s % 1000 in targets)(t)
+                          for k, t in enumerate(targets)}
+
+    def init_states(self) -> list[int]:
+        return self.inits
+
+    def steps(self, state: int) -> list[tuple[str, int]]:
+        return [(f"a{k % 3}", t) for k, t in enumerate(self.edges.get(state, []))]
+
+    def constraint(self, state: int) -> bool:
+        return state % 1000 not in self.pruned
+
+    def fingerprint(self, state: int) -> int:
+        # "symmetry": states n and n + 1000 are one orbit (two representatives, one count)
+        return _mix(state % 1000 if self.symmetric else state)
+
+
+@st.composite
+def graphs(draw: st.DrawFn) -> Graph:
+    n = draw(st.integers(2, 16))
+    node = st.integers(0, n - 1)
+    symmetric = draw(st.booleans())
+    target = st.integers(0, n - 1).map(lambda v: v + 1000) if symmetric else node
+    edges = {s: draw(st.lists(st.one_of(node, target) if symmetric else node, max_size=8))
+             for s in range(n)}
+    if symmetric:
+        edges.update({s + 1000: list(reversed(edges[s])) for s in range(n)})
+    return Graph(
+        edges, draw(st.lists(node, min_size=1, max_size=3)),
+        set(draw(st.lists(node, max_size=2))),
+        {(s, t % 1000) for s in range(n) for t in edges[s] if draw(st.integers(0, 30)) == 0},
+        set(draw(st.lists(node, max_size=3))) - {0},
+        [set(draw(st.lists(node, max_size=3))) for _ in range(draw(st.integers(0, 2)))],
+        symmetric)
+
+
+def _figures(result) -> tuple:
+    return (result.distinct_states, result.states_generated, result.depth, result.violated,
+            result.trace, result.per_action, result.complete, result.stopped,
+            result.witnesses, result.unreached)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(graphs(), st.integers(1, 5), st.integers(1, 4), st.none() | st.integers(1, 30),
+       st.none() | st.integers(1, 12), st.booleans(), st.integers(1, 5))
+def test_shards_report_what_one_worker_reports(graph: Graph, shards: int, hand_off: int,
+                                               max_states: int | None, max_depth: int | None,
+                                               count: bool, spill_from: int) -> None:
+    common = {"count_actions": count, "max_states": max_states, "max_depth": max_depth,
+              "reachable": graph.reachable or None}
+    one = explore(graph, spill_from=None, **common)
+    many = explore(graph, workers=shards, parallel_from=hand_off, backend=InlineBackend,
+                   **common)
+    assert _figures(many) == _figures(one)
+    spilled = explore(graph, spill_from=spill_from, **common)   # levels pickled to disk
+    assert _figures(spilled) == _figures(one)
+
+
+@pytest.mark.parametrize("shards", [1, 2, 3])
+def test_one_state_ends_the_search_three_ways(shards: int) -> None:
+    """State 2 is the 4th distinct state (max_states), violates the invariant and satisfies a
+    reachability property: one worker raises the violation first, before it records the
+    witness or counts max_states, and so must the shards (which take over after level 2)."""
+    graph = Graph({0: [3], 3: [1, 2], 1: [0], 2: [0]}, [0], {2}, set(), set(), [{2}], False)
+    common = {"max_states": 4, "reachable": graph.reachable}
+    one = explore(graph, **common)
+    assert (one.violated, one.distinct_states, one.witnesses, one.stopped) == (
+        "good", 4, {}, None)
+    many = explore(graph, workers=shards, parallel_from=1, backend=InlineBackend, **common)
+    assert _figures(many) == _figures(one)
+
+
+def test_spilled_frontier_same_search_on_raft() -> None:
+    system = _system(TINY2)
+    one = explore(system, count_actions=True, action_name=system.action_name, spill_from=None)
+    spilled = explore(system, count_actions=True, action_name=system.action_name, spill_from=7)
+    assert _figures(spilled) == _figures(one)
+    assert (one.distinct_states, one.states_generated, one.depth) == (1_645, 12_861, 28)
+
+
+def test_owner_spreads_fingerprints_evenly() -> None:
+    counts = [0, 0, 0]
+    for n in range(30_000):
+        counts[owner(_mix(n), 3)] += 1
+    assert min(counts) > 9_000
+
+
+def _system(path: Path, symmetry: bool | None = None) -> ProtocolSystem:
+    return ProtocolSystem(load_model(path), symmetry=symmetry)
+
+
+@pytest.mark.parametrize(("path", "symmetry", "tlc"), [
+    (TINY2, False, (1_645, 12_861, 28)),
+    (TINY2, True, (831, 6_475, 28)),
+    (QUORUM, False, None),
+    (QUORUM, True, None),
+])
+def test_worker_processes_match_one_worker(path: Path, symmetry: bool, tlc: tuple | None
+                                           ) -> None:
+    system = _system(path, symmetry)
+    kw = {"count_actions": True, "action_name": system.action_name}
+    one = explore(system, **kw)
+    two = explore(system, workers=2, parallel_from=20, **kw)
+    assert _figures(two) == _figures(one)
+    if tlc is not None:
+        assert (two.distinct_states, two.states_generated, two.depth) == tlc
+    else:   # the planted quorum bug: the same shortest counterexample, 11 states (README)
+        assert two.violated == "election_safety" and len(two.trace) == 11
+    assert not multiprocessing.active_children()
+
+
+def _check_json(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, dict]:
+    code = main(["check", *argv, "--json", "--quiet"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_cli_workers_same_report_as_one(capsys: pytest.CaptureFixture,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(explore_module, "PARALLEL_FROM", 20)
+    code1, one = _check_json(capsys, str(QUORUM), "--workers", "1", "--per-action")
+    code2, two = _check_json(capsys, str(QUORUM), "--workers", "2", "--per-action")
+    assert code1 == code2 == 1
+    assert (one["workers"], two["workers"]) == (1, 2)
+    for key in ("verdict", "distinct_states", "states_generated", "depth", "violated",
+                "counterexample", "per_action", "complete", "stopped"):
+        assert two[key] == one[key], key
+
+
+def test_cli_max_states_with_workers_is_exact(capsys: pytest.CaptureFixture,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(explore_module, "PARALLEL_FROM", 20)
+    code1, one = _check_json(capsys, str(TINY2), "--workers", "1", "--max-states", "1000")
+    code2, two = _check_json(capsys, str(TINY2), "--workers", "2", "--max-states", "1000")
+    assert code1 == code2 == 3
+    assert two["distinct_states"] == one["distinct_states"] == 1000
+    assert two["states_generated"] == one["states_generated"]
+    assert two["stopped"] == one["stopped"] == "max_states 1,000 reached"
+
+
+def test_time_limit_with_workers_stops_them(capsys: pytest.CaptureFixture,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(explore_module, "PARALLEL_FROM", 20)
+    started = time.perf_counter()
+    code, report = _check_json(capsys, str(ELECT3M2), "--workers", "2", "--time-limit", "1.5")
+    assert code == 3
+    assert time.perf_counter() - started < 10
+    assert report["complete"] is False and report["stopped"].startswith("time limit")
+    assert 0 < report["distinct_states"] < 1_138_625
+    assert not multiprocessing.active_children()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc to find the workers")
+def test_ctrl_c_with_workers_exits_3_and_leaves_no_process() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "raftspec", "check", str(ELECT3M2), "--workers", "2", "--json",
+         "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        children: list[int] = []
+        deadline = time.monotonic() + 20
+        while len(children) < 2 and time.monotonic() < deadline:   # the hand-off happened
+            time.sleep(0.2)
+            children = _children(proc.pid)
+        assert len(children) == 2, "the workers never started"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 3, err
+    report = json.loads(out)
+    assert report["complete"] is False and report["stopped"] == "interrupted"
+    assert report["distinct_states"] > 0
+    time.sleep(0.2)
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()
+                and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]]
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry))
+    return out

@@ -1,0 +1,32 @@
+"""``check --ray``: the sharded search on Ray actors (a local Ray instance of 2 CPUs) reports
+what one worker reports. One Ray start for the whole file: it takes seconds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from raftspec.cli import main
+
+pytest.importorskip("ray", reason="Ray is not installed (pip install 'raftspec[ray]')")
+
+QUORUM = Path(__file__).resolve().parents[2] / "spec" / "models" / "mutant_quorum_off_by_one.yaml"
+
+
+def test_ray_shards_report_what_one_worker_reports(capsys: pytest.CaptureFixture) -> None:
+    import ray
+
+    assert main(["check", str(QUORUM), "--workers", "1", "--per-action", "--json",
+                 "--quiet"]) == 1
+    one = json.loads(capsys.readouterr().out)
+    assert main(["check", str(QUORUM), "--ray", "--workers", "2", "--per-action", "--json",
+                 "--quiet"]) == 1
+    two = json.loads(capsys.readouterr().out)
+    assert not ray.is_initialized(), "the local Ray instance was not shut down"
+    assert two["workers"] == 2
+    assert one["violated"] == "election_safety" and len(one["counterexample"]) == 11
+    for key in ("verdict", "distinct_states", "states_generated", "depth", "violated",
+                "counterexample", "per_action", "complete", "stopped"):
+        assert two[key] == one[key], key
