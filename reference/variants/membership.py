@@ -34,8 +34,8 @@ a leader's first entry of its term is a client request.
 
 Properties: raft.tla's, unchanged (two leaders in a term, a committed entry lost); ``type_ok``
 for the wider entries; ``config_change_one_at_a_time`` (§4.1, "at most one configuration change
-uncommitted at a time": no leader's log has two configuration entries beyond every server's
-commit index). Reachable: ``config_committed_after_leader_change`` (a configuration entry
+uncommitted at a time": a leader's log has at most one configuration entry of its term beyond
+its commit index). Reachable: ``config_committed_after_leader_change`` (a configuration entry
 known committed after an entry of an earlier term), ``server_added`` and ``server_removed`` (a
 committed configuration that differs from the initial one by an addition or a removal) and
 ``removed_leader_stepped_down`` (recorded in the server field ``left_config``).
@@ -249,11 +249,17 @@ def type_ok(state: State, config: Config) -> bool:
 
 
 def config_change_one_at_a_time(state: State, config: Config) -> bool:
-    """§4.1: at most one configuration change uncommitted at a time: no leader's log has two
-    configuration entries beyond the largest commit index of any server."""
-    committed = max(s.commit_index for s in state.servers)
-    return all(sum(1 for e in s.log[committed:] if 1 in e.config) <= 1
-               for s in state.servers if s.role == Role.LEADER)
+    """§4.1: at most one configuration change uncommitted at a time, as a leader knows it: a
+    leader's log holds at most one configuration entry of the leader's term beyond its commit
+    index. (Stated over the leader's own entries: raft.tla's commit indexes go down on
+    followers that hear from a leader knowing less, so a new leader may hold two inherited
+    configuration entries beyond its commit index until it commits an entry of its term.)"""
+    for s in state.servers:
+        if s.role == Role.LEADER and sum(
+                1 for e in s.log[s.commit_index:]
+                if e.term == s.current_term and 1 in e.config) > 1:
+            return False
+    return True
 
 
 def _committed_configs(state: State) -> list[tuple[tuple[int, ...], int]]:
@@ -322,7 +328,8 @@ def cell(state: State) -> tuple:
 # --- The edit ---------------------------------------------------------------------------------
 
 
-def _initial_config(config: Config) -> tuple[int, ...]:
+def initial_config(config: Config) -> tuple[int, ...]:
+    """Servers 1..initial_members (every server when 0)."""
     m = getattr(config, "initial_members", 0) or config.servers
     return tuple(1 if k <= m else 0 for k in range(1, config.servers + 1))
 
@@ -343,7 +350,7 @@ def _widen_entries(protocol: Protocol) -> Protocol:
 
 def edit(protocol: Protocol) -> Protocol:
     p = _widen_entries(protocol)
-    p = p.with_global_fields({Field("initial_config", PerServer(BOOL)): _initial_config},
+    p = p.with_global_fields({Field("initial_config", PerServer(BOOL)): initial_config},
                              edit="membership")
     p = p.with_server_fields({Field("left_config", BOOL): lambda config: False})
     p = p.replace("Timeout", apply=timeout)

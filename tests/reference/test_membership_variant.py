@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from drive import Run, walk
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,45 +24,6 @@ SAFETY = ("type_ok", "election_safety", "log_matching", "leader_completeness",
           "state_machine_safety", "config_change_one_at_a_time")
 FOUR = Config(servers=4, values=1, max_term=9, max_log_length=9, max_messages=9,
               restart=False, duplicate=False, drop=False)
-
-
-class Run:
-    """Drive a protocol by hand: named actions with given arguments, every message delivered
-    at once (one in flight at a time)."""
-
-    def __init__(self, protocol, config) -> None:
-        self.protocol, self.config = protocol, config
-        self.state = next(iter(protocol.init(config)))
-
-    def enabled(self, name: str, *args: int) -> bool:
-        return any(a.name == name and a.args == args
-                   for a, _ in self.protocol.steps(self.state, self.config))
-
-    def do(self, name: str, *args: int) -> None:
-        for a, nxt in self.protocol.steps(self.state, self.config):
-            if a.name == name and a.args == args:
-                self.state = nxt
-                return
-        raise AssertionError(f"{name}{args} is not enabled")
-
-    def flush(self) -> None:
-        while self.state.messages:
-            (m, _), *_ = self.state.messages
-            steps = [nxt for a, nxt in self.protocol.steps(self.state, self.config)
-                     if a.args == (m,) and a.name not in ("DuplicateMessage", "DropMessage")]
-            assert steps, m
-            self.state = steps[0]
-
-    def elect(self, i: int, voters: list[int], timeouts: int = 1) -> None:
-        for _ in range(timeouts):
-            self.do("Timeout", i)
-        for j in voters:
-            self.do("RequestVote", i, j)
-            self.flush()
-        self.do("BecomeLeader", i)
-
-    def holds(self, name: str) -> bool:
-        return self.protocol.invariants[name](self.state, self.config)
 
 
 def two_removals(run: Run) -> None:
@@ -137,18 +99,6 @@ def test_a_leader_that_removes_itself_steps_down_once_committed() -> None:
     assert s1.commit_index == 2 and s1.role == Role.FOLLOWER and s1.left_config
     assert not run.enabled("Timeout", 1)  # outside its configuration
     assert run.enabled("Timeout", 2)
-
-
-def walk(protocol, config, choices):
-    state = next(iter(protocol.init(config)))
-    path = [(None, state)]
-    for choice in choices:
-        options = list(protocol.steps(state, config))
-        if not options:
-            break
-        action, state = options[choice % len(options)]
-        path.append((action, state))
-    return path
 
 
 @settings(max_examples=30, deadline=None)
