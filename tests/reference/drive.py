@@ -42,14 +42,29 @@ class Run:
         return self.protocol.invariants[name](self.state, self.config)
 
 
-def walk(protocol, config, choices):
-    """(action, state) pairs of the path choosing successor ``choice % count`` at each state."""
+RARE = frozenset({"Timeout", "Restart", "DuplicateMessage", "DropMessage"})
+"""Actions a walk takes at one step in ten (or when nothing else is enabled): with elections
+and faults as often as the rest, walks seldom get to commit anything."""
+
+
+def walk(protocol, config, choices, rare=RARE):
+    """(action, state) pairs of a random path: at each state, choice picks an action name
+    among the enabled ones (uniformly, so that rare actions such as a configuration change are
+    not drowned by message deliveries; ``rare`` ones only at one step in ten), then one of its
+    instances."""
     state = next(iter(protocol.init(config)))
     path = [(None, state)]
     for choice in choices:
-        options = list(protocol.steps(state, config))
-        if not options:
+        by_name: dict[str, list] = {}
+        for action, nxt in protocol.steps(state, config):
+            by_name.setdefault(action.name, []).append((action, nxt))
+        if not by_name:
             break
-        action, state = options[choice % len(options)]
+        names = sorted(by_name)
+        if choice % 10:
+            names = [n for n in names if n not in rare] or names
+        choice //= 10
+        options = by_name[names[choice % len(names)]]
+        action, state = options[(choice // len(names)) % len(options)]
         path.append((action, state))
     return path
