@@ -22,6 +22,15 @@ class Run:
                 return
         raise AssertionError(f"{name}{args} is not enabled")
 
+    def deliver(self) -> str:
+        """One step of the (only) message in flight; the step's name."""
+        (m, _), *_ = self.state.messages
+        for a, nxt in self.protocol.steps(self.state, self.config):
+            if a.args == (m,) and a.name not in ("DuplicateMessage", "DropMessage"):
+                self.state = nxt
+                return a.name
+        raise AssertionError(f"no step delivers {m}")
+
     def flush(self) -> None:
         while self.state.messages:
             (m, _), *_ = self.state.messages
