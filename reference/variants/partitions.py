@@ -12,8 +12,9 @@ the current or last split, canonically the smaller one, or the one holding serve
 have half; empty before the first split), ``partitions``
 (splits so far), ``split_term`` (the highest term of any server at the last split: a leader
 of a higher term was elected after it) and ``heal_term`` (the highest term of the minority
-group at the last heal; 0 after an even split); actions ``Partition(group)`` (every split, while not
-split and fewer than ``max_partitions`` so far) and ``Heal``; every receiving row
+group at the last heal if above ``split_term``, else 0; 0 after an even split); actions
+``Partition(group)`` (every split, while not split and fewer than ``max_partitions`` so far)
+and ``Heal``; every receiving row
 (``Row.receives``) is disabled for a message whose sender and receiver are in different groups.
 Apply it last when composing (``variant: prevote+checkquorum+partitions``) so that it guards
 every receiving row.
@@ -94,9 +95,11 @@ def heal(state: State) -> State | None:
     if not state.split:
         return None
     group = state.partition
+    reached = max(state.server(k).current_term for k in group)
     minority = 2 * len(group) < len(state.servers)
-    return state.evolve(split=False, heal_term=max(
-        (state.server(k).current_term for k in group), default=0) if minority else 0)
+    # 0 unless the minority reached a new term while split (fewer distinct states).
+    return state.evolve(split=False,
+                        heal_term=reached if minority and reached > state.split_term else 0)
 
 
 def possible_splits(state: State, config: Config) -> tuple[tuple[frozenset[int]], ...]:
