@@ -112,7 +112,8 @@ def committed_own_term(state: State, i: int) -> bool:
     """The fix: leader i has committed an entry of its current term (terms never decrease
     along a log, so its last committed entry is of its term)."""
     s = state.server(i)
-    return s.commit_index > 0 and s.log[s.commit_index - 1].term == s.current_term
+    return (0 < s.commit_index <= len(s.log)
+            and s.log[s.commit_index - 1].term == s.current_term)
 
 
 def config_uncommitted(state: State, i: int) -> bool:
