@@ -30,3 +30,6 @@ class Config:
     """``tla`` (raft.tla itself), a shipped variant's name, a dotted module or a ``.py`` path."""
     max_partitions: int = 1
     """How many times the network may split (variants that model partitions only)."""
+    initial_members: int = 0
+    """Servers 1..M form the initial configuration; 0: every server (membership variants
+    only)."""

@@ -37,7 +37,8 @@ MAX_SERVERS = 7
 """Beyond this the explicit state space is out of reach anyway; a typo is likelier."""
 
 _BOUND_KEYS = ("max_term", "max_log_length", "max_messages")
-_OPTIONAL_BOUND_KEYS = ("max_partitions",)  # for variants that use them (partitions)
+# For variants that use them: partitions, membership.
+_OPTIONAL_BOUND_KEYS = ("max_partitions", "initial_members")
 _ACTION_KEYS = ("restart", "duplicate", "drop")
 _TOP_KEYS = (
     "name", "description", "servers", "values", "bounds", "actions", "variant", "symmetry",
@@ -115,7 +116,8 @@ def parse_model(text: str, path: str = "<model>") -> Model:
         for key, node in reader.mapping(top["bounds"], "bounds",
                                         _BOUND_KEYS + _OPTIONAL_BOUND_KEYS).items():
             low = 1 if key == "max_term" else 0
-            bounds[key] = reader.integer(node, f"bounds.{key}", low=low)
+            high = servers if key == "initial_members" else None
+            bounds[key] = reader.integer(node, f"bounds.{key}", low=low, high=high)
     for key in _BOUND_KEYS:
         if key not in bounds:
             raise RaftspecError(

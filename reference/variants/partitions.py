@@ -10,9 +10,11 @@ heals".
 Edits: global fields ``split`` (whether the network is split now), ``partition`` (one group of
 the current or last split, canonically the smaller one, or the one holding server 1 when both
 have half; empty before the first split), ``partitions``
-(splits so far) and ``split_term`` (the highest term of any server at the last split: a leader
-of a higher term was elected after it); actions ``Partition(group)`` (every split, while not
-split and fewer than ``max_partitions`` so far) and ``Heal``; every receiving row
+(splits so far), ``split_term`` (the highest term of any server at the last split: a leader
+of a higher term was elected after it) and ``heal_term`` (the highest term of the minority
+group at the last heal if above ``split_term``, else 0; 0 after an even split); actions
+``Partition(group)`` (every split, while not split and fewer than ``max_partitions`` so far)
+and ``Heal``; every receiving row
 (``Row.receives``) is disabled for a message whose sender and receiver are in different groups.
 Apply it last when composing (``variant: prevote+checkquorum+partitions``) so that it guards
 every receiving row.
@@ -23,10 +25,15 @@ Properties:
   its commit index only to an entry that a quorum of servers stores. (The literal "never
   advances" is false in raft.tla: a leader may learn before the split that a quorum stores an
   entry and commit it after; what a minority cannot do is commit an entry a quorum lacks.)
-- ``no_disruption`` (step, dissertation §4.2.3 / §9.6): a leader that can reach a quorum never
-  has its term raised by a message from a server that was on the other side of the last split.
-  (Approximation: a term relayed through a third server is not attributed to the separated
-  server.) raft.tla violates it; ``checkquorum`` with ``prevote`` is meant to keep it.
+- ``no_disruption`` (step, dissertation §9.6: "While a server is partitioned, it won't be
+  able to increment its term ... when it rejoins the cluster, it still won't be able to
+  increment its term"): a leader of the majority side of the last split never has its term
+  raised, after the heal, to a term a server of the minority side reached while separated
+  (above ``split_term``, at most ``heal_term``: the minority's highest term at the heal).
+  Terms a server reached before the split (a race between elections, which PreVote does not
+  claim to prevent) or after the heal are not attributed to the separation, nor is a term
+  relayed through a third server. raft.tla violates it; ``checkquorum`` with ``prevote``
+  keeps it.
 - reachable: ``majority_elects_while_split`` (while split, the majority group has a leader
   elected after the split), ``healed_with_new_leader`` (healed, and every server in the term
   of the one leader, elected after the split), ``minority_leader_while_split`` (a leader with
@@ -83,10 +90,16 @@ def partition(state: State, group: frozenset[int]) -> State | None:
 
 
 def heal(state: State) -> State | None:
-    """The network heals: every message can be delivered again."""
+    """The network heals: every message can be delivered again (``heal_term`` records the
+    highest term the minority group reached)."""
     if not state.split:
         return None
-    return state.evolve(split=False)
+    group = state.partition
+    reached = max(state.server(k).current_term for k in group)
+    minority = 2 * len(group) < len(state.servers)
+    # 0 unless the minority reached a new term while split (fewer distinct states).
+    return state.evolve(split=False,
+                        heal_term=reached if minority and reached > state.split_term else 0)
 
 
 def possible_splits(state: State, config: Config) -> tuple[tuple[frozenset[int]], ...]:
@@ -132,18 +145,17 @@ def minority_cannot_commit(state: State, nxt: State, config: Config) -> bool:
 
 
 def no_disruption(state: State, nxt: State, config: Config) -> bool:
-    """A leader that can reach a quorum does not have its term raised by a message from a
-    server that was on the other side of the last split."""
-    if not state.partitions:
+    """A leader of the majority side of the last split does not have its term raised by a term
+    that a server of the minority side reached while separated (a term above the highest term
+    at the split, and at most the minority's highest term at the heal)."""
+    if not state.partitions or state.split or not state.heal_term:
         return True
-    n = config.servers
-    group = state.partition
+    group = state.partition  # the minority group (heal_term is 0 after an even split)
     for i, (s, t) in enumerate(zip(state.servers, nxt.servers, strict=True), 1):
-        if (s.role == Role.LEADER and t.current_term > s.current_term
-                and is_quorum(range(reachable_from(state, i)), n)):
+        if (s.role == Role.LEADER and t.current_term > s.current_term and i not in group
+                and state.split_term < t.current_term <= state.heal_term):
             for m, _ in state.messages:
-                if (m.mdest == i and m.mterm == t.current_term
-                        and (m.msource in group) != (i in group)):
+                if m.mdest == i and m.mterm == t.current_term and m.msource in group:
                     return False
     return True
 
@@ -179,7 +191,8 @@ def edit(protocol: Protocol) -> Protocol:
     p = protocol.with_global_fields({Field("split", BOOL): lambda config: False,
                                      Field("partition", SERVERS): lambda config: NO_VOTES,
                                      Field("partitions", NUMBER): lambda config: 0,
-                                     Field("split_term", NUMBER): lambda config: 0},
+                                     Field("split_term", NUMBER): lambda config: 0,
+                                     Field("heal_term", NUMBER): lambda config: 0},
                                     edit="partitions")
     for row in p.rows:
         if row.receives:

@@ -5,22 +5,29 @@ said yes.
 Edits of raft.tla's table:
 
 - ``Timeout``: a server that is not a leader becomes a **pre-candidate** (a fourth role) of its
-  *current* term, with its pre-vote tally (``votes_responded``/``votes_granted``) cleared. Its
-  term and vote are untouched, so a server cut off from the cluster no longer inflates its term.
-- ``RequestPreVote(i, j)``: pre-candidate i sends j a PreVote request for term ``currentTerm+1``
-  with its last log term and index (as raft.tla's RequestVote, i also asks itself).
+  *current* term, its pre-vote tally holding its own pre-vote. Its term and vote are
+  untouched, so a server cut off from the cluster no longer inflates its term.
+- ``RequestPreVote(i, j)``: pre-candidate i sends another server j a PreVote request for term
+  ``currentTerm+1`` with its last log term and index.
 - ``HandlePreVoteRequest``: j answers yes iff the proposed term is above its own and i's log is
   at least as up-to-date as j's (§9.6: "the same criteria as RequestVote"). j changes nothing:
   not its term, not its vote.
 - ``HandlePreVoteResponse``: a pre-candidate tallies an answer for ``currentTerm+1``; any other
-  answer (stale, or to a server no longer pre-candidate) is discarded.
-- ``StartElection(i)``: a pre-candidate with yes answers from a quorum does what raft.tla's
-  ``Timeout`` does: term + 1, candidate, no vote yet, tallies cleared (raft.tla's candidate then
-  votes for itself through a RequestVote to itself).
+  answer (stale, or to a server no longer pre-candidate) is discarded. The answer that
+  completes a quorum starts the real election in the same step, as raft.tla's ``Timeout``
+  does: term + 1, candidate, no vote yet, tallies cleared (raft.tla's candidate then votes for
+  itself through a RequestVote to itself).
+
 - ``UpdateTerm`` ignores PreVote messages (they carry a *proposed* term, which must not make
   anyone adopt it); a pre-candidate receiving an AppendEntries of its term becomes a follower
   (as a candidate does); a vote response reaching a pre-candidate is discarded (it answered an
   earlier candidacy and must not count as a pre-vote).
+
+Time: a pre-candidate's own pre-vote is no message and the election starts as soon as a quorum
+has answered (as etcd's raft does). An earlier version of this variant sent the pre-candidate's
+pre-vote to itself and made starting the election an action of its own; both could then wait
+arbitrarily long, so a server holding a winning tally from before a network split could start
+its election during the split, which no implementation does.
 
 What this variant does not model (it is CheckQuorum's, ``checkquorum.py``): §9.6's second
 condition, that a server refuses pre-votes while it hears from a current leader. Without it a
@@ -51,7 +58,7 @@ from raftspec.protocol.schema import message_class
 from raftspec.reference import actions, properties
 from raftspec.reference.config import Config
 from raftspec.reference.describe import describe_message, describe_server
-from raftspec.reference.protocol import MESSAGE_PARAM, PAIR_PARAMS, SERVER_PARAM
+from raftspec.reference.protocol import MESSAGE_PARAM, PAIR_PARAMS
 from raftspec.reference.state import (
     APPEND_ENTRIES_REQUEST,
     NO_VOTES,
@@ -83,16 +90,19 @@ PreVoteRequest, PreVoteResponse = (message_class(t, __name__) for t in PRE_VOTE_
 
 
 def timeout(state: State, i: int) -> State | None:
-    """Election timeout: become a pre-candidate of the current term (§9.6)."""
+    """Election timeout: become a pre-candidate of the current term, counting its own pre-vote
+    at once (§9.6); with that a quorum (one server), start the election."""
     s = state.server(i)
     if s.role == Role.LEADER:
         return None
-    return state.update(i, s.evolve(role=PRE_CANDIDATE, votes_responded=NO_VOTES,
-                                    votes_granted=NO_VOTES))
+    me = frozenset({i})
+    state = state.update(i, s.evolve(role=PRE_CANDIDATE, votes_responded=me, votes_granted=me))
+    return start_election(state, i) or state
 
 
 def request_pre_vote(state: State, i: int, j: int) -> State | None:
-    """Pre-candidate i asks j for a pre-vote for term currentTerm+1 (once per round)."""
+    """Pre-candidate i asks another server j for a pre-vote for term currentTerm+1 (once per
+    round)."""
     s = state.server(i)
     if s.role != PRE_CANDIDATE or j in s.votes_responded:
         return None
@@ -117,7 +127,8 @@ def handle_pre_vote_request(state: State, m: Any,
 
 
 def handle_pre_vote_response(state: State, m: Any) -> State | None:
-    """A pre-candidate tallies an answer for currentTerm+1; other answers are discarded."""
+    """A pre-candidate tallies an answer for currentTerm+1, and starts the election in the same
+    step if the answer completes a quorum; other answers are discarded."""
     if m.mtype != PRE_VOTE_RESPONSE:
         return None
     i, j = m.mdest, m.msource
@@ -125,13 +136,14 @@ def handle_pre_vote_response(state: State, m: Any) -> State | None:
     if s.role != PRE_CANDIDATE or m.mterm != s.current_term + 1:
         return state.discard(m)
     granted = s.votes_granted | {j} if m.mvote_granted else s.votes_granted
-    return state.update(i, s.evolve(votes_responded=s.votes_responded | {j},
-                                    votes_granted=granted)).discard(m)
+    state = state.update(i, s.evolve(votes_responded=s.votes_responded | {j},
+                                     votes_granted=granted)).discard(m)
+    return start_election(state, i) or state
 
 
 def start_election(state: State, i: int) -> State | None:
     """A pre-candidate with pre-votes from a quorum starts a real election (raft.tla's
-    ``Timeout``)."""
+    ``Timeout``: term + 1, candidate, no vote yet, tallies cleared)."""
     s = state.server(i)
     if s.role != PRE_CANDIDATE or not is_quorum(s.votes_granted, len(state.servers)):
         return None
@@ -169,14 +181,10 @@ def handle_request_vote_response(state: State, m: Any) -> State | None:
 # --- Enumerators ------------------------------------------------------------------------------
 
 
-def pre_candidates(state: State, config: Config) -> list[tuple[int]]:
-    return [(i,) for i, s in enumerate(state.servers, 1) if s.role == PRE_CANDIDATE]
-
-
 def pre_candidates_and_servers(state: State, config: Config) -> list[tuple[int, int]]:
     ids = range(1, config.servers + 1)
     return [(i, j) for i, s in enumerate(state.servers, 1) if s.role == PRE_CANDIDATE
-            for j in ids]
+            for j in ids if j != i]
 
 
 def pre_vote_messages(mtype: int) -> Callable[[State, Config], list[tuple[Any]]]:
@@ -243,8 +251,6 @@ def edit(protocol: Protocol) -> Protocol:
     p = p.replace("HandleRequestVoteResponse", apply=handle_request_vote_response)
     p = p.add(Row("RequestPreVote", PAIR_PARAMS, pre_candidates_and_servers, request_pre_vote),
               after="Timeout")
-    p = p.add(Row("StartElection", SERVER_PARAM, pre_candidates, start_election),
-              after="RequestPreVote")
     p = p.add(Row("HandlePreVoteRequest", MESSAGE_PARAM, pre_vote_messages(PRE_VOTE_REQUEST),
                   handle_pre_vote_request, receives=True), after="HandleRequestVoteResponse")
     p = p.add(Row("HandlePreVoteResponse", MESSAGE_PARAM, pre_vote_messages(PRE_VOTE_RESPONSE),

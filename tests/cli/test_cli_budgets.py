@@ -141,10 +141,18 @@ def test_absurd_bounds_are_warned_about_up_front_with_the_estimate(tmp_path: Pat
         assert proc.returncode == 2 and "terms per state" in proc.stderr
 
 
+BEYOND_BFS = {"membership", "membership_bug"}
+"""The July 2015 membership bug's pair (four servers; docs/variants.md): beyond BFS by design,
+checked by simulation, so ``check`` rightly warns about them."""
+
+
 @pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.stem)
 def test_no_bundled_model_is_refused_or_warned_about(path: Path) -> None:
     config = load_model(path).config
-    assert explicit_bound(config) < EXPLICIT_WARN / 10
+    if path.stem in BEYOND_BFS:
+        assert explicit_bound(config) > EXPLICIT_WARN
+    else:
+        assert explicit_bound(config) < EXPLICIT_WARN / 10
     assert symbolic_size(config) < SYMBOLIC_LIMIT / 100
     assert symbolic_size(attrs.evolve(config, max_term=10**6)) > SYMBOLIC_LIMIT
 

@@ -61,14 +61,21 @@ def test_random_walks_keep_safety_and_the_variants_rules(variant, choices) -> No
                                                    strict=True), 1)
                   if t.current_term > s.current_term]
         if "prevote" in variant:
-            # Pre-vote traffic and timeouts change no term; a real election only after a
-            # pre-vote quorum.
-            if action.name in ("Timeout", "RequestPreVote", "HandlePreVoteRequest",
-                               "HandlePreVoteResponse"):
+            # Pre-vote traffic and timeouts change no term; a real election only when the
+            # answer that completes a pre-vote quorum arrives (and at once).
+            if action.name in ("Timeout", "RequestPreVote", "HandlePreVoteRequest"):
                 assert not raised, action
-            if action.name == "StartElection":
-                s = before.server(action.server)
-                assert s.role == prevote.PRE_CANDIDATE and 2 * len(s.votes_granted) > 3
+            if action.name == "HandlePreVoteResponse":
+                m = action.message
+                s = before.server(m.mdest)
+                completes = (s.role == prevote.PRE_CANDIDATE and m.mvote_granted
+                             and m.mterm == s.current_term + 1
+                             and 2 * len(s.votes_granted | {m.msource}) > 3)
+                assert raised == ([m.mdest] if completes else []), action
+            for k, s in enumerate(after.servers, 1):
+                if s.role == prevote.PRE_CANDIDATE:
+                    assert k in s.votes_granted  # its own pre-vote, counted at once
+                    assert 2 * len(s.votes_granted) <= 3  # a quorum starts the election
         if "checkquorum" in variant:
             if action.name == "Timeout":
                 assert not checkquorum.in_contact(before, action.server)
