@@ -7,6 +7,7 @@ violating state, as produced by the explicit engine and by the symbolic one alik
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from raftspec.protocol import MESSAGE, Action, Protocol
@@ -194,6 +195,17 @@ def counterexample_table(trace: Trace, protocol: Protocol) -> Any:
     for number, action, lines in counterexample_rows(trace, protocol):
         table.add_row(str(number), action, "\n".join(lines))
     return table
+
+
+def print_counterexample(trace: Trace, protocol: Protocol) -> None:
+    """Print the counterexample to stdout: the rich table on a terminal, the plain text (safe for
+    logs and CI) otherwise."""
+    if sys.stdout.isatty():
+        from rich.console import Console
+
+        Console().print(counterexample_table(trace, protocol))
+    else:
+        print(counterexample_text(trace, protocol))
 
 
 def counterexample_mermaid(trace: Trace, protocol: Protocol) -> str:

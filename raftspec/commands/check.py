@@ -12,7 +12,12 @@ from pathlib import Path
 
 from raftspec.checker.explore import Progress, Result, explore
 from raftspec.checker.parallel import WorkerError
-from raftspec.checker.report import counterexample_json, counterexample_mermaid, counterexample_text
+from raftspec.checker.report import (
+    counterexample_json,
+    counterexample_mermaid,
+    counterexample_text,
+    print_counterexample,
+)
 from raftspec.checker.system import ProtocolSystem
 from raftspec.commands._contract import (
     FINDING,
@@ -279,14 +284,7 @@ def _print_summary(model: Model, system: ProtocolSystem, result: Result, peak: i
     if result.trace is not None:
         print(f"\nVIOLATION of {result.violated} after {len(result.trace)} states "
               f"(shortest counterexample):\n")
-        if sys.stdout.isatty():
-            from rich.console import Console
-
-            from raftspec.checker.report import counterexample_table
-
-            Console().print(counterexample_table(result.trace, model.protocol))
-        else:
-            print(counterexample_text(result.trace, model.protocol))
+        print_counterexample(result.trace, model.protocol)
         print()
     _print_reachability(model, result)
     rate = result.states_generated / result.seconds if result.seconds else 0.0

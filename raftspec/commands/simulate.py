@@ -9,7 +9,11 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from raftspec.checker.report import counterexample_json, counterexample_mermaid, counterexample_text
+from raftspec.checker.report import (
+    counterexample_json,
+    counterexample_mermaid,
+    print_counterexample,
+)
 from raftspec.checker.simulate import (
     Progress,
     SimulationResult,
@@ -155,14 +159,7 @@ def _print_summary(model: Model, args: argparse.Namespace, result: SimulationRes
                   f", shrunk to {len(result.trace)} states in {result.shrink_seconds:.1f} s")
         print(f"\nVIOLATION of {result.violated} found by walk {result.walk} after "
               f"{result.seconds:.2f} s (walk prefix {result.original_length} states{shrunk}):\n")
-        if sys.stdout.isatty():
-            from rich.console import Console
-
-            from raftspec.checker.report import counterexample_table
-
-            Console().print(counterexample_table(result.trace, model.protocol))
-        else:
-            print(counterexample_text(result.trace, model.protocol))
+        print_counterexample(result.trace, model.protocol)
         print()
         print(f"violation: {result.walks:,} walks, {result.steps:,} steps, "
               f"{result.seconds:.2f} s ({rate:,.0f} steps/s)")
