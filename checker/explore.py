@@ -27,6 +27,7 @@ import attrs
 
 from raftspec.checker.fingerprints import FingerprintSet
 from raftspec.checker.frontier import Frontier
+from raftspec.checker.gcpolicy import searching
 
 FINGERPRINT_SPACE = 2.0**64
 
@@ -110,6 +111,7 @@ class _Violation(Exception):
         self.name, self.index, self.step = name, index, step
 
 
+@searching
 def explore(
     system: System,
     *,

@@ -1,31 +1,45 @@
 """Breadth-first search sharded by fingerprint over several processes, with the counts of one.
 
-Each shard owns the states whose fingerprint maps to it (``owner``): their entries in the seen
-set, their fingerprints and parents' fingerprints (for counterexamples), and the frontier of
-them that it expands. The search is level-synchronous: every shard expands its part of level L,
-sends each successor to its owner in batches, and the owners keep the new ones as level L + 1.
+Each shard *owns* the states whose fingerprint maps to it (``owner``): their entries in the seen
+set and their parents' fingerprints (for counterexamples). States themselves never cross
+processes: a shard *holds* the states it generated and expands them at the next level if they
+are new. The search is level-synchronous, one level in three steps:
+
+1. **Expand.** Every shard expands the states it holds for level L. A successor whose
+   fingerprint it owns is decided at once (seen set); for any other it sends the owner a
+   *claim*: (fingerprint, key, parent's fingerprint), 24 bytes, and keeps the state aside.
+2. **Arbitrate.** Every owner, once all claims are in, keeps each new fingerprint with its
+   smallest key and parent, and tells each shard which of its claims it won (the *award*).
+3. **Finish.** Every shard takes the states it won as its part of level L + 1, checks them
+   (invariants, reachability) in key order and reports their keys.
 
 Why the counts are exactly those of one worker (``checker.explore``), counterexamples and
 per-action tallies included: one worker visits level L in its discovery order and each
 successor in the order ``steps`` yields it, so every generated step has a key
 (rank of its parent in level L, position among the parent's steps). A state's parent in one
-worker is the parent of its smallest key; here every owner keeps, per new state, the smallest
-key any shard sent it, and the states of level L + 1 are ranked by those keys across shards
-(each shard merges the others' sorted key arrays). When a violation, a reachability witness or
+worker is the parent of its smallest key; here the owner keeps the smallest key any shard
+claimed, and the states of level L + 1 are ranked by those keys across shards (each shard
+merges the others' sorted key arrays). When a violation, a reachability witness or
 ``max_states`` ends the search inside a level, one worker would have stopped at the smallest
 such key; the shards report theirs, the smallest wins, and the figures are recounted up to it
 (generated steps of the parents ranked before it, new states keyed before it, and per-action
 tallies by re-expanding those parents only in that last level).
 
-A sender also remembers the fingerprints it has sent (``SENT_CACHE`` of them at most): a state
-sent once is in its owner's seen set from the next level on, and within a level the first
-sending carries the sender's smallest key (parents are expanded in rank order), so sending it
-again could never change anything. Without that, nine of ten successors would cross processes
-for nothing.
+A shard also remembers the fingerprints it has claimed (``CLAIMED_CACHE`` of them at most): a
+state claimed once is in its owner's seen set from the next level on, and within a level the
+first claim carries the shard's smallest key (parents are expanded in rank order), so claiming
+it again could never change anything.
 
-Transports: ``ProcessBackend`` (forked processes on one machine, batches streamed through
-pipes while expanding) and ``checker.parallel_ray`` (Ray actors, batches through Ray's object
-store). The coordinator (``ShardedSearch``) is the same for both.
+Why claims and not states: an earlier version sent every foreign successor, pickled, to its
+owner; on elect3m2 pickling and unpickling them (some 40 µs a state) made two shards cost 1.5x
+the CPU of one process, and two processes were slower than one. A claim costs a few array
+appends. Each state is expanded where it was first generated, so the shards' shares of a level
+follow the shares of the previous one (balanced in expectation: the hand-off level is split by
+fingerprint).
+
+Transports: ``ProcessBackend`` (forked processes on one machine, claims streamed through
+queues while expanding) and ``checker.parallel_ray`` (Ray actors, claims and awards through
+Ray's object store). The coordinator (``run_sharded``) is the same for both.
 """
 
 from __future__ import annotations
@@ -34,7 +48,6 @@ import contextlib
 import gc
 import multiprocessing
 import os
-import pickle
 import signal
 import time
 import traceback
@@ -42,18 +55,23 @@ from array import array
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterator
+from operator import itemgetter
 from typing import Any
 
 from raftspec.checker.fingerprints import FingerprintSet
+from raftspec.checker.gcpolicy import set_search_policy
 
 KEY_BITS = 24
 """A key is rank << KEY_BITS | index of the step among its parent's steps."""
 BATCH = 4096
-"""Successors per batch sent to another shard."""
-SENT_CACHE = 1 << 22
-"""Fingerprints a shard remembers having sent (then it forgets them all: only a cost)."""
+"""Claims per batch sent to another shard."""
+CLAIMED_CACHE = 1 << 22
+"""Fingerprints a shard remembers having claimed (then it forgets them all: only a cost)."""
 POLL_EVERY = 64
 """Parents expanded between two looks at the inbox, the stop flag and the progress counters."""
+
+
+_first = itemgetter(0)
 
 
 def owner(fp: int, shards: int) -> int:
@@ -81,17 +99,19 @@ class Shard:
         self.me, self.shards = me, shards
         self.count_actions = count_actions
         self.action_name = action_name
-        self.seen = FingerprintSet()
-        self.fps = array("q")        # every state this shard owns ...
-        self.parents = array("q")    # ... and its parent's fingerprint (0 for initial states)
-        self.frontier: list[Any] = []          # this shard's states of the current level ...
+        self.seen = FingerprintSet()  # every state this shard owns ...
+        self.fps = array("q")         # ... again, in the order decided ...
+        self.parents = array("q")     # ... and its parent's fingerprint (0 for initial states)
+        self.frontier: list[Any] = []          # the states this shard holds in this level ...
         self.frontier_fps = array("q")         # ... their fingerprints ...
         self.frontier_ranks = array("q")       # ... and global ranks, ascending
-        self.new_keys = array("q")   # keys of the next level's states, ascending
+        self.claimed = FingerprintSet()
+        self.held: dict[int, tuple[int, Any]] = {}   # fp -> (key, successor) generated here
+        self.candidates: dict[int, tuple[int, int, int]] = {}   # owned fp -> key, pfp, holder
+        self.awarded: list[array] = []         # fingerprints won, per award received
+        self.new_keys = array("q")   # keys of the next level's states held here, ascending
         self.next: list[Any] = []
         self.next_fps = array("q")
-        self.sent = FingerprintSet()
-        self.candidates: dict[int, tuple[int, int, Any]] = {}
         self.nsucc = array("q")      # steps generated per frontier parent (for prefixes)
         self.generated = 0
         self.per_action: Counter[str] = Counter()
@@ -101,7 +121,8 @@ class Shard:
 
     def load(self, fps: array, parents: array, frontier: list[tuple[int, int, Any]]) -> None:
         """Take over states found before the hand-off: (fingerprint, parent fingerprint) of
-        every state owned, and the frontier as (rank, fingerprint, state), ranks ascending."""
+        every state owned, and the frontier to hold as (rank, fingerprint, state), ranks
+        ascending."""
         add = self.seen.add
         for fp in fps:
             add(fp)
@@ -115,16 +136,17 @@ class Shard:
 
     def expand(self, send: Callable[[int, tuple], None], poll: Callable[[], None],
                progress: Callable[[int, int], None] | None = None) -> None:
-        """Generate every successor of this shard's frontier, keep its own, send the others."""
+        """Generate every successor of the states held, decide the owned ones, claim the
+        others from their owners (``send(owner, (me, fps, keys, parent fps))``)."""
         system = self.system
         steps, constraint, fingerprint = system.steps, system.constraint, system.fingerprint
         step_properties = list(system.step_properties.items())
         me, shards = self.me, self.shards
-        seen_add, sent_add = self.seen.add, self.sent.add
-        candidates = self.candidates
+        seen_add, claimed_add = self.seen.add, self.claimed.add
+        candidates, held = self.candidates, self.held
         per_action, name_of, counting = self.per_action, self.action_name, self.count_actions
-        out: list[tuple[array, array, array, list]] = [
-            (array("q"), array("q"), array("q"), []) for _ in range(shards)]
+        out: list[tuple[array, array, array]] = [
+            (array("q"), array("q"), array("q")) for _ in range(shards)]
         nsucc = self.nsucc = array("q")
         generated = 0
         violation = None
@@ -149,20 +171,25 @@ class Shard:
                 dest = (fp >> 40) % shards
                 if dest == me:
                     if seen_add(fp):
-                        candidates[fp] = (base | (k - 1), pfp, nxt)
-                    else:   # a batch from another shard may have brought it with a larger key
+                        key = base | (k - 1)
+                        candidates[fp] = (key, pfp, me)
+                        held[fp] = (key, nxt)
+                    else:   # another shard's claim may have come first with a larger key
                         c = candidates.get(fp)
                         if c is not None and (base | (k - 1)) < c[0]:
-                            candidates[fp] = (base | (k - 1), pfp, nxt)
-                elif sent_add(fp):
-                    fps, keys, pfps, states = out[dest]
+                            key = base | (k - 1)
+                            candidates[fp] = (key, pfp, me)
+                            held[fp] = (key, nxt)
+                elif claimed_add(fp):
+                    key = base | (k - 1)
+                    held[fp] = (key, nxt)
+                    fps, keys, pfps = out[dest]
                     fps.append(fp)
-                    keys.append(base | (k - 1))
+                    keys.append(key)
                     pfps.append(pfp)
-                    states.append(nxt)
-                    if len(states) >= BATCH:
-                        send(dest, (fps, keys, pfps, states))
-                        out[dest] = (array("q"), array("q"), array("q"), [])
+                    if len(fps) >= BATCH:
+                        send(dest, (me, fps, keys, pfps))
+                        out[dest] = (array("q"), array("q"), array("q"))
             nsucc.append(k)
             generated += k
             if violation is not None:
@@ -173,38 +200,54 @@ class Shard:
                 poll()
                 if progress is not None:
                     progress(generated, len(candidates))
-                if len(self.sent) > SENT_CACHE:
-                    self.sent = FingerprintSet()
-                    sent_add = self.sent.add
+                if len(self.claimed) > CLAIMED_CACHE:
+                    self.claimed = FingerprintSet()
+                    claimed_add = self.claimed.add
         for dest, batch in enumerate(out):
-            if batch[3]:
-                send(dest, batch)
+            if batch[0]:
+                send(dest, (me, *batch))
         self.generated = generated
 
-    def receive(self, batch: tuple) -> None:
-        """Successors another shard found, for this shard to keep if new (smallest key wins)."""
-        fps, keys, pfps, states = batch
+    def receive(self, claims: tuple) -> None:
+        """Another shard's claims on fingerprints this shard owns (smallest key wins)."""
+        holder, fps, keys, pfps = claims
         seen_add, candidates = self.seen.add, self.candidates
-        for fp, key, pfp, nxt in zip(fps, keys, pfps, states, strict=True):
+        for fp, key, pfp in zip(fps, keys, pfps, strict=True):
             if seen_add(fp):
-                candidates[fp] = (key, pfp, nxt)
+                candidates[fp] = (key, pfp, holder)
             else:
                 c = candidates.get(fp)
                 if c is not None and key < c[0]:
-                    candidates[fp] = (key, pfp, nxt)
+                    candidates[fp] = (key, pfp, holder)
+
+    def arbitrate(self) -> list[array]:
+        """Once every claim is in: record the new states this shard owns, and return, per
+        shard, the fingerprints it won (it holds those states)."""
+        awards = [array("q") for _ in range(self.shards)]
+        fps, parents = self.fps, self.parents
+        for fp, (_, pfp, holder) in self.candidates.items():
+            fps.append(fp)
+            parents.append(pfp)
+            awards[holder].append(fp)
+        self.candidates = {}
+        return awards
+
+    def accept(self, award: array) -> None:
+        """Fingerprints an owner says this shard won (every owner sends one award a level)."""
+        self.awarded.append(award)
 
     def finish(self, pending: list[str]) -> dict:
-        """Order this level's new states by key, check them, and report to the coordinator."""
-        entries = sorted(self.candidates.items(), key=lambda item: item[1][0])
-        self.candidates = {}
+        """Order the states won by key, check them, and report to the coordinator."""
+        held = self.held
+        entries = sorted(((*held[fp], fp) for award in self.awarded for fp in award),
+                         key=_first)
+        self.held, self.awarded = {}, []
         invariants = list(self.system.invariants.items())
         todo = [(name, self.reachable[name]) for name in pending]
         reached: dict[str, tuple[int, int]] = {}
         violation = None
         keys, nxt_states, nxt_fps = array("q"), [], array("q")
-        for fp, (key, pfp, state) in entries:
-            self.fps.append(fp)
-            self.parents.append(pfp)
+        for key, state, fp in entries:
             keys.append(key)
             nxt_states.append(state)
             nxt_fps.append(fp)
@@ -232,7 +275,7 @@ class Shard:
         }
 
     def advance(self, all_keys: list[bytes]) -> None:
-        """Make the new states the frontier, ranked across every shard's keys."""
+        """Make the states won the frontier, ranked across every shard's keys."""
         others = []
         for s, raw in enumerate(all_keys):
             if s != self.me:
@@ -303,17 +346,25 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C is the coordinator's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     gc.freeze()   # what the fork inherited is never garbage: the collector need not scan it
+    set_search_policy()
     parent = os.getppid()
     shard = Shard(system, me, shards, count_actions, action_name, reachable)
     inbox = inboxes[me]
-    done_from = 0
+    others = [dest for dest in range(shards) if dest != me]
+    done_from = awards_from = 0
 
-    def take(message: Any) -> None:
-        nonlocal done_from
-        if message is None:
+    def take(message: tuple) -> None:
+        """A message from another shard: claims, the end of its claims, or its award."""
+        nonlocal done_from, awards_from
+        kind = message[0]
+        if kind == CLAIMS:
+            _, holder, fps, keys, pfps = message
+            shard.receive((holder, _array(fps), _array(keys), _array(pfps)))
+        elif kind == DONE:
             done_from += 1
         else:
-            shard.receive(pickle.loads(message))
+            shard.accept(_array(message[1]))
+            awards_from += 1
 
     def poll() -> None:
         while True:
@@ -323,8 +374,9 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
                 return
             take(message)
 
-    def send(dest: int, batch: tuple) -> None:
-        inboxes[dest].put(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL))
+    def send(dest: int, claims: tuple) -> None:
+        holder, fps, keys, pfps = claims
+        inboxes[dest].put((CLAIMS, holder, fps.tobytes(), keys.tobytes(), pfps.tobytes()))
 
     def progress(generated: int, new: int) -> None:
         counters[2 * me] = generated
@@ -344,12 +396,17 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
                 shard.load(*arg)
                 reply: Any = None
             elif command == "level":
-                done_from = 0
+                done_from = awards_from = 0
                 shard.expand(send, poll, progress)
-                for dest in range(shards):
-                    if dest != me:
-                        inboxes[dest].put(None)
+                for dest in others:
+                    inboxes[dest].put((DONE,))
                 while done_from < shards - 1:
+                    take(inbox.get())
+                awards = shard.arbitrate()
+                for dest in others:
+                    inboxes[dest].put((AWARD, awards[dest].tobytes()))
+                shard.accept(awards[me])
+                while awards_from < shards - 1:
                     take(inbox.get())
                 counters[2 * me] = shard.generated
                 reply = shard.finish(arg)
@@ -370,6 +427,16 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
         except BaseException:  # noqa: BLE001 - reported to the coordinator, which raises it
             commands.send(("error", f"shard {me}: {traceback.format_exc()}"))
             return
+
+
+CLAIMS, DONE, AWARD = 0, 1, 2
+"""Kinds of message between shard processes."""
+
+
+def _array(raw: bytes) -> array:
+    a = array("q")
+    a.frombytes(raw)
+    return a
 
 
 class _Abandon(Exception):
@@ -687,15 +754,17 @@ class InlineBackend:
         if command == "load":
             return [m.load(*a) for m, a in zip(self.members, args, strict=True)]
         if command == "level":
-            mail: list[list[bytes]] = [[] for _ in self.members]
+            mail: list[list[tuple]] = [[] for _ in self.members]
             for m in self.members:
-                m.expand(lambda dest, batch: mail[dest].append(
-                    pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)), lambda: None)
+                m.expand(lambda dest, claims: mail[dest].append(claims), lambda: None)
                 if watch is not None:
                     watch()
-            for m, batches in zip(self.members, mail, strict=True):
-                for raw in batches:
-                    m.receive(pickle.loads(raw))
+            for m, claims in zip(self.members, mail, strict=True):
+                for batch in claims:
+                    m.receive(batch)
+            for m in self.members:
+                for dest, award in enumerate(m.arbitrate()):
+                    self.members[dest].accept(award)
             return [m.finish(a) for m, a in zip(self.members, args, strict=True)]
         if command == "advance":
             return [m.advance(a) for m, a in zip(self.members, args, strict=True)]

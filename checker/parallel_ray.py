@@ -3,11 +3,12 @@
 Each actor holds one ``Shard`` and builds its own copy of the system with a factory the caller
 gives (``check --ray`` loads the model file: the generated successor code does not travel, so
 the path must be readable on every node); the shards use the system's ``action_name`` and
-``reachable`` attributes where it has them. A level is two rounds of actor
-calls: every actor expands its frontier and returns one list of encoded batches per
-destination (``num_returns`` = shards, so each list goes straight from its maker to its owner
-through Ray's object store, never through the driver); then every owner takes its lists,
-keeps the new states and reports. The driver only exchanges the level's sorted keys and
+``reachable`` attributes where it has them. A level is three rounds of actor
+calls: every actor expands the states it holds and returns one list of claims per owner
+(``num_returns`` = shards, so each list goes straight from its maker to its owner through
+Ray's object store, never through the driver); every owner takes its lists and returns one
+award per shard the same way; every shard takes its awards, checks the states it won and
+reports. The driver only exchanges the level's sorted keys and
 runs the same coordinator as for processes, so the figures are one worker's.
 
 Fingerprints are Python's hash of tuples of ints: the same on every node with the same Python
@@ -17,10 +18,10 @@ version (Ray requires one Python version across a cluster anyway).
 from __future__ import annotations
 
 import contextlib
-import pickle
 from collections.abc import Callable
 from typing import Any
 
+from raftspec.checker.gcpolicy import set_search_policy
 from raftspec.checker.parallel import Shard, WorkerError
 from raftspec.protocol.errors import RaftspecError
 
@@ -39,6 +40,7 @@ class _ShardActor:
 
     def __init__(self, make_system: Callable[[], Any], me: int, shards: int,
                  count_actions: bool) -> None:
+        set_search_policy()   # the actor's process only searches
         system = make_system()
         self.shard = Shard(system, me, shards, count_actions,
                            getattr(system, "action_name", str),
@@ -49,16 +51,22 @@ class _ShardActor:
         self.shard.load(*arg)
 
     def expand(self) -> Any:
-        out: list[list[bytes]] = [[] for _ in range(self.shards)]
-        self.shard.expand(
-            lambda dest, batch: out[dest].append(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)),
-            lambda: None)
+        """This shard's claims, one list of batches per owner."""
+        out: list[list[tuple]] = [[] for _ in range(self.shards)]
+        self.shard.expand(lambda dest, claims: out[dest].append(claims), lambda: None)
         return out[0] if self.shards == 1 else tuple(out)
 
-    def finish(self, pending: list[str], *inputs: list[bytes]) -> dict:
+    def arbitrate(self, *inputs: list[tuple]) -> Any:
+        """Every shard's claims on this shard's fingerprints in; one award per shard out."""
         for batches in inputs:
-            for raw in batches:
-                self.shard.receive(pickle.loads(raw))
+            for claims in batches:
+                self.shard.receive(claims)
+        awards = self.shard.arbitrate()
+        return awards[0] if self.shards == 1 else tuple(awards)
+
+    def finish(self, pending: list[str], *awards: Any) -> dict:
+        for award in awards:
+            self.shard.accept(award)
         return self.shard.finish(pending)
 
     def advance(self, all_keys: list[bytes]) -> None:
@@ -108,7 +116,11 @@ class RayBackend:
             made = [a.expand.options(num_returns=n).remote() for a in self.actors]
             if n == 1:
                 made = [[ref] for ref in made]
-            refs = [a.finish.remote(args[d], *[made[s][d] for s in range(n)])
+            awarded = [a.arbitrate.options(num_returns=n).remote(*[made[s][d] for s in range(n)])
+                       for d, a in enumerate(self.actors)]
+            if n == 1:
+                awarded = [[ref] for ref in awarded]
+            refs = [a.finish.remote(args[d], *[awarded[s][d] for s in range(n)])
                     for d, a in enumerate(self.actors)]
         else:
             refs = [getattr(a, command).remote(arg)
