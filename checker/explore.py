@@ -9,10 +9,10 @@ The engine knows nothing about Raft. A system is any object with::
     invariants: dict[str, Callable[[S], bool]]
     step_properties: dict[str, Callable[[S, S], bool]]
 
-Only fingerprints are kept for visited states (``checker.fingerprints``), with a parent index per
-state, so memory grows by a few dozen bytes per distinct state; a violation is turned into a
-shortest path by replaying the parent chain from the initial state (each step: the successor
-whose fingerprint matches).
+Only fingerprints are kept for visited states (``checker.fingerprints``), with, per state, the
+index of its parent and the position of its step among the parent's steps (6 bytes), so memory
+grows by some 20 bytes per distinct state; a violation is turned into a shortest path by
+replaying those positions from the initial state.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import time
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from typing import Any, Protocol
 
 import attrs
@@ -160,8 +161,8 @@ def explore(
     """
     started = time.perf_counter()
     seen = FingerprintSet()
-    fingerprints = array("q")
     parents = array("i")   # 4 bytes a state: up to 2**31 states (some 60 GiB of seen set)
+    moves = array("H")     # the step's position among its parent's steps (widened if need be)
     per_action: Counter[str] = Counter()
     generated = 0
     level = Frontier(spill_from)  # the current BFS level: (state, index into fingerprints)
@@ -191,11 +192,12 @@ def explore(
     hand_off_at = None
     if workers > 1 or backend is not None:
         hand_off_at = PARALLEL_FROM if parallel_from is None else max(1, parallel_from)
+    fingerprints = array("q") if hand_off_at is not None else None   # for the shards only
     handed = False
     watch = deadline is not None or should_stop is not None
     next_check = started + STOP_CHECK_INTERVAL
     try:
-        for state in system.init_states():
+        for k, state in enumerate(system.init_states()):
             generated += 1
             if count_actions:
                 per_action["Init"] += 1
@@ -204,10 +206,12 @@ def explore(
             fp = fingerprint(state)
             if not seen.add(fp):
                 continue
-            fingerprints.append(fp)
+            if fingerprints is not None:
+                fingerprints.append(fp)
             parents.append(-1)
-            check(state, len(fingerprints) - 1)
-            level.append(state, len(fingerprints) - 1)
+            moves = _append_move(moves, k)
+            check(state, len(parents) - 1)
+            level.append(state, len(parents) - 1)
 
         next_report = started + progress_interval
         while level:
@@ -219,7 +223,7 @@ def explore(
             next_level = Frontier(spill_from)
             keep = next_level.append
             for state, index in level:
-                for action, nxt in steps(state):
+                for k, (action, nxt) in enumerate(steps(state)):
                     generated += 1
                     if not constraint(nxt):
                         continue
@@ -230,11 +234,16 @@ def explore(
                     fp = fingerprint(nxt)
                     if not add(fp):
                         continue
-                    fingerprints.append(fp)
+                    if fingerprints is not None:
+                        fingerprints.append(fp)
                     parents.append(index)
-                    check(nxt, len(fingerprints) - 1)
-                    keep(nxt, len(fingerprints) - 1)
-                    if max_states is not None and len(fingerprints) >= max_states:
+                    try:
+                        moves.append(k)
+                    except OverflowError:
+                        moves = _append_move(moves, k)
+                    check(nxt, len(parents) - 1)
+                    keep(nxt, len(parents) - 1)
+                    if max_states is not None and len(parents) >= max_states:
                         raise _Stop(f"max_states {max_states:,} reached")
                 if watch and (now := time.perf_counter()) >= next_check:
                     next_check = now + STOP_CHECK_INTERVAL
@@ -255,7 +264,7 @@ def explore(
         complete = False
         stopped = stop.reason if isinstance(stop, _Stop) else "interrupted"
     except _Violation as violation:
-        trace = _shortest_trace(system, fingerprints, parents, violation.index)
+        trace = _shortest_trace(system, parents, moves, violation.index)
         if violation.step is not None:
             trace.append(violation.step)
         return Result(
@@ -266,7 +275,7 @@ def explore(
             violated=violation.name,
             trace=trace,
             per_action=dict(per_action) if count_actions else None,
-            **_reachability(system, fingerprints, parents, reachable, reached),
+            **_reachability(system, parents, moves, reachable, reached),
         )
     if handed:
         from raftspec.checker.parallel import ProcessBackend, run_sharded
@@ -295,16 +304,24 @@ def explore(
         per_action=dict(per_action) if count_actions else None,
         complete=complete,
         stopped=stopped if stopped is not None or complete else "max_depth reached",
-        **_reachability(system, fingerprints, parents, reachable, reached),
+        **_reachability(system, parents, moves, reachable, reached),
     )
 
 
-def _reachability(system: System, fingerprints: array, parents: array,
+def _append_move(moves: array, k: int) -> array:
+    """``moves`` with ``k`` appended, widened to 4 bytes an item if ``k`` needs it."""
+    if k > 0xFFFF and moves.typecode == "H":
+        moves = array("L", moves)
+    moves.append(k)
+    return moves
+
+
+def _reachability(system: System, parents: array, moves: array,
                   reachable: dict[str, Any] | None, reached: dict[str, int]) -> dict[str, Any]:
     """The ``witnesses`` and ``unreached`` fields of a result."""
     if reachable is None:
         return {}
-    return {"witnesses": {name: _shortest_trace(system, fingerprints, parents, index)
+    return {"witnesses": {name: _shortest_trace(system, parents, moves, index)
                           for name, index in reached.items()},
             "unreached": tuple(name for name in reachable if name not in reached)}
 
@@ -325,15 +342,21 @@ def _counting(
 
 
 def _shortest_trace(
-    system: System, fingerprints: array, parents: array, index: int
+    system: System, parents: array, moves: array, index: int
 ) -> list[tuple[Any, Any]]:
-    """Rebuild the path to state ``index`` by replaying fingerprints from the initial state."""
-    chain = []
+    """Rebuild the path to state ``index``: from its initial state (by its position among the
+    initial states), each step by its position among its parent's steps."""
+    path = []
     while index != -1:
-        chain.append(fingerprints[index])
+        path.append(moves[index])
         index = parents[index]
-    chain.reverse()
-    return replay(system, chain)
+    path.reverse()
+    state = next(islice(system.init_states(), path[0], None))
+    trace: list[tuple[Any, Any]] = [(None, state)]
+    for k in path[1:]:
+        action, state = next(islice(system.steps(state), k, None))
+        trace.append((action, state))
+    return trace
 
 
 def replay(system: System, chain: list[int]) -> list[tuple[Any, Any]]:

@@ -71,6 +71,17 @@ class Graph:
         return hash((n,))
 
 
+def test_a_step_past_position_65535_is_replayed_exactly() -> None:
+    """The engine stores each state's position among its parent's steps in 2 bytes until one
+    needs more: a state with 70,000 successors, the bad one among the last."""
+    edges = {0: [1], 1: list(range(2, 70_002))}
+    result = explore(Graph(edges, bad=70_001))
+    assert [n for _, n in result.trace] == [0, 1, 70_001]
+    assert result.trace[-1][0] == (1, 70_001)
+    result = explore(Graph({**edges, 70_001: [70_002]}, bad=70_002))
+    assert [n for _, n in result.trace] == [0, 1, 70_001, 70_002]
+
+
 def _bfs_distance(edges: dict[int, list[int]], target: int) -> int | None:
     dist = {0: 0}
     queue = deque([0])
