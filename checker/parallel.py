@@ -48,6 +48,7 @@ import contextlib
 import gc
 import multiprocessing
 import os
+import pickle
 import signal
 import time
 import traceback
@@ -295,6 +296,39 @@ class Shard:
         self.per_action = Counter()
         self.step_violation = None
 
+    # -- balance -------------------------------------------------------------------------------
+
+    def give(self, count: int) -> tuple[bytes, bytes, list[Any]]:
+        """Hand ``count`` of the next level's states to another shard: evenly spaced in key
+        order, so that both keep states of every rank (a shard holding only late ranks would
+        win fewer successors shared with others, and fall further behind)."""
+        n = len(self.new_keys)
+        chosen = {n * i // count for i in range(count)} if count else set()
+        keys, fps, states = array("q"), array("q"), []
+        kept_keys, kept_fps, kept = array("q"), array("q"), []
+        for i, (key, fp, state) in enumerate(zip(self.new_keys, self.next_fps, self.next,
+                                                 strict=True)):
+            if i in chosen:
+                keys.append(key)
+                fps.append(fp)
+                states.append(state)
+            else:
+                kept_keys.append(key)
+                kept_fps.append(fp)
+                kept.append(state)
+        self.new_keys, self.next_fps, self.next = kept_keys, kept_fps, kept
+        return keys.tobytes(), fps.tobytes(), states
+
+    def take(self, given: tuple[bytes, bytes, list[Any]]) -> None:
+        """States another shard gave (``give``), merged into the next level in key order."""
+        keys, fps = _array(given[0]), _array(given[1])
+        merged = [*zip(self.new_keys, self.next_fps, self.next, strict=True),
+                  *zip(keys, fps, given[2], strict=True)]
+        merged.sort(key=_first)
+        self.new_keys = array("q", [key for key, _, _ in merged])
+        self.next_fps = array("q", [fp for _, fp, _ in merged])
+        self.next = [state for _, _, state in merged]
+
     # -- figures up to a key, and parents ------------------------------------------------------
 
     def prefix(self, key: int, inclusive: bool) -> dict:
@@ -419,6 +453,12 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
                 reply = shard.violating_step()
             elif command == "parent":
                 reply = shard.parent_of(arg)
+            elif command == "give":
+                reply = shard.give(arg)
+            elif command == "take":
+                reply = shard.take(arg)
+            elif command == "keys":
+                reply = shard.new_keys.tobytes()
             else:
                 raise ValueError(f"unknown command {command!r}")
             commands.send(("ok", reply))
@@ -679,6 +719,11 @@ def run_sharded(system: Any, backend: Any, handed: dict, *, count_actions: bool,
                 pending.remove(rname)
             frontier_size = level_new
             if frontier_size:
+                sizes = [rep["new"] for rep in reports]
+                for src, dst, count in balance(sizes):
+                    backend.call(dst, "take", backend.call(src, "give", count))
+                    all_keys[src] = backend.call(src, "keys")
+                    all_keys[dst] = backend.call(dst, "keys")
                 backend.call_all("advance", [all_keys] * shards)
             if on_progress is not None:
                 on_progress(Progress(distinct, generated, frontier_size, depth,
@@ -706,6 +751,37 @@ def run_sharded(system: Any, backend: Any, handed: dict, *, count_actions: bool,
 
 
 KEY_MASK = (1 << KEY_BITS) - 1
+
+
+BALANCE_FROM = 5_000
+"""Levels narrower than this are left as the shards hold them."""
+BALANCE_SLACK = 0.01
+"""A shard holding more than its share by this fraction of the level gives the excess away."""
+
+
+def balance(sizes: list[int]) -> list[tuple[int, int, int]]:
+    """Moves (from shard, to shard, states) that even out the next level's shares.
+
+    Each state is expanded where it was first generated, so a shard that held more states at
+    one level tends to hold more at the next; the level is as slow as its largest share. A few
+    per cent of a level, pickled once, is cheaper than waiting for the largest share."""
+    total, shards = sum(sizes), len(sizes)
+    if total < BALANCE_FROM or shards < 2:
+        return []
+    share = total // shards
+    over = [[s, n - share] for s, n in enumerate(sizes) if n - share > BALANCE_SLACK * total]
+    if not over:
+        return []
+    under = [[s, share - n] for s, n in enumerate(sizes) if n < share]
+    moves = []
+    for src_excess in over:
+        for dst_room in under:
+            count = min(src_excess[1], dst_room[1])
+            if count > 0:
+                moves.append((src_excess[0], dst_room[0], count))
+                src_excess[1] -= count
+                dst_room[1] -= count
+    return moves
 
 
 def witnesses_or_none(reachable: dict | None) -> dict:
@@ -747,6 +823,12 @@ class InlineBackend:
             return member.parent_of(arg)
         if command == "step_violation":
             return member.violating_step()
+        if command == "give":
+            return pickle.loads(pickle.dumps(member.give(arg)))   # as if it crossed processes
+        if command == "take":
+            return member.take(arg)
+        if command == "keys":
+            return member.new_keys.tobytes()
         raise ValueError(command)
 
     def call_all(self, command: str, args: list[Any], watch: Callable[[], None] | None = None

@@ -75,6 +75,15 @@ class _ShardActor:
     def prefix(self, arg: tuple[int, bool]) -> dict:
         return self.shard.prefix(*arg)
 
+    def give(self, count: int) -> tuple:
+        return self.shard.give(count)
+
+    def take(self, given: tuple) -> None:
+        self.shard.take(given)
+
+    def keys(self, _: Any = None) -> bytes:
+        return self.shard.new_keys.tobytes()
+
     def parent(self, fp: int) -> int:
         return self.shard.parent_of(fp)
 

@@ -17,12 +17,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from raftspec.checker import explore as explore_module
+from raftspec.checker import parallel
 from raftspec.checker.explore import explore
 from raftspec.checker.parallel import InlineBackend, owner
 from raftspec.checker.system import ProtocolSystem
@@ -105,18 +107,39 @@ def _figures(result) -> tuple:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(graphs(), st.integers(1, 5), st.integers(1, 4), st.none() | st.integers(1, 30),
-       st.none() | st.integers(1, 12), st.booleans(), st.integers(1, 5))
+       st.none() | st.integers(1, 12), st.booleans(), st.integers(1, 5), st.booleans())
 def test_shards_report_what_one_worker_reports(graph: Graph, shards: int, hand_off: int,
                                                max_states: int | None, max_depth: int | None,
-                                               count: bool, spill_from: int) -> None:
+                                               count: bool, spill_from: int,
+                                               balanced: bool) -> None:
     common = {"count_actions": count, "max_states": max_states, "max_depth": max_depth,
               "reachable": graph.reachable or None}
     one = explore(graph, spill_from=None, **common)
-    many = explore(graph, workers=shards, parallel_from=hand_off, backend=InlineBackend,
-                   **common)
+    # balanced: every level's states are evened out between the shards (moved, pickled)
+    with patch.object(parallel, "BALANCE_FROM", 1 if balanced else parallel.BALANCE_FROM), \
+            patch.object(parallel, "BALANCE_SLACK", 0 if balanced else parallel.BALANCE_SLACK):
+        many = explore(graph, workers=shards, parallel_from=hand_off, backend=InlineBackend,
+                       **common)
     assert _figures(many) == _figures(one)
     spilled = explore(graph, spill_from=spill_from, **common)   # levels pickled to disk
     assert _figures(spilled) == _figures(one)
+
+
+@given(st.lists(st.integers(0, 10**6), min_size=1, max_size=6))
+def test_balance_moves_excess_to_the_shards_below_their_share(sizes: list[int]) -> None:
+    moves = parallel.balance(sizes)
+    after = list(sizes)
+    for src, dst, count in moves:
+        assert count > 0 and sizes[src] > sizes[dst]
+        after[src] -= count
+        after[dst] += count
+    total = sum(sizes)
+    assert sum(after) == total and min(after) >= 0
+    if total >= parallel.BALANCE_FROM:   # no share above the slack, up to integer division
+        assert max(after) <= total // len(sizes) + max(parallel.BALANCE_SLACK * total,
+                                                        len(sizes))
+    else:
+        assert moves == []
 
 
 @pytest.mark.parametrize("shards", [1, 2, 3])
