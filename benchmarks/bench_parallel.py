@@ -170,7 +170,7 @@ def main() -> None:
     parser.add_argument("--ray-models", default="tiny3")
     parser.add_argument("--memory", action="store_true", help="memory per state (elect3m2)")
     parser.add_argument("--memory-model", default="elect3m2")
-    parser.add_argument("--spill", default="20000", help="spill_from of the spilled run")
+    parser.add_argument("--spill", default="2000", help="spill_from of the spilled run")
     parser.add_argument("--no-speed", action="store_true")
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores; Python {sys.version.split()[0]}")

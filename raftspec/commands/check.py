@@ -47,13 +47,13 @@ Budgets: --time-limit, --max-states and --max-memory stop the search with the fi
 (distinct states, depth reached) and exit 3; so does Ctrl-C or SIGTERM. --max-depth is a bound
 you choose, like bmc's --depth: reaching it is a complete check of those levels (exit 0).
 
-Workers: --workers N (default 1; see docs/scale.md for when more pays off) shares the search
-among N processes, each owning the states whose fingerprint falls in its shard; the figures, the
-counterexample and the witnesses are exactly those of one worker. The search starts in one
-process and hands over to the workers once a BFS level holds 2,000 states, so small models
-never pay for starting them. --ray [ADDRESS] runs the shards as Ray actors instead (a local Ray
-instance without ADDRESS; see docs/scale.md); Ray is an optional extra: pip install
-'raftspec[ray]'.
+Workers: --workers N (default: the usable cores) shares the search among N processes, each
+owning the states whose fingerprint falls in its shard; the figures, the counterexample and the
+witnesses are exactly those of one worker (docs/scale.md). The search starts in one process and
+hands over to the workers once a BFS level holds 2,000 states, so small models never pay for
+starting them; --workers 1 never starts a process. --ray [ADDRESS] runs the shards as Ray
+actors instead (a local Ray instance without ADDRESS; see docs/scale.md); Ray is an optional
+extra: pip install 'raftspec[ray]'.
 
 """ + exit_status("an invariant or step property is violated",
                   '; --json then has "complete": false and "stopped"') + "\n"
@@ -83,9 +83,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="stop after N distinct states (exit 3; default: none)")
     add_budget_arguments(parser)
     parser.add_argument("--workers", type=positive_int, default=None, metavar="N",
-                        help="processes sharing the search (default 1: on a 1M-state model "
-                        "two workers were measured slower than one; this machine has "
-                        f"{usable_cores()} usable cores)")
+                        help="processes sharing the search (default: the usable cores, "
+                        f"{usable_cores()} here; only once a BFS level holds 2,000 states)")
     parser.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                         help="shards as Ray actors: on the cluster at ADDRESS (e.g. "
                         "ray://head:10001 or auto), or a local Ray instance of --workers CPUs "
@@ -175,7 +174,7 @@ def _workers(args: argparse.Namespace) -> dict:
                 "backend": ray_backend(None if args.ray == "local" else args.ray,
                                        partial(model_system, path, args.symmetry),
                                        num_cpus=workers)}
-    workers = 1 if args.workers is None else args.workers
+    workers = usable_cores() if args.workers is None else args.workers
     return {"workers": workers} if workers > 1 else {}
 
 
