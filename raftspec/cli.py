@@ -2,7 +2,8 @@
 
 Exit codes shared by every subcommand (raftspec/commands/_contract.py): 0 ok, 1 a finding
 (violation, not inductive, invalid trace, non-linearizable history), 2 usage, bad input or an
-unsupported feature, 3 incomplete (a budget ran out or the run was interrupted).
+unsupported feature, 3 incomplete (a budget ran out or the run was interrupted), 4 an
+internal error (a bug in raftspec: one line naming the exception, never a traceback).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import signal
 import sys
 from types import FrameType
 
-from raftspec.commands._contract import INCOMPLETE, USAGE, PipeSafeStdout
+from raftspec.commands._contract import INCOMPLETE, INTERNAL_ERROR, USAGE, PipeSafeStdout
 from raftspec.node.errors import NodeError
 from raftspec.protocol.errors import RaftspecError
 
@@ -42,7 +43,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         "a real cluster, and trace validation on one semantics.",
         epilog="Exit status, every command: 0 ok, 1 a finding (violation, not inductive, "
         "invalid, not linearizable), 2 usage or bad input, 3 incomplete (budget ran out or "
-        "interrupted).",
+        "interrupted), 4 internal error (a bug in raftspec).",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS if only is None else (only,):
@@ -56,7 +57,7 @@ def _command_module(argv: list[str]) -> str | None:
     return next((name for name in COMMANDS if name.rsplit(".", 1)[1] == first), None)
 
 
-VERDICT_COMMANDS = ("check", "bmc", "induct", "lincheck", "validate")
+VERDICT_COMMANDS = ("check", "simulate", "matrix", "bmc", "induct", "lincheck", "validate")
 """Commands whose SIGTERM (a CI job's timeout) is handled as Ctrl-C: partial results, exit 3.
 The cluster commands keep their own signal handling."""
 
@@ -119,8 +120,25 @@ def _main(argv: list[str]) -> int:
         print(f"raftspec {args.command}: out of memory before a verdict (lower the bounds or "
               "raise --max-memory)", file=sys.stderr)
         return INCOMPLETE
+    except Exception as err:  # noqa: BLE001 - never a traceback, never a verdict's code
+        print(f"raftspec {args.command}: internal error: {_one_line(err)}; this is a bug in "
+              "raftspec: please report it (with the command line)", file=sys.stderr)
+        return INTERNAL_ERROR
     finally:
         if previous:
             signal.setitimer(signal.ITIMER_REAL, 0)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _one_line(err: BaseException) -> str:
+    """``ExcType: message (at file:line)`` of an unexpected exception, on one line: enough to
+    report the bug, without a traceback a CI log would mistake for the verdict."""
+    import traceback
+
+    frames = traceback.extract_tb(err.__traceback__)
+    at = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    text = " ".join(str(err).split())
+    if len(text) > 300:
+        text = text[:300] + "..."
+    return f"{type(err).__name__}: {text}{at}" if text else f"{type(err).__name__}{at}"

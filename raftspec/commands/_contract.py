@@ -7,6 +7,8 @@ thing for every command, and every ``--json`` object says whether its verdict is
     1  a finding about the system: a violation, not inductive, invalid, not linearizable
     2  usage, bad input or an unsupported feature (one error line, never a traceback)
     3  incomplete: a budget ran out or the run was interrupted before a verdict
+    4  internal error: an unexpected exception, i.e. a bug in raftspec (one line naming the
+       exception type, never a traceback); never a verdict about the system
 
 Budgets are wall-clock seconds and resident memory. Memory is measured as the process's
 resident set size (``/proc/self/statm``; peak RSS from ``getrusage`` elsewhere), polled at each
@@ -27,12 +29,13 @@ from pathlib import Path
 
 from raftspec.protocol.errors import RaftspecError
 
-OK, FINDING, USAGE, INCOMPLETE = 0, 1, 2, 3
+OK, FINDING, USAGE, INCOMPLETE, INTERNAL_ERROR = 0, 1, 2, 3, 4
 
 EXIT_STATUS = """\
 Exit status (the same for every raftspec command): 0 ok; 1 a finding ({finding}); 2 usage, bad
 input or an unsupported feature; 3 incomplete: a budget ran out or the run was interrupted
-(Ctrl-C, SIGTERM) before a verdict{partial}."""
+(Ctrl-C, SIGTERM) before a verdict{partial}; 4 an internal error (a bug in raftspec; please
+report it)."""
 
 DEFAULT_MEMORY_FRACTION = 0.25
 """Default memory budget: a quarter of physical memory (6 GiB on a 24 GiB machine), so that a
