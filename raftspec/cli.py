@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import signal
 import sys
+import threading
 from types import FrameType
 
 from raftspec.commands._contract import INCOMPLETE, INTERNAL_ERROR, USAGE, PipeSafeStdout
@@ -81,6 +83,60 @@ def _stop(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+class _SolverInterrupter:
+    """A stop signal reaches Python's handler only between bytecodes, i.e. after a long Z3
+    call has returned (an ``induct`` action can take minutes in one ``check``). Z3 handles
+    SIGINT itself, but not SIGTERM, a CI job's timeout: that one was lost until the end of the
+    run. So the signals' wake-up file descriptor is watched from a thread that, on SIGINT or
+    SIGTERM, asks Z3 (if loaded) to cancel what it is doing, a few times over a few seconds
+    (the call under way may start just after the first request); the canceled call returns
+    "unknown: canceled", which the engines raise as the KeyboardInterrupt the handler would
+    have raised."""
+
+    REPEAT, EVERY = 20, 0.25
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        self._previous = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        threading.Thread(target=self._watch, daemon=True, name="raftspec-stop").start()
+
+    def _watch(self) -> None:
+        """Drains the wake-up pipe until ``close`` (a zero byte); the first stop signal starts
+        the cancelling."""
+        stops = {int(signal.SIGINT), int(signal.SIGTERM)}
+        cancelling = False
+        try:
+            while True:
+                data = os.read(self._read, 64)
+                if not data or 0 in data:       # close(): the command is over
+                    return
+                if not cancelling and stops.intersection(data):
+                    cancelling = True
+                    threading.Thread(target=self._cancel, daemon=True,
+                                     name="raftspec-cancel").start()
+        except OSError:
+            return
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(self._read)
+
+    def _cancel(self) -> None:
+        for _ in range(self.REPEAT):
+            z3 = sys.modules.get("z3")
+            if z3 is not None:
+                with contextlib.suppress(Exception):
+                    z3.main_ctx().interrupt()
+            threading.Event().wait(self.EVERY)
+
+    def close(self) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            signal.set_wakeup_fd(self._previous)
+        with contextlib.suppress(OSError):
+            os.write(self._write, b"\0")         # ends the thread, which closes its end
+            os.close(self._write)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     stdout, stderr = sys.stdout, sys.stderr
@@ -105,9 +161,11 @@ def _main(argv: list[str]) -> int:
         print("raftspec: error: a COMMAND is required (listed above)", file=sys.stderr)
         return USAGE
     previous = {}
+    interrupter = None
     if args.command in VERDICT_COMMANDS:
         with contextlib.suppress(ValueError):   # not the main thread (tests in a thread)
             previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS}
+            interrupter = _SolverInterrupter()
     try:
         return args.run(args)
     except (RaftspecError, NodeError) as err:
@@ -127,6 +185,8 @@ def _main(argv: list[str]) -> int:
     finally:
         if previous:
             signal.setitimer(signal.ITIMER_REAL, 0)
+        if interrupter is not None:
+            interrupter.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

@@ -153,7 +153,11 @@ Z3_OUT_OF_MEMORY = "Z3 ran out of memory (its ceiling is --max-memory)"
 
 
 class Budget:
-    """A deadline and a memory ceiling, asked with ``exceeded()`` at an engine's cadence."""
+    """A deadline and a memory ceiling, asked with ``exceeded()`` at an engine's cadence.
+
+    Its clock starts when the command starts (before the model is loaded): a time limit bounds
+    what a CI job waits for, the whole command. A command's JSON ``seconds`` may count its
+    engine's work only; ``stopped_after`` is the budget's own reading when it ran out."""
 
     def __init__(self, seconds: float | None = None, memory: int | None = None) -> None:
         self.started = time.perf_counter()
@@ -161,6 +165,11 @@ class Budget:
         self.memory = memory
         self.deadline = None if seconds is None else self.started + seconds
         self.stopped: str | None = None
+        self.stopped_after: float | None = None
+
+    def elapsed(self) -> float:
+        """Seconds since the budget (the command) started."""
+        return time.perf_counter() - self.started
 
     def remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.perf_counter()
@@ -174,6 +183,8 @@ class Budget:
                   and (rss := rss_bytes() + children_rss_bytes()) >= self.memory):
                 self.stopped = (f"memory limit of {mib(self.memory)} reached "
                                 f"(resident {mib(rss)})")
+            if self.stopped is not None:
+                self.stopped_after = self.elapsed()
         return self.stopped
 
     def describe(self) -> str:
@@ -189,6 +200,12 @@ def add_budget_arguments(parser: argparse.ArgumentParser, time_flags: tuple[str,
     parser.add_argument(*time_flags, dest="time_limit", type=seconds, default=None,
                         metavar="SECONDS",
                         help="stop after SECONDS with exit 3 and partial results (default: none)")
+    add_memory_argument(parser)
+
+
+def add_memory_argument(parser: argparse.ArgumentParser) -> None:
+    """``--max-memory SIZE`` alone, for a command whose time limit has its own meaning
+    (``simulate``: the length of a search that is never complete)."""
     default = default_memory()
     parser.add_argument("--max-memory", type=parse_size, default=default, metavar="SIZE",
                         help="stop with exit 3 and partial results when resident memory reaches "
