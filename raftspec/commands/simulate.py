@@ -47,9 +47,9 @@ shrunk (steps and loops dropped while it still replays and still violates) and p
 `raftspec check` prints one. Reaches bugs far deeper than BFS (the paper's Figure 8, over 50
 steps) but proves nothing when it finds none.
 
-Without a violation the run is always incomplete (exit 3: not a proof), whether the time limit
-ended it, --max-memory, Ctrl-C or SIGTERM; it then prints the walks and steps done so far and,
-with --json, "complete": false and "stopped" saying why.
+In short: 1 a property is violated; 3 the time limit ended without a violation, or
+--max-memory, Ctrl-C or SIGTERM stopped the walks (incomplete, not a proof): it then prints the
+walks and steps done so far and, with --json, "complete": false and "stopped" saying why.
 
 """ + exit_status("a property is violated; never 0: simulation proves nothing",
                   '; --json then has "complete": false and "stopped"') + "\n"
