@@ -132,8 +132,10 @@ def _fsync_dir(path: str) -> None:
 class DiskLog:
     """The node's data directory: ``wal`` (records) and ``snapshot`` (one checksummed record).
 
-    ``fail_writes`` is a fault-injection hook (``raftspec ctl disk-fail``): while set, every
-    write and fsync fails with EIO, as a dying or read-only disk would.
+    ``fail_writes`` is a fault-injection hook, set by the node's ``disk`` control request
+    (``Supervisor.set_disk_fail``, used by the chaos runs' ``disk_fail`` fault; no ``ctl``
+    command sends it): while set, every write and fsync fails with EIO, as a dying or
+    read-only disk would.
     """
 
     def __init__(self, data_dir: str) -> None:

@@ -4,7 +4,9 @@ An edit is a module with a function ``edit(protocol) -> Protocol``. A model name
 ``variant: figure2`` (shipped, looked up in a package), ``variant: mypkg.prevote`` (a dotted
 module on the import path) or ``variant: my_prevote.py`` (a file, relative to the model file).
 Every way a user's file can be wrong (missing, syntax error, import error, no ``edit``, an
-``edit`` that does not return a protocol) is a ``RaftspecError`` naming the file.
+``edit`` that does not return a protocol) is a ``RaftspecError`` naming the file; so is an
+exception raised later by the user's code the edit added (an action, an ``enumerate=``
+function, an invariant, step or reachability property), naming the row or property too.
 """
 
 from __future__ import annotations
@@ -66,17 +68,64 @@ def apply_edit(protocol: Protocol, module: ModuleType, name: str) -> Protocol:
     return _guard_foreign_rows(result, where)
 
 
+def _foreign(fn: Any) -> bool:
+    """A user's function, not yet guarded (raftspec's own are trusted: their bugs are ours)."""
+    module = getattr(fn, "__module__", "") or ""
+    return not (module.startswith("raftspec.") or getattr(fn, "_guarded", False))
+
+
 def _guard_foreign_rows(protocol: Protocol, where: str) -> Protocol:
-    """Rows whose action is not raftspec's own are wrapped so that an exception or a returned
-    value that is not a state becomes a ``RaftspecError`` naming the action and the file."""
+    """Rows whose action or ``enumerate`` is not raftspec's own, and properties that are not,
+    are wrapped so that an exception (or an action's returned value that is not a state)
+    becomes a ``RaftspecError`` naming the row or property and the file, not a traceback."""
     rows = []
     for row in protocol.rows:
-        module = getattr(row.apply, "__module__", "") or ""
-        if module.startswith("raftspec.") or getattr(row.apply, "_guarded", False):
-            rows.append(row)
-            continue
-        rows.append(attrs.evolve(row, apply=_guarded(row.apply, row.name, protocol, where)))
-    return attrs.evolve(protocol, rows=tuple(rows))
+        changes = {}
+        if _foreign(row.apply):
+            changes["apply"] = _guarded(row.apply, row.name, protocol, where)
+        if _foreign(row.enumerate):
+            changes["enumerate"] = _guarded_enumerate(row.enumerate, row.name, where)
+        rows.append(attrs.evolve(row, **changes) if changes else row)
+    properties = {
+        table: {name: (_guarded_property(fn, kind, name, where) if _foreign(fn) else fn)
+                for name, fn in getattr(protocol, table).items()}
+        for table, kind in (("invariants", "invariant"), ("step_properties", "step property"),
+                            ("reachable", "reachability property"))}
+    return attrs.evolve(protocol, rows=tuple(rows), **properties)
+
+
+def _guarded_enumerate(enumerate_args: Any, name: str, where: str) -> Any:
+    """The row's ``enumerate(state, config)``, its tuples materialized inside the guard (a
+    generator raises while it is iterated, not when it is called)."""
+    def guarded(state: Any, config: Any) -> tuple:
+        try:
+            return tuple(enumerate_args(state, config))
+        except RaftspecError:
+            raise
+        except Exception as err:  # noqa: BLE001 (a user's enumerate: report where it failed)
+            raise RaftspecError(f"enumerate of action {name} raised "
+                                f"{_where_failed(err, where)}", path=where) from None
+
+    guarded._guarded = True  # type: ignore[attr-defined]
+    guarded.__wrapped__ = enumerate_args  # type: ignore[attr-defined]
+    return guarded
+
+
+def _guarded_property(prop: Any, kind: str, name: str, where: str) -> Any:
+    """An invariant ``(state, config)``, step property ``(state, next, config)`` or
+    reachability property, any exception reported as the property's."""
+    def guarded(*args: Any) -> Any:
+        try:
+            return prop(*args)
+        except RaftspecError:
+            raise
+        except Exception as err:  # noqa: BLE001 (a user's property: report where it failed)
+            raise RaftspecError(f"{kind} {name} raised {_where_failed(err, where)}",
+                                path=where) from None
+
+    guarded._guarded = True  # type: ignore[attr-defined]
+    guarded.__wrapped__ = prop  # type: ignore[attr-defined]
+    return guarded
 
 
 def _guarded(apply: Any, name: str, protocol: Protocol, where: str) -> Any:

@@ -2,7 +2,8 @@
 
 Exit codes shared by every subcommand (raftspec/commands/_contract.py): 0 ok, 1 a finding
 (violation, not inductive, invalid trace, non-linearizable history), 2 usage, bad input or an
-unsupported feature, 3 incomplete (a budget ran out or the run was interrupted).
+unsupported feature, 3 incomplete (a budget ran out or the run was interrupted), 4 an
+internal error (a bug in raftspec: one line naming the exception, never a traceback).
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import signal
 import sys
+import threading
 from types import FrameType
 
-from raftspec.commands._contract import INCOMPLETE, USAGE, PipeSafeStdout
+from raftspec.commands._contract import INCOMPLETE, INTERNAL_ERROR, USAGE, PipeSafeStdout
 from raftspec.node.errors import NodeError
 from raftspec.protocol.errors import RaftspecError
 
@@ -42,7 +45,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         "a real cluster, and trace validation on one semantics.",
         epilog="Exit status, every command: 0 ok, 1 a finding (violation, not inductive, "
         "invalid, not linearizable), 2 usage or bad input, 3 incomplete (budget ran out or "
-        "interrupted).",
+        "interrupted), 4 internal error (a bug in raftspec).",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS if only is None else (only,):
@@ -56,7 +59,7 @@ def _command_module(argv: list[str]) -> str | None:
     return next((name for name in COMMANDS if name.rsplit(".", 1)[1] == first), None)
 
 
-VERDICT_COMMANDS = ("check", "bmc", "induct", "lincheck", "validate")
+VERDICT_COMMANDS = ("check", "simulate", "matrix", "bmc", "induct", "lincheck", "validate")
 """Commands whose SIGTERM (a CI job's timeout) is handled as Ctrl-C: partial results, exit 3.
 The cluster commands keep their own signal handling."""
 
@@ -78,6 +81,60 @@ def _stop(signum: int, frame: FrameType | None) -> None:
             return
         frame = frame.f_back
     raise KeyboardInterrupt
+
+
+class _SolverInterrupter:
+    """A stop signal reaches Python's handler only between bytecodes, i.e. after a long Z3
+    call has returned (an ``induct`` action can take minutes in one ``check``). Z3 handles
+    SIGINT itself, but not SIGTERM, a CI job's timeout: that one was lost until the end of the
+    run. So the signals' wake-up file descriptor is watched from a thread that, on SIGINT or
+    SIGTERM, asks Z3 (if loaded) to cancel what it is doing, a few times over a few seconds
+    (the call under way may start just after the first request); the canceled call returns
+    "unknown: canceled", which the engines raise as the KeyboardInterrupt the handler would
+    have raised."""
+
+    REPEAT, EVERY = 20, 0.25
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        self._previous = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        threading.Thread(target=self._watch, daemon=True, name="raftspec-stop").start()
+
+    def _watch(self) -> None:
+        """Drains the wake-up pipe until ``close`` (a zero byte); the first stop signal starts
+        the cancelling."""
+        stops = {int(signal.SIGINT), int(signal.SIGTERM)}
+        cancelling = False
+        try:
+            while True:
+                data = os.read(self._read, 64)
+                if not data or 0 in data:       # close(): the command is over
+                    return
+                if not cancelling and stops.intersection(data):
+                    cancelling = True
+                    threading.Thread(target=self._cancel, daemon=True,
+                                     name="raftspec-cancel").start()
+        except OSError:
+            return
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(self._read)
+
+    def _cancel(self) -> None:
+        for _ in range(self.REPEAT):
+            z3 = sys.modules.get("z3")
+            if z3 is not None:
+                with contextlib.suppress(Exception):
+                    z3.main_ctx().interrupt()
+            threading.Event().wait(self.EVERY)
+
+    def close(self) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            signal.set_wakeup_fd(self._previous)
+        with contextlib.suppress(OSError):
+            os.write(self._write, b"\0")         # ends the thread, which closes its end
+            os.close(self._write)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,9 +161,11 @@ def _main(argv: list[str]) -> int:
         print("raftspec: error: a COMMAND is required (listed above)", file=sys.stderr)
         return USAGE
     previous = {}
+    interrupter = None
     if args.command in VERDICT_COMMANDS:
         with contextlib.suppress(ValueError):   # not the main thread (tests in a thread)
             previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS}
+            interrupter = _SolverInterrupter()
     try:
         return args.run(args)
     except (RaftspecError, NodeError) as err:
@@ -119,8 +178,27 @@ def _main(argv: list[str]) -> int:
         print(f"raftspec {args.command}: out of memory before a verdict (lower the bounds or "
               "raise --max-memory)", file=sys.stderr)
         return INCOMPLETE
+    except Exception as err:  # noqa: BLE001 - never a traceback, never a verdict's code
+        print(f"raftspec {args.command}: internal error: {_one_line(err)}; this is a bug in "
+              "raftspec: please report it (with the command line)", file=sys.stderr)
+        return INTERNAL_ERROR
     finally:
         if previous:
             signal.setitimer(signal.ITIMER_REAL, 0)
+        if interrupter is not None:
+            interrupter.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _one_line(err: BaseException) -> str:
+    """``ExcType: message (at file:line)`` of an unexpected exception, on one line: enough to
+    report the bug, without a traceback a CI log would mistake for the verdict."""
+    import traceback
+
+    frames = traceback.extract_tb(err.__traceback__)
+    at = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    text = " ".join(str(err).split())
+    if len(text) > 300:
+        text = text[:300] + "..."
+    return f"{type(err).__name__}: {text}{at}" if text else f"{type(err).__name__}{at}"

@@ -7,6 +7,8 @@ thing for every command, and every ``--json`` object says whether its verdict is
     1  a finding about the system: a violation, not inductive, invalid, not linearizable
     2  usage, bad input or an unsupported feature (one error line, never a traceback)
     3  incomplete: a budget ran out or the run was interrupted before a verdict
+    4  internal error: an unexpected exception, i.e. a bug in raftspec (one line naming the
+       exception type, never a traceback); never a verdict about the system
 
 Budgets are wall-clock seconds and resident memory. Memory is measured as the process's
 resident set size (``/proc/self/statm``; peak RSS from ``getrusage`` elsewhere), polled at each
@@ -27,12 +29,13 @@ from pathlib import Path
 
 from raftspec.protocol.errors import RaftspecError
 
-OK, FINDING, USAGE, INCOMPLETE = 0, 1, 2, 3
+OK, FINDING, USAGE, INCOMPLETE, INTERNAL_ERROR = 0, 1, 2, 3, 4
 
 EXIT_STATUS = """\
 Exit status (the same for every raftspec command): 0 ok; 1 a finding ({finding}); 2 usage, bad
 input or an unsupported feature; 3 incomplete: a budget ran out or the run was interrupted
-(Ctrl-C, SIGTERM) before a verdict{partial}."""
+(Ctrl-C, SIGTERM) before a verdict{partial}; 4 an internal error (a bug in raftspec; please
+report it)."""
 
 DEFAULT_MEMORY_FRACTION = 0.25
 """Default memory budget: a quarter of physical memory (6 GiB on a 24 GiB machine), so that a
@@ -150,7 +153,11 @@ Z3_OUT_OF_MEMORY = "Z3 ran out of memory (its ceiling is --max-memory)"
 
 
 class Budget:
-    """A deadline and a memory ceiling, asked with ``exceeded()`` at an engine's cadence."""
+    """A deadline and a memory ceiling, asked with ``exceeded()`` at an engine's cadence.
+
+    Its clock starts when the command starts (before the model is loaded): a time limit bounds
+    what a CI job waits for, the whole command. A command's JSON ``seconds`` may count its
+    engine's work only; ``stopped_after`` is the budget's own reading when it ran out."""
 
     def __init__(self, seconds: float | None = None, memory: int | None = None) -> None:
         self.started = time.perf_counter()
@@ -158,6 +165,11 @@ class Budget:
         self.memory = memory
         self.deadline = None if seconds is None else self.started + seconds
         self.stopped: str | None = None
+        self.stopped_after: float | None = None
+
+    def elapsed(self) -> float:
+        """Seconds since the budget (the command) started."""
+        return time.perf_counter() - self.started
 
     def remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.perf_counter()
@@ -171,6 +183,8 @@ class Budget:
                   and (rss := rss_bytes() + children_rss_bytes()) >= self.memory):
                 self.stopped = (f"memory limit of {mib(self.memory)} reached "
                                 f"(resident {mib(rss)})")
+            if self.stopped is not None:
+                self.stopped_after = self.elapsed()
         return self.stopped
 
     def describe(self) -> str:
@@ -186,6 +200,12 @@ def add_budget_arguments(parser: argparse.ArgumentParser, time_flags: tuple[str,
     parser.add_argument(*time_flags, dest="time_limit", type=seconds, default=None,
                         metavar="SECONDS",
                         help="stop after SECONDS with exit 3 and partial results (default: none)")
+    add_memory_argument(parser)
+
+
+def add_memory_argument(parser: argparse.ArgumentParser) -> None:
+    """``--max-memory SIZE`` alone, for a command whose time limit has its own meaning
+    (``simulate``: the length of a search that is never complete)."""
     default = default_memory()
     parser.add_argument("--max-memory", type=parse_size, default=default, metavar="SIZE",
                         help="stop with exit 3 and partial results when resident memory reaches "

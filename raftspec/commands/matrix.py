@@ -13,6 +13,15 @@ import attrs
 
 from raftspec.checker.explore import explore
 from raftspec.checker.system import ProtocolSystem
+from raftspec.commands._contract import (
+    FINDING,
+    INCOMPLETE,
+    OK,
+    Budget,
+    add_budget_arguments,
+    budget_of,
+    exit_status,
+)
 from raftspec.spec.model import Model, load_model
 
 HELP = """\
@@ -25,15 +34,22 @@ of the models. A cell is
   reached at depth D   a reachability property: the shortest witness has D states
   never reached        a reachability property true in no reachable state (a failure)
   not checked          the model does not list the property
+  unknown (N states)   the run stopped (budget, Ctrl-C, SIGTERM) before deciding it: N states
+                       explored, none violating it; NOT a pass
 
 A model stops at its first violation, so to fill every cell a model with a violated property is
 explored again without it, until a run finds no violation: each violation is then reported at its
 shortest depth (BFS visits states in the same order every run), and "ok (N states)" counts the
 states of the last, complete run. The time column is the total over a model's runs.
 
-Exit status: 0 every cell ok or reached, 1 some property violated or never reached,
-2 bad model file or usage.
-"""
+Budgets: --time-limit and --max-memory cover the whole command (all models); when one runs out,
+or on Ctrl-C or SIGTERM, the model being checked keeps the cells decided so far, its other cells
+and the models not yet started are "unknown", and the exit status is 3 (unless some property
+is violated: a violation found is a finding, exit 1, whatever else was left undecided).
+
+""" + exit_status("some property violated, or never reached after a complete search; 0 = every "
+                  "cell ok or reached", '; --json then has "complete": false and "stopped" '
+                  "(overall and per model)") + "\n"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,13 +60,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("models", nargs="+", type=Path, metavar="MODEL", help="model files")
     parser.add_argument("--json", action="store_true",
                         help="print exactly one JSON object (for scripts and CI)")
+    add_budget_arguments(parser)
     parser.set_defaults(run=run)
 
 
 @attrs.frozen
 class Cell:
-    """One property of one model: ``status`` is ok, violated, reached, never reached or not
-    checked; ``states`` (ok) and ``depth`` (violated, reached) as the text says."""
+    """One property of one model: ``status`` is ok, violated, reached, never reached, unknown
+    (the run stopped before deciding it) or not checked; ``states`` (ok: all of them; unknown:
+    those explored) and ``depth`` (violated, reached) as the text says."""
 
     status: str
     states: int | None = None
@@ -59,6 +77,8 @@ class Cell:
     def text(self) -> str:
         if self.status == "ok":
             return f"ok ({self.states:,} states)"
+        if self.status == "unknown":
+            return f"unknown ({self.states or 0:,} states)"
         if self.status in ("violated", "reached"):
             return f"{self.status} at depth {self.depth}"
         return self.status
@@ -75,6 +95,12 @@ class ModelRow:
     seconds: float
     runs: int
     distinct_states: int
+    stopped: str | None = None
+    """Why the model's check stopped before deciding every cell (None: it is complete)."""
+
+    @property
+    def complete(self) -> bool:
+        return self.stopped is None
 
     @property
     def label(self) -> str:
@@ -90,32 +116,54 @@ class ModelRow:
         return text
 
 
-def check_model(model: Model) -> ModelRow:
-    """Every property of the model, exploring again without each violated one (see HELP)."""
+def check_model(model: Model, budget: Budget | None = None) -> ModelRow:
+    """Every property of the model, exploring again without each violated one (see HELP).
+
+    A run stopped by ``budget`` or a Ctrl-C (``explore`` returns it incomplete) decides nothing
+    more: the properties not yet violated or reached are "unknown", never "ok"."""
     cells: dict[str, Cell] = {}
     remaining = list(model.invariants)
     to_reach = list(model.reachable)
-    seconds = 0.0
     runs = 0
+    distinct = 0
+    stopped = None
     started = time.perf_counter()
     while True:
         runs += 1
-        system = ProtocolSystem(attrs.evolve(model, invariants=tuple(remaining),
-                                             reachable=tuple(to_reach)))
-        result = explore(system, reachable=system.reachable)
+        try:
+            system = ProtocolSystem(attrs.evolve(model, invariants=tuple(remaining),
+                                                 reachable=tuple(to_reach)))
+            result = explore(system, reachable=system.reachable,
+                             should_stop=None if budget is None else budget.exceeded)
+        except KeyboardInterrupt:           # outside the search itself (building the system)
+            stopped = "interrupted"
+            break
+        distinct = result.distinct_states
         for name, trace in (result.witnesses or {}).items():
             cells[name] = Cell("reached", depth=len(trace))
             to_reach.remove(name)
-        if result.violated is None:
-            break
-        cells[result.violated] = Cell("violated", depth=result.depth)
-        remaining.remove(result.violated)
+        if result.violated is not None:
+            cells[result.violated] = Cell("violated", depth=result.depth)
+            remaining.remove(result.violated)
+            continue
+        if not result.complete:
+            stopped = result.stopped or "stopped"
+        break
     seconds = time.perf_counter() - started
+    undecided = "ok" if stopped is None else "unknown"
     for name in remaining:
-        cells[name] = Cell("ok", states=result.distinct_states)
+        cells[name] = Cell(undecided, states=distinct)
     for name in to_reach:
-        cells[name] = Cell("never reached")
-    return ModelRow(model, cells, seconds, runs, result.distinct_states)
+        cells[name] = Cell("never reached") if stopped is None else Cell("unknown",
+                                                                         states=distinct)
+    return ModelRow(model, cells, seconds, runs, distinct, stopped)
+
+
+def not_run(model: Model, why: str) -> ModelRow:
+    """A model the command never started (an earlier one used up the budget or was
+    interrupted): every property unknown."""
+    cells = {n: Cell("unknown", states=0) for n in (*model.invariants, *model.reachable)}
+    return ModelRow(model, cells, 0.0, 0, 0, f"not started: {why}")
 
 
 def columns(rows: list[ModelRow]) -> list[str]:
@@ -144,12 +192,19 @@ def matrix_text(rows: list[ModelRow]) -> str:
     lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
              for r in [header, *body]]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    for row in rows:
+        if not row.complete:
+            lines.append(f"{row.label}: stopped before a verdict: {row.stopped}; its unknown "
+                         "cells are not a pass (exit 3)")
     return "\n".join(lines)
 
 
 def matrix_json(rows: list[ModelRow]) -> dict[str, Any]:
     names = columns(rows)
+    incomplete = [row for row in rows if not row.complete]
     return {
+        "complete": not incomplete,
+        "stopped": incomplete[0].stopped if incomplete else None,
         "properties": names,
         "models": [{
             "model": row.model.name,
@@ -159,6 +214,8 @@ def matrix_json(rows: list[ModelRow]) -> dict[str, Any]:
             "symmetry": row.model.symmetry,
             "distinct_states": row.distinct_states,
             "runs": row.runs,
+            "complete": row.complete,
+            "stopped": row.stopped,
             "seconds": round(row.seconds, 3),
             "cells": {n: {**attrs.asdict(cell(row, n)), "text": cell(row, n).text()}
                       for n in names},
@@ -167,11 +224,21 @@ def matrix_json(rows: list[ModelRow]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    budget = budget_of(args)
     models = [load_model(path) for path in args.models]  # every file's mistakes before work
-    rows = [check_model(model) for model in models]
+    rows: list[ModelRow] = []
+    for model in models:
+        if rows and not rows[-1].complete:
+            rows.append(not_run(model, rows[-1].stopped.removeprefix("not started: ")))
+            continue
+        try:
+            rows.append(check_model(model, budget))
+        except KeyboardInterrupt:           # between two runs of a model's check
+            rows.append(not_run(model, "interrupted"))
     if args.json:
         print(json.dumps(matrix_json(rows)))
     else:
         print(matrix_text(rows))
-    failed = any(c.failed for row in rows for c in row.cells.values())
-    return 1 if failed else 0
+    if any(c.failed for row in rows for c in row.cells.values()):
+        return FINDING
+    return OK if all(row.complete for row in rows) else INCOMPLETE

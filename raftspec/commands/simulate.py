@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -21,6 +24,15 @@ from raftspec.checker.simulate import (
     simulate_parallel,
 )
 from raftspec.checker.system import ProtocolSystem
+from raftspec.commands._contract import (
+    FINDING,
+    INCOMPLETE,
+    Budget,
+    Stopped,
+    add_memory_argument,
+    check_output,
+    exit_status,
+)
 from raftspec.protocol.errors import RaftspecError
 from raftspec.spec.model import Model, default_model_path, load_model
 
@@ -35,9 +47,12 @@ shrunk (steps and loops dropped while it still replays and still violates) and p
 `raftspec check` prints one. Reaches bugs far deeper than BFS (the paper's Figure 8, over 50
 steps) but proves nothing when it finds none.
 
-Exit status: 1 a property is violated, 3 the time limit ended without a violation (incomplete:
-not a proof), 2 bad model file or usage.
-"""
+In short: 1 a property is violated; 3 the time limit ended without a violation, or
+--max-memory, Ctrl-C or SIGTERM stopped the walks (incomplete, not a proof): it then prints the
+walks and steps done so far and, with --json, "complete": false and "stopped" saying why.
+
+""" + exit_status("a property is violated; never 0: simulation proves nothing",
+                  '; --json then has "complete": false and "stopped"') + "\n"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -65,6 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="print exactly one JSON object (for scripts and CI)")
     parser.add_argument("--mermaid", type=Path, metavar="FILE",
                         help="write a counterexample as a Mermaid sequence diagram to FILE")
+    add_memory_argument(parser)
     progress = parser.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
                           help="show progress even when not on a terminal")
@@ -79,36 +95,86 @@ def _positive(value: float, flag: str, *, low: float = 1) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    budget = Budget(memory=args.max_memory)
     _positive(args.depth, "--depth")
     _positive(args.workers, "--workers")
     _positive(args.seed, "--seed", low=0)
     if not args.time_limit > 0:
         raise RaftspecError(f"must be > 0, got {args.time_limit:g}", field="--time-limit")
+    check_output(args.mermaid, "--mermaid")
     model = load_model(args.model if args.model is not None else default_model_path())
     hints = model.protocol.simulation
     show_progress = args.progress
     if show_progress is None:
         show_progress = sys.stderr.isatty() and not os.environ.get("CI") and not args.json
-    result = simulate_parallel(
-        partial(_system, model), args.workers, seed=args.seed, time_limit=args.time_limit,
-        depth=args.depth, shrink=args.shrink, action_name=ProtocolSystem.action_name,
-        settings=SwarmSettings(omit_by_name=hints.rare),
-        cells=hints.cell if args.cells else None,
-        on_progress=_progress if show_progress else None, progress_interval=2.0,
-    )
+    watch = _Watch(budget, _progress if show_progress else None)
+    try:
+        result = simulate_parallel(
+            partial(_system, model, os.getpid()), args.workers, seed=args.seed,
+            time_limit=args.time_limit, depth=args.depth, shrink=args.shrink,
+            action_name=ProtocolSystem.action_name,
+            settings=SwarmSettings(omit_by_name=hints.rare),
+            cells=hints.cell if args.cells else None,
+            on_progress=watch, progress_interval=watch.INTERVAL,
+        )
+        stopped = None if result.violated is not None else (
+            f"time limit of {args.time_limit:g} s reached")
+    except (KeyboardInterrupt, Stopped) as stop:
+        result = watch.partial(args.seed)
+        stopped = stop.reason if isinstance(stop, Stopped) else "interrupted"
     if show_progress:
         print(file=sys.stderr)
     if args.mermaid is not None and result.trace is not None:
-        args.mermaid.write_text(counterexample_mermaid(result.trace, model.protocol) + "\n")
+        try:
+            args.mermaid.write_text(counterexample_mermaid(result.trace, model.protocol) + "\n")
+        except OSError as err:     # checked before the run; removed or made read-only since
+            print(f"raftspec simulate: error: {args.mermaid}: cannot write: {err.strerror}",
+                  file=sys.stderr)
     if args.json:
-        print(json.dumps(_json_report(model, args, result)))
+        print(json.dumps(_json_report(model, args, result, stopped)))
     else:
-        _print_summary(model, args, result)
-    return 3 if result.violated is None else 1
+        _print_summary(model, args, result, stopped)
+    return INCOMPLETE if result.violated is None else FINDING
 
 
-def _system(model: Model) -> ProtocolSystem:
-    """Walks need exact states (a walk's loops), not symmetry classes."""
+class _Watch:
+    """The engine's progress callback: remembers the last figures (what an interrupted run
+    reports: the engine's own counts are lost with its stack), stops the run when --max-memory
+    is reached, and shows progress every 2 s when asked."""
+
+    INTERVAL = 0.5
+    """Seconds between callbacks: how often memory is looked at, and how stale the figures of
+    an interrupted run may be (the engine calls back between walks)."""
+
+    def __init__(self, budget: Budget, show: Callable[[Progress], None] | None) -> None:
+        self.budget = budget
+        self.show = show
+        self.last = Progress(0, 0, 0.0)
+        self.started = time.perf_counter()
+        self.next_show = self.started + 2.0
+
+    def __call__(self, p: Progress) -> None:
+        self.last = p
+        if self.show is not None and time.perf_counter() >= self.next_show:
+            self.next_show = time.perf_counter() + 2.0
+            self.show(p)
+        if (reason := self.budget.exceeded()) is not None:
+            raise Stopped(reason)
+
+    def partial(self, seed: int) -> SimulationResult:
+        """The figures of a run stopped before its end: walks and steps as last reported,
+        seconds as measured here."""
+        return SimulationResult(seed=seed, walks=self.last.walks, steps=self.last.steps,
+                                seconds=time.perf_counter() - self.started)
+
+
+def _system(model: Model, parent: int) -> ProtocolSystem:
+    """Walks need exact states (a walk's loops), not symmetry classes. In a worker process
+    (--workers), Ctrl-C and SIGTERM are the parent's to handle: it reports and ends the workers
+    (a worker raising KeyboardInterrupt would print a traceback of its own)."""
+    if os.getpid() != parent:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     return ProtocolSystem(model, symmetry=False)
 
 
@@ -119,11 +185,16 @@ def _progress(p: Progress) -> None:
     print(line, end=end, file=sys.stderr, flush=True)
 
 
-def _json_report(model: Model, args: argparse.Namespace, result: SimulationResult) -> dict:
+def _json_report(model: Model, args: argparse.Namespace, result: SimulationResult,
+                 stopped: str | None) -> dict:
+    """``complete`` is true only with a violation (a finding); without one ``stopped`` says
+    what ended the search."""
     return {
         "model": model.name,
         "path": model.path,
         "verdict": result.verdict,
+        "complete": result.violated is not None,
+        "stopped": stopped,
         "violated": result.violated,
         "counterexample": (
             counterexample_json(result.trace, model.protocol) if result.trace is not None else None
@@ -143,7 +214,8 @@ def _json_report(model: Model, args: argparse.Namespace, result: SimulationResul
     }
 
 
-def _print_summary(model: Model, args: argparse.Namespace, result: SimulationResult) -> None:
+def _print_summary(model: Model, args: argparse.Namespace, result: SimulationResult,
+                   stopped: str | None) -> None:
     c = model.config
     print(f"model {model.name} ({model.path}): {c.servers} servers, {c.values} value(s), "
           f"max_term {c.max_term}, max_log_length {c.max_log_length}, "
@@ -164,5 +236,6 @@ def _print_summary(model: Model, args: argparse.Namespace, result: SimulationRes
         print(f"violation: {result.walks:,} walks, {result.steps:,} steps, "
               f"{result.seconds:.2f} s ({rate:,.0f} steps/s)")
     else:
-        print(f"incomplete: no violation in {result.seconds:.1f} s: {result.walks:,} walks, "
-              f"{result.steps:,} steps ({rate:,.0f} steps/s); simulation is not a proof")
+        print(f"incomplete ({stopped}): no violation in {result.seconds:.1f} s: "
+              f"{result.walks:,} walks, {result.steps:,} steps ({rate:,.0f} steps/s); "
+              "simulation is not a proof")

@@ -8,6 +8,7 @@ fast: bad input is refused before work, and the few that start work have short b
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -47,6 +48,22 @@ CASES: dict[str, tuple[list[str], set[int]]] = {
     "check-time-limit-negative": (["check", "{tiny2}", "--time-limit", "-1"], {2}),
     "check-max-memory-garbage": (["check", "{tiny2}", "--max-memory", "lots"], {2}),
     "check-unknown-flag": (["check", "{tiny2}", "--frobnicate"], {2}),
+    # a user's variant whose own code raises while the model is explored
+    "check-variant-enumerate-raises": (["check", "{variant_enumerate}"], {2}),
+    "check-variant-invariant-raises": (["check", "{variant_invariant}"], {2}),
+    "check-variant-step-property-raises": (["check", "{variant_step}"], {2}),
+    "check-variant-reachable-raises": (["check", "{variant_reachable}"], {2}),
+    "simulate-variant-invariant-raises": (["simulate", "{variant_invariant}", "--time-limit",
+                                           "5"], {2}),
+    # simulate
+    "simulate-mermaid-unwritable": (["simulate", "{tiny2}", "--mermaid", "{missing_dir}/x.mmd"],
+                                    {2}),
+    "simulate-mermaid-directory": (["simulate", "{tiny2}", "--mermaid", "{dir}"], {2}),
+    "simulate-time-limit-0": (["simulate", "{tiny2}", "--time-limit", "0"], {2}),
+    # matrix
+    "matrix-missing": (["matrix", "{tiny2}", "{missing}"], {2}),
+    "matrix-time-limit-negative": (["matrix", "{tiny2}", "--time-limit", "-1"], {2}),
+    "matrix-huge-bounds": (["matrix", "{huge_yaml}", "--time-limit", "1", "--json"], {3}),
     # bmc
     "bmc-missing": (["bmc", "{missing}"], {2}),
     "bmc-empty": (["bmc", "{empty}"], {2}),
@@ -80,6 +97,9 @@ CASES: dict[str, tuple[list[str], set[int]]] = {
                             {2}),
     "validate-model-binary": (["validate", "{trace1}", "--model", "{binary}"], {2}),
     "validate-time-limit-0": (["validate", "{trace1}", "--time-limit", "0"], {2}),
+    "validate-corrupt-gzip": (["validate", "{corrupt_gz}", "{trace2}", "{trace3}"], {2}),
+    "validate-truncated-gzip": (["validate", "{truncated_gz}", "{trace2}", "{trace3}"], {2}),
+    "validate-etcd-corrupt-gzip": (["validate", "{etcd_corrupt_gz}"], {2}),
     # lincheck
     "lincheck-missing": (["lincheck", "{missing}"], {2}),
     "lincheck-binary": (["lincheck", "{binary}"], {2}),
@@ -120,6 +140,39 @@ CASES: dict[str, tuple[list[str], set[int]]] = {
     "ctl-unknown-action": (["ctl", "--cluster", "127.0.0.1:1", "explode"], {2}),
 }
 
+MESSAGES: dict[str, tuple[str, ...]] = {
+    "validate-corrupt-gzip": ("not a valid gzip file: ", "corrupt.ndjson.gz"),
+    "validate-truncated-gzip": ("not a valid gzip file: ", "truncated.ndjson.gz", "cut short"),
+    "validate-etcd-corrupt-gzip": ("not a valid gzip file: ", "etcd.ndjson.gz",
+                                   "invalid block type"),
+    "check-variant-enumerate-raises": ("enumerate.py: enumerate of action Timeout raised "
+                                       "ValueError: bad enumerate (at ", "enumerate.py:3)"),
+    "check-variant-invariant-raises": ("invariant.py: invariant boom raised AttributeError",
+                                       "invariant.py:2)"),
+    "check-variant-step-property-raises": ("step.py: step property jump raised KeyError",),
+    "check-variant-reachable-raises": ("reachable.py: reachability property seen raised "
+                                       "ZeroDivisionError",),
+    "simulate-variant-invariant-raises": ("invariant.py: invariant boom raised AttributeError",),
+    "simulate-mermaid-unwritable": ("--mermaid: cannot write: directory ",),
+    "matrix-time-limit-negative": ("--time-limit: must be a positive number of seconds",),
+}
+"""What the one error line of some cases must say (every fragment, in the last stderr line)."""
+
+VARIANTS = {
+    "enumerate": ("def bad(state, config):\n    yield (1,)\n    raise ValueError('bad enumerate')"
+                  "\n\ndef edit(p):\n    return p.replace('Timeout', enumerate=bad)\n", ""),
+    "invariant": ("def boom(state, config):\n    return state.no_such_field\n\n"
+                  "def edit(p):\n    return p.with_properties(invariants={'boom': boom})\n",
+                  "invariants: [type_ok, boom]\n"),
+    "step": ("def jump(state, nxt, config):\n    return {}['x']\n\n"
+             "def edit(p):\n    return p.with_properties(step_properties={'jump': jump})\n",
+             "invariants: [type_ok, jump]\n"),
+    "reachable": ("def seen(state, config):\n    return 1 / 0\n\n"
+                  "def edit(p):\n    return p.with_properties(reachable={'seen': seen})\n",
+                  "reachable: [seen]\n"),
+}
+"""Variant files whose own code raises once the model runs: (source, extra model lines)."""
+
 
 def _files(root: Path) -> dict[str, str]:
     """The bad (and a few good) inputs the table refers to."""
@@ -139,7 +192,23 @@ def _files(root: Path) -> dict[str, str]:
         {"process": 2, "type": "invoke", "f": "get", "key": "k", "value": None, "time": 3},
         {"process": 2, "type": "ok", "f": "get", "key": "k", "value": "a", "time": 4}]) + "\n"
     (root / "a-dir").mkdir()
+    packed = gzip.compress(trace[1].encode())
+    etcd = "".join(json.dumps({"tag": "log", "event": {"name": "Ready", "nid": "1"}, "n": n})
+                   + "\n" for n in range(200)).encode()
+    second = gzip.compress(etcd)   # a second gzip member whose deflate data is garbage (zlib's
+    etcd_bad = gzip.compress(etcd) + second[:10] + b"\xff" * 16 + second[26:]  # "invalid block
+    # type"), after a first member that is read as etcd-raft's (its first line says so)
+    variants = {}
+    for name, (source, lines) in VARIANTS.items():
+        write(f"variants/{name}.py", source)
+        variants[f"variant_{name}"] = write(
+            f"variants/{name}.yaml", f"name: {name}\nservers: 2\nbounds: {{max_term: 2, "
+            f"max_log_length: 1, max_messages: 1}}\nvariant: {name}.py\n{lines}")
     return {
+        **variants,
+        "corrupt_gz": write("gz/corrupt.ndjson.gz", packed[:20] + bytes(200) + packed[220:]),
+        "truncated_gz": write("gz/truncated.ndjson.gz", packed[:len(packed) // 2]),
+        "etcd_corrupt_gz": write("gz/etcd.ndjson.gz", etcd_bad),
         "missing": str(root / "no-such-file"),
         "missing_dir": str(root / "no-such-dir"),
         "new_dir": str(root / "new-dir"),
@@ -221,6 +290,48 @@ def test_user_mistake_exits_with_the_contract_code_and_no_traceback(case: str, r
     if 3 in expected and "--json" in CASES[case][0]:
         report = json.loads(proc.stdout.splitlines()[-1])
         assert report["complete"] is False and report.get("stopped"), report
+
+
+@pytest.mark.parametrize("case", list(MESSAGES))
+def test_the_error_line_names_the_file_and_the_problem(case: str, results) -> None:
+    futures, _ = results
+    proc = futures[case].result(timeout=TIMEOUT * 3)
+    last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
+    for fragment in MESSAGES[case]:
+        assert fragment in last, proc.stderr
+
+
+def test_an_unexpected_exception_is_one_line_and_exit_4_never_a_verdict(tmp_path: Path) -> None:
+    """A bug in raftspec (here: one planted in the model loader of a real process) is neither
+    a finding (1) nor a user's mistake (2): exit 4, one line naming the exception, no
+    traceback."""
+    plant = ("import sys\nimport raftspec.commands.check as check\n"
+             "def broken(path):\n    raise LookupError('planted')\n"
+             "check.load_model = broken\nfrom raftspec.cli import main\n"
+             "sys.exit(main(sys.argv[1:]))\n")
+    proc = subprocess.run([sys.executable, "-c", plant, "check", str(TINY2)],
+                          capture_output=True, text=True, timeout=TIMEOUT,
+                          stdin=subprocess.DEVNULL, cwd=tmp_path)
+    assert proc.returncode == 4, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("raftspec check: internal error: LookupError: planted (at ")
+    assert "this is a bug in raftspec: please report it" in lines[0]
+
+
+@pytest.mark.parametrize("command", ["check", "simulate", "matrix", "bmc", "induct",
+                                     "validate", "lincheck", "node"])
+def test_every_verdict_command_documents_exit_3_and_4(
+        command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from raftspec.cli import build_parser
+
+    with pytest.raises(SystemExit) as exited:
+        build_parser(f"raftspec.commands.{command}").parse_args([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert exited.value.code == 0
+    assert ("3 fail-stop on a disk error" if command == "node" else "3 incomplete") in text, text
+    assert "4 an internal error" in text, text
 
 
 def test_a_file_that_exists_is_never_created_or_truncated_by_the_output_check(results) -> None:

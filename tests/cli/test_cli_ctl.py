@@ -106,3 +106,31 @@ def test_a_stopped_cluster_is_reported_at_once_with_exit_1(tmp_path: Path,
     assert proc.returncode == 1, proc.stderr
     assert "running?" in proc.stderr and "Traceback" not in proc.stderr
     assert time.monotonic() - started < 10       # the old ctl waited 25 s on `heal`
+
+
+def test_raftspec_node_stops_with_exit_3_on_a_disk_error(tmp_path: Path) -> None:
+    """`raftspec node --help` promises 3 for a fail-stop on a disk error (it was 2, the code
+    of a user's mistake, through the CLI's generic NodeError handler). The failure is injected
+    in the node's storage layer (control action "disk"); a write then needs the disk."""
+    from raftspec.node import control
+
+    addr = f"127.0.0.1:{free_base_port(1)}"
+    proc = subprocess.Popen([sys.executable, "-m", "raftspec", "node", "--id", "1", "--peers",
+                             addr, "--data-dir", str(tmp_path / "d")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not any(s.get("role") == "leader" for s in _status(addr)):
+            assert time.monotonic() < deadline and proc.poll() is None, "no leader"
+            time.sleep(0.2)
+        assert control.control(addr, "disk", fail=True)
+        put = raftspec("kv", "--cluster", addr, "--timeout", "2", "put", "k", "v")
+        assert put.returncode != 0                 # never acknowledged: it was not persisted
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 3, err
+    assert "Traceback" not in err
+    assert "error: cannot persist, stopping" in err.strip().splitlines()[-1]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from typing import Any
 
 from raftspec.protocol.errors import RaftspecError
@@ -47,8 +48,8 @@ def looks_like_etcd(path: str) -> bool:
                     return False
                 ev = obj.get("event") if isinstance(obj, dict) else None
                 return isinstance(ev, dict) and "nid" in ev and "name" in ev
-    except (OSError, UnicodeDecodeError, EOFError, gzip.BadGzipFile):
-        return False
+    except (OSError, UnicodeDecodeError, EOFError, zlib.error):
+        return False      # not etcd's; the cluster reader then reports what is wrong
     return False
 
 
@@ -70,9 +71,18 @@ def read_lines(path: str) -> list[tuple[int, dict[str, Any]]]:
                 if not isinstance(obj, dict) or obj.get("tag") != "trace":
                     continue
                 out.append((n, check_event(obj.get("event"), path, n)))
-    except (UnicodeDecodeError, EOFError, gzip.BadGzipFile, OSError) as err:
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise bad_gzip(path, err) from None
+    except (UnicodeDecodeError, OSError) as err:
         raise RaftspecError(f"cannot read trace file: {err}", path=path) from None
     return out
+
+
+def bad_gzip(path: str, err: Exception) -> RaftspecError:
+    """A file with gzip's magic bytes that does not decompress (corrupt or cut short): zlib's
+    and gzip's own exceptions name neither the file nor the problem a user can act on."""
+    why = "cut short" if isinstance(err, EOFError) else str(err) or type(err).__name__
+    return RaftspecError(f"not a valid gzip file: {path} ({why})")
 
 
 def _need(cond: bool, why: str, path: str, n: int, field: str) -> None:

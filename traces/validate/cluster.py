@@ -28,7 +28,9 @@ failed AppendEntries responses (not part of Figure 2; ignored).
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -91,7 +93,11 @@ class ClusterAdapter:
         try:
             with open_text(path) as f:
                 text = f.read()
-        except (OSError, UnicodeDecodeError, EOFError) as err:
+        except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+            from raftspec.traces.etcd.read import bad_gzip  # (etcd.read imports this package)
+
+            raise bad_gzip(path, err) from None
+        except (OSError, UnicodeDecodeError) as err:
             raise RaftspecError(f"cannot read trace file: {err}", path=path) from None
         lines = text.split("\n")
         torn = lines[-1] != ""          # a write cut short (SIGKILL) lacks its newline
