@@ -390,6 +390,10 @@ class NodeServer:
                 return
         elif action == "disk":                    # fault injection: writes fail with EIO
             self.storage.fail_writes = bool(body.get("fail"))
+            # answer now: the next write (the WAL's, or the high-water mark's) stops the node
+            self._reply(addr, {"k": "ctl_resp", "rid": rid, "ok": True})
+            self._send_replies()
+            return
         else:
             raise BadDatagram("bad_fields")
         self._reply(addr, {"k": "ctl_resp", "rid": rid, "ok": True})

@@ -109,6 +109,15 @@ def _read_mark_slot(buf: bytes) -> tuple[int, Mark] | None:
     return seq, Mark(index, log_term, term, None if vote < 0 else vote, abstain)
 
 
+def read_mark(path: str) -> Mark | None:
+    """The mark in file ``path`` (for tools and tests; the node reads it in ``load``)."""
+    with open(path, "rb") as f:
+        buf = f.read(2 * MARK_SIZE)
+    slots = [s for s in (_read_mark_slot(buf[:MARK_SIZE]), _read_mark_slot(buf[MARK_SIZE:]))
+             if s is not None]
+    return max(slots, key=lambda s: s[0])[1] if slots else None
+
+
 def lost_entries(rec: Recovered) -> str | None:
     """What the recovered WAL lacks of what the mark says was fsynced (and so may have been
     acknowledged): None if nothing. A torn tail never counts: it was never fsynced, and the
