@@ -159,8 +159,10 @@ class HighWater:
         """The mark to write (and fsync) before persisting a rewrite from ``append_from``
         (``term_before``: the term of entry ``append_from - 1``) or a received snapshot."""
         m = self.mark
-        if snapshot is not None and m.index > snapshot.index:
-            return self.reset(Mark(snapshot.index, snapshot.term, m.term, m.vote, m.abstain))
+        if snapshot is not None and m.index >= snapshot.index:
+            # log_term 0 (unknown): until the snapshot is written the WAL may hold another
+            # term at that index (the snapshot replaces a log that disagrees with it)
+            return self.reset(Mark(snapshot.index, 0, m.term, m.vote, m.abstain))
         if append_from and m.index >= append_from:
             return self.reset(Mark(append_from - 1, term_before or 0, m.term, m.vote, m.abstain))
         return None
@@ -335,8 +337,8 @@ class DiskLog:
         return rec
 
     def _load_mark(self) -> Mark | None:
-        """Two slots written alternately, so a torn write leaves the previous mark readable;
-        the valid slot with the higher sequence number wins."""
+        """Two slots written alternately (slot 0 first), so a torn write leaves the previous
+        mark readable; the valid slot with the higher sequence number wins."""
         created = not os.path.exists(self.mark_path)
         self._mark_fd = os.open(self.mark_path, os.O_RDWR | os.O_CREAT, 0o644)
         if created:
@@ -347,6 +349,8 @@ class DiskLog:
             return None
         slots = [s for s in (_read_mark_slot(buf[:MARK_SIZE]), _read_mark_slot(buf[MARK_SIZE:]))
                  if s is not None]
+        if not slots and len(buf) <= MARK_SIZE:
+            return None                  # the very first write (at the first start) was torn
         if not slots:
             raise NodeError(f"{self.mark_path}: damaged (no valid slot): cannot tell whether "
                             "acknowledged entries were lost; refusing to start (remove the "
@@ -363,7 +367,7 @@ class DiskLog:
         try:
             self._check_hook(self.mark_path)
             data = _mark_slot(seq, mark)
-            if os.pwrite(self._mark_fd, data, (seq % 2) * MARK_SIZE) != len(data):
+            if os.pwrite(self._mark_fd, data, ((seq - 1) % 2) * MARK_SIZE) != len(data):
                 raise OSError(errno.EIO, "short write", self.mark_path)
             os.fsync(self._mark_fd)
         except OSError as err:
