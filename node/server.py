@@ -12,6 +12,13 @@ now end in a partial record and the kernel may have dropped the unwritten pages:
 state is the one it will recover from disk on restart. Any other exception while handling one
 datagram or one tick is logged with its traceback, counted (``handler_error`` in the status),
 and the node keeps running: the timer is always rescheduled.
+
+High-water mark (``storage.HighWater``, file ``DATA_DIR/mark``): after the WAL's fsync the loop
+records what the WAL now durably holds (last index and term, hard state) — at every hard-state
+change before anything is sent, else every ``MARK_EVERY`` entries or ``MARK_INTERVAL_S`` — and
+lowers it before a rewrite below it. At start a WAL below its mark lost acknowledged records:
+the node refuses to start unless ``--accept-lost-entries``, and then abstains from voting and
+campaigning until a leader has brought its log back to the mark (dissertation §3.8).
 """
 
 from __future__ import annotations
