@@ -171,15 +171,14 @@ class HighWater:
                    now: float, hard_state: bool = False) -> Mark | None:
         """The mark to write now that the WAL durably holds ``last`` and (term, vote)."""
         m = self.mark
-        abstain = m.abstain if last < m.abstain else 0
-        new = Mark(last, last_term, term, vote, abstain)
+        if not hard_state and last - m.index < self.every and \
+                now - self.written_at < self.interval:
+            return None                           # the common case: nothing built
+        new = Mark(last, last_term, term, vote, m.abstain if last < m.abstain else 0)
         if new == m:
             return None
-        if hard_state or abstain != m.abstain or last - m.index >= self.every or \
-                now - self.written_at >= self.interval:
-            self.written_at = now
-            return self.reset(new)
-        return None
+        self.written_at = now
+        return self.reset(new)
 
     def reset(self, m: Mark) -> Mark:
         """Take ``m`` as the mark (the caller writes it)."""
