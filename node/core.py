@@ -99,8 +99,9 @@ class RaftCore:
         self.snap_sent: dict[int, int] = {}       # peer -> offset of the chunk in flight
         self.lost_tail_reports = 0                # rejections below a follower's match_index
         # This node lost entries it had acknowledged (its WAL is below its high-water mark):
-        # it neither votes nor campaigns until a leader has brought its log back to this index
-        # (dissertation §3.8: a server whose storage lost data must not vote as if it had it).
+        # it neither votes nor campaigns until a leader has brought its log back to this index.
+        # The dissertation (§3.8) says such a server cannot safely rejoin under its old
+        # identity; abstaining until caught up is the weaker remedy docs/cluster.md argues for.
         self.abstain_until = 0
         self.recent_active: set[int] = set()
         self.snap_buffer: bytearray | None = None
