@@ -125,7 +125,8 @@ def lost_entries(rec: Recovered) -> str | None:
     m = rec.mark
     if m is None:
         return None
-    holds = f"the WAL holds entries up to index {rec.last_index}, term {rec.term}"
+    holds = (f"the WAL holds entries up to index {rec.last_index} (term "
+             f"{rec.term_at(rec.last_index)}), current term {rec.term}")
     if rec.last_index < m.index:
         return (f"{holds}, but the mark says entries up to index {m.index} (term {m.log_term}) "
                 "were persisted")

@@ -339,7 +339,8 @@ def test_a_wal_cut_below_the_mark_is_reported_and_one_at_or_above_it_is_not(ops_
         msg = lost_entries(rec)
         assert (msg is not None) == lost, (msg, rec.last_index, mark)
         if msg is not None:
-            assert f"the WAL holds entries up to index {rec.last_index}, term {rec.term}" in msg
+            assert msg.startswith(f"the WAL holds entries up to index {rec.last_index} (term "
+                                  f"{node.term_at(rec.last_index)}), current term {rec.term}")
 
 
 def test_a_mark_file_with_both_slots_damaged_is_refused(tmp_path) -> None:
