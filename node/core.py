@@ -98,6 +98,11 @@ class RaftCore:
         self.match_index: dict[int, int] = {}
         self.snap_sent: dict[int, int] = {}       # peer -> offset of the chunk in flight
         self.lost_tail_reports = 0                # rejections below a follower's match_index
+        # This node lost entries it had acknowledged (its WAL is below its high-water mark):
+        # it neither votes nor campaigns until a leader has brought its log back to this index.
+        # The dissertation (§3.8) says such a server cannot safely rejoin under its old
+        # identity; abstaining until caught up is the weaker remedy docs/cluster.md argues for.
+        self.abstain_until = 0
         self.recent_active: set[int] = set()
         self.snap_buffer: bytearray | None = None
         self.snap_buffer_key: tuple[int, int] = (0, 0)
@@ -212,7 +217,7 @@ class RaftCore:
     # ----------------------------------------------------------------- elections (§5.2)
     def timeout(self) -> None:
         """Start an election: new term, vote for self, ask everyone (TLA+ Timeout+RequestVote)."""
-        if self.id not in self.members:
+        if self.id not in self.members or self.abstaining():
             self._reset_timeout()
             return
         self.term += 1
@@ -259,13 +264,22 @@ class RaftCore:
 
     def _handle_vote(self, m: Message) -> None:
         up_to_date = (m.last_log_term, m.last_log_index) >= (self.last_term, self.last_index)
-        grant = (m.term == self.term and self.voted_for in (None, m.src) and up_to_date)
+        grant = (m.term == self.term and self.voted_for in (None, m.src) and up_to_date
+                 and not self.abstaining())
         if grant:
             self.voted_for = m.src
             self._hard_dirty = True
             self._reset_timeout()
         self.event("recv", message=m)
         self._send(Message(VOTE_RESP, self.id, m.src, self.term, granted=grant))
+
+    def abstaining(self) -> bool:
+        """True while this node must not vote or campaign (it lost acknowledged entries and
+        its log has not yet been brought back to ``abstain_until`` by a leader). Once reached,
+        its log up to there is a leader's, which holds every committed entry (§5.4)."""
+        if self.abstain_until and self.last_index >= self.abstain_until:
+            self.abstain_until = 0
+        return self.abstain_until > 0
 
     def _handle_vote_resp(self, m: Message) -> None:
         self.event("recv", message=m)

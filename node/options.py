@@ -65,6 +65,11 @@ def add_node_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-check-quorum", action="store_true",
                    help="leaders do not step down when they lose contact with a majority")
     p.add_argument("--seed", type=int, help="seed for election timeouts and fault injection")
+    p.add_argument("--accept-lost-entries", action="store_true",
+                   help="start even though the WAL lost entries this node had persisted "
+                   "(below its high-water mark DATA_DIR/mark; without this flag the node "
+                   "refuses, exit 2): it then neither votes nor campaigns until a leader has "
+                   "brought its log back to the mark")
 
 
 def config_from_args(args: argparse.Namespace) -> NodeConfig:
@@ -90,4 +95,5 @@ def config_from_args(args: argparse.Namespace) -> NodeConfig:
                       secret=read_secret(args.secret), tick_ms=args.tick_ms,
                       election_ticks=args.election_ticks, heartbeat_ticks=args.heartbeat_ticks,
                       snapshot_threshold=args.snapshot_threshold, join=args.join,
-                      check_quorum=not args.no_check_quorum, seed=args.seed)
+                      check_quorum=not args.no_check_quorum, seed=args.seed,
+                      accept_lost_entries=args.accept_lost_entries)

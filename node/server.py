@@ -12,6 +12,13 @@ now end in a partial record and the kernel may have dropped the unwritten pages:
 state is the one it will recover from disk on restart. Any other exception while handling one
 datagram or one tick is logged with its traceback, counted (``handler_error`` in the status),
 and the node keeps running: the timer is always rescheduled.
+
+High-water mark (``storage.HighWater``, file ``DATA_DIR/mark``): after the WAL's fsync the loop
+records what the WAL now durably holds (last index and term, hard state) — at every hard-state
+change before anything is sent, else every ``MARK_EVERY`` entries or ``MARK_INTERVAL_S`` — and
+lowers it before a rewrite below it. At start a WAL below its mark lost acknowledged records:
+the node refuses to start unless ``--accept-lost-entries``, and then abstains from voting and
+campaigning until a leader has brought its log back to the mark (dissertation §3.8).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import logging
 import os
 import random
 import signal
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +42,14 @@ from raftspec.node.errors import NodeError
 from raftspec.node.faults import FaultConfig
 from raftspec.node.kv import MAX_VALUE_BYTES, KVStore, value_bytes
 from raftspec.node.messages import Message
-from raftspec.node.storage import DiskFailure, DiskLog
+from raftspec.node.storage import (
+    DiskFailure,
+    DiskLog,
+    HighWater,
+    Mark,
+    Recovered,
+    lost_entries,
+)
 from raftspec.node.transport import Addr, Transport, parse_addr
 from raftspec.node.wire import (
     KV_OPS,
@@ -54,6 +69,8 @@ from raftspec.traces.schema import TraceWriter, entry_fields, message_fields
 log = logging.getLogger("raftspec.node")
 
 MAX_LOGGED_ERRORS = 20              # handler tracebacks logged before only counting them
+MARK_EVERY = 1000                   # raise the high-water mark at least every N entries ...
+MARK_INTERVAL_S = 0.1               # ... or T seconds (and whenever the hard state changes)
 
 
 @dataclass
@@ -74,6 +91,7 @@ class NodeConfig:
     join: bool = False
     check_quorum: bool = True
     seed: int | None = None
+    accept_lost_entries: bool = False
 
 
 @dataclass(slots=True)
@@ -89,6 +107,7 @@ class NodeServer:
         self.rng = random.Random(cfg.seed)
         self.storage = DiskLog(cfg.data_dir)
         rec = self.storage.load()
+        abstain = self._check_lost_entries(rec)
         self.kv = KVStore()
         if rec.snapshot is not None:
             self.kv.restore(rec.snapshot.data)
@@ -102,6 +121,12 @@ class NodeServer:
         self.core = RaftCore(cfg.id, members, self.rng, opts, term=rec.term,
                              voted_for=rec.voted_for, snapshot=rec.snapshot,
                              entries=rec.entries)
+        self.core.abstain_until = abstain
+        # the mark as of what was just recovered (and fsynced again by load)
+        self.highwater = HighWater(rec.mark, MARK_EVERY, MARK_INTERVAL_S)
+        self.storage.write_mark(self.highwater.reset(Mark(
+            self.core.last_index, self.core.last_term, rec.term, rec.voted_for,
+            abstain if self.core.last_index < abstain else 0)))
         self.pending: dict[int, Pending] = {}
         self._outbox: dict[Addr, list[dict[str, Any]]] = {}
         self.bad: Counter[str] = Counter()
@@ -112,6 +137,36 @@ class NodeServer:
         self._members_seen: dict[int, str] | None = None
         self.reassembler = Reassembler()
         self.failure: DiskFailure | None = None
+
+    def _check_lost_entries(self, rec: Recovered) -> int:
+        """Compare the WAL with the high-water mark. A loss of acknowledged entries refuses the
+        start (``NodeError``, exit 2) unless ``--accept-lost-entries``; then the node restores
+        the hard state the mark recorded and abstains (returned: the index to reach first)."""
+        mark = rec.mark
+        loss = lost_entries(rec)
+        abstain = mark.abstain if mark is not None else 0
+        if loss is None:
+            if abstain > rec.last_index:
+                log.warning("lost acknowledged entries earlier (accepted): not voting or "
+                            "campaigning until a leader brings the log (now %d) to index %d",
+                            rec.last_index, abstain)
+            return abstain
+        assert mark is not None
+        if not self.cfg.accept_lost_entries:
+            raise NodeError(f"{self.storage.wal_path}: acknowledged entries were lost: {loss} "
+                            f"({self.storage.mark_path}); refusing to start (restart with "
+                            "--accept-lost-entries to rejoin without voting until a leader has "
+                            f"caught this node up to index {mark.index}; docs/cluster.md, "
+                            "Durability)")
+        abstain = max(abstain, mark.index)
+        log.warning("%s: acknowledged entries were lost: %s; started with "
+                    "--accept-lost-entries: not voting or campaigning until a leader brings "
+                    "the log to index %d", self.storage.wal_path, loss, abstain)
+        if (mark.term, mark.vote is not None) > (rec.term, rec.voted_for is not None):
+            rec.term, rec.voted_for = mark.term, mark.vote       # never vote twice in a term
+            self.storage.save_hard_state(rec.term, rec.voted_for)
+            self.storage.sync()
+        return abstain
 
     # ------------------------------------------------------------------ lifecycle
     async def serve(self) -> None:
@@ -342,6 +397,10 @@ class NodeServer:
                 return
         elif action == "disk":                    # fault injection: writes fail with EIO
             self.storage.fail_writes = bool(body.get("fail"))
+            # answer now: the next write (the WAL's, or the high-water mark's) stops the node
+            self._reply(addr, {"k": "ctl_resp", "rid": rid, "ok": True})
+            self._send_replies()
+            return
         else:
             raise BadDatagram("bad_fields")
         self._reply(addr, {"k": "ctl_resp", "rid": rid, "ok": True})
@@ -356,6 +415,7 @@ class NodeServer:
                 "members": {str(k): v for k, v in c.members.items()},
                 "bad_datagrams": dict(self.bad),
                 "followers_lost_entries": c.lost_tail_reports,
+                "abstain_until": c.abstain_until if c.abstaining() else 0,
                 "blocked": sorted(self.transport.blocked) if self.transport else [],
                 "faults": self.transport.faults.describe() if self.transport else ""}
 
@@ -380,6 +440,11 @@ class NodeServer:
         core = self.core
         core.flush_appends()
         rd = core.ready()
+        lowered = self.highwater.before_write(
+            rd.append_from if rd.entries else 0,
+            core.term_at(rd.append_from - 1) if rd.entries else None, rd.snapshot)
+        if lowered is not None:                  # before the WAL rewrite, never after
+            self.storage.write_mark(lowered)
         if rd.snapshot is not None:
             self.storage.save_snapshot(rd.snapshot, core.offset + 1, core.log, core.term,
                                        core.voted_for)
@@ -388,6 +453,11 @@ class NodeServer:
         if rd.hard_state is not None:
             self.storage.save_hard_state(*rd.hard_state)
         self.storage.sync()                      # fsync before any message leaves
+        raised = self.highwater.after_sync(core.last_index, core.last_term, core.term,
+                                           core.voted_for, time.monotonic(),
+                                           rd.hard_state is not None)
+        if raised is not None:
+            self.storage.write_mark(raised)
         if rd.events and self.tracer is not None:
             try:
                 self._write_events(rd.events)

@@ -48,6 +48,20 @@ class DiskFailure(NodeError):
     """Writing or fsyncing the data dir failed: nothing queued since the last sync is durable."""
 
 
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """The durable high-water mark (file ``mark``): the node's log held ``index`` (whose entry
+    has term ``log_term``) and its hard state was (``term``, ``vote``), all fsynced in the WAL
+    before this was written. ``abstain`` > 0: the node lost acknowledged entries, was started
+    with --accept-lost-entries, and must not vote or campaign until its log reaches it."""
+
+    index: int = 0
+    log_term: int = 0
+    term: int = 0
+    vote: int | None = None
+    abstain: int = 0
+
+
 @dataclass
 class Recovered:
     term: int = 0
@@ -55,6 +69,122 @@ class Recovered:
     snapshot: Snapshot | None = None
     entries: list[Entry] = field(default_factory=list)
     truncated_bytes: int = 0
+    mark: Mark | None = None                 # None: no mark file (a new or older data dir)
+
+    @property
+    def last_index(self) -> int:
+        return (self.snapshot.index if self.snapshot else 0) + len(self.entries)
+
+    def term_at(self, index: int) -> int | None:
+        """Term of the recovered entry at ``index``; None if compacted away or absent."""
+        base = self.snapshot.index if self.snapshot else 0
+        if index == base:
+            return self.snapshot.term if self.snapshot else 0
+        if base < index <= self.last_index:
+            return self.entries[index - base - 1].term
+        return None
+
+
+# ---------------------------------------------------------------------- the high-water mark
+MARK_SLOT = struct.Struct("<4sQQQQqQ")          # magic, seq, index, log_term, term, vote, abstain
+MARK_MAGIC = b"RSHW"
+MARK_SIZE = MARK_SLOT.size + 4                  # + crc32 of the slot
+
+
+def _mark_slot(seq: int, m: Mark) -> bytes:
+    body = MARK_SLOT.pack(MARK_MAGIC, seq, m.index, m.log_term, m.term,
+                          -1 if m.vote is None else m.vote, m.abstain)
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def _read_mark_slot(buf: bytes) -> tuple[int, Mark] | None:
+    if len(buf) < MARK_SIZE:
+        return None
+    body = buf[:MARK_SLOT.size]
+    if struct.unpack_from("<I", buf, MARK_SLOT.size)[0] != zlib.crc32(body):
+        return None
+    magic, seq, index, log_term, term, vote, abstain = MARK_SLOT.unpack(body)
+    if magic != MARK_MAGIC or max(index, log_term, term, abstain, vote) >= 2 ** 63:
+        return None
+    return seq, Mark(index, log_term, term, None if vote < 0 else vote, abstain)
+
+
+def read_mark(path: str) -> Mark | None:
+    """The mark in file ``path`` (for tools and tests; the node reads it in ``load``)."""
+    with open(path, "rb") as f:
+        buf = f.read(2 * MARK_SIZE)
+    slots = [s for s in (_read_mark_slot(buf[:MARK_SIZE]), _read_mark_slot(buf[MARK_SIZE:]))
+             if s is not None]
+    return max(slots, key=lambda s: s[0])[1] if slots else None
+
+
+def lost_entries(rec: Recovered) -> str | None:
+    """What the recovered WAL lacks of what the mark says was fsynced (and so may have been
+    acknowledged): None if nothing. A torn tail never counts: it was never fsynced, and the
+    mark is written only after the fsync of what it covers."""
+    m = rec.mark
+    if m is None:
+        return None
+    holds = (f"the WAL holds entries up to index {rec.last_index} (term "
+             f"{rec.term_at(rec.last_index)}), current term {rec.term}")
+    if rec.last_index < m.index:
+        return (f"{holds}, but the mark says entries up to index {m.index} (term {m.log_term}) "
+                "were persisted")
+    t = rec.term_at(m.index)
+    if t is not None and m.log_term and t != m.log_term:       # log_term 0: not known
+        return (f"{holds}, but its entry {m.index} has term {t} where the mark says "
+                f"{m.log_term} was persisted")
+    if (m.term, m.vote is not None) > (rec.term, rec.voted_for is not None):
+        return (f"{holds}, vote {rec.voted_for}, but the mark says term {m.term}, vote "
+                f"{m.vote} was persisted")
+    return None
+
+
+class HighWater:
+    """When to write the mark (the policy, kept apart from the file so it can be tested).
+
+    Invariant: the mark never claims more than the WAL durably holds. Raising it is lazy
+    (after the WAL's fsync: whenever the hard state changed, else once ``every`` entries or
+    ``interval`` seconds), so a loss of the last few entries can go unnoticed; lowering it
+    (a follower's log rewritten at or below the mark, a snapshot replacing the log) is done
+    *before* the WAL write, or a crash in between would look like a loss."""
+
+    def __init__(self, mark: Mark | None, every: int = 1000, interval: float = 0.1) -> None:
+        self.mark = mark or Mark()
+        self.every = every
+        self.interval = interval
+        self.written_at = float("-inf")
+
+    def before_write(self, append_from: int, term_before: int | None,
+                     snapshot: Snapshot | None) -> Mark | None:
+        """The mark to write (and fsync) before persisting a rewrite from ``append_from``
+        (``term_before``: the term of entry ``append_from - 1``) or a received snapshot."""
+        m = self.mark
+        if snapshot is not None and m.index >= snapshot.index:
+            # log_term 0 (unknown): until the snapshot is written the WAL may hold another
+            # term at that index (the snapshot replaces a log that disagrees with it)
+            return self.reset(Mark(snapshot.index, 0, m.term, m.vote, m.abstain))
+        if append_from and m.index >= append_from:
+            return self.reset(Mark(append_from - 1, term_before or 0, m.term, m.vote, m.abstain))
+        return None
+
+    def after_sync(self, last: int, last_term: int, term: int, vote: int | None,
+                   now: float, hard_state: bool = False) -> Mark | None:
+        """The mark to write now that the WAL durably holds ``last`` and (term, vote)."""
+        m = self.mark
+        if not hard_state and last - m.index < self.every and \
+                now - self.written_at < self.interval:
+            return None                           # the common case: nothing built
+        new = Mark(last, last_term, term, vote, m.abstain if last < m.abstain else 0)
+        if new == m:
+            return None
+        self.written_at = now
+        return self.reset(new)
+
+    def reset(self, m: Mark) -> Mark:
+        """Take ``m`` as the mark (the caller writes it)."""
+        self.mark = m
+        return m
 
 
 def _record(payload: dict) -> bytes:
@@ -149,6 +279,9 @@ class DiskLog:
         self._fd: int | None = None
         self._queued: list[bytes] = []
         self.fail_writes = False
+        self.mark_path = os.path.join(data_dir, "mark")
+        self._mark_fd: int | None = None
+        self._mark_seq = 0
 
     # ------------------------------------------------------------------ recovery
     def load(self) -> Recovered:
@@ -202,7 +335,46 @@ class DiskLog:
         rec.entries = entries
         self._fd = os.open(self.wal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         os.fsync(self._fd)      # what we read may be dirty pages of a write never fsynced
+        rec.mark = self._load_mark()
         return rec
+
+    def _load_mark(self) -> Mark | None:
+        """Two slots written alternately (slot 0 first), so a torn write leaves the previous
+        mark readable; the valid slot with the higher sequence number wins."""
+        created = not os.path.exists(self.mark_path)
+        self._mark_fd = os.open(self.mark_path, os.O_RDWR | os.O_CREAT, 0o644)
+        if created:
+            _fsync_dir(self.dir)
+            return None
+        buf = os.pread(self._mark_fd, 2 * MARK_SIZE, 0)
+        if not buf:
+            return None
+        slots = [s for s in (_read_mark_slot(buf[:MARK_SIZE]), _read_mark_slot(buf[MARK_SIZE:]))
+                 if s is not None]
+        if not slots and len(buf) <= MARK_SIZE:
+            return None                  # the very first write (at the first start) was torn
+        if not slots:
+            raise NodeError(f"{self.mark_path}: damaged (no valid slot): cannot tell whether "
+                            "acknowledged entries were lost; refusing to start (remove the "
+                            "file to start without this check)")
+        seq, mark = max(slots, key=lambda s: s[0])
+        self._mark_seq = seq
+        return mark
+
+    def write_mark(self, mark: Mark) -> None:
+        """Write ``mark`` into the older slot and fsync (``DiskFailure`` if that fails)."""
+        if self._mark_fd is None:
+            return
+        seq = self._mark_seq + 1
+        try:
+            self._check_hook(self.mark_path)
+            data = _mark_slot(seq, mark)
+            if os.pwrite(self._mark_fd, data, ((seq - 1) % 2) * MARK_SIZE) != len(data):
+                raise OSError(errno.EIO, "short write", self.mark_path)
+            os.fsync(self._mark_fd)
+        except OSError as err:
+            raise DiskFailure(f"{self.mark_path}: write/fsync failed: {err.strerror}") from err
+        self._mark_seq = seq
 
     @staticmethod
     def _replay(payload: dict, base: int, entries: list[Entry], rec: Recovered) -> None:
@@ -320,6 +492,7 @@ class DiskLog:
             self.sync()
             os.close(self._fd)
             self._fd = None
+        self._close_mark()
 
     def abandon(self) -> None:
         """Close without writing anything more (the node is stopping after a failure)."""
@@ -327,3 +500,9 @@ class DiskLog:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        self._close_mark()
+
+    def _close_mark(self) -> None:
+        if self._mark_fd is not None:
+            os.close(self._mark_fd)
+            self._mark_fd = None

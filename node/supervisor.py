@@ -76,7 +76,7 @@ class LocalCluster:
     def peers_arg(self) -> str:
         return ",".join(f"{i}={a}" for i, a in sorted(self.addrs.items()))
 
-    def command(self, i: int, join: bool = False) -> list[str]:
+    def command(self, i: int, join: bool = False, extra: Iterable[str] = ()) -> list[str]:
         cmd = [sys.executable, "-m", "raftspec.node", "--id", str(i), "--peers", self.peers_arg(),
                "--data-dir", os.path.join(self.data_dir, f"node-{i}")]
         if join:
@@ -87,9 +87,13 @@ class LocalCluster:
             cmd += ["--faults", self.faults]
         if self.secret_file:
             cmd += ["--secret", self.secret_file]
-        return cmd + self.node_args
+        return cmd + self.node_args + list(extra)
 
-    def start(self, ids: Iterable[int] | None = None, join: bool = False) -> None:
+    def start(self, ids: Iterable[int] | None = None, join: bool = False,
+              extra: Iterable[str] = ()) -> None:
+        """Start nodes ``ids`` (default all) not running; ``extra``: more node arguments for
+        this start only (e.g. ``--accept-lost-entries``)."""
+        extra = list(extra)
         for i in (ids if ids is not None else sorted(self.addrs)):
             if i in self.procs and self.procs[i].poll() is None:
                 continue
@@ -98,8 +102,8 @@ class LocalCluster:
             logf = open(os.path.join(self.data_dir, f"node-{i}.log"), "ab")  # noqa: SIM115
             env = dict(os.environ)
             env["PYTHONPATH"] = _REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
-            self.procs[i] = subprocess.Popen(self.command(i, join), stdout=logf, stderr=logf,
-                                             stdin=subprocess.DEVNULL, env=env)
+            self.procs[i] = subprocess.Popen(self.command(i, join, extra), stdout=logf,
+                                             stderr=logf, stdin=subprocess.DEVNULL, env=env)
             logf.close()
 
     def kill(self, i: int, sig: int = signal.SIGKILL) -> None:

@@ -45,6 +45,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--secret", metavar="FILE", help="HMAC key file for all messages")
     parser.add_argument("--snapshot-threshold", type=int, default=10_000,
                         help="entries applied before a node compacts its log (default 10000)")
+    parser.add_argument("--accept-lost-entries", action="store_true",
+                        help="pass --accept-lost-entries to every node at this start: a node "
+                        "whose WAL lost entries below its high-water mark starts anyway, but "
+                        "does not vote or campaign until a leader has caught it up (without "
+                        "it such a node refuses to start and is reported)")
     parser.set_defaults(run=run)
 
 
@@ -80,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     prev = {sig: signal.signal(sig, lambda *_: stopping.append(1))
             for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        cluster.start()
+        cluster.start(extra=["--accept-lost-entries"] if args.accept_lost_entries else [])
         manifest = cluster.write_manifest(f"127.0.0.1:{ctl.getsockname()[1]}")
         for i, a in sorted(cluster.addrs.items()):
             print(f"node {i}: {a} pid {cluster.procs[i].pid}", flush=True)
@@ -155,7 +160,8 @@ def _serve_control(cluster: LocalCluster, ctl: socket.socket,
         elif action == "restart" and cluster.alive(i):
             ok, err = False, f"node {i} is running (pid {cluster.procs[i].pid}); kill it first"
         elif action == "restart":
-            cluster.start([i])
+            cluster.start([i], extra=["--accept-lost-entries"] if body.get("accept_lost")
+                          is True else [])
             code = cluster.wait_exit(i, STARTUP_S)
             if code is None:
                 print(f"{time.strftime('%H:%M:%S')} node {i} restarted, pid "

@@ -32,6 +32,8 @@ is reported at once), and success prints one line saying what was done.
   raftspec ctl --data-dir DIR faults loss=0.1,delay=5-50ms   # or: faults none
   raftspec ctl --data-dir DIR kill 2                 # SIGKILL node 2 (or: kill leader)
   raftspec ctl --data-dir DIR restart 2              # a killed node; needs `raftspec cluster`
+  raftspec ctl --data-dir DIR restart 2 --accept-lost-entries   # its WAL lost entries: rejoin
+                                                     # without voting until caught up
   raftspec ctl --data-dir DIR add-node 4 127.0.0.1:9004   # node 4 started with --join
   raftspec ctl --data-dir DIR remove-node 4
 Exit status: 0 done (and confirmed); 1 the cluster, a node or the leader did not acknowledge
@@ -55,6 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("action", choices=("partition", "heal", "faults", "kill", "restart",
                                            "add-node", "remove-node"))
     parser.add_argument("args", nargs="*", help="groups of ids, a fault spec, a node id, ...")
+    parser.add_argument("--accept-lost-entries", action="store_true",
+                        help="restart only: start the node even if its WAL lost entries below "
+                        "its high-water mark (it does not vote until a leader caught it up)")
     parser.set_defaults(run=run)
 
 
@@ -133,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
         addrs = cluster_addrs(args.cluster)
     act, rest = args.action, args.args
     _validate(act, rest, addrs)
+    if args.accept_lost_entries and act != "restart":
+        raise NodeError("--accept-lost-entries goes with restart only")
     if act == "restart" and not supervisor:
         raise NodeError("restart needs --data-dir of a running `raftspec cluster`")
     alive = _ping(addrs, secret)
@@ -160,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
             return _fail("kill leader: no node says it is leader right now")
         return _kill(i, addrs, alive, supervisor, secret, args.timeout)
     if act == "restart":
-        return _restart(int(rest[0]), addrs, alive, supervisor, secret, args.timeout)
+        return _restart(int(rest[0]), addrs, alive, supervisor, secret, args.timeout,
+                        args.accept_lost_entries)
     return _membership(act, rest, addrs, secret, args.timeout)
 
 
@@ -201,14 +209,17 @@ def _kill(i: int, addrs: dict[int, str], alive: dict[int, dict[str, Any] | None]
 
 
 def _restart(i: int, addrs: dict[int, str], alive: dict[int, dict[str, Any] | None],
-             supervisor: str | None, secret: bytes | None, timeout: float) -> int:
+             supervisor: str | None, secret: bytes | None, timeout: float,
+             accept_lost: bool = False) -> int:
     st = alive.get(i)
     if st:
         raise NodeError(f"restart: node {i} is running (pid {st['pid']}); "
                         f"`raftspec ctl kill {i}` first")
     assert supervisor is not None
-    reply = control.query(supervisor, {"k": "ctl", "action": "restart", "id": i}, secret,
-                          min(timeout, 2.0))
+    request: dict[str, Any] = {"k": "ctl", "action": "restart", "id": i}
+    if accept_lost:
+        request["accept_lost"] = True
+    reply = control.query(supervisor, request, secret, min(timeout, 2.0))
     if not reply:
         return _fail(f"the supervisor at {supervisor} does not answer: is `raftspec cluster` "
                      "running?")

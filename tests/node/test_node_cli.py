@@ -88,6 +88,18 @@ def test_cluster_kv_status_ctl_end_to_end(cli_cluster) -> None:
     line = f"node {victim} exited at once with code 2: node {victim}: error: {wal}: byte 0:"
     assert restart.returncode != 0 and line in restart.stderr, restart.stderr
     assert line in out.read_text() and f"node {victim} restarted" not in out.read_text()
+    # issue 11 item 4: a WAL that lost what the node's high-water mark covers is refused, and
+    # `ctl restart --accept-lost-entries` passes the flag through the supervisor
+    wal.write_bytes(b"")
+    restart = raftspec("ctl", "--data-dir", str(data), "restart", str(victim))
+    line = (f"node {victim} exited at once with code 2: node {victim}: error: {wal}: "
+            "acknowledged entries were lost: the WAL holds entries up to index 0")
+    assert restart.returncode != 0 and line in restart.stderr, restart.stderr
+    restart = raftspec("ctl", "--data-dir", str(data), "restart", str(victim),
+                       "--accept-lost-entries")
+    assert restart.returncode == 0 and f"restarted node {victim}" in restart.stdout, restart
+    got = raftspec("kv", "--cluster", addrs, "get", "color")
+    assert (got.returncode, got.stdout) == (0, "blue!\n")
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=15) == 0
     assert "stopping all nodes" in out.read_text()
@@ -127,6 +139,7 @@ def test_kv_against_an_unreachable_cluster_fails_clearly() -> None:
     (["cluster", "--nodes", "3", "--data-dir", "/tmp/x", "--faults", "loss=2"], "--faults"),
     (["node", "--id", "9", "--peers", "127.0.0.1:1", "--data-dir", "/tmp/x"], "--id 9"),
     (["ctl", "--cluster", "127.0.0.1:1", "partition", "1"], "two groups"),
+    (["ctl", "--cluster", "127.0.0.1:1", "heal", "--accept-lost-entries"], "restart only"),
     (["status", "--cluster", "127.0.0.1:1", "--secret", "/nonexistent"], "--secret"),
 ])
 def test_user_mistakes_get_a_message_not_a_traceback(args, needle) -> None:

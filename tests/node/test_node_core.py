@@ -221,3 +221,30 @@ def test_nothing_counts_as_stable_or_applied_until_advance() -> None:
     assert [i for i, _ in rd.committed] == [1, 2] and rd.entries == []
     c.advance(rd)
     assert c.applied == 2 and not c.has_ready()
+
+
+def test_a_node_that_lost_entries_neither_campaigns_nor_votes_until_caught_up() -> None:
+    """Issue 11 item 4 (dissertation §3.8): with ``abstain_until`` set (its WAL fell below its
+    high-water mark) a node's timeouts start no election and it refuses even an up-to-date
+    candidate; a leader's entries up to that index end it."""
+    c = core(2, term=3, entries=[Entry(1, {"op": "noop"})] * 4)
+    c.abstain_until = 8
+    for _ in range(100):                                   # many election timeouts
+        c.tick()
+    flush(c)
+    assert (c.role, c.term, c.voted_for) == (Role.FOLLOWER, 3, None)
+    c.step(Message(VOTE, 1, 2, 4, last_log_index=9, last_log_term=3))
+    rd = flush(c)
+    assert [(m.type, m.granted) for m in rd.messages] == [(VOTE_RESP, False)]
+    assert (c.term, c.voted_for) == (4, None)              # adopts the term, no vote
+    c.step(Message(APPEND, 3, 2, 4, prev_index=4, prev_term=1,
+                   entries=[Entry(4, {"op": "noop"})] * 3, commit=0))
+    flush(c)
+    assert c.abstaining() and c.last_index == 7            # one short of the mark
+    c.step(Message(APPEND, 3, 2, 4, prev_index=7, prev_term=4,
+                   entries=[Entry(4, {"op": "noop"})], commit=0))
+    flush(c)
+    assert not c.abstaining() and c.abstain_until == 0
+    c.step(Message(VOTE, 1, 2, 5, last_log_index=9, last_log_term=4))
+    rd = flush(c)
+    assert [(m.type, m.granted) for m in rd.messages] == [(VOTE_RESP, True)]

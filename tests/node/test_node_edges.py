@@ -23,7 +23,7 @@ from test_node_faults import committed_logs_agree
 from raftspec.node import control
 from raftspec.node.client import ClusterClient, Rejected, StaleSession
 from raftspec.node.kv import MAX_VALUE_BYTES
-from raftspec.node.storage import HEADER, DiskLog
+from raftspec.node.storage import HEADER, DiskLog, read_mark
 from raftspec.node.wire import _frame, encode, encode_batches
 
 
@@ -311,29 +311,92 @@ def test_a_read_only_data_dir_is_one_error_line_and_exit_2(tmp_path) -> None:
     assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
 
 
-def test_a_follower_that_lost_its_wal_tail_is_caught_up_by_the_same_leader(
+def test_a_follower_that_lost_acknowledged_entries_refuses_then_abstains_until_caught_up(
         make_cluster) -> None:
     """Item 4. Before: the leader never let next_index fall below a stale match_index + 1, so
-    the follower stayed behind (commit 0) as long as that leader lasted."""
+    the follower stayed behind (commit 0) as long as that leader lasted; and a node whose WAL
+    lost acknowledged entries started and voted as if it still had them. Now: it refuses to
+    start (exit 2, one line naming the WAL, the mark and what the WAL holds); with
+    --accept-lost-entries it starts, neither campaigns nor votes (a two-node majority that
+    needs its vote elects nobody), and is caught up by the same leader; nothing acked is lost."""
     c = make_cluster(3, node_args=["--election-ticks", "40"])
     leader = c.wait_leader()
-    follower = next(i for i in c.addrs if i != leader)
+    follower, other = (i for i in sorted(c.addrs) if i != leader)
+    acked: list[str] = []
 
     async def writes(n: int) -> None:
-        async with ClusterClient(c.cluster_arg.split(",")) as client:
+        async with ClusterClient(c.cluster_arg.split(","), try_timeout=0.3) as client:
             s = client.session()
-            for k in range(n):
-                await s.call("append", f"k{k % 4}", f"<{k}>", timeout=10)
+            for _ in range(n):
+                v = f"<{len(acked)}>"
+                await s.call("append", "k", v, timeout=15)
+                acked.append(v)
 
     run(writes(150))
     converge(c)
+    time.sleep(0.3)                                   # > MARK_INTERVAL_S: the mark is raised
     term = c.status(leader)["term"]
     c.kill(follower)
-    wal = pathlib.Path(c.data_dir, f"node-{follower}", "wal")
+    data = pathlib.Path(c.data_dir, f"node-{follower}")
+    mark = read_mark(str(data / "mark"))
+    assert mark is not None and mark.index >= 150
+    wal = data / "wal"
     wal.write_bytes(wal.read_bytes()[:wal.stat().st_size // 3])     # lost its tail
-    kept = len(DiskLog(str(wal.parent)).load().entries)
-    assert kept < c.status(leader)["commit_index"] - 50          # acknowledged entries lost
-    c.start([follower])
+    kept = DiskLog(str(data)).load().last_index
+    assert kept < mark.index - 50
+
+    c.start([follower])                               # refused: one line, exit 2
+    assert c.wait_exit(follower, 30) == 2
+    text = pathlib.Path(c.data_dir, f"node-{follower}.log").read_text()
+    assert "Traceback" not in text and len(text.strip().splitlines()) == 1, text
+    assert text.startswith(f"node {follower}: error: {wal}: acknowledged entries were lost: "
+                           f"the WAL holds entries up to index {kept}"), text
+    assert f"up to index {mark.index} (term {mark.log_term})" in text
+    assert str(data / "mark") in text and "--accept-lost-entries" in text
+    assert DiskLog(str(data)).load().last_index == kept          # nothing changed on disk
+
+    # With the flag, cut off from the leader: it must not campaign, nor vote for `other`.
+    assert control.control(c.addrs[leader], "block", peers=[follower])
+    c.start([follower], extra=["--accept-lost-entries"])
+    st = c.wait_for(lambda: c.status(follower), 15, "the follower answering")
+    assert (st["abstain_until"], st["last_log_index"]) == (mark.index, kept)
+    assert "acknowledged entries were lost" in c.last_log_line(follower) or \
+        "acknowledged entries were lost" in pathlib.Path(
+            c.data_dir, f"node-{follower}.log").read_text()
+    recovered_term = st["term"]
+    assert recovered_term >= mark.term
+    time.sleep(1.5)                                   # > 2 election timeouts of 400-800 ms
+    st = c.status(follower)
+    assert (st["role"], st["term"], st["abstain_until"]) == ("follower", recovered_term,
+                                                             mark.index)
+    c.kill(leader)                                    # other + follower: a majority only if
+    deadline = time.monotonic() + 3.0                 # the follower votes
+    while time.monotonic() < deadline:
+        sts = c.statuses([follower, other])
+        assert all(s and s["role"] != "leader" for s in sts.values()), sts
+        assert sts[follower]["voted_for"] != other or sts[follower]["term"] <= recovered_term
+        time.sleep(0.05)
+    assert c.status(other)["term"] > term              # other did campaign
+
+    c.start([leader])                                 # the old leader (full log) is back
+    c.wait_leader(timeout=30)
+    c.wait_for(lambda: (c.status(follower) or {}).get("abstain_until") == 0, 30,
+               "the follower caught up")
+    assert c.status(follower)["last_log_index"] >= mark.index
     run(writes(10))
     converge(c)
-    assert (c.wait_leader(), c.status(leader)["term"]) == (leader, term)
+    assert run(read_keys(c, ["k"]))["k"] == "".join(acked)      # nothing acked lost
+
+    # Lost again, started with the flag and not cut off: the same leader catches it up.
+    leader = c.wait_leader()
+    term = c.status(leader)["term"]
+    c.kill(follower)
+    wal.write_bytes(wal.read_bytes()[:wal.stat().st_size // 2])
+    c.start([follower], extra=["--accept-lost-entries"])
+    c.wait_for(lambda: (c.status(follower) or {}).get("pid"), 15, "the follower answering")
+    run(writes(10))
+    converge(c)
+    st = c.status(follower)
+    assert (st["abstain_until"], c.wait_leader(), c.status(leader)["term"]) == (0, leader, term)
+    assert c.status(leader)["followers_lost_entries"] >= 1
+    assert run(read_keys(c, ["k"]))["k"] == "".join(acked)
