@@ -83,6 +83,12 @@ class Row:
     ``"module:function"`` (None: the row has none, and symbolic checking refuses the protocol).
     ``receives``: the row is a case of delivering its message to the message's receiver (raft.tla
     ``Receive``), as opposed to the network duplicating or losing it.
+
+    ``exact`` (optional): a tighter enumerator that also skips arguments that this row's own
+    ``apply`` rejects (a guard the action checks anyway, tested once per argument instead of
+    once per action call). It is tied to that ``apply`` (remembered in ``exact_for``): a row
+    whose action was changed in any way (``Protocol.replace``, ``attrs.evolve``) falls back to
+    ``enumerate``. Either way the same enabled instances come out, in the same order.
     """
 
     name: str
@@ -91,6 +97,20 @@ class Row:
     apply: Callable[..., Any]
     encoder: str | None = None
     receives: bool = False
+    exact: Enumerate | None = None
+    exact_for: Callable[..., Any] | None = attrs.field(default=None, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.exact is not None and self.exact_for is None:
+            object.__setattr__(self, "exact_for", self.apply)
+
+    @property
+    def arguments(self) -> Enumerate:
+        """The enumerator to use: ``exact`` while the row still has the action it was written
+        for, else ``enumerate``."""
+        if self.exact is not None and self.exact_for is self.apply:
+            return self.exact
+        return self.enumerate
 
 
 Invariant = Callable[[Any, Any], bool]
@@ -127,6 +147,10 @@ class Protocol:
     constraint as a predicate (TLC ``CONSTRAINT``); properties take the config as last argument.
     ``edits`` lists the variants and mutants applied, in order. Protocols compare by identity
     (their tables hold functions).
+
+    An invariant may carry ``for_config(config)``, returning a predicate of the state alone that
+    the checker calls instead (precomputed bounds, memoised per-server checks); it must agree
+    with ``invariant(state, config)`` on every state.
     """
 
     name: str
@@ -177,7 +201,7 @@ class Protocol:
     def steps(self, state: Any, config: Any) -> Iterator[tuple[Action, Any]]:
         """Every enabled action instance of ``state``: the table, row by row, in order."""
         for row in self.rows:
-            for args in row.enumerate(state, config):
+            for args in row.arguments(state, config):
                 nxt = row.apply(state, *args)
                 if nxt is not None:
                     yield Action(row.name, args, row.params), nxt
@@ -209,9 +233,13 @@ class Protocol:
                                 f"{name} is not {expect.__module__}.{expect.__qualname__}")
         if encoder is attrs.NOTHING:
             encoder = old.encoder if apply is None else None
+        # ``exact`` skips what the old action rejects: it goes with a new action or enumerator.
+        keep = apply is None and enumerate is None and params is None
         new = attrs.evolve(old, apply=apply or old.apply,
                            enumerate=enumerate or old.enumerate,
-                           params=old.params if params is None else params, encoder=encoder)
+                           params=old.params if params is None else params, encoder=encoder,
+                           exact=old.exact if keep else None,
+                           exact_for=old.exact_for if keep else None)
         rows = tuple(new if r.name == name else r for r in self.rows)
         return self._edited(rows=rows, edit=edit)
 
