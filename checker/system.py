@@ -9,7 +9,7 @@ every process); with symmetry it is the hash of the least encoding over server r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 from typing import Protocol as TypingProtocol
 
@@ -115,8 +115,6 @@ def steps_source(protocol: Protocol) -> tuple[str, dict[str, Any]]:
         scope[f"params_{k}"] = row.params
         if len(row.params) == 1:
             loop, call, key, args = "a,", f"apply_{k}(state, a)", "a", "(a,)"
-        elif len(row.params) == 2:
-            loop, call, key, args = "args", f"apply_{k}(state, *args)", "args", "args"
         else:
             loop, call, key, args = "args", f"apply_{k}(state, *args)", "args", "args"
         lines += [
