@@ -15,6 +15,7 @@ from typing import Protocol as TypingProtocol
 
 from raftspec.checker.symmetry import Canonicalizer
 from raftspec.protocol import Action, Protocol, RaftspecError
+from raftspec.protocol.table import config_form
 
 
 class BoundedModel(TypingProtocol):
@@ -65,12 +66,11 @@ class ProtocolSystem:
 
 def _bind(invariant: Callable[[Any, Any], bool], config: Any) -> Callable[[Any], bool]:
     """``invariant(state, config)`` as a predicate of the state: the invariant's own form for
-    this config when it has one (``for_config``, see ``protocol.table.Protocol``), else a
-    closure (``partial`` with a keyword argument builds a dict on every call, and this runs for
-    every state)."""
-    for_config = getattr(invariant, "for_config", None)
-    if for_config is not None:
-        return for_config(config)
+    this config when it has one (``protocol.table.config_form``), else a closure (``partial``
+    with a keyword argument builds a dict on every call, and this runs for every state)."""
+    form = config_form(invariant, config)
+    if form is not None:
+        return form
 
     def holds(state: Any) -> bool:
         return invariant(state, config)
@@ -78,6 +78,11 @@ def _bind(invariant: Callable[[Any, Any], bool], config: Any) -> Callable[[Any],
 
 
 def _bind_step(prop: Callable[[Any, Any, Any], bool], config: Any) -> Callable[[Any, Any], bool]:
+    """``prop(state, nxt, config)`` as a predicate of the step, like ``_bind``."""
+    form = config_form(prop, config)
+    if form is not None:
+        return form
+
     def holds(state: Any, nxt: Any) -> bool:
         return prop(state, nxt, config)
     return holds

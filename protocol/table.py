@@ -117,6 +117,22 @@ Invariant = Callable[[Any, Any], bool]
 StepProperty = Callable[[Any, Any, Any], bool]
 
 
+def give_config_form(prop: Callable[..., bool], for_config: Callable[[Any], Any]) -> None:
+    """Give a property (an invariant or a step property) its own form for one config:
+    ``for_config(config)`` returns a predicate without the config argument that must agree
+    with ``prop`` on every state (precomputed bounds, memoised per-server checks). The form
+    belongs to ``prop`` itself: a wrapper that copies its attributes does not inherit it."""
+    prop.for_config = (prop, for_config)  # type: ignore[attr-defined]
+
+
+def config_form(prop: Callable[..., bool], config: Any) -> Callable[..., bool] | None:
+    """The property's own form for this config (``give_config_form``), or None."""
+    form = getattr(prop, "for_config", None)
+    if isinstance(form, tuple) and len(form) == 2 and form[0] is prop:
+        return form[1](config)
+    return None
+
+
 @attrs.frozen
 class Render:
     """Optional hints for printing: a message in one line, a server's variables in one line."""
@@ -148,9 +164,8 @@ class Protocol:
     ``edits`` lists the variants and mutants applied, in order. Protocols compare by identity
     (their tables hold functions).
 
-    An invariant may carry ``for_config(config)``, returning a predicate of the state alone that
-    the checker calls instead (precomputed bounds, memoised per-server checks); it must agree
-    with ``invariant(state, config)`` on every state.
+    A property may have its own form for a config (``give_config_form``), which the checker
+    calls instead of ``prop(..., config)``.
     """
 
     name: str

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from raftspec.checker.system import ProtocolSystem
 from raftspec.protocol.bag import bag_discard, bag_send
+from raftspec.protocol.table import config_form
 from raftspec.reference import Config
 from raftspec.reference.properties import type_ok
 from raftspec.reference.protocol import RAFT_TLA, bounds, build_protocol
@@ -152,7 +153,7 @@ def _broken(state, k: int):
 def test_remembering_type_ok_agrees_with_type_ok(walk, breaks) -> None:
     name, config, choices = walk
     protocol = RAFT_TLA if name == "prevote" else PROTOCOLS[name]  # prevote adds a role
-    fast = type_ok.for_config(config)
+    fast = config_form(type_ok, config)
     path = _walk(protocol, config, choices)
     states = path + [_broken(path[k % len(path)], k) for k in breaks]
     for state in states + states[::-1]:  # again, with the memo full
@@ -187,3 +188,18 @@ def test_roles_added_by_a_variant_are_neither_candidates_nor_leaders() -> None:
     row = RAFT_TLA.row("AppendEntries")
     assert list(row.arguments(leader, config)) == [(1, 2), (1, 3)]
     assert list(RAFT_TLA.row("BecomeLeader").arguments(leader, config)) == []
+
+
+def test_a_config_form_belongs_to_its_property_only() -> None:
+    import functools
+
+    @functools.wraps(type_ok)  # copies type_ok's attributes, its config form among them
+    def never(state, config) -> bool:
+        return False
+
+    state = next(iter(RAFT_TLA.init(CONFIGS[0])))
+    assert config_form(type_ok, CONFIGS[0])(state)
+    assert config_form(never, CONFIGS[0]) is None
+    system = ProtocolSystem(_Model(RAFT_TLA.with_properties(invariants={"type_ok": never}),
+                                   CONFIGS[0], state_invariants=("type_ok",)))
+    assert not system.invariants["type_ok"](state)
