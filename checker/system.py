@@ -14,7 +14,7 @@ from typing import Any
 from typing import Protocol as TypingProtocol
 
 from raftspec.checker.symmetry import Canonicalizer
-from raftspec.protocol import Action, Protocol, RaftspecError
+from raftspec.protocol import MESSAGE, Action, Protocol, RaftspecError
 from raftspec.protocol.table import config_form
 
 
@@ -111,9 +111,11 @@ def _compiled_steps(protocol: Protocol, config: Any) -> Callable[[Any], list[tup
 def steps_source(protocol: Protocol) -> tuple[str, dict[str, Any]]:
     """The source of the generated ``steps(state)`` and the names it reads (``config`` is
     added by the caller). Rows of one parameter key their Action records by the argument
-    itself (no tuple built per successor); others by the arguments' tuple."""
+    itself (no tuple built per successor); others by the arguments' tuple. Rows whose only
+    parameter is a message of the bag (``MESSAGE``) are not asked when the bag is empty."""
     scope: dict[str, Any] = {"Action": Action}
-    lines = ["def steps(state):", "    out = []", "    append = out.append"]
+    lines = ["def steps(state):", "    out = []", "    append = out.append",
+             "    messages = state[1]"]
     for k, row in enumerate(protocol.rows):
         scope[f"enumerate_{k}"], scope[f"apply_{k}"] = row.arguments, row.apply
         scope[f"actions_{k}"], scope[f"name_{k}"] = {}, row.name
@@ -122,15 +124,17 @@ def steps_source(protocol: Protocol) -> tuple[str, dict[str, Any]]:
             loop, call, key, args = "a,", f"apply_{k}(state, a)", "a", "(a,)"
         else:
             loop, call, key, args = "args", f"apply_{k}(state, *args)", "args", "args"
-        lines += [
-            f"    # {row.name}",
-            f"    for {loop} in enumerate_{k}(state, config):",
-            f"        nxt = {call}",
-            "        if nxt is not None:",
-            f"            action = actions_{k}.get({key})",
-            "            if action is None:",
-            f"                action = actions_{k}[{key}] = Action(name_{k}, {args}, params_{k})",
-            "            append((action, nxt))",
+        body = [
+            f"for {loop} in enumerate_{k}(state, config):",
+            f"    nxt = {call}",
+            "    if nxt is not None:",
+            f"        action = actions_{k}.get({key})",
+            "        if action is None:",
+            f"            action = actions_{k}[{key}] = Action(name_{k}, {args}, params_{k})",
+            "        append((action, nxt))",
         ]
+        if tuple(p.kind for p in row.params) == (MESSAGE,):
+            body = ["if messages:"] + ["    " + line for line in body]
+        lines += [f"    # {row.name}"] + ["    " + line for line in body]
     lines.append("    return out")
     return "\n".join(lines) + "\n", scope

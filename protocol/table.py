@@ -27,7 +27,9 @@ from raftspec.protocol.schema import (
 )
 
 MESSAGE = Scalar("MESSAGE")
-"""The kind of an action parameter that is a message of the bag."""
+"""The kind of an action parameter that is a message of the bag (the state's second field):
+a row whose only parameter is one has no arguments while the bag is empty, and the checker
+does not ask its enumerator then."""
 
 
 @attrs.frozen
