@@ -14,6 +14,11 @@ process and, measured in the same run:
   slows it down) divided by the distinct states.
 
     python benchmarks/bench_checker.py [--models tiny2,mid2] [--repeat 3] [--big]
+        [--baseline-python /other/checkout/.venv/bin/python]
+
+``--baseline-python``: an interpreter that imports another checkout of raftspec (e.g. a
+worktree of an older commit with its own editable install); its exploration CPU seconds are
+measured in the same run, alternating with ours, and printed as "vs base".
 
 ``--big`` adds mid3 (benchmarks/models/mid3.yaml, 1.48M distinct states), without symmetry.
 Targets (issue 2): tiny3 <= 3 s and mid2 <= 2 s whole process without symmetry; with symmetry
@@ -115,10 +120,10 @@ def run_baseline(model: Path, mode: str) -> tuple[int, int, float]:
     return int(distinct), int(peak), wall
 
 
-def run_ours_cpu(model: Path, symmetry: bool) -> float:
-    """raftspec's exploration CPU seconds (every property of the model checked)."""
-    proc = subprocess.run([sys.executable, "-c", OURS_CPU, str(model),
-                           "on" if symmetry else "off"],
+def run_ours_cpu(model: Path, symmetry: bool, python: str = sys.executable) -> float:
+    """raftspec's exploration CPU seconds (every property of the model checked), with the
+    checkout that ``python`` imports."""
+    proc = subprocess.run([python, "-c", OURS_CPU, str(model), "on" if symmetry else "off"],
                           capture_output=True, text=True, cwd=ROOT, check=True)
     return float(proc.stdout.split()[2])
 
@@ -145,11 +150,17 @@ def main() -> None:
                         help="runs per measurement; the fastest is reported (default 3)")
     parser.add_argument("--big", action="store_true",
                         help="also mid3 (1.48M states; minutes), without symmetry, one run")
+    parser.add_argument("--baseline-python", metavar="PYTHON",
+                        help="an interpreter importing another checkout of raftspec: its "
+                             "exploration CPU seconds, alternated with ours, as 'vs base'")
     args = parser.parse_args()
+    if args.baseline_python and not Path(args.baseline_python).exists():
+        parser.error(f"--baseline-python {args.baseline_python}: no such file")
 
     header = (f"{'model':<7} {'sym':<4} {'distinct':>9} {'generated':>10} {'seconds':>8} "
               f"{'explore s':>9} {'generated/s':>12} {'B/distinct':>11} {'tuple s':>8} "
-              f"{'vs tuple':>8} {'base s':>7} {'time ratio':>10} {'mem ratio':>9} {'TLC s':>6}")
+              f"{'vs tuple':>8} {'vs base':>7} {'base s':>7} {'time ratio':>10} "
+              f"{'mem ratio':>9} {'TLC s':>6}")
     print(header)
     print("-" * len(header))
     plain_cost: dict[str, float] = {}
@@ -165,7 +176,13 @@ def main() -> None:
         for symmetry in (False,) if big else (False, True):
             report, wall = min((run_ours(model, symmetry) for _ in range(repeat)),
                                key=lambda r: r[1])
-            explore_s = min(run_ours_cpu(model, symmetry) for _ in range(repeat))
+            ours, theirs = [], []
+            for _ in range(repeat):  # alternated, so that load on a shared machine hits both
+                ours.append(run_ours_cpu(model, symmetry))
+                if args.baseline_python:
+                    theirs.append(run_ours_cpu(model, symmetry, args.baseline_python))
+            explore_s = min(ours)
+            vs_base = f"{explore_s / min(theirs):>7.2f}" if theirs else f"{'':>7}"
             distinct, generated = report["distinct_states"], report["states_generated"]
             if not symmetry and (distinct, generated) != (tuple_d, tuple_g):
                 raise SystemExit(f"{name}: raftspec counts {distinct}/{generated}, the tuple "
@@ -180,7 +197,7 @@ def main() -> None:
             print(
                 f"{name:<7} {'on' if symmetry else 'off':<4} {distinct:>9,} {generated:>10,} "
                 f"{wall:>8.2f} {explore_s:>9.2f} {generated / explore_s:>12,.0f} "
-                f"{per_state:>11.0f} {tuple_cpu:>8.2f} {vs_tuple} "
+                f"{per_state:>11.0f} {tuple_cpu:>8.2f} {vs_tuple} {vs_base} "
                 f"{base_seconds:>7.2f} {wall / base_seconds:>10.2f} "
                 f"{peak / base_peak:>9.2f} "
                 f"{TLC_SECONDS.get(name, float('nan')) if not symmetry else float('nan'):>6.1f}"
@@ -188,7 +205,9 @@ def main() -> None:
             )
     print("\nseconds: whole process (wall); explore s: exploration CPU seconds; fastest of "
           "--repeat runs; tuple s: the independent tuple BFS's exploration CPU seconds, every "
-          "property checked; vs tuple = explore s / tuple s; base: naive BFS over a set of "
+          "property checked; vs tuple = explore s / tuple s; vs base = explore s / the "
+          "--baseline-python checkout's explore s (fastest of as many alternated runs); "
+          "base: naive BFS over a set of "
           "reference States (same run), time ratio = seconds / base s, mem ratio = peak / "
           "base peak; TLC s: published, not measured here")
 

@@ -9,12 +9,13 @@ every process); with symmetry it is the hash of the least encoding over server r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 from typing import Protocol as TypingProtocol
 
 from raftspec.checker.symmetry import Canonicalizer
-from raftspec.protocol import Action, Protocol, RaftspecError
+from raftspec.protocol import MESSAGE, Action, Protocol, RaftspecError
+from raftspec.protocol.table import config_form
 
 
 class BoundedModel(TypingProtocol):
@@ -64,14 +65,24 @@ class ProtocolSystem:
 
 
 def _bind(invariant: Callable[[Any, Any], bool], config: Any) -> Callable[[Any], bool]:
-    """``invariant(state, config)`` as a predicate of the state (a closure: ``partial`` with a
-    keyword argument builds a dict on every call, and this runs for every state)."""
+    """``invariant(state, config)`` as a predicate of the state: the invariant's own form for
+    this config when it has one (``protocol.table.config_form``), else a closure (``partial``
+    with a keyword argument builds a dict on every call, and this runs for every state)."""
+    form = config_form(invariant, config)
+    if form is not None:
+        return form
+
     def holds(state: Any) -> bool:
         return invariant(state, config)
     return holds
 
 
 def _bind_step(prop: Callable[[Any, Any, Any], bool], config: Any) -> Callable[[Any, Any], bool]:
+    """``prop(state, nxt, config)`` as a predicate of the step, like ``_bind``."""
+    form = config_form(prop, config)
+    if form is not None:
+        return form
+
     def holds(state: Any, nxt: Any) -> bool:
         return prop(state, nxt, config)
     return holds
@@ -84,19 +95,46 @@ def _lookup(table: dict[str, Any], name: str, what: str) -> Any:
         raise RaftspecError(f"the protocol has no {what} {name!r}") from None
 
 
-def _compiled_steps(protocol: Protocol, config: Any) -> Callable[[Any], Iterator[tuple]]:
-    """``protocol.steps`` with the table unpacked once and one Action record per distinct
-    (row, arguments), reused: the engine calls this for every state."""
-    rows = [(row.name, row.params, row.enumerate, row.apply, {}) for row in protocol.rows]
+def _compiled_steps(protocol: Protocol, config: Any) -> Callable[[Any], list[tuple]]:
+    """``protocol.steps`` as one function generated for this table: the rows unrolled in order
+    (no loop over rows, no generator frame), each row's enumerator and action bound once, the
+    arguments passed by position (no ``*args`` for rows of one or two parameters), and one
+    Action record per distinct (row, arguments), reused. The engine calls it for every state,
+    so it returns a list: it is consumed whole, and a list is cheaper to fill than a generator
+    is to resume. ``steps_source`` shows the code."""
+    source, scope = steps_source(protocol)
+    scope["config"] = config
+    exec(source, scope)  # noqa: S102 (generated from the table's row positions only)
+    return scope["steps"]
 
-    def steps(state: Any) -> Iterator[tuple[Action, Any]]:
-        for name, params, enumerate_args, apply, actions in rows:
-            for args in enumerate_args(state, config):
-                nxt = apply(state, *args)
-                if nxt is not None:
-                    action = actions.get(args)
-                    if action is None:
-                        action = actions[args] = Action(name, args, params)
-                    yield action, nxt
 
-    return steps
+def steps_source(protocol: Protocol) -> tuple[str, dict[str, Any]]:
+    """The source of the generated ``steps(state)`` and the names it reads (``config`` is
+    added by the caller). Rows of one parameter key their Action records by the argument
+    itself (no tuple built per successor); others by the arguments' tuple. Rows whose only
+    parameter is a message of the bag (``MESSAGE``) are not asked when the bag is empty."""
+    scope: dict[str, Any] = {"Action": Action}
+    lines = ["def steps(state):", "    out = []", "    append = out.append",
+             "    messages = state[1]"]
+    for k, row in enumerate(protocol.rows):
+        scope[f"enumerate_{k}"], scope[f"apply_{k}"] = row.arguments, row.apply
+        scope[f"actions_{k}"], scope[f"name_{k}"] = {}, row.name
+        scope[f"params_{k}"] = row.params
+        if len(row.params) == 1:
+            loop, call, key, args = "a,", f"apply_{k}(state, a)", "a", "(a,)"
+        else:
+            loop, call, key, args = "args", f"apply_{k}(state, *args)", "args", "args"
+        body = [
+            f"for {loop} in enumerate_{k}(state, config):",
+            f"    nxt = {call}",
+            "    if nxt is not None:",
+            f"        action = actions_{k}.get({key})",
+            "        if action is None:",
+            f"            action = actions_{k}[{key}] = Action(name_{k}, {args}, params_{k})",
+            "        append((action, nxt))",
+        ]
+        if tuple(p.kind for p in row.params) == (MESSAGE,):
+            body = ["if messages:"] + ["    " + line for line in body]
+        lines += [f"    # {row.name}"] + ["    " + line for line in body]
+    lines.append("    return out")
+    return "\n".join(lines) + "\n", scope

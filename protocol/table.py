@@ -27,7 +27,9 @@ from raftspec.protocol.schema import (
 )
 
 MESSAGE = Scalar("MESSAGE")
-"""The kind of an action parameter that is a message of the bag."""
+"""The kind of an action parameter that is a message of the bag (the state's second field):
+a row whose only parameter is one has no arguments while the bag is empty, and the checker
+does not ask its enumerator then."""
 
 
 @attrs.frozen
@@ -83,6 +85,12 @@ class Row:
     ``"module:function"`` (None: the row has none, and symbolic checking refuses the protocol).
     ``receives``: the row is a case of delivering its message to the message's receiver (raft.tla
     ``Receive``), as opposed to the network duplicating or losing it.
+
+    ``exact`` (optional): a tighter enumerator that also skips arguments that this row's own
+    ``apply`` rejects (a guard the action checks anyway, tested once per argument instead of
+    once per action call). It is tied to that ``apply`` (remembered in ``exact_for``): a row
+    whose action was changed in any way (``Protocol.replace``, ``attrs.evolve``) falls back to
+    ``enumerate``. Either way the same enabled instances come out, in the same order.
     """
 
     name: str
@@ -91,10 +99,40 @@ class Row:
     apply: Callable[..., Any]
     encoder: str | None = None
     receives: bool = False
+    exact: Enumerate | None = None
+    exact_for: Callable[..., Any] | None = attrs.field(default=None, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.exact is not None and self.exact_for is None:
+            object.__setattr__(self, "exact_for", self.apply)
+
+    @property
+    def arguments(self) -> Enumerate:
+        """The enumerator to use: ``exact`` while the row still has the action it was written
+        for, else ``enumerate``."""
+        if self.exact is not None and self.exact_for is self.apply:
+            return self.exact
+        return self.enumerate
 
 
 Invariant = Callable[[Any, Any], bool]
 StepProperty = Callable[[Any, Any, Any], bool]
+
+
+def give_config_form(prop: Callable[..., bool], for_config: Callable[[Any], Any]) -> None:
+    """Give a property (an invariant or a step property) its own form for one config:
+    ``for_config(config)`` returns a predicate without the config argument that must agree
+    with ``prop`` on every state (precomputed bounds, memoised per-server checks). The form
+    belongs to ``prop`` itself: a wrapper that copies its attributes does not inherit it."""
+    prop.for_config = (prop, for_config)  # type: ignore[attr-defined]
+
+
+def config_form(prop: Callable[..., bool], config: Any) -> Callable[..., bool] | None:
+    """The property's own form for this config (``give_config_form``), or None."""
+    form = getattr(prop, "for_config", None)
+    if isinstance(form, tuple) and len(form) == 2 and form[0] is prop:
+        return form[1](config)
+    return None
 
 
 @attrs.frozen
@@ -127,6 +165,9 @@ class Protocol:
     constraint as a predicate (TLC ``CONSTRAINT``); properties take the config as last argument.
     ``edits`` lists the variants and mutants applied, in order. Protocols compare by identity
     (their tables hold functions).
+
+    A property may have its own form for a config (``give_config_form``), which the checker
+    calls instead of ``prop(..., config)``.
     """
 
     name: str
@@ -177,7 +218,7 @@ class Protocol:
     def steps(self, state: Any, config: Any) -> Iterator[tuple[Action, Any]]:
         """Every enabled action instance of ``state``: the table, row by row, in order."""
         for row in self.rows:
-            for args in row.enumerate(state, config):
+            for args in row.arguments(state, config):
                 nxt = row.apply(state, *args)
                 if nxt is not None:
                     yield Action(row.name, args, row.params), nxt
@@ -209,9 +250,13 @@ class Protocol:
                                 f"{name} is not {expect.__module__}.{expect.__qualname__}")
         if encoder is attrs.NOTHING:
             encoder = old.encoder if apply is None else None
+        # ``exact`` skips what the old action rejects: it goes with a new action or enumerator.
+        keep = apply is None and enumerate is None and params is None
         new = attrs.evolve(old, apply=apply or old.apply,
                            enumerate=enumerate or old.enumerate,
-                           params=old.params if params is None else params, encoder=encoder)
+                           params=old.params if params is None else params, encoder=encoder,
+                           exact=old.exact if keep else None,
+                           exact_for=old.exact_for if keep else None)
         rows = tuple(new if r.name == name else r for r in self.rows)
         return self._edited(rows=rows, edit=edit)
 

@@ -10,10 +10,39 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from raftspec.protocol.table import give_config_form
 from raftspec.reference.config import Config
-from raftspec.reference.state import Role, Server, State
+from raftspec.reference.state import Message, Role, Server, State
 
 _ROLES = (Role.FOLLOWER, Role.CANDIDATE, Role.LEADER)
+
+
+def _server_type_ok(s: Server, ids: frozenset[int], voters: frozenset[int], n: int,
+                    values: range) -> bool:
+    """One server's variables hold values of their types."""
+    if (
+        s.current_term < 1
+        or s.role not in _ROLES
+        or s.voted_for not in voters
+        or s.commit_index < 0
+        or not s.votes_granted <= s.votes_responded <= ids
+        or len(s.next_index) != n
+        or len(s.match_index) != n
+        or min(s.next_index) < 1
+        or min(s.match_index) < 0
+    ):
+        return False
+    return all(e.term >= 1 and e.value in values for e in s.log)
+
+
+def _message_type_ok(m: Message, count: int, ids: frozenset[int]) -> bool:
+    return count >= 1 and m.msource in ids and m.mdest in ids and m.mterm >= 1
+
+
+def _bag_is_canonical(state: State) -> bool:
+    """The bag is sorted, with no message twice."""
+    messages = [m for m, _ in state.messages]
+    return messages == sorted(set(messages))
 
 
 def type_ok(state: State, config: Config) -> bool:
@@ -23,38 +52,61 @@ def type_ok(state: State, config: Config) -> bool:
     ids = frozenset(range(1, n + 1))
     voters = ids | {0}
     values = range(1, config.values + 1)
-    for s in state.servers:
-        if (
-            s.current_term < 1
-            or s.role not in _ROLES
-            or s.voted_for not in voters
-            or s.commit_index < 0
-            or not s.votes_granted <= s.votes_responded <= ids
-            or len(s.next_index) != n
-            or len(s.match_index) != n
-            or min(s.next_index) < 1
-            or min(s.match_index) < 0
-        ):
-            return False
-        for e in s.log:
-            if e.term < 1 or e.value not in values:
+    return (
+        all(_server_type_ok(s, ids, voters, n, values) for s in state.servers)
+        and _bag_is_canonical(state)
+        and all(_message_type_ok(m, count, ids) for m, count in state.messages)
+    )
+
+
+MEMO_LIMIT = 1 << 16
+"""Entries a remembering check keeps before it starts over (bounds its memory)."""
+
+
+def _type_ok_for(config: Config) -> Callable[[State], bool]:
+    """``type_ok`` for one model, remembering the servers and messages found well-typed: states
+    share them (a step changes one server or one message), so each is checked once, not once
+    per state that holds it. Only successes are remembered; a failure is found again."""
+    n = config.servers
+    ids = frozenset(range(1, n + 1))
+    voters = ids | {0}
+    values = range(1, config.values + 1)
+    good_servers: set[Server] = set()
+    good_messages: set[tuple[Message, int]] = set()
+
+    def holds(state: State) -> bool:
+        for s in state.servers:
+            if s not in good_servers:
+                if not _server_type_ok(s, ids, voters, n, values):
+                    return False
+                if len(good_servers) >= MEMO_LIMIT:
+                    good_servers.clear()
+                good_servers.add(s)
+        if state.messages:
+            if not _bag_is_canonical(state):
                 return False
-    messages = [m for m, _ in state.messages]
-    if messages != sorted(set(messages)):
-        return False
-    for m, count in state.messages:
-        if count < 1 or m.msource not in ids or m.mdest not in ids or m.mterm < 1:
-            return False
-    return True
+            for pair in state.messages:
+                if pair not in good_messages:
+                    if not _message_type_ok(*pair, ids):
+                        return False
+                    if len(good_messages) >= MEMO_LIMIT:
+                        good_messages.clear()
+                    good_messages.add(pair)
+        return True
+
+    return holds
 
 
-def election_safety(state: State, config: Config) -> bool:
+give_config_form(type_ok, _type_ok_for)
+
+
+def election_safety(state: State, config: Config | None = None) -> bool:
     """At most one leader per term (paper §5.2): no two servers are leaders of the same term."""
     leader_terms = [s.current_term for s in state.servers if s.role == Role.LEADER]
     return len(leader_terms) == len(set(leader_terms))
 
 
-def log_matching(state: State, config: Config) -> bool:
+def log_matching(state: State, config: Config | None = None) -> bool:
     """If two logs have an entry with the same index and term, the logs are identical up to
     that index (paper §5.3)."""
     logs = [s.log for s in state.servers if s.log]
@@ -74,7 +126,7 @@ def _committed(s: Server) -> tuple:
     return s.log[: s.commit_index]
 
 
-def leader_completeness(state: State, config: Config) -> bool:
+def leader_completeness(state: State, config: Config | None = None) -> bool:
     """Every entry committed at some server k is in the log of every leader whose term is
     higher than k's current term (paper §5.4; state-based form: k learnt the commit in a term
     no higher than its current term, so later leaders must hold it)."""
@@ -92,7 +144,7 @@ def leader_completeness(state: State, config: Config) -> bool:
     return True
 
 
-def state_machine_safety(state: State, config: Config) -> bool:
+def state_machine_safety(state: State, config: Config | None = None) -> bool:
     """No two servers have committed different entries at the same index (paper §5.4.3)."""
     committed = [_committed(s) for s in state.servers if s.commit_index]
     for a in range(len(committed)):
@@ -103,9 +155,11 @@ def state_machine_safety(state: State, config: Config) -> bool:
     return True
 
 
-def leader_append_only(state: State, nxt: State, config: Config) -> bool:
+def leader_append_only(state: State, nxt: State, config: Config | None = None) -> bool:
     """A leader never overwrites or deletes entries in its log during its term (paper §5.3;
     raft.tla ``LeaderAppendOnly``): a step that keeps i leader in the same term only appends."""
+    if state.servers is nxt.servers:
+        return True  # the step changed no server (it sent or consumed a message)
     for s, t in zip(state.servers, nxt.servers, strict=True):
         if s is t or s.role != Role.LEADER:
             continue
@@ -116,6 +170,13 @@ def leader_append_only(state: State, nxt: State, config: Config) -> bool:
         ):
             return False
     return True
+
+
+# These never read the config (it defaults to None): the checker calls them as they are, one
+# call fewer per state than through a closure.
+for _prop in (election_safety, log_matching, leader_completeness, state_machine_safety,
+              leader_append_only):
+    give_config_form(_prop, lambda config, prop=_prop: prop)
 
 
 INVARIANTS: dict[str, Callable[[State, Config], bool]] = {

@@ -47,6 +47,7 @@ from raftspec.reference.state import (
     Server,
     State,
     initial_state,
+    is_quorum,
 )
 
 # --- Parameters ------------------------------------------------------------------------------
@@ -67,65 +68,118 @@ def restarting_servers(state: State, config: Config) -> tuple[tuple[int], ...]:
     return _ids(config.servers) if config.restart else ()
 
 
+class _LastState:
+    """A one-entry memo for the enumerators: the action table asks each row's enumerator in
+    turn about the same state, and most of them need the same per-server or per-message facts.
+    It keeps the state it answered for (so that identity means that state) and the answer."""
+
+    __slots__ = ("state", "value")
+
+    def __init__(self) -> None:
+        self.state: Any = None
+        self.value: Any = None
+
+
+_roles_memo = _LastState()
+
+
+_CANDIDATES, _LEADERS = 0, 1
+
+
+def _by_role(state: State) -> tuple[tuple[tuple[int, Server], ...], ...]:
+    """The (id, server) pairs of the candidates and of the leaders of ``state``, in id order;
+    computed once per state. (Variants may add roles: those servers are in neither.)"""
+    memo = _roles_memo
+    if memo.state is not state:
+        found: tuple[list, list] = ([], [])
+        for i, s in enumerate(state.servers, 1):
+            if s.role == Role.CANDIDATE:
+                found[_CANDIDATES].append((i, s))
+            elif s.role == Role.LEADER:
+                found[_LEADERS].append((i, s))
+        memo.value = (tuple(found[0]), tuple(found[1]))
+        memo.state = state
+    return memo.value
+
+
 def servers_not_leading(state: State, config: Config) -> list[tuple[int]]:
     return [(i,) for i, s in enumerate(state.servers, 1) if s.role != Role.LEADER]
 
 
 def candidates(state: State, config: Config) -> list[tuple[int]]:
-    return [(i,) for i, s in enumerate(state.servers, 1) if s.role == Role.CANDIDATE]
+    return [(i,) for i, _ in _by_role(state)[_CANDIDATES]]
 
 
 def leaders(state: State, config: Config) -> list[tuple[int]]:
-    return [(i,) for i, s in enumerate(state.servers, 1) if s.role == Role.LEADER]
+    return [(i,) for i, _ in _by_role(state)[_LEADERS]]
 
 
 def candidates_and_servers(state: State, config: Config) -> list[tuple[int, int]]:
     ids = range(1, config.servers + 1)
-    return [(i, j) for i, s in enumerate(state.servers, 1) if s.role == Role.CANDIDATE
-            for j in ids]
+    return [(i, j) for i, _ in _by_role(state)[_CANDIDATES] for j in ids]
+
+
+def candidates_and_unasked(state: State, config: Config) -> list[tuple[int, int]]:
+    """RequestVote's exact arguments: each candidate with each server it has no vote response
+    from (the action's own guard, tested here once per pair)."""
+    ids = range(1, config.servers + 1)
+    return [(i, j) for i, s in _by_role(state)[_CANDIDATES]
+            for j in ids if j not in s.votes_responded]
+
+
+def candidates_with_quorum(state: State, config: Config) -> list[tuple[int]]:
+    """BecomeLeader's exact arguments: the candidates granted votes by a quorum."""
+    n = len(state.servers)
+    return [(i,) for i, s in _by_role(state)[_CANDIDATES] if is_quorum(s.votes_granted, n)]
 
 
 def leaders_and_values(state: State, config: Config) -> list[tuple[int, int]]:
     values = range(1, config.values + 1)
-    return [(i, v) for i, s in enumerate(state.servers, 1) if s.role == Role.LEADER
-            for v in values]
+    return [(i, v) for i, _ in _by_role(state)[_LEADERS] for v in values]
 
 
 def leaders_and_peers(state: State, config: Config) -> list[tuple[int, int]]:
     ids = range(1, config.servers + 1)
-    return [(i, j) for i, s in enumerate(state.servers, 1) if s.role == Role.LEADER
-            for j in ids if j != i]
+    return [(i, j) for i, _ in _by_role(state)[_LEADERS] for j in ids if j != i]
 
 
 # Receive's cases, by the message's type and how its term compares with its receiver's: each
 # message in flight is offered to the one case whose condition can hold.
 
+_terms_memo = _LastState()
+
+
+def _against_receiver(state: State) -> tuple[tuple[Any, int, int], ...]:
+    """(message, its type, the sign of its term minus its receiver's) for each message in
+    flight, in bag order; computed once per state for the six receiving rows."""
+    memo = _terms_memo
+    if memo.state is not state:
+        servers = state.servers
+        out = []
+        for m, _ in state.messages:
+            mterm, term = m.mterm, servers[m.mdest - 1].current_term
+            out.append((m, m.mtype, (mterm > term) - (mterm < term)))
+        memo.value = tuple(out)
+        memo.state = state
+    return memo.value
+
+
 def newer_messages(state: State, config: Config) -> list[tuple[Any]]:
     """Messages of a term above their receiver's (UpdateTerm)."""
-    servers = state.servers
-    return [(m,) for m, _ in state.messages if m.mterm > servers[m.mdest - 1].current_term]
+    return [(m,) for m, _, relation in _against_receiver(state) if relation > 0]
 
 
 def messages_of(mtypes: tuple[int, ...], term: str) -> Callable[[State, Config],
                                                                  list[tuple[Any]]]:
     """The messages in flight of the given types whose term is ``term`` ("<", "<=" or "==")
     their receiver's."""
-    def older(state: State, config: Config) -> list[tuple[Any]]:
-        servers = state.servers
-        return [(m,) for m, _ in state.messages
-                if m.mtype in mtypes and m.mterm < servers[m.mdest - 1].current_term]
+    relations = {"<": (-1,), "<=": (-1, 0), "==": (0,)}[term]
 
-    def not_newer(state: State, config: Config) -> list[tuple[Any]]:
-        servers = state.servers
-        return [(m,) for m, _ in state.messages
-                if m.mtype in mtypes and m.mterm <= servers[m.mdest - 1].current_term]
+    def matching(state: State, config: Config) -> list[tuple[Any]]:
+        return [(m,) for m, mtype, relation in _against_receiver(state)
+                if mtype in mtypes and relation in relations]
 
-    def current(state: State, config: Config) -> list[tuple[Any]]:
-        servers = state.servers
-        return [(m,) for m, _ in state.messages
-                if m.mtype in mtypes and m.mterm == servers[m.mdest - 1].current_term]
-
-    return {"<": older, "<=": not_newer, "==": current}[term]
+    return matching
 
 
 def duplicable_messages(state: State, config: Config) -> list[tuple[Any]]:
@@ -142,18 +196,23 @@ _SMT = "raftspec.spec.smt"
 
 
 def _row(name: str, params: tuple[Param, ...], enumerate_: Callable[..., Iterable[tuple]],
-         apply: Callable[..., State | None], *, receives: bool = False) -> Row:
+         apply: Callable[..., State | None], *, receives: bool = False,
+         exact: Callable[..., Iterable[tuple]] | None = None) -> Row:
     """A raft.tla row; its Z3 encoder is the function of the action's name in ``spec/smt.py``
-    (``HandleRequestVoteRequest``: ``handle_request_vote_request``)."""
+    (``HandleRequestVoteRequest``: ``handle_request_vote_request``). ``exact``: an enumerator
+    that also skips what this very action rejects (``Row.exact``; dropped when a variant or
+    mutant replaces the action)."""
     return Row(name, params, enumerate_, apply, encoder=f"{_SMT}:{apply.__name__}",
-               receives=receives)
+               receives=receives, exact=exact)
 
 
 ACTIONS: tuple[Row, ...] = (
     _row("Restart", SERVER_PARAM, restarting_servers, actions.restart),
     _row("Timeout", SERVER_PARAM, servers_not_leading, actions.timeout),
-    _row("RequestVote", PAIR_PARAMS, candidates_and_servers, actions.request_vote),
-    _row("BecomeLeader", SERVER_PARAM, candidates, actions.become_leader),
+    _row("RequestVote", PAIR_PARAMS, candidates_and_servers, actions.request_vote,
+         exact=candidates_and_unasked),
+    _row("BecomeLeader", SERVER_PARAM, candidates, actions.become_leader,
+         exact=candidates_with_quorum),
     _row("ClientRequest", VALUE_PARAMS, leaders_and_values, actions.client_request),
     _row("AdvanceCommitIndex", SERVER_PARAM, leaders, actions.advance_commit_index),
     _row("AppendEntries", PAIR_PARAMS, leaders_and_peers, actions.append_entries),
@@ -178,20 +237,35 @@ ACTIONS: tuple[Row, ...] = (
 """raft.tla ``Next``, row by row, in raft.tla's order."""
 
 
+_SERVERS, _MESSAGES = 0, 1
+_TERM, _LOG = SCHEMA.field_names().index("current_term"), SCHEMA.field_names().index("log")
+
+
 def bounds(config: Config) -> Callable[[State], bool]:
     """The model's state constraint (TLC ``CONSTRAINT``), with the bounds hoisted: it runs for
-    every generated state (a plain loop beats map/sum for these few servers and messages)."""
+    every generated state, so it reads fields by position (a property costs a descriptor call;
+    positions from the schema) and a plain loop (it beats map/sum for these few servers and
+    messages). More distinct messages than the bound means more in flight: no sum needed."""
     max_term, max_log, max_messages = config.max_term, config.max_log_length, config.max_messages
+    passed = _LastState()  # the last servers tuple found within bounds: a step that only
+    # sends or consumes messages keeps its state's servers tuple, so siblings share it
 
     def within_bounds(state: State) -> bool:
+        messages = state[_MESSAGES]
+        if len(messages) > max_messages:
+            return False
         in_flight = 0
-        for _, count in state.messages:
+        for _, count in messages:
             in_flight += count
         if in_flight > max_messages:
             return False
-        for s in state.servers:  # noqa: SIM110 (all() over a generator is slower here)
-            if s.current_term > max_term or len(s.log) > max_log:
+        servers = state[_SERVERS]
+        if servers is passed.state:
+            return True
+        for s in servers:  # noqa: SIM110 (all() over a generator is slower here)
+            if s[_TERM] > max_term or len(s[_LOG]) > max_log:
                 return False
+        passed.state = servers
         return True
 
     return within_bounds
