@@ -181,7 +181,7 @@ class Shard:
                             key = base | (k - 1)
                             candidates[fp] = (key, pfp, me)
                             held[fp] = (key, nxt)
-                elif claimed_add(fp):
+                elif claimed_add(fp) and fp not in held:   # (held: claimed before a reset)
                     key = base | (k - 1)
                     held[fp] = (key, nxt)
                     fps, keys, pfps = out[dest]

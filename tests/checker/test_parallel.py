@@ -111,13 +111,15 @@ def _figures(result) -> tuple:
 def test_shards_report_what_one_worker_reports(graph: Graph, shards: int, hand_off: int,
                                                max_states: int | None, max_depth: int | None,
                                                count: bool, spill_from: int,
-                                               balanced: bool) -> None:
+                                               stressed: bool) -> None:
     common = {"count_actions": count, "max_states": max_states, "max_depth": max_depth,
               "reachable": graph.reachable or None}
     one = explore(graph, spill_from=None, **common)
-    # balanced: every level's states are evened out between the shards (moved, pickled)
-    with patch.object(parallel, "BALANCE_FROM", 1 if balanced else parallel.BALANCE_FROM), \
-            patch.object(parallel, "BALANCE_SLACK", 0 if balanced else parallel.BALANCE_SLACK):
+    # stressed: every level's states are evened out between the shards (moved, pickled), and
+    # each shard forgets the fingerprints it claimed at every look at its inbox
+    with patch.object(parallel, "BALANCE_FROM", 1 if stressed else parallel.BALANCE_FROM), \
+            patch.object(parallel, "BALANCE_SLACK", 0 if stressed else parallel.BALANCE_SLACK), \
+            patch.object(parallel, "CLAIMED_CACHE", 0 if stressed else parallel.CLAIMED_CACHE):
         many = explore(graph, workers=shards, parallel_from=hand_off, backend=InlineBackend,
                        **common)
     assert _figures(many) == _figures(one)
