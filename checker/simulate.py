@@ -593,13 +593,14 @@ def shrink_trace(
         raise ValueError("the trace does not violate a property when replayed")
     best, prop = replayed
     work = 1
+    searched: set[int] = set()
     while time.perf_counter() < deadline:
         before = len(best)
         best, prop, replays = _delete_steps(system, best, prop, deadline)
         work += replays
         if shortcut_nodes > 0:
             best, prop, replays = _shortcuts(system, best, prop, deadline, cells,
-                                             shortcut_nodes)
+                                             shortcut_nodes, searched)
             work += replays
         if len(best) >= before:
             break
@@ -615,6 +616,7 @@ def _shortcuts(
     deadline: float,
     cells: Callable[[Any], Hashable] | None,
     max_nodes: int,
+    searched: set[int],
 ) -> tuple[Trace, str, int]:
     """Replace segments of ``best`` by shorter ones: from each state ``best[i]``, a
     breadth-first search (at most ``max_nodes`` states) for a state reached in fewer steps than
@@ -622,17 +624,26 @@ def _shortcuts(
     rest of the trace then replays unchanged), when it violates a property (the trace ends
     there), or, with ``cells``, when it is in the same cell as a later state and the rest of the
     trace, replayed from it, still violates a property (a state "as good as" ``best[j]`` for
-    the rest of the trace). Each gain restarts the search from the same ``i``."""
+    the rest of the trace). Each gain restarts the search from the same ``i``. ``searched``
+    holds the suffixes from which a search found nothing (its outcome depends on the suffix
+    only), across passes."""
     replays = 0
     i = 0
     failed: set[tuple[Any, int]] = set()  # (state, j) pairs known not to be as good as best[j]
+    fingerprints = [system.fingerprint(state) for _, state in best]
     while i < len(best) - 2 and time.perf_counter() < deadline:
+        suffix = hash(tuple(fingerprints[i:]))
+        if suffix in searched:
+            i += 1
+            continue
         found, tried = _shortcut_from(system, best, prop, i, deadline, cells, max_nodes, failed)
         replays += tried
         if found is not None:
             best, prop = found
             failed = set()
+            fingerprints = [system.fingerprint(state) for _, state in best]
         else:
+            searched.add(suffix)
             i += 1
     return best, prop, replays
 
