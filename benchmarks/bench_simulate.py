@@ -39,6 +39,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="1,2,3,4,5")
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--depth", type=int, default=300)
+    parser.add_argument("--max-walks", type=int,
+                        help="stop a seed after this many walks (then --time-limit 0: no limit)")
     parser.add_argument("--only", help="comma-separated mutant model names")
     parser.add_argument("--baselines", action="store_true",
                         help="also run fresh swarm walks and uniform walks")
@@ -60,9 +62,10 @@ def main() -> None:
             runs += [("swarm, fresh", swarm, None), ("uniform, fresh", UNIFORM, None)]
         for label, settings, cells in runs:
             for seed in seeds:
-                r = simulate(system, seed=seed, depth=args.depth, time_limit=args.time_limit,
+                r = simulate(system, seed=seed, depth=args.depth,
+                             time_limit=args.time_limit or None, max_walks=args.max_walks,
                              action_name=ProtocolSystem.action_name, settings=settings, cells=cells)
-                found = f"{r.seconds:.2f}" if r.violated else f"> {args.time_limit:g}"
+                found = f"{r.seconds:.2f}" if r.violated else f"> {r.seconds:.0f}"
                 print(f"| {name} | {label} | {seed} | {found} | {r.walks:,} | {r.steps:,} | "
                       f"{r.violated or '-'} | {r.original_length or '-'} | "
                       f"{len(r.trace) if r.trace else '-'} | "

@@ -84,11 +84,24 @@ def test_shallow_mutants_are_found_and_shrunk_to_real_traces(name: str) -> None:
     _assert_real_counterexample(model, result)
 
 
-def test_quorum_mutant_shrinks_to_the_shortest_counterexample_bfs_finds(bfs) -> None:
-    _, result = _run("mutant_quorum_off_by_one")
-    shortest = bfs(MODELS_DIR / "mutant_quorum_off_by_one.yaml")
-    assert result.violated == shortest.violated == "election_safety"
-    assert len(result.trace) == len(shortest.trace) == 11
+@pytest.mark.parametrize(("name", "seed", "walk", "violated", "length"), [
+    ("mutant_quorum_off_by_one", 1, 13, "election_safety", 11),
+    ("mutant_vote_without_log_check", 1, 4, "leader_completeness", 26),
+    # a state_machine_safety violation of 37 states, which deletion alone cuts to 34 only
+    ("mutant_vote_without_log_check", 2, 41, "leader_completeness", 26),
+    ("mutant_no_term_check_on_append", 5, 156, "state_machine_safety", 32),
+])
+def test_mutants_shrink_to_the_shortest_counterexample_bfs_finds(
+    bfs, name: str, seed: int, walk: int, violated: str, length: int
+) -> None:
+    model, system = _raft(name)
+    result = simulate(system, seed=seed, max_walks=walk + 1, time_limit=None,
+                      action_name=ProtocolSystem.action_name, settings=RAFT, cells=SIMULATION.cell)
+    assert result.walk == walk
+    shortest = bfs(MODELS_DIR / f"{name}.yaml")  # shared with test_checker_mutants.py
+    assert result.violated == shortest.violated == violated
+    assert len(result.trace) == len(shortest.trace) == length
+    _assert_real_counterexample(model, result)
 
 
 def test_stale_append_mutant_is_found_and_shrunk_to_a_real_trace() -> None:
