@@ -674,12 +674,9 @@ def _shortcut_from(
         js.reverse()  # the latest first: the largest gain
     start = best[i][1]
     seen = {fingerprint(start)}
-    parents: dict[Any, tuple[Any, Any]] = {}  # fingerprint -> (parent fingerprint, action)
+    parents: dict[Any, tuple[Any, Any]] = {}  # fingerprint -> (parent's, (action, state))
     frontier = [(fingerprint(start), start)]
-    nodes = 0
-    replays = 0
-
-    depth = 0
+    nodes = replays = depth = 0
     while frontier and nodes < max_nodes and time.perf_counter() < deadline:
         depth += 1
         if i + depth >= n - 1:  # no shorter way to the end is possible any more
