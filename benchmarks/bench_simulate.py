@@ -1,12 +1,15 @@
 """Time for `raftspec simulate` to find each planted bug, per seed, and the shrunk lengths.
 
-    python benchmarks/bench_simulate.py [--seeds 1,2,3,4,5] [--time-limit 60] [--uniform]
+    python benchmarks/bench_simulate.py [--seeds 1,2,3,4,5] [--time-limit 60] [--baselines]
+        [--only variants/membership_bug]
 
 One process, one walk at a time (no --workers), the command's own settings (swarm weights and
-restarts from cells). Per mutant model and seed: seconds until the first violating walk (the
-search alone), walks and steps taken, the violated property, the violating walk's length and
-the shrunk counterexample's length (in states, Init included, as `raftspec check` counts them),
-and the time shrinking took. ``--baselines`` also runs, in the same run, the same swarm with
+restarts from cells, from the model's protocol's ``SimulationHints``); ``--only`` takes model
+names relative to spec/models/. Per model and seed: seconds until the first violating walk (the
+search alone), walks and steps taken (which, unlike seconds, do not depend on the machine's
+load), the violated property, the violating walk's length and the shrunk counterexample's
+length (in states, Init included, as `raftspec check` counts them), and the time shrinking
+took. ``--baselines`` also runs, in the same run, the same swarm with
 fresh walks only (``--fresh-walks``), and uniform walks: every walk from the initial state,
 choosing uniformly among enabled action names and their instances (no swarm weights, no
 quiet-moment actions, no loop escape), close to TLC's simulation mode. The machine is shared:
@@ -20,7 +23,6 @@ import os
 
 from raftspec.checker.simulate import SwarmSettings, simulate
 from raftspec.checker.system import ProtocolSystem
-from raftspec.reference.protocol import SIMULATION
 from raftspec.spec.model import MODELS_DIR, load_model
 
 MUTANTS = (
@@ -29,7 +31,6 @@ MUTANTS = (
     "mutant_no_term_check_on_append",
     "mutant_commit_previous_term",
 )
-SWARM = SwarmSettings(omit_by_name=SIMULATION.rare)
 UNIFORM = SwarmSettings(omit=0.0, weight_range=0.0, escape=(0.0,))
 
 
@@ -38,27 +39,33 @@ def main() -> None:
     parser.add_argument("--seeds", default="1,2,3,4,5")
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--depth", type=int, default=300)
+    parser.add_argument("--max-walks", type=int,
+                        help="stop a seed after this many walks (then --time-limit 0: no limit)")
     parser.add_argument("--only", help="comma-separated mutant model names")
     parser.add_argument("--baselines", action="store_true",
                         help="also run fresh swarm walks and uniform walks")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     names = args.only.split(",") if args.only else MUTANTS
-    runs = [("swarm + cells", SWARM, SIMULATION.cell)]
-    if args.baselines:
-        runs += [("swarm, fresh", SWARM, None), ("uniform, fresh", UNIFORM, None)]
     print(f"load average before: {os.getloadavg()[0]:.1f}; time limit {args.time_limit:g} s; "
           f"depth {args.depth}")
     print("| mutant | walks | seed | found (s) | walks | steps | property | walk length "
           "| shrunk length | shrink (s) |")
     print("|---|---|---:|---:|---:|---:|---|---:|---:|---:|")
     for name in names:
-        system = ProtocolSystem(load_model(MODELS_DIR / f"{name}.yaml"), symmetry=False)
+        model = load_model(MODELS_DIR / f"{name}.yaml")
+        system = ProtocolSystem(model, symmetry=False)
+        hints = model.protocol.simulation
+        swarm = SwarmSettings(omit_by_name=hints.rare)
+        runs = [("swarm + cells", swarm, hints.cell)]
+        if args.baselines:
+            runs += [("swarm, fresh", swarm, None), ("uniform, fresh", UNIFORM, None)]
         for label, settings, cells in runs:
             for seed in seeds:
-                r = simulate(system, seed=seed, depth=args.depth, time_limit=args.time_limit,
+                r = simulate(system, seed=seed, depth=args.depth,
+                             time_limit=args.time_limit or None, max_walks=args.max_walks,
                              action_name=ProtocolSystem.action_name, settings=settings, cells=cells)
-                found = f"{r.seconds:.2f}" if r.violated else f"> {args.time_limit:g}"
+                found = f"{r.seconds:.2f}" if r.violated else f"> {r.seconds:.0f}"
                 print(f"| {name} | {label} | {seed} | {found} | {r.walks:,} | {r.steps:,} | "
                       f"{r.violated or '-'} | {r.original_length or '-'} | "
                       f"{len(r.trace) if r.trace else '-'} | "

@@ -29,7 +29,10 @@ visited twice) and delete runs of steps, halving the run length down to one, kee
 when its actions, replayed through ``steps`` from the same initial state within the constraint,
 still violate a property (the first one violated along it, as a walk or BFS reports it).
 Actions that are no longer enabled during a replay are skipped, so every candidate is a real
-trace of the system; the result is replayed once more, strictly, before it is returned.
+trace of the system. Deletion stops in local minima (a detour that reaches the same situation
+by other steps cannot be deleted piecewise), so shrinking also replaces segments by shortcuts
+found by small breadth-first searches from the trace's states (``_shortcuts``). The result is
+replayed once more, strictly, before it is returned.
 """
 
 from __future__ import annotations
@@ -223,7 +226,8 @@ def simulate(
             shrink_started = time.perf_counter()
             replays = 0
             if shrink:
-                trace, prop, replays = shrink_trace(system, trace, time_limit=shrink_time_limit)
+                trace, prop, replays = shrink_trace(system, trace, time_limit=shrink_time_limit,
+                                                    cells=cells)
             return SimulationResult(
                 seed=seed, walks=walks, steps=total_steps + found.steps,
                 seconds=seconds, violated=prop, trace=trace, walk=k,
@@ -562,18 +566,26 @@ def violates(system: System, trace: Trace, prop: str) -> bool:
 
 
 def shrink_trace(
-    system: System, trace: Trace, *, time_limit: float = 60.0
+    system: System,
+    trace: Trace,
+    *,
+    time_limit: float = 60.0,
+    cells: Callable[[Any], Hashable] | None = None,
+    shortcut_nodes: int = 400,
 ) -> tuple[Trace, str, int]:
     """A trace no longer than ``trace`` that violates a property, that property, and the number
     of replays it took.
 
     A candidate counts when it violates any property, as a walk or BFS would report it: the
     first property violated along it (so a shorter way to another property's violation wins).
-    Deterministic (``time_limit`` is only a safety net): loop cuts, then deletions of runs of
-    steps (lengths halving from half the trace down to one), repeated until a round gains
-    nothing. (Breadth-first search for shorter segments between two states of the trace, and
-    from its last states to a violation, was tried and measured: on the planted Raft bugs it
-    never shortened a trace that deletion had shrunk, at 10-30 s per trace.)
+    Rounds of two passes, repeated until a round gains nothing: deletion (loop cuts, then runs
+    of steps, lengths halving from half the trace down to one), then shortcuts (``_shortcuts``:
+    a small breadth-first search from each state of the trace for a shorter way to a later
+    state, to a state as good as a later one, or to a violation). Deletion alone stops in local
+    minima that a shortcut leaves: a detour that reaches the same situation by other steps
+    (say, an election won with other votes) cannot be deleted step by step, since no part of
+    it can go alone. Deterministic: the searches are bounded by ``shortcut_nodes`` states each,
+    and ``time_limit`` is only a safety net.
     """
     deadline = time.perf_counter() + time_limit
     replayed = replay(system, trace[0][1], [a for a, _ in trace[1:]])
@@ -581,15 +593,165 @@ def shrink_trace(
         raise ValueError("the trace does not violate a property when replayed")
     best, prop = replayed
     work = 1
+    searched: set[int] = set()
     while time.perf_counter() < deadline:
         before = len(best)
         best, prop, replays = _delete_steps(system, best, prop, deadline)
         work += replays
+        if shortcut_nodes > 0:
+            best, prop, replays = _shortcuts(system, best, prop, deadline, cells,
+                                             shortcut_nodes, searched)
+            work += replays
         if len(best) >= before:
             break
     if not violates(system, best, prop):  # every step was produced by steps(); check anyway
         raise AssertionError("shrunk trace does not replay to a violation")
     return best, prop, work
+
+
+def _shortcuts(
+    system: System,
+    best: Trace,
+    prop: str,
+    deadline: float,
+    cells: Callable[[Any], Hashable] | None,
+    max_nodes: int,
+    searched: set[int],
+) -> tuple[Trace, str, int]:
+    """Replace segments of ``best`` by shorter ones: from each state ``best[i]``, a
+    breadth-first search (at most ``max_nodes`` states) for a state reached in fewer steps than
+    along the trace. A search state counts when it is a later state ``best[j]`` itself (the
+    rest of the trace then replays unchanged), when it violates a property (the trace ends
+    there), or, with ``cells``, when it is in the same cell as a later state and the rest of the
+    trace, replayed from it, still violates a property (a state "as good as" ``best[j]`` for
+    the rest of the trace). Each gain restarts the search from the same ``i``. ``searched``
+    holds the suffixes from which a search found nothing (its outcome depends on the suffix
+    only), across passes."""
+    replays = 0
+    i = 0
+    failed: set[tuple[Any, int]] = set()  # (state, j) pairs known not to be as good as best[j]
+    fingerprints = [system.fingerprint(state) for _, state in best]
+    while i < len(best) - 2 and time.perf_counter() < deadline:
+        suffix = hash(tuple(fingerprints[i:]))
+        if suffix in searched:
+            i += 1
+            continue
+        found, tried = _shortcut_from(system, best, prop, i, deadline, cells, max_nodes, failed)
+        replays += tried
+        if found is not None:
+            best, prop = found
+            failed = set()
+            fingerprints = [system.fingerprint(state) for _, state in best]
+        else:
+            searched.add(suffix)
+            i += 1
+    return best, prop, replays
+
+
+def _shortcut_from(
+    system: System,
+    best: Trace,
+    prop: str,
+    i: int,
+    deadline: float,
+    cells: Callable[[Any], Hashable] | None,
+    max_nodes: int,
+    failed: set[tuple[Any, int]],
+) -> tuple[tuple[Trace, str] | None, int]:
+    """One search of ``_shortcuts`` from ``best[i]``: a shorter trace and its property, or
+    None; and the number of replays tried."""
+    fingerprint, steps, constraint = system.fingerprint, system.steps, system.constraint
+    invariants = list(system.invariants.items())
+    step_properties = list(system.step_properties.items())
+    n = len(best)
+    exact: dict[Any, int] = {}
+    by_cell: dict[Hashable, list[int]] = {}
+    for j in range(i + 2, n):
+        exact[fingerprint(best[j][1])] = j
+        if cells is not None:
+            by_cell.setdefault(cells(best[j][1]), []).append(j)
+    for js in by_cell.values():
+        js.reverse()  # the latest first: the largest gain
+    start = best[i][1]
+    seen = {fingerprint(start)}
+    parents: dict[Any, tuple[Any, Any]] = {}  # fingerprint -> (parent's, (action, state))
+    frontier = [(fingerprint(start), start)]
+    nodes = replays = depth = 0
+    while frontier and nodes < max_nodes and time.perf_counter() < deadline:
+        depth += 1
+        if i + depth >= n - 1:  # no shorter way to the end is possible any more
+            return None, replays
+        nxt_frontier = []
+        for fp, state in frontier:
+            for action, nxt in steps(state):
+                if nxt is state or nxt == state or not constraint(nxt):
+                    continue
+                nfp = fingerprint(nxt)
+                if nfp in seen:
+                    continue
+                seen.add(nfp)
+                parents[nfp] = (fp, (action, nxt))
+                nodes += 1
+                violated = next((name for name, holds in step_properties
+                                 if not holds(state, nxt)), None)
+                if violated is None:
+                    violated = next((name for name, holds in invariants if not holds(nxt)), None)
+                if violated is not None:
+                    return (best[: i + 1] + _path(parents, nfp), violated), replays
+                j = exact.get(nfp, -1)
+                if j > i + depth and best[j][1] == nxt:  # the rest replays unchanged
+                    return (best[: i + 1] + _path(parents, nfp) + best[j + 1:], prop), replays
+                if cells is not None:
+                    for j in by_cell.get(cells(nxt), ())[:1]:
+                        if j <= i + depth or (nfp, j) in failed:
+                            break
+                        replays += 1
+                        tail = _rejoin(system, nxt, best, j, prop)
+                        if tail is not None and i + depth + len(tail[0]) < n:
+                            return (best[: i + 1] + _path(parents, nfp) + tail[0][1:],
+                                    tail[1]), replays
+                        failed.add((nfp, j))
+                nxt_frontier.append((nfp, nxt))
+                if nodes >= max_nodes:
+                    break
+            if nodes >= max_nodes:
+                break
+        frontier = nxt_frontier
+    return None, replays
+
+
+def _rejoin(system: System, state: Any, best: Trace, j: int, prop: str) -> tuple[Trace, str] | None:
+    """``replay`` of the actions after ``best[j]`` from ``state`` instead, cut short where it
+    rejoins ``best`` (a state equal to the one ``best`` has after the same action: from there
+    on it is ``best``, violation included)."""
+    invariants = list(system.invariants.items())
+    step_properties = list(system.step_properties.items())
+    trace: Trace = [(None, state)]
+    for m in range(j + 1, len(best)):
+        action = best[m][0]
+        nxt = _successor(system, state, action)
+        if nxt is not None:
+            trace.append((action, nxt))
+            for name, holds in step_properties:
+                if not holds(state, nxt):
+                    return trace, name
+            for name, holds in invariants:
+                if not holds(nxt):
+                    return trace, name
+            state = nxt
+        if state == best[m][1]:
+            return trace + best[m + 1:], prop
+    return None
+
+
+def _path(parents: dict[Any, tuple[Any, Any]], fp: Any) -> Trace:
+    """The search path to ``fp``, as (action, state) pairs from the search's start."""
+    out: Trace = []
+    while fp in parents:
+        fp, step = parents[fp]
+        out.append(step)
+    out.reverse()
+    return out
 
 
 def _delete_steps(

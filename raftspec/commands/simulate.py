@@ -43,9 +43,10 @@ random "swarm" configuration (weights of the actions, some left for quiet moment
 --seed, and starts from a state met before: one per combination of the servers' terms, roles
 and logs reached so far, the least explored first (--fresh-walks: always the initial state).
 With one worker the same seed runs the same walks and finds the same trace. A violation is
-shrunk (steps and loops dropped while it still replays and still violates) and printed as
-`raftspec check` prints one. Reaches bugs far deeper than BFS (the paper's Figure 8, over 50
-steps) but proves nothing when it finds none.
+shrunk (steps and loops dropped, segments replaced by shorter ones found by small searches,
+while it still replays and still violates) and printed as `raftspec check` prints one.
+Reaches bugs far deeper than BFS (the paper's Figure 8, over 50 steps) but proves nothing
+when it finds none.
 
 In short: 1 a property is violated; 3 the time limit ended without a violation, or
 --max-memory, Ctrl-C or SIGTERM stopped the walks (incomplete, not a proof): it then prints the
