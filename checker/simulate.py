@@ -531,13 +531,21 @@ def replay(
                 return None
             continue
         trace.append((action, nxt))
-        for name, holds in step_properties:
-            if not holds(state, nxt):
-                return trace, name
-        for name, holds in invariants:
-            if not holds(nxt):
-                return trace, name
+        if (name := _violated(invariants, step_properties, state, nxt)) is not None:
+            return trace, name
         state = nxt
+    return None
+
+
+def _violated(invariants: list, step_properties: list, state: Any, nxt: Any) -> str | None:
+    """The first property the step from ``state`` to ``nxt`` violates (step properties
+    first, as BFS checks them), or None."""
+    for name, holds in step_properties:
+        if not holds(state, nxt):
+            return name
+    for name, holds in invariants:
+        if not holds(nxt):
+            return name
     return None
 
 
@@ -732,12 +740,8 @@ def _rejoin(system: System, state: Any, best: Trace, j: int, prop: str) -> tuple
         nxt = _successor(system, state, action)
         if nxt is not None:
             trace.append((action, nxt))
-            for name, holds in step_properties:
-                if not holds(state, nxt):
-                    return trace, name
-            for name, holds in invariants:
-                if not holds(nxt):
-                    return trace, name
+            if (name := _violated(invariants, step_properties, state, nxt)) is not None:
+                return trace, name
             state = nxt
         if state == best[m][1]:
             return trace + best[m + 1:], prop
