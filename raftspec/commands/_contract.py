@@ -152,6 +152,23 @@ class Stopped(Exception):
 Z3_OUT_OF_MEMORY = "Z3 ran out of memory (its ceiling is --max-memory)"
 
 
+def why_stopped(err: BaseException) -> str | None:
+    """Why a run of ``bmc`` or ``induct`` stopped before a verdict, from what ended it:
+    a KeyboardInterrupt (Ctrl-C, SIGTERM), a budget (``Stopped``), or a Z3 exception that is a
+    stop: "canceled" (a stop signal cancelled the Z3 call under way, which raises this from
+    any Z3 call, not only a solver's check) or out of memory. None: a real error."""
+    if isinstance(err, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(err, Stopped):
+        return err.reason
+    text = str(err)
+    if "cancel" in text or "interrupt" in text:
+        return "interrupted"
+    if "memory" in text:
+        return Z3_OUT_OF_MEMORY
+    return None
+
+
 class Budget:
     """A deadline and a memory ceiling, asked with ``exceeded()`` at an engine's cadence.
 

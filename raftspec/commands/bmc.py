@@ -17,12 +17,12 @@ from raftspec.commands._contract import (
     FINDING,
     INCOMPLETE,
     OK,
-    Z3_OUT_OF_MEMORY,
     Stopped,
     add_budget_arguments,
     budget_of,
     exit_status,
     limit_z3_memory,
+    why_stopped,
 )
 from raftspec.commands._estimate import refuse_if_symbolic_too_large
 from raftspec.protocol import Protocol
@@ -116,10 +116,9 @@ def run(args: argparse.Namespace) -> int:
         if not result.complete:
             stopped = f"time limit of {args.time_limit or NO_LIMIT:g} s reached"
     except (KeyboardInterrupt, Stopped, z3.Z3Exception) as err:
-        if isinstance(err, z3.Z3Exception) and "memory" not in str(err):
+        stopped = why_stopped(err)
+        if stopped is None:
             raise
-        stopped = ("interrupted" if isinstance(err, KeyboardInterrupt) else
-                   err.reason if isinstance(err, Stopped) else Z3_OUT_OF_MEMORY)
         result = BmcResult("ok", done[-1].depth if done else 0, None, None,
                            time.perf_counter() - started, tuple(done), complete=False)
     result = attrs.evolve(result, complete=result.complete and stopped is None)

@@ -16,12 +16,12 @@ from raftspec.commands._contract import (
     FINDING,
     INCOMPLETE,
     OK,
-    Z3_OUT_OF_MEMORY,
     Stopped,
     add_budget_arguments,
     budget_of,
     exit_status,
     limit_z3_memory,
+    why_stopped,
 )
 from raftspec.commands._estimate import refuse_if_symbolic_too_large
 from raftspec.protocol import Protocol
@@ -97,10 +97,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = induct(enc, args.invariant, args.lemmas, k=args.k, on_action=on_action)
     except (KeyboardInterrupt, Stopped, z3.Z3Exception) as err:
-        if isinstance(err, z3.Z3Exception) and "memory" not in str(err):
+        stopped = why_stopped(err)
+        if stopped is None:
             raise
-        stopped = ("interrupted" if isinstance(err, KeyboardInterrupt) else
-                   err.reason if isinstance(err, Stopped) else Z3_OUT_OF_MEMORY)
         result = InductionResult(args.invariant, resolve_lemmas(enc, args.invariant, args.lemmas),
                                  args.k, True, None, None, tuple(done),
                                  time.perf_counter() - started)
