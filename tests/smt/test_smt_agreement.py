@@ -153,8 +153,10 @@ def check_step_property(h: Harness, state: State, nxt: State) -> bool:
     return expected
 
 
-WALKS = settings(max_examples=12, deadline=None, derandomize=True,
+WALKS = settings(max_examples=8, deadline=None, derandomize=True,
                  suppress_health_check=[HealthCheck.too_slow])
+"""8 walks of 20-40 states per model, every enabled action instance compared at each state:
+with 12 the nine models took 256 s of CI's 23 minutes (clean-clone dry run, 2 December)."""
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
