@@ -5,6 +5,15 @@ initial states, the action table, the constraint and the properties. States are 
 plain fingerprint is the tuple's own hash (ints, tuples and frozensets of ints only: the same in
 every process); with symmetry it is the hash of the least encoding over server renamings
 (``checker.symmetry``).
+
+Successors outside the bounds: most successors of a bounded model break its state constraint,
+and TLC counts them as generated all the same. Where a row declares that an instance certainly
+leaves the bounds (``Row.beyond``), ``steps`` yields ``OUT_OF_BOUNDS`` in its place instead of
+building the state, and ``constraint`` rejects it first: every engine that tests the
+constraint before it looks at a successor (they all must: that is what a constraint is) counts
+it and goes on, with the same counts and the same step positions. ``beyond="check"`` builds
+each such state anyway and raises if the declaration was wrong (tests run it on every variant
+and mutant); ``beyond="off"`` always builds.
 """
 
 from __future__ import annotations
@@ -31,10 +40,37 @@ class BoundedModel(TypingProtocol):
     def step_properties(self) -> tuple[str, ...]: ...
 
 
-class ProtocolSystem:
-    """init, steps, constraint, fingerprint and properties of one model, for ``explore``."""
+class _OutOfBounds:
+    """The type of ``OUT_OF_BOUNDS``: one object, the same after pickling."""
 
-    def __init__(self, model: BoundedModel, *, symmetry: bool | None = None) -> None:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "OUT_OF_BOUNDS"
+
+    def __reduce__(self) -> str:
+        return "OUT_OF_BOUNDS"
+
+
+OUT_OF_BOUNDS = _OutOfBounds()
+"""What ``ProtocolSystem.steps`` yields for a successor known to fail the constraint, unbuilt
+(``Row.beyond``); ``ProtocolSystem.constraint`` rejects it."""
+
+BEYOND_MODES = ("on", "off", "check")
+
+
+class ProtocolSystem:
+    """init, steps, constraint, fingerprint and properties of one model, for ``explore``.
+
+    ``beyond``: "on" (default) yields ``OUT_OF_BOUNDS`` for the instances a row declares out
+    of bounds, unbuilt; "off" builds every successor; "check" builds them too and raises
+    ``RaftspecError`` where a declaration is wrong (the instance is disabled, or its state is
+    within the constraint), for tests and for checking a protocol's declarations."""
+
+    def __init__(self, model: BoundedModel, *, symmetry: bool | None = None,
+                 beyond: str = "on") -> None:
+        if beyond not in BEYOND_MODES:
+            raise ValueError(f"beyond must be one of {BEYOND_MODES}, not {beyond!r}")
         protocol, config = model.protocol, model.config
         self.model = model
         self.protocol = protocol
@@ -48,13 +84,17 @@ class ProtocolSystem:
         self.reachable = {name: _bind(_lookup(protocol.reachable, name,
                                               "reachability property"), config)
                           for name in getattr(model, "reachable", ())}
-        self.constraint: Callable[[Any], bool] = protocol.constraint(config)
+        within = protocol.constraint(config)
+        self.within_bounds = within
+        """The protocol's constraint itself (``constraint`` also rejects ``OUT_OF_BOUNDS``)."""
+        self.constraint: Callable[[Any], bool] = _rejecting_out_of_bounds(within)
+        self.beyond = beyond
         if self.symmetry:
             self.fingerprint: Callable[[Any], int] = Canonicalizer(
                 protocol.schema, config.servers).fingerprint
         else:
             self.fingerprint = hash
-        self.steps = _compiled_steps(protocol, config)
+        self.steps = _compiled_steps(protocol, config, beyond, within)
 
     def init_states(self) -> Iterable[Any]:
         return self.protocol.init(self.config)
@@ -95,44 +135,78 @@ def _lookup(table: dict[str, Any], name: str, what: str) -> Any:
         raise RaftspecError(f"the protocol has no {what} {name!r}") from None
 
 
-def _compiled_steps(protocol: Protocol, config: Any) -> Callable[[Any], list[tuple]]:
+def _rejecting_out_of_bounds(within: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """The constraint, false for ``OUT_OF_BOUNDS`` too (tested first: an identity test)."""
+    out = OUT_OF_BOUNDS
+
+    def constraint(state: Any) -> bool:
+        return state is not out and within(state)
+
+    return constraint
+
+
+def _compiled_steps(protocol: Protocol, config: Any, beyond: str = "on",
+                    within: Callable[[Any], bool] | None = None) -> Callable[[Any], list[tuple]]:
     """``protocol.steps`` as one function generated for this table: the rows unrolled in order
     (no loop over rows, no generator frame), each row's enumerator and action bound once, the
     arguments passed by position (no ``*args`` for rows of one or two parameters), and one
     Action record per distinct (row, arguments), reused. The engine calls it for every state,
     so it returns a list: it is consumed whole, and a list is cheaper to fill than a generator
-    is to resume. ``steps_source`` shows the code."""
-    source, scope = steps_source(protocol)
+    is to resume. ``beyond``: as ``ProtocolSystem``'s. ``steps_source`` shows the code."""
+    source, scope = steps_source(protocol, config, beyond)
     scope["config"] = config
+    scope["within"] = within if within is not None else protocol.constraint(config)
     exec(source, scope)  # noqa: S102 (generated from the table's row positions only)
     return scope["steps"]
 
 
-def steps_source(protocol: Protocol) -> tuple[str, dict[str, Any]]:
+def _wrong_beyond(row_name: str, args: tuple, nxt: Any) -> RaftspecError:
+    what = "is not enabled" if nxt is None else "leads to a state within the constraint"
+    return RaftspecError(f"row {row_name}: its ``beyond`` declares {args!r} out of bounds, but "
+                         f"the action {what}")
+
+
+def steps_source(protocol: Protocol, config: Any = None,
+                 beyond: str = "off") -> tuple[str, dict[str, Any]]:
     """The source of the generated ``steps(state)`` and the names it reads (``config`` is
     added by the caller). Rows of one parameter key their Action records by the argument
     itself (no tuple built per successor); others by the arguments' tuple. Rows whose only
-    parameter is a message of the bag (``MESSAGE``) are not asked when the bag is empty."""
-    scope: dict[str, Any] = {"Action": Action}
+    parameter is a message of the bag (``MESSAGE``) are not asked when the bag is empty.
+    Rows with a valid ``beyond`` predicate for ``config`` (``Protocol.beyond``) ask it first,
+    per ``beyond`` mode ("on": yield ``OUT_OF_BOUNDS``; "check": build and verify; "off":
+    never ask)."""
+    scope: dict[str, Any] = {"Action": Action, "OUT": OUT_OF_BOUNDS, "wrong": _wrong_beyond}
     lines = ["def steps(state):", "    out = []", "    append = out.append",
              "    messages = state[1]"]
     for k, row in enumerate(protocol.rows):
         scope[f"enumerate_{k}"], scope[f"apply_{k}"] = row.arguments, row.apply
         scope[f"actions_{k}"], scope[f"name_{k}"] = {}, row.name
         scope[f"params_{k}"] = row.params
+        test = protocol.beyond(row, config) if beyond != "off" else None
+        scope[f"beyond_{k}"] = test
         if len(row.params) == 1:
             loop, call, key, args = "a,", f"apply_{k}(state, a)", "a", "(a,)"
+            ask = f"beyond_{k}(state, a)"
         else:
             loop, call, key, args = "args", f"apply_{k}(state, *args)", "args", "args"
-        body = [
-            f"for {loop} in enumerate_{k}(state, config):",
-            f"    nxt = {call}",
-            "    if nxt is not None:",
-            f"        action = actions_{k}.get({key})",
-            "        if action is None:",
-            f"            action = actions_{k}[{key}] = Action(name_{k}, {args}, params_{k})",
-            "        append((action, nxt))",
+            ask = f"beyond_{k}(state, *args)"
+        record = [
+            f"    action = actions_{k}.get({key})",
+            "    if action is None:",
+            f"        action = actions_{k}[{key}] = Action(name_{k}, {args}, params_{k})",
         ]
+        body = [f"for {loop} in enumerate_{k}(state, config):"]
+        if test is not None and beyond == "on":
+            body += [f"    if {ask}:", "        nxt = OUT", "    else:",
+                     f"        nxt = {call}", "        if nxt is None:", "            continue"]
+        elif test is not None:  # check
+            body += [f"    nxt = {call}",
+                     f"    if {ask} and (nxt is None or within(nxt)):",
+                     f"        raise wrong(name_{k}, {args}, nxt)",
+                     "    if nxt is None:", "        continue"]
+        else:
+            body += [f"    nxt = {call}", "    if nxt is None:", "        continue"]
+        body += record + ["    append((action, nxt))"]
         if tuple(p.kind for p in row.params) == (MESSAGE,):
             body = ["if messages:"] + ["    " + line for line in body]
         lines += [f"    # {row.name}"] + ["    " + line for line in body]

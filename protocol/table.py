@@ -91,6 +91,17 @@ class Row:
     once per action call). It is tied to that ``apply`` (remembered in ``exact_for``): a row
     whose action was changed in any way (``Protocol.replace``, ``attrs.evolve``) falls back to
     ``enumerate``. Either way the same enabled instances come out, in the same order.
+
+    ``beyond`` (optional): ``beyond(config)`` returns a predicate of ``(state, *args)`` (or None
+    when no instance can leave the bounds under this config) that is true only where ``apply``
+    is enabled AND its successor fails the protocol's state constraint: e.g. "the bag is full
+    and this action sends". The checker then counts such an instance as generated (TLC counts
+    it) without building its state (``checker.system``). The predicate must hold on its own
+    (it restates the action's guard; it does not rely on the enumerator) and may answer False
+    whenever it is unsure. It is tied to the action and to the constraint it was reasoned
+    about (``beyond_for``: ``(apply, constraint)``, the constraint being the protocol's
+    ``constraint`` function): a row whose action or protocol constraint changed loses it
+    (``Protocol.replace`` may restate it). ``Protocol.beyond`` gives the valid ones.
     """
 
     name: str
@@ -101,10 +112,17 @@ class Row:
     receives: bool = False
     exact: Enumerate | None = None
     exact_for: Callable[..., Any] | None = attrs.field(default=None, repr=False)
+    beyond: Callable[[Any], Callable[..., bool] | None] | None = attrs.field(default=None,
+                                                                            repr=False)
+    beyond_for: tuple[Callable[..., Any], Callable[..., Any]] | None = attrs.field(
+        default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.exact is not None and self.exact_for is None:
             object.__setattr__(self, "exact_for", self.apply)
+        if self.beyond is not None and (self.beyond_for is None or len(self.beyond_for) != 2):
+            raise RaftspecError(f"row {self.name}: ``beyond`` needs ``beyond_for=(apply, "
+                                f"constraint)``, the action and constraint it was written for")
 
     @property
     def arguments(self) -> Enumerate:
@@ -223,6 +241,17 @@ class Protocol:
                 if nxt is not None:
                     yield Action(row.name, args, row.params), nxt
 
+    def beyond(self, row: Row, config: Any) -> Callable[..., bool] | None:
+        """Row ``row``'s out-of-bounds predicate for this config (``Row.beyond``), or None
+        when it has none, or when it was written for another action or another constraint
+        than this protocol's (a variant that replaced either)."""
+        if row.beyond is None or row.beyond_for is None:
+            return None
+        apply, constraint = row.beyond_for
+        if apply is not row.apply or constraint is not self.constraint:
+            return None
+        return row.beyond(config)
+
     def receive(self, state: Any, m: Any) -> tuple[str, Any] | None:
         """The one enabled receiving row for message m (raft.tla ``Receive``'s case analysis):
         its name and the next state, or None. For validators, which replay one delivery."""
@@ -238,11 +267,14 @@ class Protocol:
     def replace(self, name: str, *, apply: Callable[..., Any] | None = None,
                 enumerate: Enumerate | None = None, params: tuple[Param, ...] | None = None,
                 encoder: str | None | type[attrs.NOTHING] = attrs.NOTHING,
-                expect: Callable[..., Any] | None = None, edit: str | None = None) -> Protocol:
+                expect: Callable[..., Any] | None = None, edit: str | None = None,
+                beyond: Callable[[Any], Callable[..., bool] | None] | None = None) -> Protocol:
         """This protocol with row ``name`` changed. ``expect``: the action the row must hold
         now (a mutant of raft.tla's action refuses a variant that already replaced it). A new
         ``apply`` without a new ``encoder`` leaves the row without one (never the old encoder
-        for new code)."""
+        for new code). A new ``apply`` also loses the row's ``beyond`` (``Row.beyond``) unless
+        the edit restates one for it here (written for the new action and this protocol's
+        constraint)."""
         old = self.row(name)
         if expect is not None and old.apply is not expect:
             who = edit or "this edit"
@@ -257,6 +289,10 @@ class Protocol:
                            params=old.params if params is None else params, encoder=encoder,
                            exact=old.exact if keep else None,
                            exact_for=old.exact_for if keep else None)
+        if beyond is not None:
+            new = attrs.evolve(new, beyond=beyond, beyond_for=(new.apply, self.constraint))
+        elif apply is not None:
+            new = attrs.evolve(new, beyond=None, beyond_for=None)
         rows = tuple(new if r.name == name else r for r in self.rows)
         return self._edited(rows=rows, edit=edit)
 

@@ -190,53 +190,6 @@ def droppable_messages(state: State, config: Config) -> list[tuple[Any]]:
     return [(m,) for m, _ in state.messages] if config.drop else []
 
 
-# --- The table -------------------------------------------------------------------------------
-
-_SMT = "raftspec.spec.smt"
-
-
-def _row(name: str, params: tuple[Param, ...], enumerate_: Callable[..., Iterable[tuple]],
-         apply: Callable[..., State | None], *, receives: bool = False,
-         exact: Callable[..., Iterable[tuple]] | None = None) -> Row:
-    """A raft.tla row; its Z3 encoder is the function of the action's name in ``spec/smt.py``
-    (``HandleRequestVoteRequest``: ``handle_request_vote_request``). ``exact``: an enumerator
-    that also skips what this very action rejects (``Row.exact``; dropped when a variant or
-    mutant replaces the action)."""
-    return Row(name, params, enumerate_, apply, encoder=f"{_SMT}:{apply.__name__}",
-               receives=receives, exact=exact)
-
-
-ACTIONS: tuple[Row, ...] = (
-    _row("Restart", SERVER_PARAM, restarting_servers, actions.restart),
-    _row("Timeout", SERVER_PARAM, servers_not_leading, actions.timeout),
-    _row("RequestVote", PAIR_PARAMS, candidates_and_servers, actions.request_vote,
-         exact=candidates_and_unasked),
-    _row("BecomeLeader", SERVER_PARAM, candidates, actions.become_leader,
-         exact=candidates_with_quorum),
-    _row("ClientRequest", VALUE_PARAMS, leaders_and_values, actions.client_request),
-    _row("AdvanceCommitIndex", SERVER_PARAM, leaders, actions.advance_commit_index),
-    _row("AppendEntries", PAIR_PARAMS, leaders_and_peers, actions.append_entries),
-    _row("UpdateTerm", MESSAGE_PARAM, newer_messages, actions.update_term, receives=True),
-    _row("HandleRequestVoteRequest", MESSAGE_PARAM, messages_of((REQUEST_VOTE_REQUEST,), "<="),
-         actions.handle_request_vote_request, receives=True),
-    _row("DropStaleResponse", MESSAGE_PARAM,
-         messages_of((REQUEST_VOTE_RESPONSE, APPEND_ENTRIES_RESPONSE), "<"),
-         actions.drop_stale_response, receives=True),
-    _row("HandleRequestVoteResponse", MESSAGE_PARAM,
-         messages_of((REQUEST_VOTE_RESPONSE,), "=="),
-         actions.handle_request_vote_response, receives=True),
-    _row("HandleAppendEntriesRequest", MESSAGE_PARAM,
-         messages_of((APPEND_ENTRIES_REQUEST,), "<="),
-         actions.handle_append_entries_request, receives=True),
-    _row("HandleAppendEntriesResponse", MESSAGE_PARAM,
-         messages_of((APPEND_ENTRIES_RESPONSE,), "=="),
-         actions.handle_append_entries_response, receives=True),
-    _row("DuplicateMessage", MESSAGE_PARAM, duplicable_messages, actions.duplicate_message),
-    _row("DropMessage", MESSAGE_PARAM, droppable_messages, actions.drop_message),
-)
-"""raft.tla ``Next``, row by row, in raft.tla's order."""
-
-
 _SERVERS, _MESSAGES = 0, 1
 _TERM, _LOG = SCHEMA.field_names().index("current_term"), SCHEMA.field_names().index("log")
 
@@ -269,6 +222,142 @@ def bounds(config: Config) -> Callable[[State], bool]:
         return True
 
     return within_bounds
+
+
+# --- Instances that leave the bounds (``Row.beyond``) -------------------------------------------
+#
+# Three quarters of the successors of a typical model break the constraint: a send into a full
+# bag, a Timeout at the largest term, a ClientRequest onto the longest log. Each predicate
+# below restates its action's guard (it does not trust the enumerator) and adds the bound that
+# the action's successor certainly breaks; the checker then counts the instance without
+# building its state. Only sends, Timeout and ClientRequest grow a bounded quantity: the other
+# actions keep the bag's size or shrink it, copy a term from a message (never above the
+# largest term, which every sender is within), or append to a follower's log at most up to its
+# leader's length. tests/checker/test_checker_beyond.py holds every row, variant and mutant to
+# these claims.
+
+_flight_memo = _LastState()
+
+
+def _in_flight(state: State) -> int:
+    """Messages in flight in ``state``, counted with multiplicity; once per state."""
+    memo = _flight_memo
+    if memo.state is not state:
+        n = 0
+        for _, count in state[_MESSAGES]:
+            n += count
+        memo.value = n
+        memo.state = state
+    return memo.value
+
+
+def timeout_beyond(config: Config) -> Callable[[State, int], bool] | None:
+    """Timeout(i) from the largest term: the next term is beyond it."""
+    max_term = config.max_term
+
+    def beyond(state: State, i: int) -> bool:
+        s = state[_SERVERS][i - 1]
+        return s[_TERM] >= max_term and s.role in (Role.FOLLOWER, Role.CANDIDATE)
+
+    return beyond
+
+
+def request_vote_beyond(config: Config) -> Callable[[State, int, int], bool] | None:
+    """RequestVote(i, j) into a full bag."""
+    max_messages = config.max_messages
+
+    def beyond(state: State, i: int, j: int) -> bool:
+        if _in_flight(state) < max_messages:
+            return False
+        s = state[_SERVERS][i - 1]
+        return s.role == Role.CANDIDATE and j not in s.votes_responded
+
+    return beyond
+
+
+def client_request_beyond(config: Config) -> Callable[[State, int, int], bool] | None:
+    """ClientRequest(i, v) onto a log of the largest length."""
+    max_log = config.max_log_length
+
+    def beyond(state: State, i: int, v: int) -> bool:
+        s = state[_SERVERS][i - 1]
+        return len(s[_LOG]) >= max_log and s.role == Role.LEADER
+
+    return beyond
+
+
+def append_entries_beyond(config: Config) -> Callable[[State, int, int], bool] | None:
+    """AppendEntries(i, j) into a full bag."""
+    max_messages = config.max_messages
+
+    def beyond(state: State, i: int, j: int) -> bool:
+        return (_in_flight(state) >= max_messages and i != j
+                and state[_SERVERS][i - 1].role == Role.LEADER)
+
+    return beyond
+
+
+def duplicate_beyond(config: Config) -> Callable[[State, Any], bool] | None:
+    """DuplicateMessage(m) into a full bag (the action has no guard)."""
+    max_messages = config.max_messages
+
+    def beyond(state: State, m: Any) -> bool:
+        return _in_flight(state) >= max_messages
+
+    return beyond
+
+
+# --- The table -------------------------------------------------------------------------------
+
+_SMT = "raftspec.spec.smt"
+
+
+def _row(name: str, params: tuple[Param, ...], enumerate_: Callable[..., Iterable[tuple]],
+         apply: Callable[..., State | None], *, receives: bool = False,
+         exact: Callable[..., Iterable[tuple]] | None = None,
+         beyond: Callable[[Config], Callable[..., bool] | None] | None = None) -> Row:
+    """A raft.tla row; its Z3 encoder is the function of the action's name in ``spec/smt.py``
+    (``HandleRequestVoteRequest``: ``handle_request_vote_request``). ``exact``: an enumerator
+    that also skips what this very action rejects (``Row.exact``; dropped when a variant or
+    mutant replaces the action). ``beyond``: where this action certainly leaves ``bounds``
+    (``Row.beyond``; dropped likewise, and when a variant changes the constraint)."""
+    return Row(name, params, enumerate_, apply, encoder=f"{_SMT}:{apply.__name__}",
+               receives=receives, exact=exact, beyond=beyond,
+               beyond_for=(apply, bounds) if beyond is not None else None)
+
+
+ACTIONS: tuple[Row, ...] = (
+    _row("Restart", SERVER_PARAM, restarting_servers, actions.restart),
+    _row("Timeout", SERVER_PARAM, servers_not_leading, actions.timeout, beyond=timeout_beyond),
+    _row("RequestVote", PAIR_PARAMS, candidates_and_servers, actions.request_vote,
+         exact=candidates_and_unasked, beyond=request_vote_beyond),
+    _row("BecomeLeader", SERVER_PARAM, candidates, actions.become_leader,
+         exact=candidates_with_quorum),
+    _row("ClientRequest", VALUE_PARAMS, leaders_and_values, actions.client_request,
+         beyond=client_request_beyond),
+    _row("AdvanceCommitIndex", SERVER_PARAM, leaders, actions.advance_commit_index),
+    _row("AppendEntries", PAIR_PARAMS, leaders_and_peers, actions.append_entries,
+         beyond=append_entries_beyond),
+    _row("UpdateTerm", MESSAGE_PARAM, newer_messages, actions.update_term, receives=True),
+    _row("HandleRequestVoteRequest", MESSAGE_PARAM, messages_of((REQUEST_VOTE_REQUEST,), "<="),
+         actions.handle_request_vote_request, receives=True),
+    _row("DropStaleResponse", MESSAGE_PARAM,
+         messages_of((REQUEST_VOTE_RESPONSE, APPEND_ENTRIES_RESPONSE), "<"),
+         actions.drop_stale_response, receives=True),
+    _row("HandleRequestVoteResponse", MESSAGE_PARAM,
+         messages_of((REQUEST_VOTE_RESPONSE,), "=="),
+         actions.handle_request_vote_response, receives=True),
+    _row("HandleAppendEntriesRequest", MESSAGE_PARAM,
+         messages_of((APPEND_ENTRIES_REQUEST,), "<="),
+         actions.handle_append_entries_request, receives=True),
+    _row("HandleAppendEntriesResponse", MESSAGE_PARAM,
+         messages_of((APPEND_ENTRIES_RESPONSE,), "=="),
+         actions.handle_append_entries_response, receives=True),
+    _row("DuplicateMessage", MESSAGE_PARAM, duplicable_messages, actions.duplicate_message,
+         beyond=duplicate_beyond),
+    _row("DropMessage", MESSAGE_PARAM, droppable_messages, actions.drop_message),
+)
+"""raft.tla ``Next``, row by row, in raft.tla's order."""
 
 
 def cell(state: State) -> tuple:
