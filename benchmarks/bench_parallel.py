@@ -45,14 +45,15 @@ def load() -> float:
     return os.getloadavg()[0]
 
 
-def run_check(model: Path, workers: int) -> dict:
+def run_check(model: Path, workers: int, extra: tuple[str, ...] = (),
+              env: dict | None = None) -> dict:
     before_load = load()
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "raftspec", "check", str(model), "--workers", str(workers),
-         "--json", "--quiet", "--max-memory", "0"],
-        capture_output=True, text=True, cwd=ROOT)
+         "--json", "--quiet", "--max-memory", "0", *extra],
+        capture_output=True, text=True, cwd=ROOT, env=env)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode not in (0, 1):
@@ -162,6 +163,52 @@ def memory(model: str, spill_from: str) -> None:
               f"{out['growth'] / out['distinct']:>15.1f} {out['seconds']:>9.2f} {before:>5.2f}")
 
 
+STEPS = ("expand", "wait_claims", "arbitrate", "wait_awards", "finish", "advance", "idle")
+
+
+def stats(models: list[str], max_depth: int | None) -> None:
+    """Where each worker's time goes (``parallel.STATS_ENV``), against one worker's run."""
+    import tempfile
+
+    extra = () if max_depth is None else ("--max-depth", str(max_depth))
+    for name in models:
+        one = run_check(MODELS[name], 1, extra)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "stats.json"
+            two = run_check(MODELS[name], 2, extra,
+                            env={**os.environ, "RAFTSPEC_PARALLEL_STATS": str(path)})
+            data = json.loads(path.read_text())
+        rep1, rep2 = one["report"], two["report"]
+        if (rep1["distinct_states"], rep1["states_generated"]) != (
+                rep2["distinct_states"], rep2["states_generated"]):
+            raise SystemExit(f"{name}: counts differ between 1 and 2 workers")
+        c = data["coordinator"]
+        levels = c["levels"]
+        print(f"\n{name} (max depth {max_depth}): {rep1['distinct_states']:,} distinct, "
+              f"{len(levels)} levels sharded")
+        print(f"  1 worker : explore {rep1['seconds']:.2f} s, CPU {one['cpu']:.2f} s, "
+              f"load {one['load'][0]:.2f}/{one['load'][1]:.2f}")
+        print(f"  2 workers: explore {rep2['seconds']:.2f} s, CPU {two['cpu']:.2f} s "
+              f"(ratio {two['cpu'] / one['cpu']:.2f}), wall ratio "
+              f"{rep1['seconds'] / rep2['seconds']:.2f}, load "
+              f"{two['load'][0]:.2f}/{two['load'][1]:.2f}")
+        print(f"  coordinator: one process {c['one_process_s']:.3f} s, starting workers "
+              f"{c['start_workers_s']:.3f} s, load {c.get('load_s', 0):.3f} s, levels "
+              f"{sum(lv.get('level_wall', 0) for lv in levels):.3f} s, between levels "
+              f"{sum(lv['between_wall'] for lv in levels):.3f} s wall "
+              f"({sum(lv['between_cpu'] for lv in levels):.3f} s CPU)")
+        print(f"  {'worker':<7}" + "".join(f"{step:>12}" for step in STEPS)
+              + f"{'recv CPU':>10}{'thread CPU':>11}{'proc CPU':>10}{'MB sent':>9}")
+        for s, w in enumerate(data["workers"]):
+            t = w["totals"]
+            cells = "".join(f"{t.get(step + '_wall', 0):>12.3f}" for step in STEPS)
+            print(f"  {s:<7}{cells}{t.get('receive_cpu', 0):>10.3f}"
+                  f"{t.get('thread_cpu', 0):>11.3f}{t.get('process_cpu', 0):>10.3f}"
+                  f"{t.get('bytes_sent', 0) / 1e6:>9.2f}")
+        print("  (wall seconds per step; expand includes receiving claims while expanding; "
+              "proc CPU - thread CPU = the queues' feeder threads)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="tiny3,elect3m2")
@@ -172,9 +219,14 @@ def main() -> None:
     parser.add_argument("--memory-model", default="elect3m2")
     parser.add_argument("--spill", default="2000", help="spill_from of the spilled run")
     parser.add_argument("--no-speed", action="store_true")
+    parser.add_argument("--stats", action="store_true",
+                        help="where 2 workers' time goes, step by step (then no speed table)")
+    parser.add_argument("--max-depth", type=int, default=None, help="for --stats")
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores; Python {sys.version.split()[0]}")
-    if not args.no_speed:
+    if args.stats:
+        stats(args.models.split(","), args.max_depth)
+    elif not args.no_speed:
         speed(args.models.split(","), args.repeat)
     if args.ray:
         ray_speed(args.ray_models.split(","))

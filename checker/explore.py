@@ -281,12 +281,13 @@ def explore(
         from raftspec.checker.parallel import ProcessBackend, run_sharded
 
         del seen
+        handed_at = time.perf_counter()
         shards = (backend or ProcessBackend)(system, workers, count_actions, action_name,
                                              reachable)
         try:
             return run_sharded(
                 system, shards,
-                {"started": started, "fingerprints": fingerprints, "parents": parents,
+                {"started": started, "handed_at": handed_at, "fingerprints": fingerprints, "parents": parents,
                  "level": level.states(), "level_index": level.indices(),
                  "generated": generated,
                  "per_action": per_action, "depth": depth,

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import multiprocessing
 import os
 import pickle
@@ -70,6 +71,11 @@ CLAIMED_CACHE = 1 << 22
 """Fingerprints a shard remembers having claimed (then it forgets them all: only a cost)."""
 POLL_EVERY = 64
 """Parents expanded between two looks at the inbox, the stop flag and the progress counters."""
+STATS_ENV = "RAFTSPEC_PARALLEL_STATS"
+"""When this environment variable names a file, the search writes there, as JSON, where each
+worker's time went, level by level (CPU, blocked, idle, bytes sent) and the coordinator's
+(``benchmarks/bench_parallel.py --stats`` prints the totals). Off by default: a few clock
+reads per step of a level, none per state."""
 
 
 _first = itemgetter(0)
@@ -386,6 +392,7 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
     inbox = inboxes[me]
     others = [dest for dest in range(shards) if dest != me]
     done_from = awards_from = 0
+    timing = _Timing() if os.environ.get(STATS_ENV) else None
 
     def take(message: tuple) -> None:
         """A message from another shard: claims, the end of its claims, or its award."""
@@ -393,7 +400,12 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
         kind = message[0]
         if kind == CLAIMS:
             _, holder, fps, keys, pfps = message
-            shard.receive((holder, _array(fps), _array(keys), _array(pfps)))
+            if timing is not None:
+                t = time.thread_time()
+                shard.receive((holder, _array(fps), _array(keys), _array(pfps)))
+                timing.add("receive_cpu", time.thread_time() - t)
+            else:
+                shard.receive((holder, _array(fps), _array(keys), _array(pfps)))
         elif kind == DONE:
             done_from += 1
         else:
@@ -411,6 +423,9 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
     def send(dest: int, claims: tuple) -> None:
         holder, fps, keys, pfps = claims
         inboxes[dest].put((CLAIMS, holder, fps.tobytes(), keys.tobytes(), pfps.tobytes()))
+        if timing is not None:
+            timing.add("claims_sent", len(fps))
+            timing.add("bytes_sent", 24 * len(fps))
 
     def progress(generated: int, new: int) -> None:
         counters[2 * me] = generated
@@ -419,10 +434,14 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
             raise _Abandon
 
     while True:
+        if timing is not None:
+            timing.mark()
         while not commands.poll(1.0):
             if os.getppid() != parent:
                 return
         command, arg = commands.recv()
+        if timing is not None:
+            timing.lap("idle", command)
         try:
             if command == "quit":
                 return
@@ -432,21 +451,38 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
             elif command == "level":
                 done_from = awards_from = 0
                 shard.expand(send, poll, progress)
+                if timing is not None:
+                    timing.lap("expand")
                 for dest in others:
                     inboxes[dest].put((DONE,))
                 while done_from < shards - 1:
                     take(inbox.get())
+                if timing is not None:
+                    timing.lap("wait_claims")
                 awards = shard.arbitrate()
                 for dest in others:
                     inboxes[dest].put((AWARD, awards[dest].tobytes()))
+                    if timing is not None:
+                        timing.add("bytes_sent", 8 * len(awards[dest]))
                 shard.accept(awards[me])
+                if timing is not None:
+                    timing.lap("arbitrate")
                 while awards_from < shards - 1:
                     take(inbox.get())
+                if timing is not None:
+                    timing.lap("wait_awards")
                 counters[2 * me] = shard.generated
                 reply = shard.finish(arg)
+                if timing is not None:
+                    timing.lap("finish")
+                    timing.level_done()
             elif command == "advance":
                 shard.advance(arg)
                 reply = None
+                if timing is not None:
+                    timing.lap("advance")
+            elif command == "stats":
+                reply = None if timing is None else timing.report()
             elif command == "prefix":
                 reply = shard.prefix(*arg)
             elif command == "step_violation":
@@ -467,6 +503,49 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
         except BaseException:  # noqa: BLE001 - reported to the coordinator, which raises it
             commands.send(("error", f"shard {me}: {traceback.format_exc()}"))
             return
+
+
+class _Timing:
+    """A worker's time, per level: wall and CPU seconds of each step (``lap``), wall seconds
+    idle waiting for the coordinator's next command, claims and bytes sent. CPU is this
+    thread's (``thread_time``) and the whole process's (``process_time``): the difference is
+    the queues' feeder threads (pickling and writing the messages)."""
+
+    def __init__(self) -> None:
+        self.levels: list[dict[str, float]] = []
+        self.current: dict[str, float] = {}
+        self.totals: dict[str, float] = {}
+        self.mark()
+
+    def mark(self) -> None:
+        self.wall, self.cpu, self.process = (time.perf_counter(), time.thread_time(),
+                                             time.process_time())
+
+    def add(self, name: str, value: float) -> None:
+        self.current[name] = self.current.get(name, 0) + value
+
+    def lap(self, step: str, command: str | None = None) -> None:
+        """Charge the time since the last mark to ``step`` (idle: to the next command's
+        level, as ``idle``) and mark again."""
+        wall, cpu, process = self.wall, self.cpu, self.process
+        self.mark()
+        self.add(f"{step}_wall", self.wall - wall)
+        if step != "idle":
+            self.add(f"{step}_cpu", self.cpu - cpu)
+        self.add("process_cpu", self.process - process)
+        self.add("thread_cpu", self.cpu - cpu)
+
+    def level_done(self) -> None:
+        self.levels.append(self.current)
+        for name, value in self.current.items():
+            self.totals[name] = self.totals.get(name, 0) + value
+        self.current = {}
+
+    def report(self) -> dict:
+        for name, value in self.current.items():   # the advance after the last level, if any
+            self.totals[name] = self.totals.get(name, 0) + value
+        self.current = {}
+        return {"totals": self.totals, "levels": self.levels}
 
 
 CLAIMS, DONE, AWARD = 0, 1, 2
@@ -603,6 +682,12 @@ def run_sharded(system: Any, backend: Any, handed: dict, *, count_actions: bool,
     from raftspec.checker.explore import Progress, Result, replay
 
     started = handed["started"]
+    entered = time.perf_counter()
+    stats_path = os.environ.get(STATS_ENV)
+    coordinator: dict[str, Any] = {
+        "one_process_s": handed.get("handed_at", entered) - started,
+        "start_workers_s": entered - handed.get("handed_at", entered),
+        "levels": []}
     shards = backend.shards
     fingerprints, parents = handed["fingerprints"], handed["parents"]
     init_fps = {fingerprints[i] for i in range(len(fingerprints)) if parents[i] == -1}
@@ -658,11 +743,22 @@ def run_sharded(system: Any, backend: Any, handed: dict, *, count_actions: bool,
                               for name, fp in witness_fps.items()},
                 "unreached": tuple(name for name in reachable if name not in witness_fps)}
 
+    def write_stats() -> None:
+        """The workers' and the coordinator's time (``STATS_ENV``), while the workers live."""
+        if stats_path is None:
+            return
+        workers = backend.call_all("stats", [None] * shards) if hasattr(backend, "pids") \
+            else []
+        with open(stats_path, "w") as f:
+            json.dump({"shards": shards, "coordinator": coordinator, "workers": workers}, f)
+
     complete, stopped = True, None
+    between = (time.perf_counter(), time.thread_time())
     try:
         backend.call_all("load", [(own_fps[s], own_parents[s], frontiers[s])
                                   for s in range(shards)])
         del frontiers, own_fps, own_parents
+        coordinator["load_s"] = time.perf_counter() - entered
         while frontier_size:
             if max_depth is not None and depth + 1 >= max_depth:
                 depth += 1
@@ -670,7 +766,16 @@ def run_sharded(system: Any, backend: Any, handed: dict, *, count_actions: bool,
                 break
             depth += 1
             backend.reset_progress()
+            sent = time.perf_counter()
+            if stats_path is not None:
+                coordinator["levels"].append({
+                    "depth": depth, "states": frontier_size,
+                    "between_wall": sent - between[0],
+                    "between_cpu": time.thread_time() - between[1]})
             reports = backend.call_all("level", [pending] * shards, watch)
+            between = (time.perf_counter(), time.thread_time())
+            if stats_path is not None:
+                coordinator["levels"][-1]["level_wall"] = between[0] - sent
             events = []
             for s, rep in enumerate(reports):
                 if rep["step_violation"] is not None:
@@ -706,6 +811,7 @@ def run_sharded(system: Any, backend: Any, handed: dict, *, count_actions: bool,
                     trace.append((action, nxt))
                 else:
                     trace = replay(system, chain(where))
+                write_stats()
                 return Result(
                     distinct_states=distinct, states_generated=generated, depth=len(trace),
                     seconds=time.perf_counter() - started, violated=name, trace=trace,
@@ -743,6 +849,8 @@ def run_sharded(system: Any, backend: Any, handed: dict, *, count_actions: bool,
                       seconds=time.perf_counter() - started,
                       per_action=dict(per_action) if count_actions else None,
                       complete=False, stopped=stopped, **found_so_far)
+    coordinator["total_s"] = time.perf_counter() - started
+    write_stats()
     return Result(
         distinct_states=distinct, states_generated=generated, depth=depth,
         seconds=time.perf_counter() - started,
