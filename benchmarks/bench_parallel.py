@@ -207,6 +207,52 @@ def stats(models: list[str], max_depth: int | None) -> None:
                   f"{t.get('bytes_sent', 0) / 1e6:>9.2f}")
         print("  (wall seconds per step; expand includes receiving claims while expanding; "
               "proc CPU - thread CPU = the queues' feeder threads)")
+        per_level = [[lv.get("thread_cpu", 0) for lv in w["levels"]] for w in data["workers"]]
+        slowest = sum(max(cpus) for cpus in zip(*per_level, strict=True))
+        mean = sum(sum(cpus) for cpus in per_level) / len(per_level)
+        serial = (c["one_process_s"] + c["start_workers_s"]
+                  + sum(lv["between_cpu"] for lv in levels))
+        print(f"  load-independent (CPU): workers' busiest per level {slowest:.3f} s, mean "
+              f"{mean:.3f} s (imbalance {slowest / mean - 1:.1%}); serial part {serial:.3f} s "
+              f"(one process, start, coordinator between levels)")
+
+
+def _timed_popen(model: Path, extra: tuple[str, ...]) -> subprocess.Popen:
+    return subprocess.Popen(
+        ["/usr/bin/time", "-f", "%U %S", sys.executable, "-m", "raftspec", "check", str(model),
+         "--workers", "1", "--json", "--quiet", "--max-memory", "0", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+def _finish(proc: subprocess.Popen) -> tuple[float, float]:
+    """(explore seconds, CPU seconds of the process) of a run started by ``_timed_popen``."""
+    out, err = proc.communicate()
+    user, system = err.strip().splitlines()[-1].split()
+    return json.loads(out)["seconds"], float(user) + float(system)
+
+
+def contention(models: list[str], max_depth: int | None) -> None:
+    """Is the machine the cause of two workers' extra CPU? Two independent one-worker searches
+    at once against one alone (before and after): if each spends more CPU beside the other,
+    the two processes slow each other down (shared cache, memory bandwidth, the hypervisor)
+    whatever the sharded search does."""
+    extra = () if max_depth is None else ("--max-depth", str(max_depth))
+    print(f"\n{'model':<9} {'run':<16} {'explore s':>9} {'CPU s':>7} {'load':>5}")
+    for name in models:
+        rows = []
+        for label in ("alone", "two at once", "alone"):
+            before = load()
+            procs = [_timed_popen(MODELS[name], extra)
+                     for _ in range(2 if label == "two at once" else 1)]
+            for k, proc in enumerate(procs):
+                seconds, cpu = _finish(proc)
+                rows.append((cpu, label))
+                print(f"{name:<9} {label + (f' #{k + 1}' if len(procs) > 1 else ''):<16} "
+                      f"{seconds:>9.2f} {cpu:>7.2f} {before:>5.2f}")
+        alone = [cpu for cpu, label in rows if label == "alone"]
+        paired = [cpu for cpu, label in rows if label != "alone"]
+        print(f"{'':<9} CPU two at once / alone: "
+              f"{(sum(paired) / len(paired)) / (sum(alone) / len(alone)):.2f}")
 
 
 def main() -> None:
@@ -221,11 +267,18 @@ def main() -> None:
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--stats", action="store_true",
                         help="where 2 workers' time goes, step by step (then no speed table)")
-    parser.add_argument("--max-depth", type=int, default=None, help="for --stats")
+    parser.add_argument("--contention", action="store_true",
+                        help="two independent one-worker searches at once vs one alone")
+    parser.add_argument("--max-depth", type=int, default=None,
+                        help="for --stats and --contention")
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores; Python {sys.version.split()[0]}")
     if args.stats:
         stats(args.models.split(","), args.max_depth)
+    if args.contention:
+        contention(args.models.split(","), args.max_depth)
+    if args.stats or args.contention:
+        pass
     elif not args.no_speed:
         speed(args.models.split(","), args.repeat)
     if args.ray:

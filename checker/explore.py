@@ -287,7 +287,8 @@ def explore(
         try:
             return run_sharded(
                 system, shards,
-                {"started": started, "handed_at": handed_at, "fingerprints": fingerprints, "parents": parents,
+                {"started": started, "handed_at": handed_at, "fingerprints": fingerprints,
+                 "parents": parents,
                  "level": level.states(), "level_index": level.indices(),
                  "generated": generated,
                  "per_action": per_action, "depth": depth,

@@ -57,6 +57,7 @@ from array import array
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
@@ -95,6 +96,41 @@ class WorkerError(RuntimeError):
         self.killed = killed
 
 
+@dataclass
+class Level:
+    """The states a shard holds in one BFS level, ascending: their keys (in the frontier,
+    their global ranks), fingerprints and the states themselves (picklable as one record)."""
+
+    keys: array = field(default_factory=lambda: array("q"))
+    fps: array = field(default_factory=lambda: array("q"))
+    states: list = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def split(self, count: int) -> tuple[Level, Level]:
+        """(``count`` evenly spaced entries, the others): a shard giving states away keeps
+        states of every rank (one holding only late ranks would win fewer successors shared
+        with others, and fall further behind)."""
+        n = len(self)
+        chosen = {n * i // count for i in range(count)} if count else set()
+        given, kept = Level(), Level()
+        for i, entry in enumerate(zip(self.keys, self.fps, self.states, strict=True)):
+            into = given if i in chosen else kept
+            into.keys.append(entry[0])
+            into.fps.append(entry[1])
+            into.states.append(entry[2])
+        return given, kept
+
+    def merge(self, other: Level) -> Level:
+        """Both levels' entries in one, by key."""
+        merged = sorted([*zip(self.keys, self.fps, self.states, strict=True),
+                         *zip(other.keys, other.fps, other.states, strict=True)], key=_first)
+        return Level(array("q", [key for key, _, _ in merged]),
+                     array("q", [fp for _, fp, _ in merged]),
+                     [state for _, _, state in merged])
+
+
 class Shard:
     """One shard's part of the search (the same code in a process and in a Ray actor)."""
 
@@ -109,16 +145,12 @@ class Shard:
         self.seen = FingerprintSet()  # every state this shard owns ...
         self.fps = array("q")         # ... again, in the order decided ...
         self.parents = array("q")     # ... and its parent's fingerprint (0 for initial states)
-        self.frontier: list[Any] = []          # the states this shard holds in this level ...
-        self.frontier_fps = array("q")         # ... their fingerprints ...
-        self.frontier_ranks = array("q")       # ... and global ranks, ascending
+        self.frontier = Level()   # the states held in this level, by global rank
         self.claimed = FingerprintSet()
         self.held: dict[int, tuple[int, Any]] = {}   # fp -> (key, successor) generated here
         self.candidates: dict[int, tuple[int, int, int]] = {}   # owned fp -> key, pfp, holder
         self.awarded: list[array] = []         # fingerprints won, per award received
-        self.new_keys = array("q")   # keys of the next level's states held here, ascending
-        self.next: list[Any] = []
-        self.next_fps = array("q")
+        self.next = Level()       # the next level's states held here, by key
         self.nsucc = array("q")      # steps generated per frontier parent (for prefixes)
         self.generated = 0
         self.per_action: Counter[str] = Counter()
@@ -135,9 +167,9 @@ class Shard:
             add(fp)
         self.fps.extend(fps)
         self.parents.extend(parents)
-        self.frontier = [state for _, _, state in frontier]
-        self.frontier_fps = array("q", [fp for _, fp, _ in frontier])
-        self.frontier_ranks = array("q", [rank for rank, _, _ in frontier])
+        self.frontier = Level(array("q", [rank for rank, _, _ in frontier]),
+                              array("q", [fp for _, fp, _ in frontier]),
+                              [state for _, _, state in frontier])
 
     # -- one level ----------------------------------------------------------------------------
 
@@ -157,9 +189,10 @@ class Shard:
         nsucc = self.nsucc = array("q")
         generated = 0
         violation = None
-        for j, state in enumerate(self.frontier):
-            base = self.frontier_ranks[j] << KEY_BITS
-            pfp = self.frontier_fps[j]
+        ranks, parent_fps = self.frontier.keys, self.frontier.fps
+        for j, state in enumerate(self.frontier.states):
+            base = ranks[j] << KEY_BITS
+            pfp = parent_fps[j]
             k = 0
             for action, nxt in steps(state):
                 k += 1
@@ -253,7 +286,8 @@ class Shard:
         todo = [(name, self.reachable[name]) for name in pending]
         reached: dict[str, tuple[int, int]] = {}
         violation = None
-        keys, nxt_states, nxt_fps = array("q"), [], array("q")
+        nxt = Level()
+        keys, nxt_states, nxt_fps = nxt.keys, nxt.states, nxt.fps
         for key, state, fp in entries:
             keys.append(key)
             nxt_states.append(state)
@@ -269,7 +303,7 @@ class Shard:
                     if item[1](state):
                         reached[item[0]] = (key, fp)
                         todo.remove(item)
-        self.new_keys, self.next, self.next_fps = keys, nxt_states, nxt_fps
+        self.next = nxt
         step = self.step_violation
         return {
             "new": len(keys),
@@ -282,58 +316,34 @@ class Shard:
         }
 
     def advance(self, all_keys: list[bytes]) -> None:
-        """Make the states won the frontier, ranked across every shard's keys."""
-        others = []
-        for s, raw in enumerate(all_keys):
-            if s != self.me:
-                a = array("q")
-                a.frombytes(raw)
-                others.append(a)
-        ranks = array("q", range(len(self.new_keys)))
-        for a in others:   # add, per key, how many of that shard's keys are smaller
+        """Make the states won the frontier, ranked across every shard's keys.
+
+        ``all_keys``: every shard's sorted keys as ``finish`` reported them, before any state
+        moved (``give``/``take``): a key's global rank is how many keys of their union are
+        smaller, which moving states between shards does not change."""
+        ranks = array("q", bytes(8 * len(self.next)))
+        for raw in all_keys:   # add, per key, how many of that shard's keys are smaller
+            a = _array(raw)
             j, n = 0, len(a)
-            for i, key in enumerate(self.new_keys):
+            for i, key in enumerate(self.next.keys):
                 if j < n and a[j] < key:
                     j = bisect_left(a, key, j)
                 ranks[i] += j
-        self.frontier, self.frontier_fps, self.frontier_ranks = (
-            self.next, self.next_fps, ranks)
-        self.next, self.next_fps, self.new_keys = [], array("q"), array("q")
+        self.frontier = Level(ranks, self.next.fps, self.next.states)
+        self.next = Level()
         self.per_action = Counter()
         self.step_violation = None
 
     # -- balance -------------------------------------------------------------------------------
 
-    def give(self, count: int) -> tuple[bytes, bytes, list[Any]]:
-        """Hand ``count`` of the next level's states to another shard: evenly spaced in key
-        order, so that both keep states of every rank (a shard holding only late ranks would
-        win fewer successors shared with others, and fall further behind)."""
-        n = len(self.new_keys)
-        chosen = {n * i // count for i in range(count)} if count else set()
-        keys, fps, states = array("q"), array("q"), []
-        kept_keys, kept_fps, kept = array("q"), array("q"), []
-        for i, (key, fp, state) in enumerate(zip(self.new_keys, self.next_fps, self.next,
-                                                 strict=True)):
-            if i in chosen:
-                keys.append(key)
-                fps.append(fp)
-                states.append(state)
-            else:
-                kept_keys.append(key)
-                kept_fps.append(fp)
-                kept.append(state)
-        self.new_keys, self.next_fps, self.next = kept_keys, kept_fps, kept
-        return keys.tobytes(), fps.tobytes(), states
+    def give(self, count: int) -> Level:
+        """Hand ``count`` of the next level's states to another shard (before ``advance``)."""
+        given, self.next = self.next.split(count)
+        return given
 
-    def take(self, given: tuple[bytes, bytes, list[Any]]) -> None:
+    def take(self, given: Level) -> None:
         """States another shard gave (``give``), merged into the next level in key order."""
-        keys, fps = _array(given[0]), _array(given[1])
-        merged = [*zip(self.new_keys, self.next_fps, self.next, strict=True),
-                  *zip(keys, fps, given[2], strict=True)]
-        merged.sort(key=_first)
-        self.new_keys = array("q", [key for key, _, _ in merged])
-        self.next_fps = array("q", [fp for _, fp, _ in merged])
-        self.next = [state for _, _, state in merged]
+        self.next = self.next.merge(given)
 
     # -- figures up to a key, and parents ------------------------------------------------------
 
@@ -345,23 +355,24 @@ class Shard:
         generated = 0
         per_action: Counter[str] = Counter()
         upto = 0
-        for j, r in enumerate(self.frontier_ranks):
+        frontier = self.frontier
+        for j, r in enumerate(frontier.keys):
             if r >= rank:
                 break
             upto = j + 1
             generated += self.nsucc[j]
         if self.count_actions:
             steps, name_of = self.system.steps, self.action_name
-            for state in self.frontier[:upto]:
+            for state in frontier.states[:upto]:
                 for action, _ in steps(state):
                     per_action[name_of(action)] += 1
             j = upto
-            if j < len(self.frontier_ranks) and self.frontier_ranks[j] == rank:
-                for k, (action, _) in enumerate(steps(self.frontier[j])):
+            if j < len(frontier) and frontier.keys[j] == rank:
+                for k, (action, _) in enumerate(steps(frontier.states[j])):
                     if k > key & ((1 << KEY_BITS) - 1):
                         break
                     per_action[name_of(action)] += 1
-        new = bisect_left(self.new_keys, key + 1 if inclusive else key)
+        new = bisect_left(self.next.keys, key + 1 if inclusive else key)
         return {"generated": generated, "per_action": dict(per_action), "new": new}
 
     def violating_step(self) -> tuple[int, Any, Any]:
@@ -391,12 +402,12 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
     shard = Shard(system, me, shards, count_actions, action_name, reachable)
     inbox = inboxes[me]
     others = [dest for dest in range(shards) if dest != me]
-    done_from = awards_from = 0
+    done_from = awards_from = gifts_from = 0
     timing = _Timing() if os.environ.get(STATS_ENV) else None
 
     def take(message: tuple) -> None:
         """A message from another shard: claims, the end of its claims, or its award."""
-        nonlocal done_from, awards_from
+        nonlocal done_from, awards_from, gifts_from
         kind = message[0]
         if kind == CLAIMS:
             _, holder, fps, keys, pfps = message
@@ -408,6 +419,9 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
                 shard.receive((holder, _array(fps), _array(keys), _array(pfps)))
         elif kind == DONE:
             done_from += 1
+        elif kind == GIFT:
+            shard.take(message[1])
+            gifts_from += 1
         else:
             shard.accept(_array(message[1]))
             awards_from += 1
@@ -449,7 +463,20 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
                 shard.load(*arg)
                 reply: Any = None
             elif command == "level":
-                done_from = awards_from = 0
+                pending, all_keys, moves = arg
+                done_from = awards_from = gifts_from = 0
+                if moves:   # even out the level before ranking it (claims may come meanwhile)
+                    for src, dst, count in moves:
+                        if src == me:
+                            inboxes[dst].put((GIFT, shard.give(count)))
+                    while gifts_from < sum(1 for move in moves if move[1] == me):
+                        take(inbox.get())
+                    if timing is not None:
+                        timing.lap("balance")
+                if all_keys is not None:
+                    shard.advance(all_keys)
+                    if timing is not None:
+                        timing.lap("advance")
                 shard.expand(send, poll, progress)
                 if timing is not None:
                     timing.lap("expand")
@@ -472,15 +499,10 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
                 if timing is not None:
                     timing.lap("wait_awards")
                 counters[2 * me] = shard.generated
-                reply = shard.finish(arg)
+                reply = shard.finish(pending)
                 if timing is not None:
                     timing.lap("finish")
                     timing.level_done()
-            elif command == "advance":
-                shard.advance(arg)
-                reply = None
-                if timing is not None:
-                    timing.lap("advance")
             elif command == "stats":
                 reply = None if timing is None else timing.report()
             elif command == "prefix":
@@ -489,12 +511,6 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
                 reply = shard.violating_step()
             elif command == "parent":
                 reply = shard.parent_of(arg)
-            elif command == "give":
-                reply = shard.give(arg)
-            elif command == "take":
-                reply = shard.take(arg)
-            elif command == "keys":
-                reply = shard.new_keys.tobytes()
             else:
                 raise ValueError(f"unknown command {command!r}")
             commands.send(("ok", reply))
@@ -542,13 +558,13 @@ class _Timing:
         self.current = {}
 
     def report(self) -> dict:
-        for name, value in self.current.items():   # the advance after the last level, if any
+        for name, value in self.current.items():   # idle after the last level
             self.totals[name] = self.totals.get(name, 0) + value
         self.current = {}
         return {"totals": self.totals, "levels": self.levels}
 
 
-CLAIMS, DONE, AWARD = 0, 1, 2
+CLAIMS, DONE, AWARD, GIFT = 0, 1, 2, 3
 """Kinds of message between shard processes."""
 
 
@@ -753,6 +769,8 @@ def run_sharded(system: Any, backend: Any, handed: dict, *, count_actions: bool,
             json.dump({"shards": shards, "coordinator": coordinator, "workers": workers}, f)
 
     complete, stopped = True, None
+    all_keys: list[bytes] | None = None   # the last level's keys, per shard, before moves
+    moves: list[tuple[int, int, int]] = []
     between = (time.perf_counter(), time.thread_time())
     try:
         backend.call_all("load", [(own_fps[s], own_parents[s], frontiers[s])
@@ -772,7 +790,8 @@ def run_sharded(system: Any, backend: Any, handed: dict, *, count_actions: bool,
                     "depth": depth, "states": frontier_size,
                     "between_wall": sent - between[0],
                     "between_cpu": time.thread_time() - between[1]})
-            reports = backend.call_all("level", [pending] * shards, watch)
+            # one round a level: even out and rank the new level, expand it, arbitrate, check
+            reports = backend.call_all("level", [(pending, all_keys, moves)] * shards, watch)
             between = (time.perf_counter(), time.thread_time())
             if stats_path is not None:
                 coordinator["levels"][-1]["level_wall"] = between[0] - sent
@@ -824,13 +843,7 @@ def run_sharded(system: Any, backend: Any, handed: dict, *, count_actions: bool,
                 witness_fps[rname] = fp
                 pending.remove(rname)
             frontier_size = level_new
-            if frontier_size:
-                sizes = [rep["new"] for rep in reports]
-                for src, dst, count in balance(sizes):
-                    backend.call(dst, "take", backend.call(src, "give", count))
-                    all_keys[src] = backend.call(src, "keys")
-                    all_keys[dst] = backend.call(dst, "keys")
-                backend.call_all("advance", [all_keys] * shards)
+            moves = balance([rep["new"] for rep in reports])
             if on_progress is not None:
                 on_progress(Progress(distinct, generated, frontier_size, depth,
                                      time.perf_counter() - started))
@@ -931,12 +944,6 @@ class InlineBackend:
             return member.parent_of(arg)
         if command == "step_violation":
             return member.violating_step()
-        if command == "give":
-            return pickle.loads(pickle.dumps(member.give(arg)))   # as if it crossed processes
-        if command == "take":
-            return member.take(arg)
-        if command == "keys":
-            return member.new_keys.tobytes()
         raise ValueError(command)
 
     def call_all(self, command: str, args: list[Any], watch: Callable[[], None] | None = None
@@ -944,6 +951,12 @@ class InlineBackend:
         if command == "load":
             return [m.load(*a) for m, a in zip(self.members, args, strict=True)]
         if command == "level":
+            pending, all_keys, moves = args[0]
+            for src, dst, count in moves:   # pickled, as if it crossed processes
+                self.members[dst].take(pickle.loads(pickle.dumps(self.members[src].give(count))))
+            if all_keys is not None:
+                for m in self.members:
+                    m.advance(all_keys)
             mail: list[list[tuple]] = [[] for _ in self.members]
             for m in self.members:
                 m.expand(lambda dest, claims: mail[dest].append(claims), lambda: None)
@@ -955,9 +968,7 @@ class InlineBackend:
             for m in self.members:
                 for dest, award in enumerate(m.arbitrate()):
                     self.members[dest].accept(award)
-            return [m.finish(a) for m, a in zip(self.members, args, strict=True)]
-        if command == "advance":
-            return [m.advance(a) for m, a in zip(self.members, args, strict=True)]
+            return [m.finish(pending) for m in self.members]
         if command == "prefix":
             return [m.prefix(*a) for m, a in zip(self.members, args, strict=True)]
         raise ValueError(command)

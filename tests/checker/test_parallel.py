@@ -183,12 +183,18 @@ def _system(path: Path, symmetry: bool | None = None) -> ProtocolSystem:
     (QUORUM, False, None),
     (QUORUM, True, None),
 ])
-def test_worker_processes_match_one_worker(path: Path, symmetry: bool, tlc: tuple | None
-                                           ) -> None:
+@pytest.mark.parametrize("stressed", [False, True])
+def test_worker_processes_match_one_worker(path: Path, symmetry: bool, tlc: tuple | None,
+                                           stressed: bool) -> None:
     system = _system(path, symmetry)
     kw = {"count_actions": True, "action_name": system.action_name}
     one = explore(system, **kw)
-    two = explore(system, workers=2, parallel_from=20, **kw)
+    # stressed: every level is evened out (states pickled from worker to worker) and every
+    # worker forgets its claims at each look at its inbox
+    with patch.object(parallel, "BALANCE_FROM", 1 if stressed else parallel.BALANCE_FROM), \
+            patch.object(parallel, "BALANCE_SLACK", 0 if stressed else parallel.BALANCE_SLACK), \
+            patch.object(parallel, "CLAIMED_CACHE", 0 if stressed else parallel.CLAIMED_CACHE):
+        two = explore(system, workers=3 if stressed else 2, parallel_from=20, **kw)
     assert _figures(two) == _figures(one)
     if tlc is not None:
         assert (two.distinct_states, two.states_generated, two.depth) == tlc
