@@ -19,6 +19,18 @@ cores the other jobs left free; "load" is the 1-minute load average before/after
 RSS (getrusage) minus its RSS just before the search, divided by the distinct states, with the
 frontier in memory and with the frontier spilled to disk (``spill_from``); --memory-model picks
 another model.
+
+--stats [--max-depth D]: instead of the speed table, where the time of 2 workers goes
+(``RAFTSPEC_PARALLEL_STATS``): per worker, wall seconds of each step of a level summed over the
+levels (expand, waiting for the other's claims, arbitrate, waiting for awards, finish; balance
+and advance at the start of a level; idle: waiting for the coordinator), this thread's CPU and
+the process's (the difference is the queues' feeder threads), bytes sent; the coordinator's
+seconds before the hand-off and between levels; and a work model from the steps each worker
+generated per level (the same on a loaded machine): the share generated before the hand-off,
+the busiest worker's excess, and the speed-up they allow at most.
+
+--contention [--max-depth D]: two independent one-worker searches at once against one alone
+(CPU seconds of each): whether two busy processes slow each other down on this machine.
 """
 
 from __future__ import annotations
@@ -163,7 +175,8 @@ def memory(model: str, spill_from: str) -> None:
               f"{out['growth'] / out['distinct']:>15.1f} {out['seconds']:>9.2f} {before:>5.2f}")
 
 
-STEPS = ("expand", "wait_claims", "arbitrate", "wait_awards", "finish", "advance", "idle")
+STEPS = ("balance", "advance", "expand", "wait_claims", "arbitrate", "wait_awards", "finish",
+         "idle")
 
 
 def stats(models: list[str], max_depth: int | None) -> None:
@@ -212,9 +225,18 @@ def stats(models: list[str], max_depth: int | None) -> None:
         mean = sum(sum(cpus) for cpus in per_level) / len(per_level)
         serial = (c["one_process_s"] + c["start_workers_s"]
                   + sum(lv["between_cpu"] for lv in levels))
-        print(f"  load-independent (CPU): workers' busiest per level {slowest:.3f} s, mean "
-              f"{mean:.3f} s (imbalance {slowest / mean - 1:.1%}); serial part {serial:.3f} s "
-              f"(one process, start, coordinator between levels)")
+        print(f"  CPU: workers' busiest per level {slowest:.3f} s, mean {mean:.3f} s "
+              f"(imbalance {slowest / mean - 1:.1%}); serial part {serial:.3f} s (one process, "
+              f"start, coordinator between levels)")
+        gen = [[lv.get("generated", 0) for lv in w["levels"]] for w in data["workers"]]
+        before = c["one_process_generated"]
+        total = before + sum(map(sum, gen))
+        busiest = sum(max(g) for g in zip(*gen, strict=True))
+        above = busiest / (total - before) * len(gen) - 1
+        print(f"  work model (generated steps, independent of the load): {before / total:.1%} "
+              f"generated before the hand-off, busiest worker {above:.2%} "
+              f"above the mean per level; at most {total / (before + busiest):.2f}x with "
+              f"{len(gen)} workers if steps cost as much as in one process and nothing waits")
 
 
 def _timed_popen(model: Path, extra: tuple[str, ...]) -> subprocess.Popen:
