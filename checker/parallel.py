@@ -3,15 +3,20 @@
 Each shard *owns* the states whose fingerprint maps to it (``owner``): their entries in the seen
 set and their parents' fingerprints (for counterexamples). States themselves never cross
 processes: a shard *holds* the states it generated and expands them at the next level if they
-are new. The search is level-synchronous, one level in three steps:
+are new. The search is level-synchronous; the coordinator sends each shard one command a level
+(``level``), and within it the shards talk to each other directly:
 
+0. **Even out and rank.** The command carries the moves that even out the shards' shares of
+   level L (``balance``: a shard above its share gives evenly spaced states to one below it)
+   and every shard's sorted keys of level L as ``finish`` reported them; each shard ranks its
+   states by the union of those keys (moves do not change the union).
 1. **Expand.** Every shard expands the states it holds for level L. A successor whose
    fingerprint it owns is decided at once (seen set); for any other it sends the owner a
    *claim*: (fingerprint, key, parent's fingerprint), 24 bytes, and keeps the state aside.
 2. **Arbitrate.** Every owner, once all claims are in, keeps each new fingerprint with its
    smallest key and parent, and tells each shard which of its claims it won (the *award*).
 3. **Finish.** Every shard takes the states it won as its part of level L + 1, checks them
-   (invariants, reachability) in key order and reports their keys.
+   (invariants, reachability) in key order and reports their keys (the reply to ``level``).
 
 Why the counts are exactly those of one worker (``checker.explore``), counterexamples and
 per-action tallies included: one worker visits level L in its discovery order and each
@@ -19,7 +24,7 @@ successor in the order ``steps`` yields it, so every generated step has a key
 (rank of its parent in level L, position among the parent's steps). A state's parent in one
 worker is the parent of its smallest key; here the owner keeps the smallest key any shard
 claimed, and the states of level L + 1 are ranked by those keys across shards (each shard
-merges the others' sorted key arrays). When a violation, a reachability witness or
+merges every shard's sorted key array). When a violation, a reachability witness or
 ``max_states`` ends the search inside a level, one worker would have stopped at the smallest
 such key; the shards report theirs, the smallest wins, and the figures are recounted up to it
 (generated steps of the parents ranked before it, new states keyed before it, and per-action
@@ -35,7 +40,7 @@ owner; on elect3m2 pickling and unpickling them (some 40 µs a state) made two s
 the CPU of one process, and two processes were slower than one. A claim costs a few array
 appends. Each state is expanded where it was first generated, so the shards' shares of a level
 follow the shares of the previous one (balanced in expectation: the hand-off level is split by
-fingerprint).
+fingerprint), and ``balance`` moves a few states to even them out.
 
 Transports: ``ProcessBackend`` (forked processes on one machine, claims streamed through
 queues while expanding) and ``checker.parallel_ray`` (Ray actors, claims and awards through

@@ -3,13 +3,14 @@
 Each actor holds one ``Shard`` and builds its own copy of the system with a factory the caller
 gives (``check --ray`` loads the model file: the generated successor code does not travel, so
 the path must be readable on every node); the shards use the system's ``action_name`` and
-``reachable`` attributes where it has them. A level is three rounds of actor
-calls: every actor expands the states it holds and returns one list of claims per owner
-(``num_returns`` = shards, so each list goes straight from its maker to its owner through
-Ray's object store, never through the driver); every owner takes its lists and returns one
-award per shard the same way; every shard takes its awards, checks the states it won and
-reports. The driver only exchanges the level's sorted keys and
-runs the same coordinator as for processes, so the figures are one worker's.
+``reachable`` attributes where it has them. A level is three chained actor calls, submitted
+at once: every actor takes the states other actors give it to even out the level (``give``
+results, straight from actor to actor), ranks its level and expands it, returning one list of
+claims per owner (``num_returns`` = shards, so each list goes straight from its maker to its
+owner through Ray's object store, never through the driver); every owner takes its lists and
+returns one award per shard the same way; every shard takes its awards, checks the states it won
+and reports. The driver only sees the level's sorted keys and runs the same coordinator as for
+processes, so the figures are one worker's.
 
 Fingerprints are Python's hash of tuples of ints: the same on every node with the same Python
 version (Ray requires one Python version across a cluster anyway).
