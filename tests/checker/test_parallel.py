@@ -281,3 +281,27 @@ def _children(pid: int) -> list[int]:
             if int(fields[1]) == pid:
                 out.append(int(entry))
     return out
+
+
+def test_stats_account_for_every_level_and_step(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """RAFTSPEC_PARALLEL_STATS: one record per sharded level and worker, whose generated steps
+    add up, with the one-process part, to the search's; the figures are unchanged."""
+    path = tmp_path / "stats.json"
+    monkeypatch.setenv(parallel.STATS_ENV, str(path))
+    system = _system(TINY2)
+    result = explore(system, workers=2, parallel_from=20)
+    assert (result.distinct_states, result.states_generated, result.depth) == (1_645, 12_861, 28)
+    data = json.loads(path.read_text())
+    coordinator, workers = data["coordinator"], data["workers"]
+    assert data["shards"] == len(workers) == 2
+    levels = len(coordinator["levels"])
+    assert levels > 0 and all(len(w["levels"]) == levels for w in workers)
+    generated = sum(level["generated"] for w in workers for level in w["levels"])
+    assert coordinator["one_process_generated"] + generated == result.states_generated
+    for w in workers:
+        totals = w["totals"]
+        assert totals["process_cpu"] >= totals["thread_cpu"] > 0
+        assert totals["expand_wall"] > 0 and totals["claims_sent"] > 0
+        assert totals["bytes_sent"] >= 24 * totals["claims_sent"]
+    assert not multiprocessing.active_children()
