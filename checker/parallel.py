@@ -81,7 +81,7 @@ STATS_ENV = "RAFTSPEC_PARALLEL_STATS"
 """When this environment variable names a file, the search writes there, as JSON, where each
 worker's time went, level by level (CPU, blocked, idle, bytes sent) and the coordinator's
 (``benchmarks/bench_parallel.py --stats`` prints the totals). Off by default: a few clock
-reads per step of a level, none per state."""
+reads per step of a level and per batch of claims, none per state."""
 
 
 _first = itemgetter(0)
@@ -460,7 +460,7 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
                 return
         command, arg = commands.recv()
         if timing is not None:
-            timing.lap("idle", command)
+            timing.lap("idle")
         try:
             if command == "quit":
                 return
@@ -547,9 +547,9 @@ class _Timing:
     def add(self, name: str, value: float) -> None:
         self.current[name] = self.current.get(name, 0) + value
 
-    def lap(self, step: str, command: str | None = None) -> None:
-        """Charge the time since the last mark to ``step`` (idle: to the next command's
-        level, as ``idle``) and mark again."""
+    def lap(self, step: str) -> None:
+        """Charge the time since the last mark to ``step`` and mark again (``idle``, the wait
+        for the coordinator's next command, counts in the level that command starts)."""
         wall, cpu, process = self.wall, self.cpu, self.process
         self.mark()
         self.add(f"{step}_wall", self.wall - wall)
