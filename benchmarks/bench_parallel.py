@@ -19,6 +19,18 @@ cores the other jobs left free; "load" is the 1-minute load average before/after
 RSS (getrusage) minus its RSS just before the search, divided by the distinct states, with the
 frontier in memory and with the frontier spilled to disk (``spill_from``); --memory-model picks
 another model.
+
+--stats [--max-depth D]: instead of the speed table, where the time of 2 workers goes
+(``RAFTSPEC_PARALLEL_STATS``): per worker, wall seconds of each step of a level summed over the
+levels (expand, waiting for the other's claims, arbitrate, waiting for awards, finish; balance
+and advance at the start of a level; idle: waiting for the coordinator), this thread's CPU and
+the process's (the difference is the queues' feeder threads), bytes sent; the coordinator's
+seconds before the hand-off and between levels; and a work model from the steps each worker
+generated per level (the same on a loaded machine): the share generated before the hand-off,
+the busiest worker's excess, and the speed-up they allow at most.
+
+--contention [--max-depth D]: two independent one-worker searches at once against one alone
+(CPU seconds of each): whether two busy processes slow each other down on this machine.
 """
 
 from __future__ import annotations
@@ -45,14 +57,15 @@ def load() -> float:
     return os.getloadavg()[0]
 
 
-def run_check(model: Path, workers: int) -> dict:
+def run_check(model: Path, workers: int, extra: tuple[str, ...] = (),
+              env: dict | None = None) -> dict:
     before_load = load()
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "raftspec", "check", str(model), "--workers", str(workers),
-         "--json", "--quiet", "--max-memory", "0"],
-        capture_output=True, text=True, cwd=ROOT)
+         "--json", "--quiet", "--max-memory", "0", *extra],
+        capture_output=True, text=True, cwd=ROOT, env=env)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode not in (0, 1):
@@ -162,6 +175,108 @@ def memory(model: str, spill_from: str) -> None:
               f"{out['growth'] / out['distinct']:>15.1f} {out['seconds']:>9.2f} {before:>5.2f}")
 
 
+STEPS = ("balance", "advance", "expand", "wait_claims", "arbitrate", "wait_awards", "finish",
+         "idle")
+
+
+def stats(models: list[str], max_depth: int | None) -> None:
+    """Where each worker's time goes (``parallel.STATS_ENV``), against one worker's run."""
+    import tempfile
+
+    extra = () if max_depth is None else ("--max-depth", str(max_depth))
+    for name in models:
+        one = run_check(MODELS[name], 1, extra)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "stats.json"
+            two = run_check(MODELS[name], 2, extra,
+                            env={**os.environ, "RAFTSPEC_PARALLEL_STATS": str(path)})
+            data = json.loads(path.read_text())
+        rep1, rep2 = one["report"], two["report"]
+        if (rep1["distinct_states"], rep1["states_generated"]) != (
+                rep2["distinct_states"], rep2["states_generated"]):
+            raise SystemExit(f"{name}: counts differ between 1 and 2 workers")
+        c = data["coordinator"]
+        levels = c["levels"]
+        print(f"\n{name} (max depth {max_depth}): {rep1['distinct_states']:,} distinct, "
+              f"{len(levels)} levels sharded")
+        print(f"  1 worker : explore {rep1['seconds']:.2f} s, CPU {one['cpu']:.2f} s, "
+              f"load {one['load'][0]:.2f}/{one['load'][1]:.2f}")
+        print(f"  2 workers: explore {rep2['seconds']:.2f} s, CPU {two['cpu']:.2f} s "
+              f"(ratio {two['cpu'] / one['cpu']:.2f}), wall ratio "
+              f"{rep1['seconds'] / rep2['seconds']:.2f}, load "
+              f"{two['load'][0]:.2f}/{two['load'][1]:.2f}")
+        print(f"  coordinator: one process {c['one_process_s']:.3f} s, starting workers "
+              f"{c['start_workers_s']:.3f} s, load {c.get('load_s', 0):.3f} s, levels "
+              f"{sum(lv.get('level_wall', 0) for lv in levels):.3f} s, between levels "
+              f"{sum(lv['between_wall'] for lv in levels):.3f} s wall "
+              f"({sum(lv['between_cpu'] for lv in levels):.3f} s CPU)")
+        print(f"  {'worker':<7}" + "".join(f"{step:>12}" for step in STEPS)
+              + f"{'recv CPU':>10}{'thread CPU':>11}{'proc CPU':>10}{'MB sent':>9}")
+        for s, w in enumerate(data["workers"]):
+            t = w["totals"]
+            cells = "".join(f"{t.get(step + '_wall', 0):>12.3f}" for step in STEPS)
+            print(f"  {s:<7}{cells}{t.get('receive_cpu', 0):>10.3f}"
+                  f"{t.get('thread_cpu', 0):>11.3f}{t.get('process_cpu', 0):>10.3f}"
+                  f"{t.get('bytes_sent', 0) / 1e6:>9.2f}")
+        print("  (wall seconds per step; expand includes receiving claims while expanding; "
+              "proc CPU - thread CPU = the queues' feeder threads)")
+        per_level = [[lv.get("thread_cpu", 0) for lv in w["levels"]] for w in data["workers"]]
+        slowest = sum(max(cpus) for cpus in zip(*per_level, strict=True))
+        mean = sum(sum(cpus) for cpus in per_level) / len(per_level)
+        serial = (c["one_process_s"] + c["start_workers_s"]
+                  + sum(lv["between_cpu"] for lv in levels))
+        print(f"  CPU: workers' busiest per level {slowest:.3f} s, mean {mean:.3f} s "
+              f"(imbalance {slowest / mean - 1:.1%}); serial part {serial:.3f} s (one process, "
+              f"start, coordinator between levels)")
+        gen = [[lv.get("generated", 0) for lv in w["levels"]] for w in data["workers"]]
+        before = c["one_process_generated"]
+        total = before + sum(map(sum, gen))
+        busiest = sum(max(g) for g in zip(*gen, strict=True))
+        above = busiest / (total - before) * len(gen) - 1
+        print(f"  work model (generated steps, independent of the load): {before / total:.1%} "
+              f"generated before the hand-off, busiest worker {above:.2%} "
+              f"above the mean per level; at most {total / (before + busiest):.2f}x with "
+              f"{len(gen)} workers if steps cost as much as in one process and nothing waits")
+
+
+def _timed_popen(model: Path, extra: tuple[str, ...]) -> subprocess.Popen:
+    return subprocess.Popen(
+        ["/usr/bin/time", "-f", "%U %S", sys.executable, "-m", "raftspec", "check", str(model),
+         "--workers", "1", "--json", "--quiet", "--max-memory", "0", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+def _finish(proc: subprocess.Popen) -> tuple[float, float]:
+    """(explore seconds, CPU seconds of the process) of a run started by ``_timed_popen``."""
+    out, err = proc.communicate()
+    user, system = err.strip().splitlines()[-1].split()
+    return json.loads(out)["seconds"], float(user) + float(system)
+
+
+def contention(models: list[str], max_depth: int | None) -> None:
+    """Is the machine the cause of two workers' extra CPU? Two independent one-worker searches
+    at once against one alone (before and after): if each spends more CPU beside the other,
+    the two processes slow each other down (shared cache, memory bandwidth, the hypervisor)
+    whatever the sharded search does."""
+    extra = () if max_depth is None else ("--max-depth", str(max_depth))
+    print(f"\n{'model':<9} {'run':<16} {'explore s':>9} {'CPU s':>7} {'load':>5}")
+    for name in models:
+        rows = []
+        for label in ("alone", "two at once", "alone"):
+            before = load()
+            procs = [_timed_popen(MODELS[name], extra)
+                     for _ in range(2 if label == "two at once" else 1)]
+            for k, proc in enumerate(procs):
+                seconds, cpu = _finish(proc)
+                rows.append((cpu, label))
+                print(f"{name:<9} {label + (f' #{k + 1}' if len(procs) > 1 else ''):<16} "
+                      f"{seconds:>9.2f} {cpu:>7.2f} {before:>5.2f}")
+        alone = [cpu for cpu, label in rows if label == "alone"]
+        paired = [cpu for cpu, label in rows if label != "alone"]
+        print(f"{'':<9} CPU two at once / alone: "
+              f"{(sum(paired) / len(paired)) / (sum(alone) / len(alone)):.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="tiny3,elect3m2")
@@ -172,9 +287,21 @@ def main() -> None:
     parser.add_argument("--memory-model", default="elect3m2")
     parser.add_argument("--spill", default="2000", help="spill_from of the spilled run")
     parser.add_argument("--no-speed", action="store_true")
+    parser.add_argument("--stats", action="store_true",
+                        help="where 2 workers' time goes, step by step (then no speed table)")
+    parser.add_argument("--contention", action="store_true",
+                        help="two independent one-worker searches at once vs one alone")
+    parser.add_argument("--max-depth", type=int, default=None,
+                        help="for --stats and --contention")
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores; Python {sys.version.split()[0]}")
-    if not args.no_speed:
+    if args.stats:
+        stats(args.models.split(","), args.max_depth)
+    if args.contention:
+        contention(args.models.split(","), args.max_depth)
+    if args.stats or args.contention:
+        pass
+    elif not args.no_speed:
         speed(args.models.split(","), args.repeat)
     if args.ray:
         ray_speed(args.ray_models.split(","))

@@ -95,9 +95,11 @@ class _Stop(Exception):
         self.reason = reason
 
 
-PARALLEL_FROM = 2000
+PARALLEL_FROM = 500
 """With several workers, a level of this many states hands the search over to the shards:
-such a level takes some 0.1 s in one process, against some 10 ms to start two workers."""
+such a level takes some 25 ms in one process, against some 20 ms to start two workers. What
+runs before it runs on one core: at 2,000, 12.8% of tiny3's generated steps did, which alone
+capped two workers at 1.77x (``benchmarks/bench_parallel.py --stats``)."""
 
 SPILL_FROM = 200_000
 """States of a level held as Python objects before the rest spills to disk (some 50-100 MB of
@@ -281,12 +283,14 @@ def explore(
         from raftspec.checker.parallel import ProcessBackend, run_sharded
 
         del seen
+        handed_at = time.perf_counter()
         shards = (backend or ProcessBackend)(system, workers, count_actions, action_name,
                                              reachable)
         try:
             return run_sharded(
                 system, shards,
-                {"started": started, "fingerprints": fingerprints, "parents": parents,
+                {"started": started, "handed_at": handed_at, "fingerprints": fingerprints,
+                 "parents": parents,
                  "level": level.states(), "level_index": level.indices(),
                  "generated": generated,
                  "per_action": per_action, "depth": depth,

@@ -3,13 +3,14 @@
 Each actor holds one ``Shard`` and builds its own copy of the system with a factory the caller
 gives (``check --ray`` loads the model file: the generated successor code does not travel, so
 the path must be readable on every node); the shards use the system's ``action_name`` and
-``reachable`` attributes where it has them. A level is three rounds of actor
-calls: every actor expands the states it holds and returns one list of claims per owner
-(``num_returns`` = shards, so each list goes straight from its maker to its owner through
-Ray's object store, never through the driver); every owner takes its lists and returns one
-award per shard the same way; every shard takes its awards, checks the states it won and
-reports. The driver only exchanges the level's sorted keys and
-runs the same coordinator as for processes, so the figures are one worker's.
+``reachable`` attributes where it has them. A level is three chained actor calls, submitted
+at once: every actor takes the states other actors give it to even out the level (``give``
+results, straight from actor to actor), ranks its level and expands it, returning one list of
+claims per owner (``num_returns`` = shards, so each list goes straight from its maker to its
+owner through Ray's object store, never through the driver); every owner takes its lists and
+returns one award per shard the same way; every shard takes its awards, checks the states it won
+and reports. The driver only sees the level's sorted keys and runs the same coordinator as for
+processes, so the figures are one worker's.
 
 Fingerprints are Python's hash of tuples of ints: the same on every node with the same Python
 version (Ray requires one Python version across a cluster anyway).
@@ -50,8 +51,13 @@ class _ShardActor:
     def load(self, arg: tuple) -> None:
         self.shard.load(*arg)
 
-    def expand(self) -> Any:
-        """This shard's claims, one list of batches per owner."""
+    def expand(self, all_keys: list[bytes] | None, *gifts: Any) -> Any:
+        """Take the states given to this shard, rank the level (``Shard.advance``), expand
+        it: this shard's claims, one list of batches per owner."""
+        for given in gifts:
+            self.shard.take(given)
+        if all_keys is not None:
+            self.shard.advance(all_keys)
         out: list[list[tuple]] = [[] for _ in range(self.shards)]
         self.shard.expand(lambda dest, claims: out[dest].append(claims), lambda: None)
         return out[0] if self.shards == 1 else tuple(out)
@@ -69,20 +75,11 @@ class _ShardActor:
             self.shard.accept(award)
         return self.shard.finish(pending)
 
-    def advance(self, all_keys: list[bytes]) -> None:
-        self.shard.advance(all_keys)
-
     def prefix(self, arg: tuple[int, bool]) -> dict:
         return self.shard.prefix(*arg)
 
-    def give(self, count: int) -> tuple:
+    def give(self, count: int) -> Any:
         return self.shard.give(count)
-
-    def take(self, given: tuple) -> None:
-        self.shard.take(given)
-
-    def keys(self, _: Any = None) -> bytes:
-        return self.shard.new_keys.tobytes()
 
     def parent(self, fp: int) -> int:
         return self.shard.parent_of(fp)
@@ -122,14 +119,19 @@ class RayBackend:
                  ) -> list[Any]:
         if command == "level":
             n = self.shards
-            made = [a.expand.options(num_returns=n).remote() for a in self.actors]
+            pending, all_keys, moves = args[0]
+            gifts: list[list] = [[] for _ in range(n)]
+            for src, dst, count in moves:   # each actor gives before it expands (call order)
+                gifts[dst].append(self.actors[src].give.remote(count))
+            made = [a.expand.options(num_returns=n).remote(all_keys, *gifts[d])
+                    for d, a in enumerate(self.actors)]
             if n == 1:
                 made = [[ref] for ref in made]
             awarded = [a.arbitrate.options(num_returns=n).remote(*[made[s][d] for s in range(n)])
                        for d, a in enumerate(self.actors)]
             if n == 1:
                 awarded = [[ref] for ref in awarded]
-            refs = [a.finish.remote(args[d], *[awarded[s][d] for s in range(n)])
+            refs = [a.finish.remote(pending, *[awarded[s][d] for s in range(n)])
                     for d, a in enumerate(self.actors)]
         else:
             refs = [getattr(a, command).remote(arg)

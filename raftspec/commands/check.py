@@ -50,7 +50,7 @@ you choose, like bmc's --depth: reaching it is a complete check of those levels 
 Workers: --workers N (default: the usable cores) shares the search among N processes, each
 owning the states whose fingerprint falls in its shard; the figures, the counterexample and the
 witnesses are exactly those of one worker (docs/scale.md). The search starts in one process and
-hands over to the workers once a BFS level holds 2,000 states, so small models never pay for
+hands over to the workers once a BFS level holds 500 states, so small models never pay for
 starting them; --workers 1 never starts a process. --ray [ADDRESS] runs the shards as Ray
 actors instead (a local Ray instance without ADDRESS; see docs/scale.md); Ray is an optional
 extra: pip install 'raftspec[ray]'.
@@ -84,7 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_budget_arguments(parser)
     parser.add_argument("--workers", type=positive_int, default=None, metavar="N",
                         help="processes sharing the search (default: the usable cores, "
-                        f"{usable_cores()} here; only once a BFS level holds 2,000 states)")
+                        f"{usable_cores()} here; only once a BFS level holds 500 states)")
     parser.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                         help="shards as Ray actors: on the cluster at ADDRESS (e.g. "
                         "ray://head:10001 or auto), or a local Ray instance of --workers CPUs "

@@ -183,12 +183,18 @@ def _system(path: Path, symmetry: bool | None = None) -> ProtocolSystem:
     (QUORUM, False, None),
     (QUORUM, True, None),
 ])
-def test_worker_processes_match_one_worker(path: Path, symmetry: bool, tlc: tuple | None
-                                           ) -> None:
+@pytest.mark.parametrize("stressed", [False, True])
+def test_worker_processes_match_one_worker(path: Path, symmetry: bool, tlc: tuple | None,
+                                           stressed: bool) -> None:
     system = _system(path, symmetry)
     kw = {"count_actions": True, "action_name": system.action_name}
     one = explore(system, **kw)
-    two = explore(system, workers=2, parallel_from=20, **kw)
+    # stressed: every level is evened out (states pickled from worker to worker) and every
+    # worker forgets its claims at each look at its inbox
+    with patch.object(parallel, "BALANCE_FROM", 1 if stressed else parallel.BALANCE_FROM), \
+            patch.object(parallel, "BALANCE_SLACK", 0 if stressed else parallel.BALANCE_SLACK), \
+            patch.object(parallel, "CLAIMED_CACHE", 0 if stressed else parallel.CLAIMED_CACHE):
+        two = explore(system, workers=3 if stressed else 2, parallel_from=20, **kw)
     assert _figures(two) == _figures(one)
     if tlc is not None:
         assert (two.distinct_states, two.states_generated, two.depth) == tlc
@@ -275,3 +281,27 @@ def _children(pid: int) -> list[int]:
             if int(fields[1]) == pid:
                 out.append(int(entry))
     return out
+
+
+def test_stats_account_for_every_level_and_step(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """RAFTSPEC_PARALLEL_STATS: one record per sharded level and worker, whose generated steps
+    add up, with the one-process part, to the search's; the figures are unchanged."""
+    path = tmp_path / "stats.json"
+    monkeypatch.setenv(parallel.STATS_ENV, str(path))
+    system = _system(TINY2)
+    result = explore(system, workers=2, parallel_from=20)
+    assert (result.distinct_states, result.states_generated, result.depth) == (1_645, 12_861, 28)
+    data = json.loads(path.read_text())
+    coordinator, workers = data["coordinator"], data["workers"]
+    assert data["shards"] == len(workers) == 2
+    levels = len(coordinator["levels"])
+    assert levels > 0 and all(len(w["levels"]) == levels for w in workers)
+    generated = sum(level["generated"] for w in workers for level in w["levels"])
+    assert coordinator["one_process_generated"] + generated == result.states_generated
+    for w in workers:
+        totals = w["totals"]
+        assert totals["process_cpu"] >= totals["thread_cpu"] > 0
+        assert totals["expand_wall"] > 0 and totals["claims_sent"] > 0
+        assert totals["bytes_sent"] >= 24 * totals["claims_sent"]
+    assert not multiprocessing.active_children()
