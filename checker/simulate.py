@@ -673,40 +673,38 @@ def shrink_trace(
 
 class Renamings(Protocol):
     """What shrinking modulo symmetry needs of a system whose servers are interchangeable
-    (``checker.symmetry.Renaming`` is one): its renamings, the identity first, a fingerprint
-    that is the same for all renamings of a state, and a renaming applied to a state and to an
-    action. Nothing here knows what a renaming renames."""
+    (``checker.symmetry.Renaming`` is one): its renamings, the identity first, and a renaming
+    applied to a state and to an action. Nothing here knows what a renaming renames."""
 
     def renamings(self) -> list[Any]: ...
-    def fingerprint(self, state: Any) -> Hashable: ...
     def state(self, state: Any, renaming: Any) -> Any: ...
     def action(self, action: Any, renaming: Any) -> Any: ...
+
+
+RENAMED_TRIES = 1
+"""Renamings tried per search state whose cell is a renaming of a later state's cell (when its
+own cell is not that cell): each try replays the rest of the trace. Measured (shrink of one
+walk): one keeps the only gain seen (Figure 8, seed 5: 57 -> 56 states), and bounds the cost
+on four servers (24 renamings; the membership bug's walk: 2.2 times the shrink time without
+renamings with one try, to the same length)."""
+MAX_RENAMINGS = 6
+"""Shrinking uses renamings only when a system has at most this many (three servers): on the
+membership bug (four servers, 24) they doubled the shrink time without shortening the trace."""
 
 
 class _Targets:
     """The later states of a trace a shortcut may aim at, each also under every renaming:
     the renamed states' fingerprints and cells, cached across searches (by the state's
-    fingerprint and the renaming), since a trace changes little between searches. With
-    renamings, the searches themselves count states modulo renaming (``search_fingerprint``),
-    so that a search of a given number of states reaches further."""
+    fingerprint and the renaming), since a trace changes little between searches."""
 
     def __init__(self, system: System, cells: Callable[[Any], Hashable] | None,
                  renamings: Renamings | None) -> None:
         self._fingerprint = system.fingerprint
         self._cells = cells
         self._renamings = renamings
-        self._perms = [None] + (renamings.renamings()[1:] if renamings is not None else [])
+        perms = renamings.renamings() if renamings is not None else []
+        self._perms = [None] + (perms[1:] if len(perms) <= MAX_RENAMINGS else [])
         self._cache: dict[tuple[Any, int], tuple[Any, Any, Hashable]] = {}
-        self._keys: dict[Any, Hashable] = {}
-        self.search_fingerprint: Callable[[Any], Hashable] = (
-            system.fingerprint if renamings is None else renamings.fingerprint)
-
-    def search_key(self, state: Any, fp: Any) -> Hashable:
-        """``search_fingerprint(state)``, cached by the state's own fingerprint ``fp``."""
-        key = self._keys.get(fp)
-        if key is None:
-            key = self._keys[fp] = self.search_fingerprint(state)
-        return key
 
     def renamed(self, state: Any, fp: Any, k: int) -> tuple[Any, Any, Hashable]:
         """(state, fingerprint, cell) of ``state`` under renaming ``k`` (0: the identity)."""
@@ -796,27 +794,27 @@ def _shortcut_from(
 ) -> tuple[tuple[Trace, str] | None, int]:
     """One search of ``_shortcuts`` from ``best[i]``: a shorter trace and its property, or
     None; and the number of replays tried."""
-    steps, constraint, plain = system.steps, system.constraint, system.fingerprint
-    fingerprint = targets.search_fingerprint
+    fingerprint, steps, constraint = system.fingerprint, system.steps, system.constraint
     invariants = list(system.invariants.items())
     step_properties = list(system.step_properties.items())
     n = len(best)
-    exact: dict[Any, int] = {}  # search fingerprint -> the latest j after i
+    exact: dict[Any, tuple[int, int]] = {}  # fingerprint -> (j, renaming), the latest j first
     by_cell: dict[Hashable, list[tuple[int, int]]] = {}  # cell -> (j, renaming), latest first
     for j in range(n - 1, i, -1):
-        exact.setdefault(targets.search_key(best[j][1], fingerprints[j]), j)
-        if cells is not None and j > i + 1:
-            for k in range(targets.count):
-                by_cell.setdefault(targets.renamed(best[j][1], fingerprints[j], k)[2],
-                                   []).append((j, k))
+        for k in range(targets.count):
+            _, rfp, cell = targets.renamed(best[j][1], fingerprints[j], k)
+            exact.setdefault(rfp, (j, k))
+            if cells is not None and j > i + 1:
+                by_cell.setdefault(cell, []).append((j, k))
     replays = 0
 
-    def renaming_to(state: Any, j: int) -> int:
-        """The renaming that makes ``best[j]`` into ``state``, or -1."""
-        for k in range(targets.count):
-            if targets.renamed(best[j][1], fingerprints[j], k)[0] == state:
-                return k
-        return -1
+    def renaming_to(state: Any, fp: Any, after: int) -> tuple[int, int]:
+        """(j, k): a later state ``best[j]`` (j > ``after``) that renaming k makes into
+        ``state`` (of fingerprint ``fp``), or (-1, -1)."""
+        j, k = exact.get(fp, (-1, -1))
+        if j > after and targets.renamed(best[j][1], fingerprints[j], k)[0] == state:
+            return j, k
+        return -1, -1
 
     def renamed_rest(state: Any, j: int, k: int, length: int) -> tuple[Trace, str] | None:
         """The rest of the trace after ``best[j]``, renamed, replayed from ``state`` (reached
@@ -831,8 +829,8 @@ def _shortcut_from(
     start = best[i][1]
     start_fp = fingerprint(start)
     # the start itself a renaming of a later state: a loop modulo symmetry
-    j = exact.get(start_fp, -1)
-    if j > i and (k := renaming_to(start, j)) > 0:
+    j, k = renaming_to(start, start_fp, i)
+    if k > 0:
         tail = renamed_rest(start, j, k, i + 1)
         if tail is not None:
             return (best[: i + 1] + tail[0][1:], tail[1]), replays
@@ -861,8 +859,8 @@ def _shortcut_from(
                     violated = next((name for name, holds in invariants if not holds(nxt)), None)
                 if violated is not None:
                     return (best[: i + 1] + _path(parents, nfp), violated), replays
-                j = exact.get(nfp, -1)
-                if j > i + depth and (k := renaming_to(nxt, j)) >= 0:
+                j, k = renaming_to(nxt, nfp, i + depth)
+                if k >= 0:
                     if k == 0:  # the rest replays unchanged
                         return (best[: i + 1] + _path(parents, nfp) + best[j + 1:], prop), \
                             replays
@@ -873,12 +871,16 @@ def _shortcut_from(
                 if cells is not None:
                     candidates = by_cell.get(cells(nxt), ())
                     latest = candidates[0][0] if candidates else -1
-                    concrete = plain(nxt)
+                    renamed_tries = RENAMED_TRIES
                     for j, k in candidates:
                         if j != latest or j <= i + depth:
                             break
-                        if (concrete, j, k) in failed:
+                        if (nfp, j, k) in failed:
                             continue
+                        if k > 0:
+                            renamed_tries -= 1
+                            if renamed_tries < 0:
+                                break
                         if k == 0:
                             replays += 1
                             tail = _rejoin(system, nxt, best, j, prop)
@@ -890,7 +892,7 @@ def _shortcut_from(
                             if tail is not None:
                                 return (best[: i + 1] + _path(parents, nfp) + tail[0][1:],
                                         tail[1]), replays
-                        failed.add((concrete, j, k))
+                        failed.add((nfp, j, k))
                 nxt_frontier.append((nfp, nxt))
                 if nodes >= max_nodes:
                     break
