@@ -4,6 +4,7 @@ violation is kept, with the shortest trace found so far."""
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import time
 from collections import deque
@@ -313,3 +314,30 @@ def test_parallel_interrupted_while_a_worker_shrinks_reports_its_violation() -> 
     assert result.violated == "planted" and result.shrink_stopped == "interrupted"
     assert violates(Handoff(), result.trace, "planted")
     assert time.perf_counter() - started < 30
+
+
+def test_the_command_interrupted_while_shrinking_prints_the_violation_and_exits_1(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C while shrinking (here: after the shrinker's first gain, a loop cut): the command
+    reports the violation with that trace, says shrinking was interrupted, and exits 1."""
+    from raftspec.checker import simulate as engine
+    from raftspec.cli import main
+
+    gains = []
+
+    def interrupted(system, trace, *, progress, **options):
+        shorter = replay(system, trace[0][1], [a for a, _ in trace[2:]])  # one step fewer
+        if shorter is not None and len(shorter[0]) < len(trace):
+            gains.append(shorter[0])
+            progress(*shorter)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "shrink_trace", interrupted)
+    code = main(["simulate", str(MODELS_DIR / "mutant_quorum_off_by_one.yaml"), "--seed", "1",
+                 "--json", "--quiet"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert report["verdict"] == "violation" and report["violated"] == "election_safety"
+    assert report["shrink_stopped"] == "interrupted"
+    expected = len(gains[-1]) if gains else report["walk_length"]
+    assert report["counterexample_length"] == len(report["counterexample"]) == expected
