@@ -167,11 +167,6 @@ class Renaming:
         self.n = n
         self._schema = schema
         self._server, self._state, self._messages = server, state, messages
-        self._canonical = Canonicalizer(schema, n)
-
-    def fingerprint(self, state: Any) -> int:
-        """The same for all renamings of a state (``Canonicalizer.fingerprint``)."""
-        return self._canonical.fingerprint(state)
 
     def renamings(self) -> list[tuple[int, ...]]:
         """Every renaming, the identity first (then in lexicographic order)."""
