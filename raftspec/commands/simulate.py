@@ -45,9 +45,10 @@ random "swarm" configuration (weights of the actions, some left for quiet moment
 and logs reached so far, the least explored first (--fresh-walks: always the initial state).
 With one worker the same seed runs the same walks and finds the same trace. A violation is
 shrunk (steps and loops dropped, segments replaced by shorter ones found by small searches,
-modulo renaming of servers when the model has symmetry: true, while it still replays and
-still violates) and printed as `raftspec check` prints one; Ctrl-C or SIGTERM while shrinking
-ends the shrinking, not the run: the shortest trace so far is printed (exit 1).
+also modulo renaming of the servers for a model with symmetry: true and at most three
+servers, while it still replays and still violates) and printed as `raftspec check` prints
+one; Ctrl-C or SIGTERM while shrinking ends the shrinking, not the run: the shortest trace so
+far is printed (exit 1).
 Reaches bugs far deeper than BFS (the paper's Figure 8, over 50 steps) but proves nothing
 when it finds none.
 
