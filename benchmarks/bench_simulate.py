@@ -9,7 +9,9 @@ names relative to spec/models/. Per model and seed: seconds until the first viol
 search alone), walks and steps taken (which, unlike seconds, do not depend on the machine's
 load), the violated property, the violating walk's length and the shrunk counterexample's
 length (in states, Init included, as `raftspec check` counts them), and the time shrinking
-took. ``--baselines`` also runs, in the same run, the same swarm with
+took (shrinking modulo renaming of the servers when the model has symmetry, as the command
+does; ``--compare-shrink`` also shrinks the same walk without renamings and prints that
+length). ``--baselines`` also runs, in the same run, the same swarm with
 fresh walks only (``--fresh-walks``), and uniform walks: every walk from the initial state,
 choosing uniformly among enabled action names and their instances (no swarm weights, no
 quiet-moment actions, no loop escape), close to TLC's simulation mode. The machine is shared:
@@ -20,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 
-from raftspec.checker.simulate import SwarmSettings, simulate
+from raftspec.checker.simulate import SimulationResult, SwarmSettings, shrink_trace, simulate
+from raftspec.checker.symmetry import renaming_of
 from raftspec.checker.system import ProtocolSystem
 from raftspec.spec.model import MODELS_DIR, load_model
 
@@ -44,32 +48,42 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated mutant model names")
     parser.add_argument("--baselines", action="store_true",
                         help="also run fresh swarm walks and uniform walks")
+    parser.add_argument("--compare-shrink", action="store_true",
+                        help="also shrink each violating walk without renamings")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     names = args.only.split(",") if args.only else MUTANTS
     print(f"load average before: {os.getloadavg()[0]:.1f}; time limit {args.time_limit:g} s; "
           f"depth {args.depth}")
     print("| mutant | walks | seed | found (s) | walks | steps | property | walk length "
-          "| shrunk length | shrink (s) |")
-    print("|---|---|---:|---:|---:|---:|---|---:|---:|---:|")
+          "| shrunk length | shrink (s) | without renamings | load |")
+    print("|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
     for name in names:
         model = load_model(MODELS_DIR / f"{name}.yaml")
         system = ProtocolSystem(model, symmetry=False)
         hints = model.protocol.simulation
+        renamings = renaming_of(model.protocol, model.config.servers) if model.symmetry else None
         swarm = SwarmSettings(omit_by_name=hints.rare)
         runs = [("swarm + cells", swarm, hints.cell)]
         if args.baselines:
             runs += [("swarm, fresh", swarm, None), ("uniform, fresh", UNIFORM, None)]
         for label, settings, cells in runs:
             for seed in seeds:
+                walks: list[SimulationResult] = []
                 r = simulate(system, seed=seed, depth=args.depth,
                              time_limit=args.time_limit or None, max_walks=args.max_walks,
-                             action_name=ProtocolSystem.action_name, settings=settings, cells=cells)
+                             action_name=ProtocolSystem.action_name, settings=settings, cells=cells,
+                             renamings=renamings, on_violation=walks.append)
                 found = f"{r.seconds:.2f}" if r.violated else f"> {r.seconds:.0f}"
+                plain = "-"
+                if args.compare_shrink and walks and renamings is not None:
+                    started = time.perf_counter()
+                    shrunk, _, _ = shrink_trace(system, walks[0].trace, cells=cells)
+                    plain = f"{len(shrunk)} ({time.perf_counter() - started:.1f} s)"
                 print(f"| {name} | {label} | {seed} | {found} | {r.walks:,} | {r.steps:,} | "
                       f"{r.violated or '-'} | {r.original_length or '-'} | "
                       f"{len(r.trace) if r.trace else '-'} | "
-                      f"{r.shrink_seconds:.1f} |", flush=True)
+                      f"{r.shrink_seconds:.1f} | {plain} | {os.getloadavg()[0]:.1f} |", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 

@@ -44,11 +44,12 @@ import time
 import traceback
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from queue import Empty
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
 from raftspec.checker.explore import System
+from raftspec.checker.gcpolicy import searching
 
 Trace = list[tuple[Any, Any]]
 
@@ -103,7 +104,9 @@ class SimulationResult:
 
     ``trace`` is the (shrunk) path from an initial state to the violating state as
     (action, state) pairs, the first action ``None``; for a step property the last pair is the
-    violating step. ``original_length`` is the length in states of the walk prefix that first
+    violating step. ``shrink_stopped`` says why shrinking ended early (Ctrl-C: the trace is
+    then the shortest found so far, a real violating trace all the same).
+    ``original_length`` is the length in states of the walk prefix that first
     violated a property, before shrinking (which may end at another property's violation).
     A simulation without a violation is never a proof:
     ``verdict`` is then "incomplete".
@@ -119,6 +122,7 @@ class SimulationResult:
     original_length: int | None = None
     shrink_seconds: float = 0.0
     shrink_replays: int = 0
+    shrink_stopped: str | None = None
 
     @property
     def verdict(self) -> str:
@@ -165,12 +169,27 @@ class _Weights:
         return weight
 
 
+class _SoFar:
+    """A shrinking's ``progress``: the result with the shortest violating trace found so far,
+    passed on to ``on_violation``."""
+
+    def __init__(self, result: SimulationResult,
+                 on_violation: Callable[[SimulationResult], None] | None) -> None:
+        self.result, self._on_violation = result, on_violation
+
+    def __call__(self, trace: Trace, prop: str) -> None:
+        self.result = attrs.evolve(self.result, trace=trace, violated=prop)
+        if self._on_violation is not None:
+            self._on_violation(self.result)
+
+
 class _Found(Exception):
     def __init__(self, name: str, trace: Trace) -> None:
         self.name, self.trace = name, trace
         self.steps = len(trace) - 1  # steps the walk itself took (its restart prefix excluded)
 
 
+@searching
 def simulate(
     system: System,
     *,
@@ -185,8 +204,10 @@ def simulate(
     cells: Callable[[Any], Hashable] | None = None,
     shrink: bool = True,
     shrink_time_limit: float = 60.0,
+    renamings: Renamings | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     progress_interval: float = 0.5,
+    on_violation: Callable[[SimulationResult], None] | None = None,
 ) -> SimulationResult:
     """Run walks ``first_walk, first_walk + walk_stride, ...`` of ``seed`` until one violates a
     property, ``time_limit`` seconds pass or ``max_walks`` walks are done.
@@ -197,7 +218,14 @@ def simulate(
     walks then start from the cells met so far instead of an initial state (see ``_Archive``);
     without it every walk starts afresh and walk ``k`` of a seed is the same walk whatever ran
     before it. On a violation the trace is shrunk (for at most ``shrink_time_limit`` seconds;
-    ``shrink=False`` keeps it as found).
+    ``shrink=False`` keeps it as found; ``renamings`` shrinks modulo symmetry, see
+    ``shrink_trace``). A KeyboardInterrupt while shrinking ends the shrinking, not the run: the
+    result is the violation with the shortest trace found so far. ``on_violation`` is called
+    with the violation as found, then with each shorter trace shrinking finds (what a parent
+    process reports if it is interrupted while this one shrinks).
+
+    Runs under ``gcpolicy.search_policy``: the cells' traces keep states alive as a search's
+    seen set does, and full collections would rescan them all for nothing.
     """
     if depth < 1:
         raise ValueError("depth must be >= 1")
@@ -221,19 +249,26 @@ def simulate(
             total_steps += _walk(system, inits, config, settings, action_name, deadline,
                                  archive, depth)
         except _Found as found:
-            seconds = time.perf_counter() - started
-            trace, prop = found.trace, found.name
-            shrink_started = time.perf_counter()
-            replays = 0
-            if shrink:
-                trace, prop, replays = shrink_trace(system, trace, time_limit=shrink_time_limit,
-                                                    cells=cells)
-            return SimulationResult(
+            result = SimulationResult(
                 seed=seed, walks=walks, steps=total_steps + found.steps,
-                seconds=seconds, violated=prop, trace=trace, walk=k,
-                original_length=len(found.trace),
-                shrink_seconds=time.perf_counter() - shrink_started, shrink_replays=replays,
-            )
+                seconds=time.perf_counter() - started, violated=found.name, trace=found.trace,
+                walk=k, original_length=len(found.trace))
+            if on_violation is not None:
+                on_violation(result)
+            if not shrink:
+                return result
+            shrink_started = time.perf_counter()
+            so_far = _SoFar(result, on_violation)
+            try:
+                trace, prop, replays = shrink_trace(
+                    system, found.trace, time_limit=shrink_time_limit, cells=cells,
+                    renamings=renamings, progress=so_far)
+            except KeyboardInterrupt:
+                return attrs.evolve(so_far.result, shrink_stopped="interrupted",
+                                    shrink_seconds=time.perf_counter() - shrink_started)
+            return attrs.evolve(result, violated=prop, trace=trace,
+                                shrink_seconds=time.perf_counter() - shrink_started,
+                                shrink_replays=replays)
         k += walk_stride
         if on_progress is not None and time.perf_counter() >= next_report:
             next_report = time.perf_counter() + progress_interval
@@ -255,7 +290,9 @@ def simulate_parallel(
 ) -> SimulationResult:
     """``simulate`` in ``workers`` processes: worker ``w`` runs walks ``w, w + workers, ...`` of
     the same seed (together, the walks one process would run, in another order) and shrinks
-    what it finds; the first violation reported ends the others.
+    what it finds; the first violation reported ends the others. Interrupted (KeyboardInterrupt)
+    while a worker shrinks a violation, it returns that violation with the shortest trace the
+    worker had reported.
 
     ``make_system`` builds the system in each worker (a forked copy of this process). Which
     worker finds a violation first depends on timing, but the violating walk is named in the
@@ -281,6 +318,7 @@ def simulate_parallel(
         process.start()
     counts = {w: (0, 0) for w in range(workers)}
     found: SimulationResult | None = None
+    shrinking: SimulationResult | None = None  # a violation whose worker is shrinking it
     finished = 0
     next_report = started + progress_interval
     try:
@@ -291,7 +329,10 @@ def simulate_parallel(
                 if not any(p.is_alive() for p in processes):
                     raise RuntimeError("every simulation worker died") from None
                 kind, w, payload = "none", -1, None
-            if kind == "progress":
+            if kind == "violation":
+                if shrinking is None or shrinking.walk == payload.walk:
+                    shrinking = payload
+            elif kind == "progress":
                 counts[w] = payload
             elif kind == "error":
                 raise RuntimeError(f"simulation worker {w} failed:\n{payload}")
@@ -305,6 +346,10 @@ def simulate_parallel(
                 on_progress(Progress(sum(c[0] for c in counts.values()),
                                      sum(c[1] for c in counts.values()),
                                      time.perf_counter() - started))
+    except KeyboardInterrupt:
+        if shrinking is None:
+            raise
+        found = attrs.evolve(shrinking, shrink_stopped="interrupted")
     finally:
         for process in processes:
             if process.is_alive():
@@ -329,6 +374,7 @@ def _worker(
             make_system(), seed=seed, time_limit=time_limit, max_walks=max_walks,
             first_walk=first, walk_stride=stride, progress_interval=1.0,
             on_progress=lambda p: queue.put(("progress", first, (p.walks, p.steps))),
+            on_violation=lambda r: queue.put(("violation", first, r)),
             **options,
         )
         queue.put(("result", first, result))
@@ -580,6 +626,8 @@ def shrink_trace(
     time_limit: float = 60.0,
     cells: Callable[[Any], Hashable] | None = None,
     shortcut_nodes: int = 400,
+    renamings: Renamings | None = None,
+    progress: Callable[[Trace, str], None] | None = None,
 ) -> tuple[Trace, str, int]:
     """A trace no longer than ``trace`` that violates a property, that property, and the number
     of replays it took.
@@ -592,8 +640,13 @@ def shrink_trace(
     state, to a state as good as a later one, or to a violation). Deletion alone stops in local
     minima that a shortcut leaves: a detour that reaches the same situation by other steps
     (say, an election won with other votes) cannot be deleted step by step, since no part of
-    it can go alone. Deterministic: the searches are bounded by ``shortcut_nodes`` states each,
-    and ``time_limit`` is only a safety net.
+    it can go alone. With ``renamings`` (a system whose servers are interchangeable), a shortcut
+    may also reach a renaming of a later state, or of its cell, and go on with the rest of the
+    trace renamed: an election won by another server than in the shortest trace is then no
+    local minimum either. Deterministic: the searches are bounded by ``shortcut_nodes`` states
+    each, and ``time_limit`` is only a safety net. ``progress`` is called
+    with each shorter trace found (a real, violating trace), so that a caller interrupted while
+    shrinking still has the best one so far.
     """
     deadline = time.perf_counter() + time_limit
     replayed = replay(system, trace[0][1], [a for a, _ in trace[1:]])
@@ -602,19 +655,82 @@ def shrink_trace(
     best, prop = replayed
     work = 1
     searched: set[int] = set()
+    targets = _Targets(system, cells, renamings)
     while time.perf_counter() < deadline:
         before = len(best)
-        best, prop, replays = _delete_steps(system, best, prop, deadline)
+        best, prop, replays = _delete_steps(system, best, prop, deadline, progress)
         work += replays
         if shortcut_nodes > 0:
             best, prop, replays = _shortcuts(system, best, prop, deadline, cells,
-                                             shortcut_nodes, searched)
+                                             shortcut_nodes, searched, targets, progress)
             work += replays
         if len(best) >= before:
             break
     if not violates(system, best, prop):  # every step was produced by steps(); check anyway
         raise AssertionError("shrunk trace does not replay to a violation")
     return best, prop, work
+
+
+class Renamings(Protocol):
+    """What shrinking modulo symmetry needs of a system whose servers are interchangeable
+    (``checker.symmetry.Renaming`` is one): its renamings, the identity first, and a renaming
+    applied to a state and to an action. Nothing here knows what a renaming renames."""
+
+    def renamings(self) -> list[Any]: ...
+    def state(self, state: Any, renaming: Any) -> Any: ...
+    def action(self, action: Any, renaming: Any) -> Any: ...
+
+
+RENAMED_TRIES = 1
+"""Renamings tried per search state whose cell is a renaming of a later state's cell (when its
+own cell is not that cell): each try replays the rest of the trace. Measured (shrink of one
+walk): one keeps the only gain seen (Figure 8, seed 5: 57 -> 56 states), and bounds the cost
+on four servers (24 renamings; the membership bug's walk: 2.2 times the shrink time without
+renamings with one try, to the same length)."""
+MAX_RENAMINGS = 6
+"""Shrinking uses renamings only when a system has at most this many (three servers): on the
+membership bug (four servers, 24) they doubled the shrink time without shortening the trace."""
+
+
+class _Targets:
+    """The later states of a trace a shortcut may aim at, each also under every renaming:
+    the renamed states' fingerprints and cells, cached across searches (by the state's
+    fingerprint and the renaming), since a trace changes little between searches."""
+
+    def __init__(self, system: System, cells: Callable[[Any], Hashable] | None,
+                 renamings: Renamings | None) -> None:
+        self._fingerprint = system.fingerprint
+        self._cells = cells
+        self._renamings = renamings
+        perms = renamings.renamings() if renamings is not None else []
+        self._perms = [None] + (perms[1:] if len(perms) <= MAX_RENAMINGS else [])
+        self._cache: dict[tuple[Any, int], tuple[Any, Any, Hashable]] = {}
+
+    def renamed(self, state: Any, fp: Any, k: int) -> tuple[Any, Any, Hashable]:
+        """(state, fingerprint, cell) of ``state`` under renaming ``k`` (0: the identity)."""
+        key = (fp, k)
+        hit = self._cache.get(key)
+        if hit is None:
+            if k == 0:
+                renamed, rfp = state, fp
+            else:
+                assert self._renamings is not None
+                renamed = self._renamings.state(state, self._perms[k])
+                rfp = self._fingerprint(renamed)
+            cell = self._cells(renamed) if self._cells is not None else None
+            hit = self._cache[key] = (renamed, rfp, cell)
+        return hit
+
+    @property
+    def count(self) -> int:
+        return len(self._perms)
+
+    def actions(self, best: Trace, j: int, k: int) -> list[Any]:
+        """The actions after ``best[j]``, under renaming ``k``."""
+        if k == 0:
+            return [a for a, _ in best[j + 1:]]
+        assert self._renamings is not None
+        return [self._renamings.action(a, self._perms[k]) for a, _ in best[j + 1:]]
 
 
 def _shortcuts(
@@ -625,6 +741,8 @@ def _shortcuts(
     cells: Callable[[Any], Hashable] | None,
     max_nodes: int,
     searched: set[int],
+    targets: _Targets,
+    progress: Callable[[Trace, str], None] | None = None,
 ) -> tuple[Trace, str, int]:
     """Replace segments of ``best`` by shorter ones: from each state ``best[i]``, a
     breadth-first search (at most ``max_nodes`` states) for a state reached in fewer steps than
@@ -632,22 +750,28 @@ def _shortcuts(
     rest of the trace then replays unchanged), when it violates a property (the trace ends
     there), or, with ``cells``, when it is in the same cell as a later state and the rest of the
     trace, replayed from it, still violates a property (a state "as good as" ``best[j]`` for
-    the rest of the trace). Each gain restarts the search from the same ``i``. ``searched``
-    holds the suffixes from which a search found nothing (its outcome depends on the suffix
-    only), across passes."""
+    the rest of the trace). With renamings (modulo symmetry), a search state also counts when
+    it is a renaming of a later state (or in a renaming's cell): the rest of the trace is then
+    replayed renamed the same way, which a symmetric system follows step for step (replayed,
+    not assumed). Each gain restarts the search from the same ``i``. ``searched`` holds the
+    suffixes from which a search found nothing (its outcome depends on the suffix only),
+    across passes."""
     replays = 0
     i = 0
-    failed: set[tuple[Any, int]] = set()  # (state, j) pairs known not to be as good as best[j]
+    failed: set[tuple[Any, int, int]] = set()  # (state, j, renaming) known not as good as best[j]
     fingerprints = [system.fingerprint(state) for _, state in best]
     while i < len(best) - 2 and time.perf_counter() < deadline:
         suffix = hash(tuple(fingerprints[i:]))
         if suffix in searched:
             i += 1
             continue
-        found, tried = _shortcut_from(system, best, prop, i, deadline, cells, max_nodes, failed)
+        found, tried = _shortcut_from(system, best, fingerprints, prop, i, deadline, cells,
+                                      max_nodes, failed, targets)
         replays += tried
         if found is not None:
             best, prop = found
+            if progress is not None:
+                progress(best, prop)
             failed = set()
             fingerprints = [system.fingerprint(state) for _, state in best]
         else:
@@ -659,12 +783,14 @@ def _shortcuts(
 def _shortcut_from(
     system: System,
     best: Trace,
+    fingerprints: list[Any],
     prop: str,
     i: int,
     deadline: float,
     cells: Callable[[Any], Hashable] | None,
     max_nodes: int,
-    failed: set[tuple[Any, int]],
+    failed: set[tuple[Any, int, int]],
+    targets: _Targets,
 ) -> tuple[tuple[Trace, str] | None, int]:
     """One search of ``_shortcuts`` from ``best[i]``: a shorter trace and its property, or
     None; and the number of replays tried."""
@@ -672,19 +798,46 @@ def _shortcut_from(
     invariants = list(system.invariants.items())
     step_properties = list(system.step_properties.items())
     n = len(best)
-    exact: dict[Any, int] = {}
-    by_cell: dict[Hashable, list[int]] = {}
-    for j in range(i + 2, n):
-        exact[fingerprint(best[j][1])] = j
-        if cells is not None:
-            by_cell.setdefault(cells(best[j][1]), []).append(j)
-    for js in by_cell.values():
-        js.reverse()  # the latest first: the largest gain
+    exact: dict[Any, tuple[int, int]] = {}  # fingerprint -> (j, renaming), the latest j first
+    by_cell: dict[Hashable, list[tuple[int, int]]] = {}  # cell -> (j, renaming), latest first
+    for j in range(n - 1, i, -1):
+        for k in range(targets.count):
+            _, rfp, cell = targets.renamed(best[j][1], fingerprints[j], k)
+            exact.setdefault(rfp, (j, k))
+            if cells is not None and j > i + 1:
+                by_cell.setdefault(cell, []).append((j, k))
+    replays = 0
+
+    def renaming_to(state: Any, fp: Any, after: int) -> tuple[int, int]:
+        """(j, k): a later state ``best[j]`` (j > ``after``) that renaming k makes into
+        ``state`` (of fingerprint ``fp``), or (-1, -1)."""
+        j, k = exact.get(fp, (-1, -1))
+        if j > after and targets.renamed(best[j][1], fingerprints[j], k)[0] == state:
+            return j, k
+        return -1, -1
+
+    def renamed_rest(state: Any, j: int, k: int, length: int) -> tuple[Trace, str] | None:
+        """The rest of the trace after ``best[j]``, renamed, replayed from ``state`` (reached
+        in ``length`` states), if it still violates a property and the whole is shorter."""
+        nonlocal replays
+        replays += 1
+        tail = replay(system, state, targets.actions(best, j, k))
+        if tail is not None and length + len(tail[0]) - 1 < n:
+            return tail
+        return None
+
     start = best[i][1]
-    seen = {fingerprint(start)}
+    start_fp = fingerprint(start)
+    # the start itself a renaming of a later state: a loop modulo symmetry
+    j, k = renaming_to(start, start_fp, i)
+    if k > 0:
+        tail = renamed_rest(start, j, k, i + 1)
+        if tail is not None:
+            return (best[: i + 1] + tail[0][1:], tail[1]), replays
+    seen = {start_fp}
     parents: dict[Any, tuple[Any, Any]] = {}  # fingerprint -> (parent's, (action, state))
-    frontier = [(fingerprint(start), start)]
-    nodes = replays = depth = 0
+    frontier = [(start_fp, start)]
+    nodes = depth = 0
     while frontier and nodes < max_nodes and time.perf_counter() < deadline:
         depth += 1
         if i + depth >= n - 1:  # no shorter way to the end is possible any more
@@ -706,19 +859,40 @@ def _shortcut_from(
                     violated = next((name for name, holds in invariants if not holds(nxt)), None)
                 if violated is not None:
                     return (best[: i + 1] + _path(parents, nfp), violated), replays
-                j = exact.get(nfp, -1)
-                if j > i + depth and best[j][1] == nxt:  # the rest replays unchanged
-                    return (best[: i + 1] + _path(parents, nfp) + best[j + 1:], prop), replays
+                j, k = renaming_to(nxt, nfp, i + depth)
+                if k >= 0:
+                    if k == 0:  # the rest replays unchanged
+                        return (best[: i + 1] + _path(parents, nfp) + best[j + 1:], prop), \
+                            replays
+                    tail = renamed_rest(nxt, j, k, i + depth + 1)
+                    if tail is not None:
+                        return (best[: i + 1] + _path(parents, nfp) + tail[0][1:],
+                                tail[1]), replays
                 if cells is not None:
-                    for j in by_cell.get(cells(nxt), ())[:1]:
-                        if j <= i + depth or (nfp, j) in failed:
+                    candidates = by_cell.get(cells(nxt), ())
+                    latest = candidates[0][0] if candidates else -1
+                    renamed_tries = RENAMED_TRIES
+                    for j, k in candidates:
+                        if j != latest or j <= i + depth:
                             break
-                        replays += 1
-                        tail = _rejoin(system, nxt, best, j, prop)
-                        if tail is not None and i + depth + len(tail[0]) < n:
-                            return (best[: i + 1] + _path(parents, nfp) + tail[0][1:],
-                                    tail[1]), replays
-                        failed.add((nfp, j))
+                        if (nfp, j, k) in failed:
+                            continue
+                        if k > 0:
+                            renamed_tries -= 1
+                            if renamed_tries < 0:
+                                break
+                        if k == 0:
+                            replays += 1
+                            tail = _rejoin(system, nxt, best, j, prop)
+                            if tail is not None and i + depth + len(tail[0]) < n:
+                                return (best[: i + 1] + _path(parents, nfp) + tail[0][1:],
+                                        tail[1]), replays
+                        else:
+                            tail = renamed_rest(nxt, j, k, i + depth + 1)
+                            if tail is not None:
+                                return (best[: i + 1] + _path(parents, nfp) + tail[0][1:],
+                                        tail[1]), replays
+                        failed.add((nfp, j, k))
                 nxt_frontier.append((nfp, nxt))
                 if nodes >= max_nodes:
                     break
@@ -759,7 +933,8 @@ def _path(parents: dict[Any, tuple[Any, Any]], fp: Any) -> Trace:
 
 
 def _delete_steps(
-    system: System, best: Trace, prop: str, deadline: float
+    system: System, best: Trace, prop: str, deadline: float,
+    progress: Callable[[Trace, str], None] | None = None,
 ) -> tuple[Trace, str, int]:
     """Greedy deletion of loops and of runs of steps while the rest still violates a
     property."""
@@ -782,6 +957,8 @@ def _delete_steps(
             candidate = attempt(i, [a for a, _ in best[i + size:]])
             if candidate is not None and len(candidate[0]) < len(best):
                 best, prop = candidate
+                if progress is not None:
+                    progress(best, prop)
             else:
                 i += 1 if size == 1 else max(1, size // 2)
         size //= 2

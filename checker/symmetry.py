@@ -28,6 +28,7 @@ from raftspec.protocol.schema import (
     ServerId,
     ServerSet,
 )
+from raftspec.protocol.table import MESSAGE
 
 
 def _mask(ids: frozenset[int], relabel: list[int]) -> int:
@@ -146,3 +147,90 @@ def encode_as(state, old_of_new, relabel):
             tuple(k for group in choice for k in group)
             for choice in product(*(permutations(group) for group in groups))
         ]
+
+
+class Renaming:
+    """Server renamings applied to a schema's states and actions themselves (not to their
+    encodings, as ``Canonicalizer`` does): the state or action that a renaming of the servers
+    makes of a given one, with the same classes, so that it compares equal to what the
+    protocol's own steps produce from renamed states.
+
+    A renaming is given as ``old_of_new`` (0-based): the new server ``k + 1`` is the old server
+    ``old_of_new[k] + 1``. ``classes`` are the protocol's generated classes: ``server`` and
+    ``state``, and ``messages``, one per message type in schema order. Simulation uses it to
+    shrink modulo symmetry: a shortcut that reaches a renaming of a later state of a trace
+    continues with the rest of the trace renamed the same way.
+    """
+
+    def __init__(self, schema: Schema, n: int, *, server: type, state: type,
+                 messages: list[type]) -> None:
+        self.n = n
+        self._schema = schema
+        self._server, self._state, self._messages = server, state, messages
+
+    def renamings(self) -> list[tuple[int, ...]]:
+        """Every renaming, the identity first (then in lexicographic order)."""
+        return list(permutations(range(self.n)))
+
+    def _relabel_ids(self, old_of_new: tuple[int, ...]) -> list[int]:
+        relabel = list(range(self.n + 1))  # 0 (none) stays 0
+        for new, old in enumerate(old_of_new):
+            relabel[old + 1] = new + 1
+        return relabel
+
+    def _value(self, kind: Kind, value: Any, relabel: list[int],
+               old_of_new: tuple[int, ...]) -> Any:
+        if kind.invariant:
+            return value
+        if isinstance(kind, ServerId):
+            return relabel[value]
+        if isinstance(kind, ServerSet):
+            return frozenset(relabel[k] for k in value)
+        if isinstance(kind, PerServer):
+            return tuple(self._value(kind.of, value[k], relabel, old_of_new) for k in old_of_new)
+        if isinstance(kind, Log):
+            return tuple(self._value(kind.entry, e, relabel, old_of_new) for e in value)
+        if isinstance(kind, Record):
+            return tuple.__new__(kind.cls, (self._value(k, v, relabel, old_of_new)
+                                            for (_, k), v in zip(kind.fields, value, strict=True)))
+        raise TypeError(f"no renaming for kind {kind!r}")
+
+    def _message(self, m: Any, relabel: list[int], old_of_new: tuple[int, ...]) -> Any:
+        fields = self._schema.message_types[m[0]].fields
+        return tuple.__new__(self._messages[m[0]], (
+            self._value(f.kind, v, relabel, old_of_new)
+            for f, v in zip(fields, m, strict=True)))
+
+    def state(self, state: Any, old_of_new: tuple[int, ...]) -> Any:
+        """``state`` with its servers renamed."""
+        relabel = self._relabel_ids(old_of_new)
+        servers = state[0]
+        fields = self._schema.server_fields
+        renamed = tuple(
+            tuple.__new__(self._server, (self._value(f.kind, v, relabel, old_of_new)
+                                         for f, v in zip(fields, servers[old], strict=True)))
+            for old in old_of_new)
+        bag = tuple(sorted((self._message(m, relabel, old_of_new), count)
+                           for m, count in state[1]))
+        globals_ = (self._value(f.kind, v, relabel, old_of_new)
+                    for f, v in zip(self._schema.global_fields, state[2:], strict=True))
+        return tuple.__new__(self._state, (renamed, bag, *globals_))
+
+    def action(self, action: Any, old_of_new: tuple[int, ...]) -> Any:
+        """An action record (``protocol.Action``: name, args, params with kinds) with its
+        server and message arguments renamed; a message argument is a message of the bag."""
+        relabel = self._relabel_ids(old_of_new)
+        args = []
+        for param, arg in zip(action.params, action.args, strict=True):
+            if param.kind == MESSAGE:
+                args.append(self._message(arg, relabel, old_of_new))
+            else:
+                args.append(self._value(param.kind, arg, relabel, old_of_new))
+        return action._replace(args=tuple(args))
+
+
+def renaming_of(protocol: Any, servers: int) -> Renaming:
+    """The ``Renaming`` of a protocol's states (``raftspec.protocol.Protocol``: its schema and
+    generated classes) with ``servers`` servers."""
+    return Renaming(protocol.schema, servers, server=protocol.Server, state=protocol.State,
+                    messages=[protocol.messages[t.name] for t in protocol.schema.message_types])

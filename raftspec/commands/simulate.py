@@ -23,6 +23,7 @@ from raftspec.checker.simulate import (
     SwarmSettings,
     simulate_parallel,
 )
+from raftspec.checker.symmetry import renaming_of
 from raftspec.checker.system import ProtocolSystem
 from raftspec.commands._contract import (
     FINDING,
@@ -44,7 +45,10 @@ random "swarm" configuration (weights of the actions, some left for quiet moment
 and logs reached so far, the least explored first (--fresh-walks: always the initial state).
 With one worker the same seed runs the same walks and finds the same trace. A violation is
 shrunk (steps and loops dropped, segments replaced by shorter ones found by small searches,
-while it still replays and still violates) and printed as `raftspec check` prints one.
+also modulo renaming of the servers for a model with symmetry: true and at most three
+servers, while it still replays and still violates) and printed as `raftspec check` prints
+one; Ctrl-C or SIGTERM while shrinking ends the shrinking, not the run: the shortest trace so
+far is printed (exit 1).
 Reaches bugs far deeper than BFS (the paper's Figure 8, over 50 steps) but proves nothing
 when it finds none.
 
@@ -116,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
             action_name=ProtocolSystem.action_name,
             settings=SwarmSettings(omit_by_name=hints.rare),
             cells=hints.cell if args.cells else None,
+            renamings=renaming_of(model.protocol, model.config.servers) if model.symmetry
+            else None,
             on_progress=watch, progress_interval=watch.INTERVAL,
         )
         stopped = None if result.violated is not None else (
@@ -212,6 +218,7 @@ def _json_report(model: Model, args: argparse.Namespace, result: SimulationResul
         "walk_length": result.original_length,
         "counterexample_length": len(result.trace) if result.trace is not None else None,
         "shrink_seconds": round(result.shrink_seconds, 4),
+        "shrink_stopped": result.shrink_stopped,
     }
 
 
@@ -230,6 +237,8 @@ def _print_summary(model: Model, args: argparse.Namespace, result: SimulationRes
     if result.trace is not None:
         shrunk = ("" if not args.shrink else
                   f", shrunk to {len(result.trace)} states in {result.shrink_seconds:.1f} s")
+        if result.shrink_stopped is not None:
+            shrunk += f" before shrinking was {result.shrink_stopped}"
         print(f"\nVIOLATION of {result.violated} found by walk {result.walk} after "
               f"{result.seconds:.2f} s (walk prefix {result.original_length} states{shrunk}):\n")
         print_counterexample(result.trace, model.protocol)
