@@ -15,6 +15,7 @@ from pathlib import Path
 
 import attrs
 import pytest
+from adhoc import AdHocModel
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -146,17 +147,8 @@ def _wrongly_declared(protocol):
                                              for r in protocol.rows))
 
 
-@attrs.frozen
-class _Model:
-    protocol: object
-    config: Config
-    symmetry: bool = False
-    state_invariants: tuple[str, ...] = ()
-    step_properties: tuple[str, ...] = ()
-
-
 def test_a_wrong_declaration_is_caught() -> None:
-    model = _Model(_wrongly_declared(RAFT_TLA), TINY2)
+    model = AdHocModel(_wrongly_declared(RAFT_TLA), TINY2)
     with pytest.raises(RaftspecError, match="Timeout.*within the constraint"):
         explore(ProtocolSystem(model, beyond="check"))
     # ... and comparing with the built successors catches it too: the counts differ
@@ -185,13 +177,13 @@ def test_a_declaration_goes_with_its_action_and_constraint() -> None:
     with pytest.raises(RaftspecError, match="beyond_for"):
         attrs.evolve(row, beyond_for=None)
     with pytest.raises(ValueError, match="beyond"):
-        ProtocolSystem(_Model(RAFT_TLA, CONFIG), beyond="fast")
+        ProtocolSystem(AdHocModel(RAFT_TLA, CONFIG), beyond="fast")
 
 
 def test_out_of_bounds_is_one_object_and_fails_every_constraint() -> None:
     import pickle
 
     assert pickle.loads(pickle.dumps(OUT_OF_BOUNDS)) is OUT_OF_BOUNDS
-    system = ProtocolSystem(_Model(RAFT_TLA, CONFIG))
+    system = ProtocolSystem(AdHocModel(RAFT_TLA, CONFIG))
     assert not system.constraint(OUT_OF_BOUNDS)
     assert system.constraint(next(iter(system.init_states())))

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 
 import attrs
+from adhoc import AdHocModel
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,15 +33,6 @@ CONFIGS = [
 ]
 PROTOCOLS = {"tla": RAFT_TLA, "figure2": build_protocol("figure2"),
              "prevote": build_protocol("prevote")}
-
-
-@attrs.frozen
-class _Model:
-    protocol: object
-    config: Config
-    symmetry: bool = False
-    state_invariants: tuple[str, ...] = ()
-    step_properties: tuple[str, ...] = ()
 
 
 def _plain_steps(protocol, state, config) -> list:
@@ -77,7 +69,7 @@ walks = st.tuples(st.sampled_from(sorted(PROTOCOLS)), st.sampled_from(CONFIGS),
 def test_generated_steps_equal_the_table_read_row_by_row(walk) -> None:
     name, config, choices = walk
     protocol = PROTOCOLS[name]
-    system = ProtocolSystem(_Model(protocol, config), beyond="off")  # every successor built
+    system = ProtocolSystem(AdHocModel(protocol, config), beyond="off")  # every successor built
     for state in _walk(protocol, config, choices):
         fast = [((a.name, a.args), nxt) for a, nxt in system.steps(state)]
         assert fast == _plain_steps(protocol, state, config)
@@ -202,6 +194,6 @@ def test_a_config_form_belongs_to_its_property_only() -> None:
     state = next(iter(RAFT_TLA.init(CONFIGS[0])))
     assert config_form(type_ok, CONFIGS[0])(state)
     assert config_form(never, CONFIGS[0]) is None
-    system = ProtocolSystem(_Model(RAFT_TLA.with_properties(invariants={"type_ok": never}),
+    system = ProtocolSystem(AdHocModel(RAFT_TLA.with_properties(invariants={"type_ok": never}),
                                    CONFIGS[0], state_invariants=("type_ok",)))
     assert not system.invariants["type_ok"](state)
