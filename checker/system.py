@@ -88,7 +88,6 @@ class ProtocolSystem:
         self.within_bounds = within
         """The protocol's constraint itself (``constraint`` also rejects ``OUT_OF_BOUNDS``)."""
         self.constraint: Callable[[Any], bool] = _rejecting_out_of_bounds(within)
-        self.beyond = beyond
         if self.symmetry:
             self.fingerprint: Callable[[Any], int] = Canonicalizer(
                 protocol.schema, config.servers).fingerprint
@@ -145,17 +144,18 @@ def _rejecting_out_of_bounds(within: Callable[[Any], bool]) -> Callable[[Any], b
     return constraint
 
 
-def _compiled_steps(protocol: Protocol, config: Any, beyond: str = "on",
-                    within: Callable[[Any], bool] | None = None) -> Callable[[Any], list[tuple]]:
+def _compiled_steps(protocol: Protocol, config: Any, beyond: str,
+                    within: Callable[[Any], bool]) -> Callable[[Any], list[tuple]]:
     """``protocol.steps`` as one function generated for this table: the rows unrolled in order
     (no loop over rows, no generator frame), each row's enumerator and action bound once, the
     arguments passed by position (no ``*args`` for rows of one or two parameters), and one
     Action record per distinct (row, arguments), reused. The engine calls it for every state,
     so it returns a list: it is consumed whole, and a list is cheaper to fill than a generator
-    is to resume. ``beyond``: as ``ProtocolSystem``'s. ``steps_source`` shows the code."""
+    is to resume. ``beyond``: as ``ProtocolSystem``'s; ``within``: the protocol's constraint for
+    ``config`` (what "check" verifies against). ``steps_source`` shows the code."""
     source, scope = steps_source(protocol, config, beyond)
     scope["config"] = config
-    scope["within"] = within if within is not None else protocol.constraint(config)
+    scope["within"] = within
     exec(source, scope)  # noqa: S102 (generated from the table's row positions only)
     return scope["steps"]
 
