@@ -408,7 +408,7 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
     inbox = inboxes[me]
     others = [dest for dest in range(shards) if dest != me]
     done_from = awards_from = gifts_from = 0
-    timing = _Timing() if os.environ.get(STATS_ENV) else None
+    timing = _Timing() if os.environ.get(STATS_ENV) else _NoTiming()
 
     def take(message: tuple) -> None:
         """A message from another shard: claims, the end of its claims, or its award."""
@@ -416,12 +416,9 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
         kind = message[0]
         if kind == CLAIMS:
             _, holder, fps, keys, pfps = message
-            if timing is not None:
-                t = time.thread_time()
-                shard.receive((holder, _array(fps), _array(keys), _array(pfps)))
-                timing.add("receive_cpu", time.thread_time() - t)
-            else:
-                shard.receive((holder, _array(fps), _array(keys), _array(pfps)))
+            t = time.thread_time()
+            shard.receive((holder, _array(fps), _array(keys), _array(pfps)))
+            timing.add("receive_cpu", time.thread_time() - t)
         elif kind == DONE:
             done_from += 1
         elif kind == GIFT:
@@ -442,9 +439,8 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
     def send(dest: int, claims: tuple) -> None:
         holder, fps, keys, pfps = claims
         inboxes[dest].put((CLAIMS, holder, fps.tobytes(), keys.tobytes(), pfps.tobytes()))
-        if timing is not None:
-            timing.add("claims_sent", len(fps))
-            timing.add("bytes_sent", 24 * len(fps))
+        timing.add("claims_sent", len(fps))
+        timing.add("bytes_sent", 24 * len(fps))
 
     def progress(generated: int, new: int) -> None:
         counters[2 * me] = generated
@@ -453,14 +449,12 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
             raise _Abandon
 
     while True:
-        if timing is not None:
-            timing.mark()
+        timing.mark()
         while not commands.poll(1.0):
             if os.getppid() != parent:
                 return
         command, arg = commands.recv()
-        if timing is not None:
-            timing.lap("idle")
+        timing.lap("idle")
         try:
             if command == "quit":
                 return
@@ -476,42 +470,34 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
                             inboxes[dst].put((GIFT, shard.give(count)))
                     while gifts_from < sum(1 for move in moves if move[1] == me):
                         take(inbox.get())
-                    if timing is not None:
-                        timing.lap("balance")
+                    timing.lap("balance")
                 if all_keys is not None:
                     shard.advance(all_keys)
-                    if timing is not None:
-                        timing.lap("advance")
+                    timing.lap("advance")
                 shard.expand(send, poll, progress)
-                if timing is not None:
-                    timing.lap("expand")
+                timing.lap("expand")
                 for dest in others:
                     inboxes[dest].put((DONE,))
                 while done_from < shards - 1:
                     take(inbox.get())
-                if timing is not None:
-                    timing.lap("wait_claims")
+                timing.lap("wait_claims")
                 awards = shard.arbitrate()
                 for dest in others:
                     inboxes[dest].put((AWARD, awards[dest].tobytes()))
-                    if timing is not None:
-                        timing.add("bytes_sent", 8 * len(awards[dest]))
+                    timing.add("bytes_sent", 8 * len(awards[dest]))
                 shard.accept(awards[me])
-                if timing is not None:
-                    timing.lap("arbitrate")
+                timing.lap("arbitrate")
                 while awards_from < shards - 1:
                     take(inbox.get())
-                if timing is not None:
-                    timing.lap("wait_awards")
+                timing.lap("wait_awards")
                 counters[2 * me] = shard.generated
                 reply = shard.finish(pending)
-                if timing is not None:
-                    timing.lap("finish")
-                    timing.add("generated", shard.generated)
-                    timing.add("held", len(shard.frontier))
-                    timing.level_done()
+                timing.lap("finish")
+                timing.add("generated", shard.generated)
+                timing.add("held", len(shard.frontier))
+                timing.level_done()
             elif command == "stats":
-                reply = None if timing is None else timing.report()
+                reply = timing.report()
             elif command == "prefix":
                 reply = shard.prefix(*arg)
             elif command == "step_violation":
@@ -569,6 +555,26 @@ class _Timing:
             self.totals[name] = self.totals.get(name, 0) + value
         self.current = {}
         return {"totals": self.totals, "levels": self.levels}
+
+
+class _NoTiming:
+    """``_Timing`` switched off (no ``STATS_ENV``): every record is dropped, the report is None.
+    Its calls come a few times a step of a level and once a batch of claims, never per state."""
+
+    def mark(self) -> None:
+        pass
+
+    def add(self, name: str, value: float) -> None:
+        pass
+
+    def lap(self, step: str) -> None:
+        pass
+
+    def level_done(self) -> None:
+        pass
+
+    def report(self) -> None:
+        return None
 
 
 CLAIMS, DONE, AWARD, GIFT = 0, 1, 2, 3
