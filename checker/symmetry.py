@@ -38,22 +38,27 @@ def _mask(ids: frozenset[int], relabel: list[int]) -> int:
     return mask
 
 
-def _relabel(kind: Kind, value: Any, relabel: list[int], old_of_new: tuple[int, ...]) -> Any:
+def _relabel(kind: Kind, value: Any, relabel: list[int], old_of_new: tuple[int, ...],
+             as_value: bool = False) -> Any:
     """A value of the given kind after renaming (the generic path, for kinds that are rare in
-    hot code: records and logs holding server ids, vectors of sets)."""
+    hot code: records and logs holding server ids, vectors of sets): its encoding (sets as bit
+    masks, records as plain tuples), or with ``as_value`` the renamed value itself (sets as
+    frozensets, records of their own class; for ``Renaming``)."""
     if kind.invariant:
         return value
     if isinstance(kind, ServerId):
         return relabel[value]
     if isinstance(kind, ServerSet):
-        return _mask(value, relabel)
+        return frozenset(relabel[k] for k in value) if as_value else _mask(value, relabel)
     if isinstance(kind, PerServer):
-        return tuple(_relabel(kind.of, value[k], relabel, old_of_new) for k in old_of_new)
+        return tuple(_relabel(kind.of, value[k], relabel, old_of_new, as_value)
+                     for k in old_of_new)
     if isinstance(kind, Log):
-        return tuple(_relabel(kind.entry, e, relabel, old_of_new) for e in value)
+        return tuple(_relabel(kind.entry, e, relabel, old_of_new, as_value) for e in value)
     if isinstance(kind, Record):
-        return tuple(_relabel(k, v, relabel, old_of_new)
-                     for (_, k), v in zip(kind.fields, value, strict=True))
+        fields = (_relabel(k, v, relabel, old_of_new, as_value)
+                  for (_, k), v in zip(kind.fields, value, strict=True))
+        return tuple.__new__(kind.cls, fields) if as_value else tuple(fields)
     raise TypeError(f"no renaming for kind {kind!r}")
 
 
@@ -178,27 +183,10 @@ class Renaming:
             relabel[old + 1] = new + 1
         return relabel
 
-    def _value(self, kind: Kind, value: Any, relabel: list[int],
-               old_of_new: tuple[int, ...]) -> Any:
-        if kind.invariant:
-            return value
-        if isinstance(kind, ServerId):
-            return relabel[value]
-        if isinstance(kind, ServerSet):
-            return frozenset(relabel[k] for k in value)
-        if isinstance(kind, PerServer):
-            return tuple(self._value(kind.of, value[k], relabel, old_of_new) for k in old_of_new)
-        if isinstance(kind, Log):
-            return tuple(self._value(kind.entry, e, relabel, old_of_new) for e in value)
-        if isinstance(kind, Record):
-            return tuple.__new__(kind.cls, (self._value(k, v, relabel, old_of_new)
-                                            for (_, k), v in zip(kind.fields, value, strict=True)))
-        raise TypeError(f"no renaming for kind {kind!r}")
-
     def _message(self, m: Any, relabel: list[int], old_of_new: tuple[int, ...]) -> Any:
         fields = self._schema.message_types[m[0]].fields
         return tuple.__new__(self._messages[m[0]], (
-            self._value(f.kind, v, relabel, old_of_new)
+            _relabel(f.kind, v, relabel, old_of_new, as_value=True)
             for f, v in zip(fields, m, strict=True)))
 
     def state(self, state: Any, old_of_new: tuple[int, ...]) -> Any:
@@ -207,12 +195,12 @@ class Renaming:
         servers = state[0]
         fields = self._schema.server_fields
         renamed = tuple(
-            tuple.__new__(self._server, (self._value(f.kind, v, relabel, old_of_new)
+            tuple.__new__(self._server, (_relabel(f.kind, v, relabel, old_of_new, as_value=True)
                                          for f, v in zip(fields, servers[old], strict=True)))
             for old in old_of_new)
         bag = tuple(sorted((self._message(m, relabel, old_of_new), count)
                            for m, count in state[1]))
-        globals_ = (self._value(f.kind, v, relabel, old_of_new)
+        globals_ = (_relabel(f.kind, v, relabel, old_of_new, as_value=True)
                     for f, v in zip(self._schema.global_fields, state[2:], strict=True))
         return tuple.__new__(self._state, (renamed, bag, *globals_))
 
@@ -225,7 +213,7 @@ class Renaming:
             if param.kind == MESSAGE:
                 args.append(self._message(arg, relabel, old_of_new))
             else:
-                args.append(self._value(param.kind, arg, relabel, old_of_new))
+                args.append(_relabel(param.kind, arg, relabel, old_of_new, as_value=True))
         return action._replace(args=tuple(args))
 
 
