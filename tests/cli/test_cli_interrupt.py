@@ -86,13 +86,15 @@ def test_induct_interrupted_exits_3_and_proves_nothing(tmp_path: Path, sig: int)
 
 def test_matrix_interrupted_is_unknown_not_ok_and_exits_3() -> None:
     """A Ctrl-C during matrix's search printed "ok (35,002 states)" and exited 0: the states
-    explored so far decide nothing (mid2.yaml has 46,207)."""
-    report = _json(interrupt(["matrix", str(MODELS_DIR / "conformance" / "mid2.yaml"),
+    explored so far decide nothing. The model searched is the Figure 8 mutant's, which BFS
+    never exhausts (mid2, used before, now finishes in about as long as the signal waits)."""
+    report = _json(interrupt(["matrix", str(MODELS_DIR / "mutant_commit_previous_term.yaml"),
                               str(MODELS_DIR / "conformance" / "tiny2.yaml"), "--json"]))
-    mid2, tiny2 = report["models"]
-    assert (mid2["complete"], mid2["stopped"]) == (False, "interrupted")
-    assert 0 < mid2["distinct_states"] < 46_207
-    assert {c["status"] for c in mid2["cells"].values()} == {"unknown"}
+    deep, tiny2 = report["models"]
+    assert (deep["complete"], deep["stopped"]) == (False, "interrupted")
+    assert deep["distinct_states"] > 0
+    # its properties are unknown; tiny2's others are not among its model's properties
+    assert {c["status"] for c in deep["cells"].values()} == {"unknown", "not checked"}
     assert tiny2["complete"] is False and tiny2["stopped"] == "not started: interrupted"
 
 
