@@ -88,15 +88,19 @@ class _SolverInterrupter:
     call has returned (an ``induct`` action can take minutes in one ``check``). Z3 handles
     SIGINT itself, but not SIGTERM, a CI job's timeout: that one was lost until the end of the
     run. So the signals' wake-up file descriptor is watched from a thread that, on SIGINT or
-    SIGTERM, asks Z3 (if loaded) to cancel what it is doing, a few times over a few seconds
-    (the call under way may start just after the first request); the canceled call returns
+    SIGTERM, asks Z3 (if loaded) to cancel what it is doing, every ``EVERY`` seconds until the
+    command ends: a request made while no solver call runs is forgotten by Z3, and the signal
+    may arrive while the engine is still building a depth's formulas (in z3's Python layer,
+    where ``_stop`` defers it) and the next ``check`` start seconds later (a CI run hung for
+    a whole minute when the requests stopped after five seconds). The canceled call returns
     "unknown: canceled", which the engines raise as the KeyboardInterrupt the handler would
     have raised."""
 
-    REPEAT, EVERY = 20, 0.25
+    EVERY = 0.25
 
     def __init__(self) -> None:
         self._read, self._write = os.pipe()
+        self._closed = threading.Event()
         os.set_blocking(self._write, False)
         self._previous = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
         threading.Thread(target=self._watch, daemon=True, name="raftspec-stop").start()
@@ -122,14 +126,16 @@ class _SolverInterrupter:
                 os.close(self._read)
 
     def _cancel(self) -> None:
-        for _ in range(self.REPEAT):
+        while True:
             z3 = sys.modules.get("z3")
             if z3 is not None:
                 with contextlib.suppress(Exception):
                     z3.main_ctx().interrupt()
-            threading.Event().wait(self.EVERY)
+            if self._closed.wait(self.EVERY):
+                return
 
     def close(self) -> None:
+        self._closed.set()
         with contextlib.suppress(ValueError, OSError):
             signal.set_wakeup_fd(self._previous)
         with contextlib.suppress(OSError):

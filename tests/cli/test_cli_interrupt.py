@@ -157,3 +157,38 @@ def test_a_ctrl_c_landing_in_a_destructor_is_not_lost() -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     assert caught
+
+
+STOP_THEN_SOLVE = """
+import os, signal, sys, time
+import z3
+from raftspec.cli import _SolverInterrupter
+
+signal.signal(signal.SIGTERM, lambda signum, frame: None)  # seen through the wake-up fd only
+stopper = _SolverInterrupter()
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(float(sys.argv[1]))        # still building formulas, no solver call under way
+n = 13                                # pigeonhole 13 into 12: minutes for Z3 if not cancelled
+holes = [[z3.Bool(f"p{i}_{j}") for j in range(n - 1)] for i in range(n)]
+solver = z3.Solver()
+solver.add([z3.Or(row) for row in holes])
+solver.add([z3.Or(z3.Not(holes[i][j]), z3.Not(holes[k][j]))
+            for j in range(n - 1) for i in range(n) for k in range(i + 1, n)])
+started = time.monotonic()
+verdict = solver.check()
+print(verdict, solver.reason_unknown(), round(time.monotonic() - started, 1))
+stopper.close()
+"""
+
+
+def test_a_solver_call_started_long_after_the_stop_signal_is_cancelled_too() -> None:
+    """The signal may arrive while a depth's formulas are being built and the next solver call
+    start seconds later; Z3 forgets a cancel request made while no call runs. A CI run of
+    ``bmc --engine z3`` hung past its 60 s when the requests stopped five seconds after the
+    signal: the call started 6 s after it must be cancelled within a few seconds."""
+    proc = subprocess.run([sys.executable, "-c", STOP_THEN_SOLVE, "6"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    verdict, *reason, seconds = proc.stdout.split()
+    assert verdict == "unknown" and " ".join(reason) in ("canceled", "interrupted"), proc.stdout
+    assert float(seconds) < 5.0, proc.stdout
