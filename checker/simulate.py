@@ -50,6 +50,8 @@ import attrs
 
 from raftspec.checker.explore import System
 from raftspec.checker.gcpolicy import searching
+from raftspec.protocol.schema import ServerId
+from raftspec.protocol.table import MESSAGE
 
 Trace = list[tuple[Any, Any]]
 
@@ -67,6 +69,15 @@ class SwarmSettings:
     with ``u`` uniform in ``[-weight_range, 0]``. A walk's depth is uniform in
     ``[min_depth_fraction * depth, depth]``; its loop-escape probability is one of ``escape``.
     A walk that has visited only states it had already visited for ``patience`` steps is over.
+
+    Partitions (used only when ``simulate`` gets ``links``): a walk cuts, with probability
+    ``partition``, one party (a server about to send) off from the others for a stretch of
+    its steps (its start uniform in the first ``partition_start`` of the walk's depth, its
+    length uniform in ``[1, depth]``): actions that link it to another party (a message sent to
+    or by it) are then taken only when nothing else is enabled, left-out actions included.
+    Real bugs of this kind are found by partition schedules (Jepsen): a deposed leader that
+    hears nothing of the new term while the others move on is what per-action weights almost
+    never produce.
     """
 
     omit: float = 0.2
@@ -76,17 +87,22 @@ class SwarmSettings:
     patience: int = 20
     escape: tuple[float, ...] = (0.0, 0.5, 1.0)
     omit_by_name: dict[str, float] = attrs.field(factory=dict)
+    partition: float = 0.9
+    partition_start: float = 0.1
 
 
 @attrs.frozen
 class WalkConfig:
     """One walk's configuration beyond its weights: its seed and index, its depth and its
-    loop-escape probability."""
+    loop-escape probability, and its partition's stretch of steps (``cut_from`` to
+    ``cut_until``, none when equal)."""
 
     seed: int
     walk: int
     depth: int
     escape: float = 0.0
+    cut_from: int = 0
+    cut_until: int = 0
 
 
 @attrs.frozen
@@ -205,6 +221,7 @@ def simulate(
     shrink: bool = True,
     shrink_time_limit: float = 60.0,
     renamings: Renamings | None = None,
+    links: Callable[[Any], Sequence[Hashable]] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     progress_interval: float = 0.5,
     on_violation: Callable[[SimulationResult], None] | None = None,
@@ -219,10 +236,13 @@ def simulate(
     without it every walk starts afresh and walk ``k`` of a seed is the same walk whatever ran
     before it. On a violation the trace is shrunk (for at most ``shrink_time_limit`` seconds;
     ``shrink=False`` keeps it as found; ``renamings`` shrinks modulo symmetry, see
-    ``shrink_trace``). A KeyboardInterrupt while shrinking ends the shrinking, not the run: the
-    result is the violation with the shortest trace found so far. ``on_violation`` is called
-    with the violation as found, then with each shorter trace shrinking finds (what a parent
-    process reports if it is interrupted while this one shrinks).
+    ``shrink_trace``). ``links``, if given, maps an action to the parties it links (a message's
+    sender and receiver; none for a local action): walks then may cut one party off for a
+    stretch (``SwarmSettings.partition``). A KeyboardInterrupt while shrinking ends the
+    shrinking, not the run: the result is the violation with the shortest trace found so far.
+    ``on_violation`` is called with the violation as found, then with each shorter trace
+    shrinking finds (what a parent process reports if it is interrupted while this one
+    shrinks).
 
     Runs under ``gcpolicy.search_policy``: the cells' traces keep states alive as a search's
     seen set does, and full collections would rescan them all for nothing.
@@ -247,7 +267,7 @@ def simulate(
         walks += 1
         try:
             total_steps += _walk(system, inits, config, settings, action_name, deadline,
-                                 archive, depth)
+                                 archive, depth, links)
         except _Found as found:
             result = SimulationResult(
                 seed=seed, walks=walks, steps=total_steps + found.steps,
@@ -386,8 +406,14 @@ def walk_config(seed: int, walk: int, depth: int, settings: SwarmSettings) -> Wa
     """The configuration of walk ``walk`` of ``seed`` (its depth drawn from its own seed)."""
     rng = random.Random(f"{seed}/{walk}/depth")
     low = max(1, round(depth * settings.min_depth_fraction))
-    return WalkConfig(seed=seed, walk=walk, depth=rng.randint(low, depth),
-                      escape=rng.choice(settings.escape))
+    config = WalkConfig(seed=seed, walk=walk, depth=rng.randint(low, depth),
+                        escape=rng.choice(settings.escape))
+    cut = random.Random(f"{seed}/{walk}/partition")  # its own generator: the rest unchanged
+    if settings.partition > 0 and cut.random() < settings.partition:
+        start = cut.randint(0, int(config.depth * settings.partition_start))
+        config = attrs.evolve(config, cut_from=start,
+                              cut_until=start + cut.randint(1, config.depth))
+    return config
 
 
 class _Archive:
@@ -437,6 +463,7 @@ def _walk(
     deadline: float | None,
     archive: _Archive | None = None,
     max_length: int | None = None,
+    links: Callable[[Any], Sequence[Hashable]] | None = None,
 ) -> int:
     """One walk; returns its number of steps, or raises _Found with the violating prefix."""
     rng = random.Random(f"{config.seed}/{config.walk}")
@@ -449,7 +476,7 @@ def _walk(
     start = len(trace)
     try:
         return _random_walk(system, inits, config, settings, action_name, deadline, rng, trace,
-                            archive)
+                            archive, links if config.cut_until > config.cut_from else None)
     except _Found as found:
         found.steps = len(found.trace) - max(start, 1)
         raise
@@ -465,9 +492,14 @@ def _random_walk(
     rng: random.Random,
     trace: Trace,
     archive: _Archive | None = None,
+    links: Callable[[Any], Sequence[Hashable]] | None = None,
 ) -> int:
     """The random walk of ``_walk``, appending to ``trace`` (from its last state if it is not
-    empty; that state has been checked)."""
+    empty; that state has been checked). With ``links``, the walk cuts a party off during
+    its partition's stretch: a party drawn (from its own generator) among the senders of the
+    enabled actions that link two parties, when the stretch begins or, if there are none, at
+    the first step where there are (a party about to talk, say a leader: cutting off a
+    server with nothing to say changes little)."""
     weights = _Weights(f"{config.seed}/{config.walk}", settings)
     invariants = list(system.invariants.items())
     step_properties = list(system.step_properties.items())
@@ -483,6 +515,8 @@ def _random_walk(
                 raise _Found(name, trace)
     visited = {fingerprint(state)}
     stale = 0
+    victim: Hashable | None = None
+    cut_rng = random.Random(f"{config.seed}/{config.walk}/victim")
     for n in range(config.depth):
         if deadline is not None and n % 64 == 63 and time.perf_counter() >= deadline:
             return n
@@ -498,6 +532,14 @@ def _random_walk(
                 group.append((action, nxt))
         if not by_name:
             return n
+        if links is not None and config.cut_from <= n < config.cut_until:
+            if victim is None:
+                parties = sorted({parties[0] for group in by_name.values() for a, _ in group
+                                  if len(set(parties := links(a))) > 1})
+                if parties:
+                    victim = cut_rng.choice(parties)
+            if victim is not None:
+                by_name = _cut_off(by_name, links, victim)
         action, nxt = _choose(by_name, weights, rng)
         fp = fingerprint(nxt)
         if fp in visited and config.escape and rng.random() < config.escape:
@@ -527,6 +569,33 @@ def _random_walk(
             visited.add(fp)
             stale = 0
     return config.depth
+
+
+def _cut_off(by_name: dict[str, list[tuple[Any, Any]]], links: Callable[[Any], Sequence[Hashable]],
+             victim: Hashable) -> dict[str, list[tuple[Any, Any]]]:
+    """The enabled steps that do not link ``victim`` to another party, if there are any, else
+    all of them (a partition delays what nothing else can replace, as a left-out action)."""
+    kept: dict[str, list[tuple[Any, Any]]] = {}
+    for name, group in by_name.items():
+        rest = [(a, s) for a, s in group
+                if victim not in (parties := links(a)) or len(set(parties)) < 2]
+        if rest:
+            kept[name] = rest
+    return kept or by_name
+
+
+def action_links(action: Any) -> tuple[Hashable, ...]:
+    """The servers a protocol table's action (``protocol.table.Action``) links, sender first,
+    receiver last: its server arguments (a send's sender, then its receiver) and the sender
+    and receiver of its message argument (for ``simulate``'s ``links``; a server's local
+    action links only itself, and is never cut off)."""
+    out: list[Hashable] = []
+    for param, arg in zip(action.params, action.args, strict=True):
+        if isinstance(param.kind, ServerId):
+            out.append(arg)
+        elif param.kind is MESSAGE:
+            out += [getattr(arg, "msource", None), getattr(arg, "mdest", None)]
+    return tuple(p for p in out if p is not None)
 
 
 def _positive(weights: list[float]) -> list[float]:

@@ -14,11 +14,13 @@ from hypothesis import strategies as st
 
 from raftspec.checker.simulate import (
     SwarmSettings,
+    action_links,
     replay,
     shrink_trace,
     simulate,
     simulate_parallel,
     violates,
+    walk_config,
 )
 from raftspec.checker.symmetry import renaming_of
 from raftspec.checker.system import ProtocolSystem
@@ -341,3 +343,102 @@ def test_bad_model_exits_2(tmp_path) -> None:
 def test_help_explains_exit_codes() -> None:
     proc = raftspec("--help")
     assert proc.returncode == 0 and "Exit status" in proc.stdout and "3 the time" in proc.stdout
+
+
+# --- partitions: a walk cuts one server off for a stretch ---------------------------------------
+
+
+@attrs.frozen
+class Chatter:
+    """Three parties that each either tick alone or send to another; the state counts steps
+    (capped) so that the planted violation ends every walk at exactly ``length`` steps, and
+    records which links were used, so a walk's whole trace can be read back."""
+
+    length: int = 40
+    invariants: dict = attrs.field(factory=dict)
+    step_properties: dict = attrs.field(factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        self.invariants["planted"] = lambda s: s[0] < self.length
+
+    def init_states(self):
+        return ((0, 0),)
+
+    def steps(self, state):
+        n, sent = state
+        for i in (1, 2, 3):
+            yield ("tick", i), (n + 1, sent)
+            for j in (1, 2, 3):
+                if i != j:
+                    yield ("send", i, j), (n + 1, (sent * 7 + i * 3 + j) % 1_000_003)
+
+    def constraint(self, state):
+        return True
+
+    def fingerprint(self, state):
+        return hash(state)
+
+
+def chatter_links(action) -> tuple:
+    return action[1:]
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), walk=st.integers(0, 50))
+def test_a_partition_cuts_one_sender_off_for_its_stretch(seed: int, walk: int) -> None:
+    """Within the stretch walk_config gives, no step links the cut-off party to another (ticks
+    are always enabled, so the cut is never forced open); the same walk is the same trace."""
+    system = Chatter()
+    swarm = SwarmSettings(partition=1.0, omit=0.0)
+    config = walk_config(seed, walk, 300, swarm)
+    assert config.cut_until > config.cut_from >= 0
+    result = simulate(system, seed=seed, first_walk=walk, max_walks=1, depth=300,
+                      time_limit=None, settings=swarm, links=chatter_links, shrink=False,
+                      action_name=lambda a: a[0])
+    assert result.violated == "planted" and len(result.trace) == system.length + 1
+    stretch = [a for a, _ in result.trace[1 + config.cut_from:1 + config.cut_until]]
+    linked = {p for a in stretch if a[0] == "send" for p in a[1:]}
+    assert len(linked) <= 2  # one of the three parties never sends nor receives
+    again = simulate(system, seed=seed, first_walk=walk, max_walks=1, depth=300,
+                     time_limit=None, settings=swarm, links=chatter_links, shrink=False,
+                     action_name=lambda a: a[0])
+    assert again.trace == result.trace
+
+
+def test_without_links_or_partitions_the_walks_are_the_previous_ones() -> None:
+    """``partition`` acts only with ``links``: walks without it are unchanged (and
+    ``partition=0`` never cuts)."""
+    system = Chatter()
+    plain = simulate(system, seed=3, max_walks=1, time_limit=None, shrink=False,
+                     action_name=lambda a: a[0])
+    off = simulate(system, seed=3, max_walks=1, time_limit=None, shrink=False,
+                   settings=SwarmSettings(partition=0.0), links=chatter_links,
+                   action_name=lambda a: a[0])
+    assert off.trace == plain.trace
+    assert walk_config(3, 0, 300, SwarmSettings(partition=0.0)).cut_until == 0
+
+
+def test_walks_without_partitions_use_every_link() -> None:
+    """The check above can fail: without partitions, a stretch of a walk this long uses links
+    of all three parties."""
+    system = Chatter()
+    result = simulate(system, seed=1, max_walks=1, time_limit=None, shrink=False,
+                      settings=SwarmSettings(omit=0.0), action_name=lambda a: a[0])
+    assert {p for a, _ in result.trace[1:] if a[0] == "send" for p in a[1:]} == {1, 2, 3}
+
+
+def test_action_links_are_the_servers_a_raft_action_connects() -> None:
+    _, system = _raft("mutant_quorum_off_by_one")
+    state = next(iter(system.init_states()))
+    taken = []
+    for name, args in (("Timeout", (1,)), ("RequestVote", (1, 2)), ("UpdateTerm", None)):
+        for action, nxt in system.steps(state):  # s1 times out and asks s2 for its vote
+            if action.name == name and args in (None, action.args):
+                state = nxt
+                taken.append(action)
+                break
+    timeout, request, handle = taken
+    assert action_links(timeout) == (timeout.server,)
+    assert action_links(request) == (request.server, request.peer) == (1, 2)
+    message = handle.message
+    assert action_links(handle) == (message.msource, message.mdest) == (1, 2)
