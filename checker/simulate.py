@@ -50,10 +50,10 @@ import attrs
 
 from raftspec.checker.explore import System
 from raftspec.checker.gcpolicy import searching
-from raftspec.protocol.schema import ServerId
-from raftspec.protocol.table import MESSAGE
 
 Trace = list[tuple[Any, Any]]
+Links = Callable[[Any, Any, Any], Sequence[Hashable]]
+"""``links(action, state, next_state)``: the parties a step links, sender first."""
 
 
 @attrs.frozen
@@ -221,7 +221,7 @@ def simulate(
     shrink: bool = True,
     shrink_time_limit: float = 60.0,
     renamings: Renamings | None = None,
-    links: Callable[[Any], Sequence[Hashable]] | None = None,
+    links: Links | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     progress_interval: float = 0.5,
     on_violation: Callable[[SimulationResult], None] | None = None,
@@ -236,8 +236,9 @@ def simulate(
     without it every walk starts afresh and walk ``k`` of a seed is the same walk whatever ran
     before it. On a violation the trace is shrunk (for at most ``shrink_time_limit`` seconds;
     ``shrink=False`` keeps it as found; ``renamings`` shrinks modulo symmetry, see
-    ``shrink_trace``). ``links``, if given, maps an action to the parties it links (a message's
-    sender and receiver; none for a local action): walks then may cut one party off for a
+    ``shrink_trace``). ``links``, if given, maps a step (action, state, next state) to the
+    parties it links, sender first (a message's sender and receiver; one or none for a local
+    step): walks then may cut one party off for a
     stretch (``SwarmSettings.partition``). A KeyboardInterrupt while shrinking ends the
     shrinking, not the run: the result is the violation with the shortest trace found so far.
     ``on_violation`` is called with the violation as found, then with each shorter trace
@@ -463,7 +464,7 @@ def _walk(
     deadline: float | None,
     archive: _Archive | None = None,
     max_length: int | None = None,
-    links: Callable[[Any], Sequence[Hashable]] | None = None,
+    links: Links | None = None,
 ) -> int:
     """One walk; returns its number of steps, or raises _Found with the violating prefix."""
     rng = random.Random(f"{config.seed}/{config.walk}")
@@ -492,7 +493,7 @@ def _random_walk(
     rng: random.Random,
     trace: Trace,
     archive: _Archive | None = None,
-    links: Callable[[Any], Sequence[Hashable]] | None = None,
+    links: Links | None = None,
 ) -> int:
     """The random walk of ``_walk``, appending to ``trace`` (from its last state if it is not
     empty; that state has been checked). With ``links``, the walk cuts a party off during
@@ -534,12 +535,12 @@ def _random_walk(
             return n
         if links is not None and config.cut_from <= n < config.cut_until:
             if victim is None:
-                parties = sorted({parties[0] for group in by_name.values() for a, _ in group
-                                  if len(set(parties := links(a))) > 1})
+                parties = sorted({parties[0] for group in by_name.values() for a, s in group
+                                  if len(set(parties := links(a, state, s))) > 1})
                 if parties:
                     victim = cut_rng.choice(parties)
             if victim is not None:
-                by_name = _cut_off(by_name, links, victim)
+                by_name = _cut_off(by_name, links, victim, state)
         action, nxt = _choose(by_name, weights, rng)
         fp = fingerprint(nxt)
         if fp in visited and config.escape and rng.random() < config.escape:
@@ -571,31 +572,34 @@ def _random_walk(
     return config.depth
 
 
-def _cut_off(by_name: dict[str, list[tuple[Any, Any]]], links: Callable[[Any], Sequence[Hashable]],
-             victim: Hashable) -> dict[str, list[tuple[Any, Any]]]:
+def _cut_off(by_name: dict[str, list[tuple[Any, Any]]], links: Links, victim: Hashable,
+             state: Any) -> dict[str, list[tuple[Any, Any]]]:
     """The enabled steps that do not link ``victim`` to another party, if there are any, else
     all of them (a partition delays what nothing else can replace, as a left-out action)."""
     kept: dict[str, list[tuple[Any, Any]]] = {}
     for name, group in by_name.items():
         rest = [(a, s) for a, s in group
-                if victim not in (parties := links(a)) or len(set(parties)) < 2]
+                if victim not in (parties := links(a, state, s)) or len(set(parties)) < 2]
         if rest:
             kept[name] = rest
     return kept or by_name
 
 
-def action_links(action: Any) -> tuple[Hashable, ...]:
-    """The servers a protocol table's action (``protocol.table.Action``) links, sender first,
-    receiver last: its server arguments (a send's sender, then its receiver) and the sender
-    and receiver of its message argument (for ``simulate``'s ``links``; a server's local
-    action links only itself, and is never cut off)."""
+def action_links(action: Any, state: Any, nxt: Any) -> tuple[Hashable, ...]:
+    """The servers a step of a protocol table links (for ``simulate``'s ``links``): the
+    sender and receiver of the message it receives (its message argument, ``msource`` and
+    ``mdest``) and of each message it sends (one more in the bag, the state's second field,
+    in ``nxt`` than in ``state``). A step that neither receives nor sends (a timeout, a client
+    request, a leader appending a configuration entry) links nobody and is never cut off."""
     out: list[Hashable] = []
-    for param, arg in zip(action.params, action.args, strict=True):
-        if isinstance(param.kind, ServerId):
-            out.append(arg)
-        elif param.kind is MESSAGE:
-            out += [getattr(arg, "msource", None), getattr(arg, "mdest", None)]
-    return tuple(p for p in out if p is not None)
+    message = action.message
+    if message is not None:
+        out += [message.msource, message.mdest]
+    before = dict(state[1])
+    for sent, count in nxt[1]:
+        if count > before.get(sent, 0):
+            out += [sent.msource, sent.mdest]
+    return tuple(out)
 
 
 def _positive(weights: list[float]) -> list[float]:
