@@ -19,8 +19,11 @@ the new state and every step property on the step. Left-out names and instances 
 when nothing else is enabled: a walk that leaves out timeouts times out only when the system is
 quiet, as a real cluster whose election timeout is long next to its message delays. Some walks
 also escape loops: when the chosen step leads back to a state the walk has visited, they choose
-again among the steps to states it has not. A walk ends at its depth, when nothing is enabled,
-or when it has only revisited its own states for a while; the next walk starts afresh. Walk
+again among the steps to states it has not. Given ``links`` (which parties a step links: a
+message's sender and receiver), most walks also cut one party about to send off from the
+others for a stretch of steps, a network partition (``SwarmSettings.partition``). A walk ends
+at its depth, when nothing is enabled, or when it has only revisited its own states for a
+while; the next walk starts afresh. Walk
 ``k`` of seed ``s`` draws all its choices from generators seeded by ``(s, k)``, so a seed
 reproduces every walk, whatever the speed of the machine.
 
