@@ -4,7 +4,8 @@
         [--only variants/membership_bug]
 
 One process, one walk at a time (no --workers), the command's own settings (swarm weights and
-restarts from cells, from the model's protocol's ``SimulationHints``); ``--only`` takes model
+restarts from cells, from the model's protocol's ``SimulationHints``, and partitions:
+``--partition 0`` runs the walks of ``raftspec simulate --no-partitions``); ``--only`` takes model
 names relative to spec/models/. Per model and seed: seconds until the first violating walk (the
 search alone), walks and steps taken (which, unlike seconds, do not depend on the machine's
 load), the violated property, the violating walk's length and the shrunk counterexample's
