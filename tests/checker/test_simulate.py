@@ -32,7 +32,8 @@ from raftspec.spec.model import MODELS_DIR, load_model
 RAFT = SwarmSettings(omit_by_name=SIMULATION.rare)
 
 # mutant model: (seed, the walk of that seed that violates first, as measured with
-# benchmarks/bench_simulate.py: the command's settings, restarts from cells and partitions).
+# benchmarks/bench_simulate.py: the command's settings with --partitions: restarts from cells
+# and partitions).
 # Walks are deterministic, so max_walks=walk + 1 bounds each test's work whatever the machine's
 # load; if the swarm changes, these are re-measured. (Re-measured when walks began to cut a
 # server off: Figure 8's seed is now 3, whose walks find it in 52,786 steps, where seed 2's
@@ -311,7 +312,7 @@ def raftspec(*args: str) -> subprocess.CompletedProcess:
 def test_violation_exits_1_with_json_and_mermaid(tmp_path) -> None:
     mermaid = tmp_path / "cex.mmd"
     proc = raftspec(str(MODELS_DIR / "mutant_quorum_off_by_one.yaml"), "--seed", "1", "--json",
-                    "--mermaid", str(mermaid))
+                    "--mermaid", str(mermaid), "--partitions")
     assert proc.returncode == 1, proc.stderr
     (line,) = proc.stdout.splitlines()
     report = json.loads(line)
