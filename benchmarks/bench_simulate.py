@@ -5,18 +5,17 @@
 
 One process, one walk at a time (no --workers), the command's own settings (swarm weights and
 restarts from cells, from the model's protocol's ``SimulationHints``), with partitions as
-``raftspec simulate --partitions`` (``--partition 0``: the command's default walks);
-``--only`` takes model names relative to spec/models/. Per model and seed: seconds until the
-first violating walk (the search alone), walks and steps taken (which, unlike seconds, do not
-depend on the machine's load), the violated property, the violating walk's length and the shrunk counterexample's
-length (in states, Init included, as `raftspec check` counts them), and the time shrinking
-took (shrinking modulo renaming of the servers when the model has symmetry, as the command
-does; ``--compare-shrink`` also shrinks the same walk without renamings and prints that
-length). ``--baselines`` also runs, in the same run, the same swarm with
-fresh walks only (``--fresh-walks``), and uniform walks: every walk from the initial state,
-choosing uniformly among enabled action names and their instances (no swarm weights, no
-quiet-moment actions, no loop escape), close to TLC's simulation mode. The machine is shared:
-the load average is printed.
+``raftspec simulate --partitions`` (``--partition 0``: the command's default walks); ``--only``
+takes model names relative to spec/models/. Per model and seed: seconds until the first violating
+walk (the search alone), walks and steps taken (which, unlike seconds, do not depend on the
+machine's load), the violated property, the violating walk's length and the shrunk counterexample's
+length (in states, Init included, as `raftspec check` counts them), and the time shrinking took
+(shrinking modulo renaming of the servers when the model has symmetry, as the command does;
+``--compare-shrink`` also shrinks the same walk without renamings and prints that length).
+``--baselines`` also runs, in the same run, the same swarm with fresh walks only
+(``--fresh-walks``), and uniform walks: every walk from the initial state, choosing uniformly among
+enabled action names and their instances (no swarm weights, no quiet-moment actions, no loop
+escape), close to TLC's simulation mode. The machine is shared: the load average is printed.
 """
 
 from __future__ import annotations
