@@ -4,18 +4,18 @@
         [--only variants/membership_bug]
 
 One process, one walk at a time (no --workers), the command's own settings (swarm weights and
-restarts from cells, from the model's protocol's ``SimulationHints``); ``--only`` takes model
-names relative to spec/models/. Per model and seed: seconds until the first violating walk (the
-search alone), walks and steps taken (which, unlike seconds, do not depend on the machine's
-load), the violated property, the violating walk's length and the shrunk counterexample's
-length (in states, Init included, as `raftspec check` counts them), and the time shrinking
-took (shrinking modulo renaming of the servers when the model has symmetry, as the command
-does; ``--compare-shrink`` also shrinks the same walk without renamings and prints that
-length). ``--baselines`` also runs, in the same run, the same swarm with
-fresh walks only (``--fresh-walks``), and uniform walks: every walk from the initial state,
-choosing uniformly among enabled action names and their instances (no swarm weights, no
-quiet-moment actions, no loop escape), close to TLC's simulation mode. The machine is shared:
-the load average is printed.
+restarts from cells, from the model's protocol's ``SimulationHints``), with partitions as
+``raftspec simulate --partitions`` (``--partition 0``: the command's default walks); ``--only``
+takes model names relative to spec/models/. Per model and seed: seconds until the first violating
+walk (the search alone), walks and steps taken (which, unlike seconds, do not depend on the
+machine's load), the violated property, the violating walk's length and the shrunk counterexample's
+length (in states, Init included, as `raftspec check` counts them), and the time shrinking took
+(shrinking modulo renaming of the servers when the model has symmetry, as the command does;
+``--compare-shrink`` also shrinks the same walk without renamings and prints that length).
+``--baselines`` also runs, in the same run, the same swarm with fresh walks only
+(``--fresh-walks``), and uniform walks: every walk from the initial state, choosing uniformly among
+enabled action names and their instances (no swarm weights, no quiet-moment actions, no loop
+escape), close to TLC's simulation mode. The machine is shared: the load average is printed.
 """
 
 from __future__ import annotations
@@ -24,7 +24,13 @@ import argparse
 import os
 import time
 
-from raftspec.checker.simulate import SimulationResult, SwarmSettings, shrink_trace, simulate
+from raftspec.checker.simulate import (
+    SimulationResult,
+    SwarmSettings,
+    action_links,
+    shrink_trace,
+    simulate,
+)
 from raftspec.checker.symmetry import renaming_of
 from raftspec.checker.system import ProtocolSystem
 from raftspec.spec.model import MODELS_DIR, load_model
@@ -48,13 +54,19 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated mutant model names")
     parser.add_argument("--baselines", action="store_true",
                         help="also run fresh swarm walks and uniform walks")
+    parser.add_argument("--partition", type=float, default=SwarmSettings().partition,
+                        help="probability that a walk cuts a server off for a stretch "
+                             "(0: no partitions, the previous rounds' walks)")
+    parser.add_argument("--partition-start", type=float,
+                        default=SwarmSettings().partition_start,
+                        help="a partition starts within this fraction of a walk's depth")
     parser.add_argument("--compare-shrink", action="store_true",
                         help="also shrink each violating walk without renamings")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     names = args.only.split(",") if args.only else MUTANTS
     print(f"load average before: {os.getloadavg()[0]:.1f}; time limit {args.time_limit:g} s; "
-          f"depth {args.depth}")
+          f"depth {args.depth}; partition {args.partition:g}")
     print("| mutant | walks | seed | found (s) | walks | steps | property | walk length "
           "| shrunk length | shrink (s) | without renamings | load |")
     print("|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
@@ -63,7 +75,8 @@ def main() -> None:
         system = ProtocolSystem(model, symmetry=False)
         hints = model.protocol.simulation
         renamings = renaming_of(model.protocol, model.config.servers) if model.symmetry else None
-        swarm = SwarmSettings(omit_by_name=hints.rare)
+        swarm = SwarmSettings(omit_by_name=hints.rare, partition=args.partition,
+                              partition_start=args.partition_start)
         runs = [("swarm + cells", swarm, hints.cell)]
         if args.baselines:
             runs += [("swarm, fresh", swarm, None), ("uniform, fresh", UNIFORM, None)]
@@ -73,7 +86,8 @@ def main() -> None:
                 r = simulate(system, seed=seed, depth=args.depth,
                              time_limit=args.time_limit or None, max_walks=args.max_walks,
                              action_name=ProtocolSystem.action_name, settings=settings, cells=cells,
-                             renamings=renamings, on_violation=walks.append)
+                             renamings=renamings, links=action_links,
+                             on_violation=walks.append)
                 found = f"{r.seconds:.2f}" if r.violated else f"> {r.seconds:.0f}"
                 plain = "-"
                 if args.compare_shrink and walks and renamings is not None:

@@ -19,8 +19,11 @@ the new state and every step property on the step. Left-out names and instances 
 when nothing else is enabled: a walk that leaves out timeouts times out only when the system is
 quiet, as a real cluster whose election timeout is long next to its message delays. Some walks
 also escape loops: when the chosen step leads back to a state the walk has visited, they choose
-again among the steps to states it has not. A walk ends at its depth, when nothing is enabled,
-or when it has only revisited its own states for a while; the next walk starts afresh. Walk
+again among the steps to states it has not. Given ``links`` (which parties a step links: a
+message's sender and receiver), most walks also cut one party about to send off from the
+others for a stretch of steps, a network partition (``SwarmSettings.partition``). A walk ends
+at its depth, when nothing is enabled, or when it has only revisited its own states for a
+while; the next walk starts afresh. Walk
 ``k`` of seed ``s`` draws all its choices from generators seeded by ``(s, k)``, so a seed
 reproduces every walk, whatever the speed of the machine.
 
@@ -52,6 +55,8 @@ from raftspec.checker.explore import System
 from raftspec.checker.gcpolicy import searching
 
 Trace = list[tuple[Any, Any]]
+Links = Callable[[Any, Any, Any], Sequence[Hashable]]
+"""``links(action, state, next_state)``: the parties a step links, sender first."""
 
 
 @attrs.frozen
@@ -67,6 +72,15 @@ class SwarmSettings:
     with ``u`` uniform in ``[-weight_range, 0]``. A walk's depth is uniform in
     ``[min_depth_fraction * depth, depth]``; its loop-escape probability is one of ``escape``.
     A walk that has visited only states it had already visited for ``patience`` steps is over.
+
+    Partitions (used only when ``simulate`` gets ``links``): a walk cuts, with probability
+    ``partition``, one party (a server about to send) off from the others for a stretch of
+    its steps (its start uniform in the first ``partition_start`` of the walk's depth, its
+    length uniform in ``[1, depth]``): actions that link it to another party (a message sent to
+    or by it) are then taken only when nothing else is enabled, left-out actions included.
+    Real bugs of this kind are found by partition schedules (Jepsen): a deposed leader that
+    hears nothing of the new term while the others move on is what per-action weights almost
+    never produce.
     """
 
     omit: float = 0.2
@@ -76,17 +90,22 @@ class SwarmSettings:
     patience: int = 20
     escape: tuple[float, ...] = (0.0, 0.5, 1.0)
     omit_by_name: dict[str, float] = attrs.field(factory=dict)
+    partition: float = 0.9
+    partition_start: float = 0.1
 
 
 @attrs.frozen
 class WalkConfig:
     """One walk's configuration beyond its weights: its seed and index, its depth and its
-    loop-escape probability."""
+    loop-escape probability, and its partition's stretch of steps (``cut_from`` to
+    ``cut_until``, none when equal)."""
 
     seed: int
     walk: int
     depth: int
     escape: float = 0.0
+    cut_from: int = 0
+    cut_until: int = 0
 
 
 @attrs.frozen
@@ -205,6 +224,7 @@ def simulate(
     shrink: bool = True,
     shrink_time_limit: float = 60.0,
     renamings: Renamings | None = None,
+    links: Links | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     progress_interval: float = 0.5,
     on_violation: Callable[[SimulationResult], None] | None = None,
@@ -219,10 +239,14 @@ def simulate(
     without it every walk starts afresh and walk ``k`` of a seed is the same walk whatever ran
     before it. On a violation the trace is shrunk (for at most ``shrink_time_limit`` seconds;
     ``shrink=False`` keeps it as found; ``renamings`` shrinks modulo symmetry, see
-    ``shrink_trace``). A KeyboardInterrupt while shrinking ends the shrinking, not the run: the
-    result is the violation with the shortest trace found so far. ``on_violation`` is called
-    with the violation as found, then with each shorter trace shrinking finds (what a parent
-    process reports if it is interrupted while this one shrinks).
+    ``shrink_trace``). ``links``, if given, maps a step (action, state, next state) to the
+    parties it links, sender first (a message's sender and receiver; one or none for a local
+    step): walks then may cut one party off for a
+    stretch (``SwarmSettings.partition``). A KeyboardInterrupt while shrinking ends the
+    shrinking, not the run: the result is the violation with the shortest trace found so far.
+    ``on_violation`` is called with the violation as found, then with each shorter trace
+    shrinking finds (what a parent process reports if it is interrupted while this one
+    shrinks).
 
     Runs under ``gcpolicy.search_policy``: the cells' traces keep states alive as a search's
     seen set does, and full collections would rescan them all for nothing.
@@ -247,7 +271,7 @@ def simulate(
         walks += 1
         try:
             total_steps += _walk(system, inits, config, settings, action_name, deadline,
-                                 archive, depth)
+                                 archive, depth, links)
         except _Found as found:
             result = SimulationResult(
                 seed=seed, walks=walks, steps=total_steps + found.steps,
@@ -386,8 +410,14 @@ def walk_config(seed: int, walk: int, depth: int, settings: SwarmSettings) -> Wa
     """The configuration of walk ``walk`` of ``seed`` (its depth drawn from its own seed)."""
     rng = random.Random(f"{seed}/{walk}/depth")
     low = max(1, round(depth * settings.min_depth_fraction))
-    return WalkConfig(seed=seed, walk=walk, depth=rng.randint(low, depth),
-                      escape=rng.choice(settings.escape))
+    config = WalkConfig(seed=seed, walk=walk, depth=rng.randint(low, depth),
+                        escape=rng.choice(settings.escape))
+    cut = random.Random(f"{seed}/{walk}/partition")  # its own generator: the rest unchanged
+    if settings.partition > 0 and cut.random() < settings.partition:
+        start = cut.randint(0, int(config.depth * settings.partition_start))
+        config = attrs.evolve(config, cut_from=start,
+                              cut_until=start + cut.randint(1, config.depth))
+    return config
 
 
 class _Archive:
@@ -437,6 +467,7 @@ def _walk(
     deadline: float | None,
     archive: _Archive | None = None,
     max_length: int | None = None,
+    links: Links | None = None,
 ) -> int:
     """One walk; returns its number of steps, or raises _Found with the violating prefix."""
     rng = random.Random(f"{config.seed}/{config.walk}")
@@ -449,7 +480,7 @@ def _walk(
     start = len(trace)
     try:
         return _random_walk(system, inits, config, settings, action_name, deadline, rng, trace,
-                            archive)
+                            archive, links if config.cut_until > config.cut_from else None)
     except _Found as found:
         found.steps = len(found.trace) - max(start, 1)
         raise
@@ -465,9 +496,14 @@ def _random_walk(
     rng: random.Random,
     trace: Trace,
     archive: _Archive | None = None,
+    links: Links | None = None,
 ) -> int:
     """The random walk of ``_walk``, appending to ``trace`` (from its last state if it is not
-    empty; that state has been checked)."""
+    empty; that state has been checked). With ``links``, the walk cuts a party off during
+    its partition's stretch: a party drawn (from its own generator) among the senders of the
+    enabled actions that link two parties, when the stretch begins or, if there are none, at
+    the first step where there are (a party about to talk, say a leader: cutting off a
+    server with nothing to say changes little)."""
     weights = _Weights(f"{config.seed}/{config.walk}", settings)
     invariants = list(system.invariants.items())
     step_properties = list(system.step_properties.items())
@@ -483,6 +519,8 @@ def _random_walk(
                 raise _Found(name, trace)
     visited = {fingerprint(state)}
     stale = 0
+    victim: Hashable | None = None
+    cut_rng = random.Random(f"{config.seed}/{config.walk}/victim")
     for n in range(config.depth):
         if deadline is not None and n % 64 == 63 and time.perf_counter() >= deadline:
             return n
@@ -498,6 +536,14 @@ def _random_walk(
                 group.append((action, nxt))
         if not by_name:
             return n
+        if links is not None and config.cut_from <= n < config.cut_until:
+            if victim is None:
+                parties = sorted({parties[0] for group in by_name.values() for a, s in group
+                                  if len(set(parties := links(a, state, s))) > 1})
+                if parties:
+                    victim = cut_rng.choice(parties)
+            if victim is not None:
+                by_name = _cut_off(by_name, links, victim, state)
         action, nxt = _choose(by_name, weights, rng)
         fp = fingerprint(nxt)
         if fp in visited and config.escape and rng.random() < config.escape:
@@ -527,6 +573,36 @@ def _random_walk(
             visited.add(fp)
             stale = 0
     return config.depth
+
+
+def _cut_off(by_name: dict[str, list[tuple[Any, Any]]], links: Links, victim: Hashable,
+             state: Any) -> dict[str, list[tuple[Any, Any]]]:
+    """The enabled steps that do not link ``victim`` to another party, if there are any, else
+    all of them (a partition delays what nothing else can replace, as a left-out action)."""
+    kept: dict[str, list[tuple[Any, Any]]] = {}
+    for name, group in by_name.items():
+        rest = [(a, s) for a, s in group
+                if victim not in (parties := links(a, state, s)) or len(set(parties)) < 2]
+        if rest:
+            kept[name] = rest
+    return kept or by_name
+
+
+def action_links(action: Any, state: Any, nxt: Any) -> tuple[Hashable, ...]:
+    """The servers a step of a protocol table links (for ``simulate``'s ``links``): the
+    sender and receiver of the message it receives (its message argument, ``msource`` and
+    ``mdest``) and of each message it sends (one more in the bag, the state's second field,
+    in ``nxt`` than in ``state``). A step that neither receives nor sends (a timeout, a client
+    request, a leader appending a configuration entry) links nobody and is never cut off."""
+    out: list[Hashable] = []
+    message = action.message
+    if message is not None:
+        out += [message.msource, message.mdest]
+    before = dict(state[1])
+    for sent, count in nxt[1]:
+        if count > before.get(sent, 0):
+            out += [sent.msource, sent.mdest]
+    return tuple(out)
 
 
 def _positive(weights: list[float]) -> list[float]:

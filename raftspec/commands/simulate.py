@@ -21,6 +21,7 @@ from raftspec.checker.simulate import (
     Progress,
     SimulationResult,
     SwarmSettings,
+    action_links,
     simulate_parallel,
 )
 from raftspec.checker.symmetry import renaming_of
@@ -43,6 +44,8 @@ properties on every step), until one is violated or the time limit ends. Each wa
 random "swarm" configuration (weights of the actions, some left for quiet moments), drawn from
 --seed, and starts from a state met before: one per combination of the servers' terms, roles
 and logs reached so far, the least explored first (--fresh-walks: always the initial state).
+With --partitions, most walks also cut one server about to send off from the others for a
+stretch of steps (a network partition: its messages wait while the others go on).
 With one worker the same seed runs the same walks and finds the same trace. A violation is
 shrunk (steps and loops dropped, segments replaced by shorter ones found by small searches,
 also modulo renaming of the servers for a model with symmetry: true and at most three
@@ -79,6 +82,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--fresh-walks", dest="cells", action="store_false",
                         help="start every walk from the initial state (by default walks also "
                         "restart from the terms, roles and logs met so far)")
+    parser.add_argument("--partitions", action="store_true",
+                        help="nine walks in ten cut one server off from the others for a "
+                        "stretch of steps (finds a deposed leader's bugs sooner; slower on "
+                        "the membership bug: see README)")
     parser.add_argument("--no-shrink", dest="shrink", action="store_false",
                         help="print the violating walk as found, without shrinking it")
     parser.add_argument("--json", action="store_true",
@@ -120,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
             action_name=ProtocolSystem.action_name,
             settings=SwarmSettings(omit_by_name=hints.rare),
             cells=hints.cell if args.cells else None,
+            links=action_links if args.partitions else None,
             renamings=renaming_of(model.protocol, model.config.servers) if model.symmetry
             else None,
             on_progress=watch, progress_interval=watch.INTERVAL,

@@ -14,11 +14,13 @@ from hypothesis import strategies as st
 
 from raftspec.checker.simulate import (
     SwarmSettings,
+    action_links,
     replay,
     shrink_trace,
     simulate,
     simulate_parallel,
     violates,
+    walk_config,
 )
 from raftspec.checker.symmetry import renaming_of
 from raftspec.checker.system import ProtocolSystem
@@ -30,17 +32,17 @@ from raftspec.spec.model import MODELS_DIR, load_model
 RAFT = SwarmSettings(omit_by_name=SIMULATION.rare)
 
 # mutant model: (seed, the walk of that seed that violates first, as measured with
-# benchmarks/bench_simulate.py: the command's settings, restarts from cells). Walks are
-# deterministic, so max_walks=walk + 1 bounds each test's work whatever the machine's load; if
-# the swarm changes, these are re-measured.
+# benchmarks/bench_simulate.py: the command's settings with --partitions: restarts from cells
+# and partitions).
+# Walks are deterministic, so max_walks=walk + 1 bounds each test's work whatever the machine's
+# load; if the swarm changes, these are re-measured. (Re-measured when walks began to cut a
+# server off: Figure 8's seed is now 3, whose walks find it in 52,786 steps, where seed 2's
+# walks without partitions took 66,184.)
 FIRST_VIOLATING_WALK = {
-    "mutant_quorum_off_by_one": (1, 13),
-    "mutant_vote_without_log_check": (1, 4),
-    "mutant_no_term_check_on_append": (5, 156),
-    "mutant_commit_previous_term": (2, 1333),
+    "mutant_vote_without_log_check": (2, 57),
+    "mutant_no_term_check_on_append": (2, 68),
+    "mutant_commit_previous_term": (3, 1132),
 }
-# (Re-measured when raft.tla became an action table: the successors' order, which the walks'
-# random choices index into, changed.)
 
 
 def _raft(name: str) -> tuple:
@@ -53,7 +55,9 @@ def _run(name: str, **options):
     seed, walk = FIRST_VIOLATING_WALK[name]
     result = simulate(system, seed=seed, max_walks=walk + 1, time_limit=None,
                       action_name=ProtocolSystem.action_name, settings=RAFT, cells=SIMULATION.cell,
-                      renamings=renaming_of(model.protocol, model.config.servers), **options)
+                      renamings=renaming_of(model.protocol, model.config.servers),
+                      links=action_links, **options)
+    assert result.walk == walk
     return model, result
 
 
@@ -100,14 +104,26 @@ def test_mutants_shrink_to_the_shortest_counterexample_bfs_finds(
 
 def test_figure_8_is_found_by_simulation_and_shrunk_to_a_real_trace() -> None:
     """The paper's Figure 8 (five terms; BFS reaches depth 30 in 600 s without finding it),
-    found by the seed's walks as a StateMachineSafety violation of 90 states, which deletion
-    alone cuts to 66 and shortcuts (modulo renaming of the servers, as the command shrinks) to
-    56, a LeaderCompleteness violation (the hand-written transcript in test_checker_mutants.py
-    has 55; seed 1 shrinks to 53)."""
+    found by the seed's walks (the command's settings: cells, partitions) as a
+    LeaderCompleteness violation of 58 states, shrunk (modulo renaming of the servers, as the
+    command shrinks) to 55, the length of the hand-written transcript in
+    test_checker_mutants.py."""
     model, result = _run("mutant_commit_previous_term")
-    assert result.violated == "leader_completeness" and result.original_length == 90
+    assert result.violated == "leader_completeness" and result.original_length == 58
     _assert_real_counterexample(model, result)
-    assert len(result.trace) <= 56
+    assert len(result.trace) <= 55
+
+
+def test_partitions_find_the_stale_append_mutant_in_a_few_thousand_steps() -> None:
+    """The deposed leader whose AppendEntries overwrites a committed entry: without partitions,
+    seeds 1-5 took 6,288-92,564 walk steps; with them at most 19,871 (seed 2: 2,927, measured
+    by benchmarks/bench_simulate.py); shrunk to 32 states, the length of BFS's shortest
+    counterexample (test_mutants_shrink_to_the_shortest_counterexample_bfs_finds checks it
+    against BFS, whose search this test does not repeat)."""
+    model, result = _run("mutant_no_term_check_on_append")
+    assert result.steps <= 3_000
+    assert result.violated == "state_machine_safety" and len(result.trace) == 32
+    _assert_real_counterexample(model, result)
 
 
 def test_the_same_seed_runs_the_same_walks_and_finds_the_same_trace() -> None:
@@ -296,7 +312,7 @@ def raftspec(*args: str) -> subprocess.CompletedProcess:
 def test_violation_exits_1_with_json_and_mermaid(tmp_path) -> None:
     mermaid = tmp_path / "cex.mmd"
     proc = raftspec(str(MODELS_DIR / "mutant_quorum_off_by_one.yaml"), "--seed", "1", "--json",
-                    "--mermaid", str(mermaid))
+                    "--mermaid", str(mermaid), "--partitions")
     assert proc.returncode == 1, proc.stderr
     (line,) = proc.stdout.splitlines()
     report = json.loads(line)
@@ -341,3 +357,115 @@ def test_bad_model_exits_2(tmp_path) -> None:
 def test_help_explains_exit_codes() -> None:
     proc = raftspec("--help")
     assert proc.returncode == 0 and "Exit status" in proc.stdout and "3 the time" in proc.stdout
+
+
+# --- partitions: a walk cuts one server off for a stretch ---------------------------------------
+
+
+@attrs.frozen
+class Chatter:
+    """Three parties that each either tick alone or send to another; the state counts steps
+    (capped) so that the planted violation ends every walk at exactly ``length`` steps, and
+    records which links were used, so a walk's whole trace can be read back."""
+
+    length: int = 40
+    invariants: dict = attrs.field(factory=dict)
+    step_properties: dict = attrs.field(factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        self.invariants["planted"] = lambda s: s[0] < self.length
+
+    def init_states(self):
+        return ((0, 0),)
+
+    def steps(self, state):
+        n, sent = state
+        for i in (1, 2, 3):
+            yield ("tick", i), (n + 1, sent)
+            for j in (1, 2, 3):
+                if i != j:
+                    yield ("send", i, j), (n + 1, (sent * 7 + i * 3 + j) % 1_000_003)
+
+    def constraint(self, state):
+        return True
+
+    def fingerprint(self, state):
+        return hash(state)
+
+
+def chatter_links(action, state, nxt) -> tuple:
+    return action[1:]
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), walk=st.integers(0, 50))
+def test_a_partition_cuts_one_sender_off_for_its_stretch(seed: int, walk: int) -> None:
+    """Within the stretch walk_config gives, no step links the cut-off party to another (ticks
+    are always enabled, so the cut is never forced open); the same walk is the same trace."""
+    system = Chatter()
+    swarm = SwarmSettings(partition=1.0, omit=0.0)
+    config = walk_config(seed, walk, 300, swarm)
+    assert config.cut_until > config.cut_from >= 0
+    result = simulate(system, seed=seed, first_walk=walk, max_walks=1, depth=300,
+                      time_limit=None, settings=swarm, links=chatter_links, shrink=False,
+                      action_name=lambda a: a[0])
+    assert result.violated == "planted" and len(result.trace) == system.length + 1
+    stretch = [a for a, _ in result.trace[1 + config.cut_from:1 + config.cut_until]]
+    linked = {p for a in stretch if a[0] == "send" for p in a[1:]}
+    assert len(linked) <= 2  # one of the three parties never sends nor receives
+    again = simulate(system, seed=seed, first_walk=walk, max_walks=1, depth=300,
+                     time_limit=None, settings=swarm, links=chatter_links, shrink=False,
+                     action_name=lambda a: a[0])
+    assert again.trace == result.trace
+
+
+def test_without_links_or_partitions_the_walks_are_the_previous_ones() -> None:
+    """``partition`` acts only with ``links``: walks without it are unchanged (and
+    ``partition=0`` never cuts)."""
+    system = Chatter()
+    plain = simulate(system, seed=3, max_walks=1, time_limit=None, shrink=False,
+                     action_name=lambda a: a[0])
+    off = simulate(system, seed=3, max_walks=1, time_limit=None, shrink=False,
+                   settings=SwarmSettings(partition=0.0), links=chatter_links,
+                   action_name=lambda a: a[0])
+    assert off.trace == plain.trace
+    assert walk_config(3, 0, 300, SwarmSettings(partition=0.0)).cut_until == 0
+
+
+def test_walks_without_partitions_use_every_link() -> None:
+    """The check above can fail: without partitions, a stretch of a walk this long uses links
+    of all three parties."""
+    system = Chatter()
+    result = simulate(system, seed=1, max_walks=1, time_limit=None, shrink=False,
+                      settings=SwarmSettings(omit=0.0), action_name=lambda a: a[0])
+    assert {p for a, _ in result.trace[1:] if a[0] == "send" for p in a[1:]} == {1, 2, 3}
+
+
+def test_action_links_are_the_servers_a_raft_step_connects() -> None:
+    """Sends and receives link their message's two ends; local steps link nobody (a leader's
+    configuration change included: it appends an entry, it sends nothing)."""
+    _, system = _raft("mutant_quorum_off_by_one")
+    state = next(iter(system.init_states()))
+    taken = []
+    for name, args in (("Timeout", (1,)), ("RequestVote", (1, 2)), ("UpdateTerm", None)):
+        for action, nxt in system.steps(state):  # s1 times out and asks s2 for its vote
+            if action.name == name and args in (None, action.args):
+                taken.append(action_links(action, state, nxt))
+                state = nxt
+                break
+    assert taken == [(), (1, 2), (1, 2)]
+    model = load_model(MODELS_DIR / "variants" / "membership_bug.yaml")
+    system = ProtocolSystem(model, symmetry=False)
+    state = next(iter(system.init_states()))
+    prefer = ("BecomeLeader", "HandleRequestVoteResponse", "HandleRequestVoteRequest",
+              "UpdateTerm", "RequestVote", "Timeout")  # s1 gets itself elected
+    changes = []
+    for _ in range(30):
+        enabled = [(a, n) for a, n in system.steps(state) if system.constraint(n)]
+        changes = [(a, n) for a, n in enabled if a.name in ("AddServer", "RemoveServer")]
+        if changes:
+            break
+        state = min(enabled, key=lambda step: prefer.index(step[0].name)
+                    if step[0].name in prefer else len(prefer))[1]
+    assert changes
+    assert all(action_links(a, state, n) == () for a, n in changes)
