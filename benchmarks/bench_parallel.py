@@ -36,6 +36,13 @@ call counts of every function, which do not depend on the load, and seconds per 
 calls of the checker's functions in the workers would be extra work (e.g. memos that hit less
 often when each process sees half of each level); equal calls taking longer would not.
 
+--instructions [--max-depth D]: the same question without the load: instructions executed and
+simulated L1 data-cache misses (valgrind's cachegrind, 50-100x slower, so use a --max-depth),
+one process against the 2 workers summed, each counted from the hand-off on: a forked worker
+inherits its parent's counts, so every figure is a run to D minus a run that stops at the
+hand-off level (the workers start, load and quit). The coordinator's own instructions after the
+hand-off are printed apart (under valgrind it polls the workers some 50x more often per state).
+
 --contention [--max-depth D]: two independent one-worker searches at once against one alone
 (CPU seconds of each): whether two busy processes slow each other down on this machine.
 """
@@ -333,6 +340,62 @@ def stats(models: list[str], max_depth: int | None) -> None:
               f"{len(gen)} workers if steps cost as much as in one process and nothing waits")
 
 
+def _cachegrind(model: Path, workers: int, max_depth: int) -> dict[int, tuple[int, int]]:
+    """{pid: (instructions, L1 data misses)} of a ``check`` run under cachegrind; the
+    command's own process (the coordinator) under key 0."""
+    import re
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.Popen(
+            ["valgrind", "--tool=cachegrind", "--cache-sim=yes", "--trace-children=yes",
+             f"--cachegrind-out-file={tmp}/cg.%p", sys.executable, "-m", "raftspec", "check",
+             str(model), "--workers", str(workers), "--max-depth", str(max_depth), "--json",
+             "--quiet", "--max-memory", "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        _, err = proc.communicate()
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"cachegrind run failed:\n{err[-2000:]}")
+    first = re.search(r"==(\d+)==", err)   # the command's process speaks first
+    out: dict[int, list[int]] = {}
+    for pid, what, number in re.findall(r"==(\d+)== (I   refs|D1  misses):\s+([\d,]+)", err):
+        key = 0 if first and pid == first.group(1) else int(pid)
+        out.setdefault(key, [0, 0])[what.startswith("D1")] = int(number.replace(",", ""))
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def instructions(models: list[str], max_depth: int | None) -> None:
+    """Instructions and simulated L1 misses after the hand-off: 1 process vs 2 workers."""
+    import tempfile
+
+    for name in models:
+        model = MODELS[name]
+        depth = max_depth or 15
+        with tempfile.TemporaryDirectory() as tmp:   # the first level the workers expand
+            path = Path(tmp) / "stats.json"
+            run_check(model, 2, ("--max-depth", str(depth)),
+                      env={**os.environ, "RAFTSPEC_PARALLEL_STATS": str(path)})
+            levels = json.loads(path.read_text())["coordinator"]["levels"]
+        if not levels:
+            raise SystemExit(f"{name}: no level reached the hand-off by depth {depth}")
+        base = levels[0]["depth"]
+        one = _cachegrind(model, 1, depth)[0]
+        one_base = _cachegrind(model, 1, base)[0]
+        two, two_base = _cachegrind(model, 2, depth), _cachegrind(model, 2, base)
+        workers = [two[k] for k in sorted(two) if k]
+        workers_base = [two_base[k] for k in sorted(two_base) if k]
+        if len(workers) != 2 or len(workers_base) != 2:
+            raise SystemExit(f"{name}: expected 2 worker processes under cachegrind")
+        ir1, d1 = one[0] - one_base[0], one[1] - one_base[1]
+        ir2 = sum(w[0] - b[0] for w, b in zip(workers, workers_base, strict=True))
+        d2 = sum(w[1] - b[1] for w, b in zip(workers, workers_base, strict=True))
+        print(f"\n{name} to depth {depth}, from the hand-off (minus runs to depth {base}):")
+        print(f"  instructions: 1 process {ir1:,}, 2 workers {ir2:,} (ratio {ir2 / ir1:.3f}); "
+              f"coordinator after the hand-off {two[0][0] - two_base[0][0]:,}")
+        print(f"  L1 data misses (simulated): 1 process {d1:,}, 2 workers {d2:,} "
+              f"(ratio {d2 / d1:.3f})")
+
+
 def _timed_popen(model: Path, extra: tuple[str, ...]) -> subprocess.Popen:
     return subprocess.Popen(
         ["/usr/bin/time", "-f", "%U %S", sys.executable, "-m", "raftspec", "check", str(model),
@@ -385,10 +448,13 @@ def main() -> None:
                         help="where 2 workers' time goes, step by step (then no speed table)")
     parser.add_argument("--profile", action="store_true",
                         help="call counts and time per call: 1 process vs 2 workers (cProfile)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="instructions and L1 misses: 1 process vs 2 workers (cachegrind)")
     parser.add_argument("--contention", action="store_true",
                         help="two independent one-worker searches at once vs one alone")
     parser.add_argument("--max-depth", type=int, default=None,
-                        help="for --stats, --profile and --contention")
+                        help="for --stats, --profile, --instructions (default 15) and "
+                        "--contention")
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores; Python {sys.version.split()[0]}")
     if args.stats:
@@ -397,7 +463,9 @@ def main() -> None:
         contention(args.models.split(","), args.max_depth)
     if args.profile:
         profile(args.models.split(","), args.max_depth)
-    if args.stats or args.contention or args.profile:
+    if args.instructions:
+        instructions(args.models.split(","), args.max_depth)
+    if args.stats or args.contention or args.profile or args.instructions:
         pass
     elif not args.no_speed:
         speed(args.models.split(","), args.repeat)
