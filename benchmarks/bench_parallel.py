@@ -29,6 +29,20 @@ seconds before the hand-off and between levels; and a work model from the steps 
 generated per level (the same on a loaded machine): the share generated before the hand-off,
 the busiest worker's excess, and the speed-up they allow at most.
 
+--profile [--max-depth D]: does sharding make the search do more work, or the same work slower?
+cProfile (CPU-time clock) of one process's search, then of each of 2 worker processes (the
+workers' profiles summed; the levels before the hand-off run in the coordinator, unprofiled):
+call counts of every function, which do not depend on the load, and seconds per call. Extra
+calls of the checker's functions in the workers would be extra work (e.g. memos that hit less
+often when each process sees half of each level); equal calls taking longer would not.
+
+--instructions [--max-depth D]: the same question without the load: instructions executed and
+simulated L1 data-cache misses (valgrind's cachegrind, 50-100x slower, so use a --max-depth),
+one process against the 2 workers summed, each counted from the hand-off on: a forked worker
+inherits its parent's counts, so every figure is a run to D minus a run that stops at the
+hand-off level (the workers start, load and quit). The coordinator's own instructions after the
+hand-off are printed apart (under valgrind it polls the workers some 50x more often per state).
+
 --contention [--max-depth D]: two independent one-worker searches at once against one alone
 (CPU seconds of each): whether two busy processes slow each other down on this machine.
 """
@@ -175,6 +189,93 @@ def memory(model: str, spill_from: str) -> None:
               f"{out['growth'] / out['distinct']:>15.1f} {out['seconds']:>9.2f} {before:>5.2f}")
 
 
+PROFILE_RUN = """
+import cProfile, json, pstats, sys, time
+from raftspec.checker import parallel
+from raftspec.checker.explore import explore
+from raftspec.checker.system import ProtocolSystem
+from raftspec.spec.model import load_model
+path, workers, depth, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+system = ProtocolSystem(load_model(path))
+depth = None if depth == "none" else int(depth)
+worker = parallel._worker
+def profiled(me, *args):
+    p = cProfile.Profile(time.process_time)
+    p.enable()
+    try:
+        worker(me, *args)
+    finally:
+        p.disable()
+        p.dump_stats(f"{out}.{me}")
+if workers == 1:
+    p = cProfile.Profile(time.process_time)
+    p.enable()
+    r = explore(system, max_depth=depth)
+    p.disable()
+    p.dump_stats(f"{out}.0")
+else:
+    parallel._worker = profiled
+    r = explore(system, max_depth=depth, workers=workers)
+print(json.dumps([r.distinct_states, r.states_generated, r.depth]))
+"""
+
+
+def _profile_totals(prefix: Path, files: int) -> dict[str, list[float]]:
+    """Calls and own seconds per function (file:line:name), summed over the profiles."""
+    import pstats
+
+    totals: dict[str, list[float]] = {}
+    for k in range(files):
+        for (file, line, func), (_, calls, own, _, _) in pstats.Stats(
+                f"{prefix}.{k}").stats.items():
+            if file == "~":   # a builtin: its name holds an address that differs by process
+                func = func.split(" at 0x")[0]
+            entry = totals.setdefault(f"{Path(file).name}:{line}:{func}", [0, 0.0])
+            entry[0] += calls
+            entry[1] += own
+    return totals
+
+
+def profile(models: list[str], max_depth: int | None) -> None:
+    """Call counts and seconds per call, one process against 2 workers summed."""
+    import tempfile
+
+    depth = "none" if max_depth is None else str(max_depth)
+    for name in models:
+        with tempfile.TemporaryDirectory() as tmp:
+            got = {}
+            for workers in (1, 2):
+                before = load()
+                proc = subprocess.run(
+                    [sys.executable, "-c", PROFILE_RUN, str(MODELS[name]), str(workers), depth,
+                     str(Path(tmp) / f"w{workers}")],
+                    capture_output=True, text=True, cwd=ROOT)
+                if proc.returncode != 0:
+                    raise SystemExit(f"profiled run failed:\n{proc.stderr[-2000:]}")
+                got[workers] = (json.loads(proc.stdout), before, load(),
+                                _profile_totals(Path(tmp) / f"w{workers}", workers))
+        if got[1][0] != got[2][0]:
+            raise SystemExit(f"{name}: counts differ: {got[1][0]} and {got[2][0]}")
+        one, two = got[1][3], got[2][3]
+        own1, own2 = sum(v[1] for v in one.values()), sum(v[1] for v in two.values())
+        print(f"\n{name} (max depth {max_depth}): distinct, generated, depth {got[1][0]}; "
+              f"profiled CPU s: 1 process {own1:.2f} (load {got[1][1]:.2f}/{got[1][2]:.2f}), "
+              f"2 workers {own2:.2f} (load {got[2][1]:.2f}/{got[2][2]:.2f}), ratio "
+              f"{own2 / own1:.2f}")
+        print(f"  {'calls 1':>11} {'calls 2':>11} {'ratio':>6} {'us/call 1':>9} "
+              f"{'us/call 2':>9} {'ratio':>6}  function (by own seconds, 1 process)")
+        for key, (calls, own) in sorted(one.items(), key=lambda kv: -kv[1][1])[:20]:
+            calls2, own2 = two.get(key, (0, 0.0))
+            per1 = 1e6 * own / calls if calls else 0.0
+            per2 = 1e6 * own2 / calls2 if calls2 else 0.0
+            print(f"  {calls:>11,} {calls2:>11,} {calls2 / calls if calls else 0:>6.3f} "
+                  f"{per1:>9.2f} {per2:>9.2f} {per2 / per1 if per1 else 0:>6.2f}  {key}")
+        extra = sorted(((v[1] - one.get(k, (0, 0.0))[1], k, v[0]) for k, v in two.items()
+                        if k not in one), reverse=True)[:8]
+        print("  only in the workers (own seconds, calls): " + ", ".join(
+            f"{k} {s:.2f} s {c:,}" for s, k, c in extra))
+
+
 STEPS = ("balance", "advance", "expand", "wait_claims", "arbitrate", "wait_awards", "finish",
          "idle")
 
@@ -239,6 +340,62 @@ def stats(models: list[str], max_depth: int | None) -> None:
               f"{len(gen)} workers if steps cost as much as in one process and nothing waits")
 
 
+def _cachegrind(model: Path, workers: int, max_depth: int) -> dict[int, tuple[int, int]]:
+    """{pid: (instructions, L1 data misses)} of a ``check`` run under cachegrind; the
+    command's own process (the coordinator) under key 0."""
+    import re
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.Popen(
+            ["valgrind", "--tool=cachegrind", "--cache-sim=yes", "--trace-children=yes",
+             f"--cachegrind-out-file={tmp}/cg.%p", sys.executable, "-m", "raftspec", "check",
+             str(model), "--workers", str(workers), "--max-depth", str(max_depth), "--json",
+             "--quiet", "--max-memory", "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        _, err = proc.communicate()
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"cachegrind run failed:\n{err[-2000:]}")
+    first = re.search(r"==(\d+)==", err)   # the command's process speaks first
+    out: dict[int, list[int]] = {}
+    for pid, what, number in re.findall(r"==(\d+)== (I   refs|D1  misses):\s+([\d,]+)", err):
+        key = 0 if first and pid == first.group(1) else int(pid)
+        out.setdefault(key, [0, 0])[what.startswith("D1")] = int(number.replace(",", ""))
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def instructions(models: list[str], max_depth: int | None) -> None:
+    """Instructions and simulated L1 misses after the hand-off: 1 process vs 2 workers."""
+    import tempfile
+
+    for name in models:
+        model = MODELS[name]
+        depth = max_depth or 15
+        with tempfile.TemporaryDirectory() as tmp:   # the first level the workers expand
+            path = Path(tmp) / "stats.json"
+            run_check(model, 2, ("--max-depth", str(depth)),
+                      env={**os.environ, "RAFTSPEC_PARALLEL_STATS": str(path)})
+            levels = json.loads(path.read_text())["coordinator"]["levels"]
+        if not levels:
+            raise SystemExit(f"{name}: no level reached the hand-off by depth {depth}")
+        base = levels[0]["depth"]
+        one = _cachegrind(model, 1, depth)[0]
+        one_base = _cachegrind(model, 1, base)[0]
+        two, two_base = _cachegrind(model, 2, depth), _cachegrind(model, 2, base)
+        workers = [two[k] for k in sorted(two) if k]
+        workers_base = [two_base[k] for k in sorted(two_base) if k]
+        if len(workers) != 2 or len(workers_base) != 2:
+            raise SystemExit(f"{name}: expected 2 worker processes under cachegrind")
+        ir1, d1 = one[0] - one_base[0], one[1] - one_base[1]
+        ir2 = sum(w[0] - b[0] for w, b in zip(workers, workers_base, strict=True))
+        d2 = sum(w[1] - b[1] for w, b in zip(workers, workers_base, strict=True))
+        print(f"\n{name} to depth {depth}, from the hand-off (minus runs to depth {base}):")
+        print(f"  instructions: 1 process {ir1:,}, 2 workers {ir2:,} (ratio {ir2 / ir1:.3f}); "
+              f"coordinator after the hand-off {two[0][0] - two_base[0][0]:,}")
+        print(f"  L1 data misses (simulated): 1 process {d1:,}, 2 workers {d2:,} "
+              f"(ratio {d2 / d1:.3f})")
+
+
 def _timed_popen(model: Path, extra: tuple[str, ...]) -> subprocess.Popen:
     return subprocess.Popen(
         ["/usr/bin/time", "-f", "%U %S", sys.executable, "-m", "raftspec", "check", str(model),
@@ -289,17 +446,26 @@ def main() -> None:
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--stats", action="store_true",
                         help="where 2 workers' time goes, step by step (then no speed table)")
+    parser.add_argument("--profile", action="store_true",
+                        help="call counts and time per call: 1 process vs 2 workers (cProfile)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="instructions and L1 misses: 1 process vs 2 workers (cachegrind)")
     parser.add_argument("--contention", action="store_true",
                         help="two independent one-worker searches at once vs one alone")
     parser.add_argument("--max-depth", type=int, default=None,
-                        help="for --stats and --contention")
+                        help="for --stats, --profile, --instructions (default 15) and "
+                        "--contention")
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores; Python {sys.version.split()[0]}")
     if args.stats:
         stats(args.models.split(","), args.max_depth)
     if args.contention:
         contention(args.models.split(","), args.max_depth)
-    if args.stats or args.contention:
+    if args.profile:
+        profile(args.models.split(","), args.max_depth)
+    if args.instructions:
+        instructions(args.models.split(","), args.max_depth)
+    if args.stats or args.contention or args.profile or args.instructions:
         pass
     elif not args.no_speed:
         speed(args.models.split(","), args.repeat)
