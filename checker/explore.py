@@ -4,6 +4,9 @@ The engine knows nothing about Raft. A system is any object with::
 
     init_states() -> Iterable[S]
     steps(state) -> Iterable[tuple[A, S]]      every enabled action instance, pruned ones too
+    expand(state) -> (int, list[(int, S)])     optional, or None: how many ``steps`` yields, and
+                                                the successors within the constraint with
+                                                their positions among them (one call a state)
     constraint(state) -> bool                   the state constraint (TLC CONSTRAINT)
     fingerprint(state) -> int                   64-bit, of a canonical encoding (symmetry here)
     invariants: dict[str, Callable[[S], bool]]
@@ -172,8 +175,11 @@ def explore(
     step_properties = list(system.step_properties.items())
     fingerprint, constraint, steps = system.fingerprint, system.constraint, system.steps
     add = seen.add
-    if count_actions:
-        steps = _counting(steps, per_action, action_name)
+    expand = None if count_actions else getattr(system, "expand", None)
+    if expand is None:
+        if count_actions:
+            steps = _counting(steps, per_action, action_name)
+        expand = _expanding(steps, constraint)
 
     pending = list((reachable or {}).items())  # reachability properties not yet seen true
     reached: dict[str, int] = {}  # ... and the index of the first state where each held
@@ -225,14 +231,13 @@ def explore(
             next_level = Frontier(spill_from)
             keep = next_level.append
             for state, index in level:
-                for k, (action, nxt) in enumerate(steps(state)):
-                    generated += 1
-                    if not constraint(nxt):
-                        continue
+                count, successors = expand(state)
+                generated += count
+                for k, nxt in successors:
                     if step_properties:
                         for name, holds in step_properties:
                             if not holds(state, nxt):
-                                raise _Violation(name, index, (action, nxt))
+                                raise _Violation(name, index, _step_at(system, state, k))
                     fp = fingerprint(nxt)
                     if not add(fp):
                         continue
@@ -328,6 +333,30 @@ def _reachability(system: System, parents: array, moves: array,
     return {"witnesses": {name: _shortest_trace(system, parents, moves, index)
                           for name, index in reached.items()},
             "unreached": tuple(name for name in reachable if name not in reached)}
+
+
+def _expanding(
+    steps: Callable[[Any], Iterable[tuple[Any, Any]]], constraint: Callable[[Any], bool],
+) -> Callable[[Any], tuple[int, list[tuple[int, Any]]]]:
+    """The ``expand`` contract (``(generated, [(position, successor within the constraint)])``)
+    read off ``steps`` and ``constraint``, for systems that do not offer ``expand`` (and for
+    counting per action, which must see every action)."""
+
+    def expand(state: Any) -> tuple[int, list[tuple[int, Any]]]:
+        out = []
+        n = 0
+        for n, (_, nxt) in enumerate(steps(state), 1):
+            if constraint(nxt):
+                out.append((n - 1, nxt))
+        return n, out
+
+    return expand
+
+
+def _step_at(system: System, state: Any, k: int) -> tuple[Any, Any]:
+    """The ``k``-th (action, successor) of ``steps(state)`` (for a counterexample's last
+    step: ``expand`` gives positions, not actions)."""
+    return next(islice(system.steps(state), k, None))
 
 
 def _counting(
