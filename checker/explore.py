@@ -184,15 +184,18 @@ def explore(
     pending = list((reachable or {}).items())  # reachability properties not yet seen true
     reached: dict[str, int] = {}  # ... and the index of the first state where each held
 
+    def check_reachable(state: Any, index: int) -> None:
+        for name, holds in list(pending):
+            if holds(state):
+                reached[name] = index
+                pending.remove((name, holds))
+
     def check(state: Any, index: int) -> None:
         for name, holds in invariants:
             if not holds(state):
                 raise _Violation(name, index)
         if pending:
-            for name, holds in list(pending):
-                if holds(state):
-                    reached[name] = index
-                    pending.remove((name, holds))
+            check_reachable(state, index)
 
     depth = 0
     complete = True
@@ -248,7 +251,11 @@ def explore(
                         moves.append(k)
                     except OverflowError:
                         moves = _append_move(moves, k)
-                    check(nxt, len(parents) - 1)
+                    for name, holds in invariants:   # check(), inlined: once per new state
+                        if not holds(nxt):
+                            raise _Violation(name, len(parents) - 1)
+                    if pending:
+                        check_reachable(nxt, len(parents) - 1)
                     keep(nxt, len(parents) - 1)
                     if max_states is not None and len(parents) >= max_states:
                         raise _Stop(f"max_states {max_states:,} reached")
