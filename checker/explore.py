@@ -235,30 +235,34 @@ def explore(
             keep = next_level.append
             for state, index in level:
                 count, successors = expand(state)
+                try:
+                    for k, nxt in successors:
+                        if step_properties:
+                            for name, holds in step_properties:
+                                if not holds(state, nxt):
+                                    raise _Violation(name, index, _step_at(system, state, k))
+                        fp = fingerprint(nxt)
+                        if not add(fp):
+                            continue
+                        if fingerprints is not None:
+                            fingerprints.append(fp)
+                        parents.append(index)
+                        try:
+                            moves.append(k)
+                        except OverflowError:
+                            moves = _append_move(moves, k)
+                        for name, holds in invariants:   # check(), inlined: once per new state
+                            if not holds(nxt):
+                                raise _Violation(name, len(parents) - 1)
+                        if pending:
+                            check_reachable(nxt, len(parents) - 1)
+                        keep(nxt, len(parents) - 1)
+                        if max_states is not None and len(parents) >= max_states:
+                            raise _Stop(f"max_states {max_states:,} reached")
+                except (_Violation, _Stop):
+                    generated += k + 1   # as if counted one by one: up to this step
+                    raise
                 generated += count
-                for k, nxt in successors:
-                    if step_properties:
-                        for name, holds in step_properties:
-                            if not holds(state, nxt):
-                                raise _Violation(name, index, _step_at(system, state, k))
-                    fp = fingerprint(nxt)
-                    if not add(fp):
-                        continue
-                    if fingerprints is not None:
-                        fingerprints.append(fp)
-                    parents.append(index)
-                    try:
-                        moves.append(k)
-                    except OverflowError:
-                        moves = _append_move(moves, k)
-                    for name, holds in invariants:   # check(), inlined: once per new state
-                        if not holds(nxt):
-                            raise _Violation(name, len(parents) - 1)
-                    if pending:
-                        check_reachable(nxt, len(parents) - 1)
-                    keep(nxt, len(parents) - 1)
-                    if max_states is not None and len(parents) >= max_states:
-                        raise _Stop(f"max_states {max_states:,} reached")
                 if watch and (now := time.perf_counter()) >= next_check:
                     next_check = now + STOP_CHECK_INTERVAL
                     if deadline is not None and now >= deadline:

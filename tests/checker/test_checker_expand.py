@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from raftspec.checker.explore import explore
+from raftspec.checker.parallel import InlineBackend
 from raftspec.checker.system import ProtocolSystem, steps_source
 from raftspec.spec.model import MODELS_DIR, load_model
 
@@ -94,6 +95,25 @@ def test_a_step_property_violation_names_the_step_expand_found() -> None:
     action, last = fast.trace[-1]
     assert action.name == "Timeout"
     assert max(x.current_term for x in last.servers) == 2
+    # generated counts the steps up to the violating one, as the shards count (one by one,
+    # through ``steps``: their own code, independent of ``expand``)
+    assert fast.states_generated == plain.states_generated == _sharded(system).states_generated
+
+
+def _sharded(system: ProtocolSystem, **budget):
+    return explore(system, workers=2, parallel_from=1, backend=InlineBackend, **budget)
+
+
+@pytest.mark.parametrize("name", ["conformance/tiny2.yaml", "mutant_quorum_off_by_one.yaml"])
+def test_an_interrupted_search_counts_as_the_shards_count(name) -> None:
+    """A budget or a violation stops the search inside a state's successors: ``generated``
+    then counts that state's steps up to the one that stopped it, not all of them."""
+    model = MODELS[name]
+    for budget in ({"max_states": 700}, {}):
+        fast = explore(ProtocolSystem(model, symmetry=False), **budget)
+        shards = _sharded(ProtocolSystem(model, symmetry=False), **budget)
+        assert (fast.distinct_states, fast.states_generated, fast.violated, fast.stopped) == \
+            (shards.distinct_states, shards.states_generated, shards.violated, shards.stopped)
 
 
 def test_expand_source_is_shown_and_refuses_the_checking_mode() -> None:
