@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import Any, Protocol
 
@@ -176,10 +176,9 @@ def explore(
     fingerprint, constraint, steps = system.fingerprint, system.constraint, system.steps
     add = seen.add
     expand = None if count_actions else getattr(system, "expand", None)
+    step_actions: list[Any] | None = [] if count_actions else None  # the last state's actions
     if expand is None:
-        if count_actions:
-            steps = _counting(steps, per_action, action_name)
-        expand = _expanding(steps, constraint)
+        expand = _expanding(steps, constraint, step_actions)
 
     pending = list((reachable or {}).items())  # reachability properties not yet seen true
     reached: dict[str, int] = {}  # ... and the index of the first state where each held
@@ -261,8 +260,12 @@ def explore(
                             raise _Stop(f"max_states {max_states:,} reached")
                 except (_Violation, _Stop):
                     generated += k + 1   # as if counted one by one: up to this step
+                    if step_actions is not None:
+                        _tally(per_action, step_actions[:k + 1], action_name)
                     raise
                 generated += count
+                if step_actions is not None:
+                    _tally(per_action, step_actions, action_name)
                 if watch and (now := time.perf_counter()) >= next_check:
                     next_check = now + STOP_CHECK_INTERVAL
                     if deadline is not None and now >= deadline:
@@ -348,15 +351,21 @@ def _reachability(system: System, parents: array, moves: array,
 
 def _expanding(
     steps: Callable[[Any], Iterable[tuple[Any, Any]]], constraint: Callable[[Any], bool],
+    actions: list[Any] | None = None,
 ) -> Callable[[Any], tuple[int, list[tuple[int, Any]]]]:
     """The ``expand`` contract (``(generated, [(position, successor within the constraint)])``)
     read off ``steps`` and ``constraint``, for systems that do not offer ``expand`` (and for
-    counting per action, which must see every action)."""
+    counting per action, which must see every action: ``actions`` is then refilled with the
+    expanded state's actions, in order, for the caller to tally as far as it got)."""
 
     def expand(state: Any) -> tuple[int, list[tuple[int, Any]]]:
         out = []
         n = 0
-        for n, (_, nxt) in enumerate(steps(state), 1):
+        if actions is not None:
+            actions.clear()
+        for n, (action, nxt) in enumerate(steps(state), 1):
+            if actions is not None:
+                actions.append(action)
             if constraint(nxt):
                 out.append((n - 1, nxt))
         return n, out
@@ -364,25 +373,15 @@ def _expanding(
     return expand
 
 
+def _tally(counts: Counter[str], actions: list[Any], action_name: Callable[[Any], str]) -> None:
+    for action in actions:
+        counts[action_name(action)] += 1
+
+
 def _step_at(system: System, state: Any, k: int) -> tuple[Any, Any]:
     """The ``k``-th (action, successor) of ``steps(state)`` (for a counterexample's last
     step: ``expand`` gives positions, not actions)."""
     return next(islice(system.steps(state), k, None))
-
-
-def _counting(
-    steps: Callable[[Any], Iterable[tuple[Any, Any]]],
-    counts: Counter[str],
-    action_name: Callable[[Any], str],
-) -> Callable[[Any], Iterator[tuple[Any, Any]]]:
-    """``steps``, tallying each generated step under its action's name."""
-
-    def counted(state: Any) -> Iterator[tuple[Any, Any]]:
-        for action, nxt in steps(state):
-            counts[action_name(action)] += 1
-            yield action, nxt
-
-    return counted
 
 
 def _shortest_trace(
