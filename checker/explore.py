@@ -4,6 +4,9 @@ The engine knows nothing about Raft. A system is any object with::
 
     init_states() -> Iterable[S]
     steps(state) -> Iterable[tuple[A, S]]      every enabled action instance, pruned ones too
+    expand(state) -> (int, list[(int, S)])     optional, or None: how many ``steps`` yields, and
+                                                the successors within the constraint with
+                                                their positions among them (one call a state)
     constraint(state) -> bool                   the state constraint (TLC CONSTRAINT)
     fingerprint(state) -> int                   64-bit, of a canonical encoding (symmetry here)
     invariants: dict[str, Callable[[S], bool]]
@@ -20,7 +23,7 @@ from __future__ import annotations
 import time
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import Any, Protocol
 
@@ -172,21 +175,26 @@ def explore(
     step_properties = list(system.step_properties.items())
     fingerprint, constraint, steps = system.fingerprint, system.constraint, system.steps
     add = seen.add
-    if count_actions:
-        steps = _counting(steps, per_action, action_name)
+    expand = None if count_actions else getattr(system, "expand", None)
+    step_actions: list[Any] | None = [] if count_actions else None  # the last state's actions
+    if expand is None:
+        expand = _expanding(steps, constraint, step_actions)
 
     pending = list((reachable or {}).items())  # reachability properties not yet seen true
     reached: dict[str, int] = {}  # ... and the index of the first state where each held
+
+    def check_reachable(state: Any, index: int) -> None:
+        for name, holds in list(pending):
+            if holds(state):
+                reached[name] = index
+                pending.remove((name, holds))
 
     def check(state: Any, index: int) -> None:
         for name, holds in invariants:
             if not holds(state):
                 raise _Violation(name, index)
         if pending:
-            for name, holds in list(pending):
-                if holds(state):
-                    reached[name] = index
-                    pending.remove((name, holds))
+            check_reachable(state, index)
 
     depth = 0
     complete = True
@@ -225,28 +233,39 @@ def explore(
             next_level = Frontier(spill_from)
             keep = next_level.append
             for state, index in level:
-                for k, (action, nxt) in enumerate(steps(state)):
-                    generated += 1
-                    if not constraint(nxt):
-                        continue
-                    if step_properties:
-                        for name, holds in step_properties:
-                            if not holds(state, nxt):
-                                raise _Violation(name, index, (action, nxt))
-                    fp = fingerprint(nxt)
-                    if not add(fp):
-                        continue
-                    if fingerprints is not None:
-                        fingerprints.append(fp)
-                    parents.append(index)
-                    try:
-                        moves.append(k)
-                    except OverflowError:
-                        moves = _append_move(moves, k)
-                    check(nxt, len(parents) - 1)
-                    keep(nxt, len(parents) - 1)
-                    if max_states is not None and len(parents) >= max_states:
-                        raise _Stop(f"max_states {max_states:,} reached")
+                count, successors = expand(state)
+                try:
+                    for k, nxt in successors:
+                        if step_properties:
+                            for name, holds in step_properties:
+                                if not holds(state, nxt):
+                                    raise _Violation(name, index, _step_at(system, state, k))
+                        fp = fingerprint(nxt)
+                        if not add(fp):
+                            continue
+                        if fingerprints is not None:
+                            fingerprints.append(fp)
+                        parents.append(index)
+                        try:
+                            moves.append(k)
+                        except OverflowError:
+                            moves = _append_move(moves, k)
+                        for name, holds in invariants:   # check(), inlined: once per new state
+                            if not holds(nxt):
+                                raise _Violation(name, len(parents) - 1)
+                        if pending:
+                            check_reachable(nxt, len(parents) - 1)
+                        keep(nxt, len(parents) - 1)
+                        if max_states is not None and len(parents) >= max_states:
+                            raise _Stop(f"max_states {max_states:,} reached")
+                except (_Violation, _Stop):
+                    generated += k + 1   # as if counted one by one: up to this step
+                    if step_actions is not None:
+                        _tally(per_action, step_actions[:k + 1], action_name)
+                    raise
+                generated += count
+                if step_actions is not None:
+                    _tally(per_action, step_actions, action_name)
                 if watch and (now := time.perf_counter()) >= next_check:
                     next_check = now + STOP_CHECK_INTERVAL
                     if deadline is not None and now >= deadline:
@@ -330,19 +349,39 @@ def _reachability(system: System, parents: array, moves: array,
             "unreached": tuple(name for name in reachable if name not in reached)}
 
 
-def _counting(
-    steps: Callable[[Any], Iterable[tuple[Any, Any]]],
-    counts: Counter[str],
-    action_name: Callable[[Any], str],
-) -> Callable[[Any], Iterator[tuple[Any, Any]]]:
-    """``steps``, tallying each generated step under its action's name."""
+def _expanding(
+    steps: Callable[[Any], Iterable[tuple[Any, Any]]], constraint: Callable[[Any], bool],
+    actions: list[Any] | None = None,
+) -> Callable[[Any], tuple[int, list[tuple[int, Any]]]]:
+    """The ``expand`` contract (``(generated, [(position, successor within the constraint)])``)
+    read off ``steps`` and ``constraint``, for systems that do not offer ``expand`` (and for
+    counting per action, which must see every action: ``actions`` is then refilled with the
+    expanded state's actions, in order, for the caller to tally as far as it got)."""
 
-    def counted(state: Any) -> Iterator[tuple[Any, Any]]:
-        for action, nxt in steps(state):
-            counts[action_name(action)] += 1
-            yield action, nxt
+    def expand(state: Any) -> tuple[int, list[tuple[int, Any]]]:
+        out = []
+        n = 0
+        if actions is not None:
+            actions.clear()
+        for n, (action, nxt) in enumerate(steps(state), 1):
+            if actions is not None:
+                actions.append(action)
+            if constraint(nxt):
+                out.append((n - 1, nxt))
+        return n, out
 
-    return counted
+    return expand
+
+
+def _tally(counts: Counter[str], actions: list[Any], action_name: Callable[[Any], str]) -> None:
+    for action in actions:
+        counts[action_name(action)] += 1
+
+
+def _step_at(system: System, state: Any, k: int) -> tuple[Any, Any]:
+    """The ``k``-th (action, successor) of ``steps(state)`` (for a counterexample's last
+    step: ``expand`` gives positions, not actions)."""
+    return next(islice(system.steps(state), k, None))
 
 
 def _shortest_trace(

@@ -94,6 +94,14 @@ class ProtocolSystem:
         else:
             self.fingerprint = hash
         self.steps = _compiled_steps(protocol, config, beyond, within)
+        self.expand: Callable[[Any], tuple[int, list[tuple[int, Any]]]] | None = (
+            _compiled_expand(protocol, config, beyond, within) if beyond != "check" else None)
+        """``expand(state) -> (generated, [(position, successor), ...])``: how many successors
+        ``steps(state)`` yields (TLC's "generated", the unbuilt ones included), and those
+        within the constraint with their position among them, in order. One call per state,
+        no Action record, no pair per unbuilt successor and no constraint call by the
+        engine: ``explore``'s core loop uses it when it is not None (not in "check" mode,
+        which must build and verify every declared successor through ``steps``)."""
 
     def init_states(self) -> Iterable[Any]:
         return self.protocol.init(self.config)
@@ -160,21 +168,41 @@ def _compiled_steps(protocol: Protocol, config: Any, beyond: str,
     return scope["steps"]
 
 
+def _compiled_expand(protocol: Protocol, config: Any, beyond: str,
+                     within: Callable[[Any], bool]) -> Callable[[Any], tuple[int, list]]:
+    """``ProtocolSystem.expand`` generated for this table and config (``steps_source`` with
+    ``form="expand"`` shows the code); ``beyond`` "on" or "off"."""
+    source, scope = steps_source(protocol, config, beyond, form="expand")
+    scope["config"] = config
+    scope["within"] = within
+    exec(source, scope)  # noqa: S102 (generated from the table's row positions only)
+    return scope["expand"]
+
+
 def _wrong_beyond(row_name: str, args: tuple, nxt: Any) -> RaftspecError:
     what = "is not enabled" if nxt is None else "leads to a state within the constraint"
     return RaftspecError(f"row {row_name}: its ``beyond`` declares {args!r} out of bounds, but "
                          f"the action {what}")
 
 
-def steps_source(protocol: Protocol, config: Any = None,
-                 beyond: str = "off") -> tuple[str, dict[str, Any]]:
+def steps_source(protocol: Protocol, config: Any = None, beyond: str = "off",
+                 form: str = "steps") -> tuple[str, dict[str, Any]]:
     """The source of the generated ``steps(state)`` and the names it reads (``config`` is
     added by the caller). Rows of one parameter key their Action records by the argument
     itself (no tuple built per successor); others by the arguments' tuple. Rows whose only
     parameter is a message of the bag (``MESSAGE``) are not asked when the bag is empty.
     Rows with a valid ``beyond`` predicate for ``config`` (``Protocol.beyond``) ask it first,
     per ``beyond`` mode ("on": yield ``OUT_OF_BOUNDS``; "check": build and verify; "off":
-    never ask)."""
+    never ask).
+
+    ``form="expand"``: the source of ``ProtocolSystem.expand`` instead, the same rows in the
+    same order: a counter ``n`` stands for the position in ``steps`` ("on": an undeclared
+    instance is counted, not built; "check" has no such form), no Action records, and only
+    the successors that pass ``within`` (the constraint) are kept, as ``(n, state)``."""
+    if form not in ("steps", "expand"):
+        raise ValueError(f"form must be 'steps' or 'expand', not {form!r}")
+    if form == "expand":
+        return _expand_source(protocol, config, beyond)
     scope: dict[str, Any] = {"Action": Action, "OUT": OUT_OF_BOUNDS, "wrong": _wrong_beyond}
     lines = ["def steps(state):", "    out = []", "    append = out.append",
              "    messages = state[1]"]
@@ -211,4 +239,37 @@ def steps_source(protocol: Protocol, config: Any = None,
             body = ["if messages:"] + ["    " + line for line in body]
         lines += [f"    # {row.name}"] + ["    " + line for line in body]
     lines.append("    return out")
+    return "\n".join(lines) + "\n", scope
+
+
+def _expand_source(protocol: Protocol, config: Any,
+                   beyond: str) -> tuple[str, dict[str, Any]]:
+    """``steps_source(..., form="expand")``: the rows unrolled as in ``steps``, each row's
+    enumerator, action and ``beyond`` predicate bound as default arguments (local loads, not
+    global ones), ``n`` counting every instance ``steps`` would yield."""
+    if beyond not in ("on", "off"):
+        raise ValueError(f"expand is generated for beyond 'on' or 'off', not {beyond!r}")
+    scope: dict[str, Any] = {}
+    defaults = ["within=within", "config=config"]
+    lines = ["    out = []", "    append = out.append", "    n = 0", "    messages = state[1]"]
+    for k, row in enumerate(protocol.rows):
+        scope[f"enumerate_{k}"], scope[f"apply_{k}"] = row.arguments, row.apply
+        defaults += [f"enumerate_{k}=enumerate_{k}", f"apply_{k}=apply_{k}"]
+        test = protocol.beyond(row, config) if beyond == "on" else None
+        if len(row.params) == 1:
+            loop, call, ask = "a,", f"apply_{k}(state, a)", f"beyond_{k}(state, a)"
+        else:
+            loop, call, ask = "args", f"apply_{k}(state, *args)", f"beyond_{k}(state, *args)"
+        body = [f"for {loop} in enumerate_{k}(state, config):"]
+        if test is not None:
+            scope[f"beyond_{k}"] = test
+            defaults.append(f"beyond_{k}=beyond_{k}")
+            body += [f"    if {ask}:", "        n += 1", "        continue"]
+        body += [f"    nxt = {call}", "    if nxt is None:", "        continue",
+                 "    if within(nxt):", "        append((n, nxt))", "    n += 1"]
+        if tuple(p.kind for p in row.params) == (MESSAGE,):
+            body = ["if messages:"] + ["    " + line for line in body]
+        lines += [f"    # {row.name}"] + ["    " + line for line in body]
+    head = "def expand(state, *, " + ", ".join(defaults) + "):"
+    lines = [head] + lines + ["    return n, out"]
     return "\n".join(lines) + "\n", scope

@@ -172,11 +172,42 @@ def leader_append_only(state: State, nxt: State, config: Config | None = None) -
     return True
 
 
-# These never read the config (it defaults to None): the checker calls them as they are, one
+SERVERS_ONLY: tuple[Callable[..., bool], ...] = (
+    election_safety, log_matching, leader_completeness, state_machine_safety)
+"""The invariants that read nothing of a state but its servers tuple (``state.servers``) and
+never the config: their read-set, declared (tests/checker/test_checker_invariant_memo.py holds
+each to it: the same answer with any other bag and globals)."""
+
+
+def _remembering(prop: Callable[[State], bool]) -> Callable[[Config], Callable[[State], bool]]:
+    """The config form of a servers-only invariant: it remembers the last servers tuple it held
+    on (by identity, keeping a reference, so the identity cannot be reused) and answers True for
+    it without looking again. A step that only sends or consumes a message keeps its state's
+    servers tuple, so a parent's such successors, checked one after the other, share it."""
+
+    def for_config(config: Config) -> Callable[[State], bool]:
+        last = [None]   # the servers tuple of the last state found to hold
+
+        def holds(state: State) -> bool:
+            servers = state[0]
+            if servers is last[0]:
+                return True
+            if prop(state):
+                last[0] = servers
+                return True
+            return False
+
+        return holds
+
+    return for_config
+
+
+for _prop in SERVERS_ONLY:
+    give_config_form(_prop, _remembering(_prop))
+
+# This one never reads the config (it defaults to None): the checker calls it as it is, one
 # call fewer per state than through a closure.
-for _prop in (election_safety, log_matching, leader_completeness, state_machine_safety,
-              leader_append_only):
-    give_config_form(_prop, lambda config, prop=_prop: prop)
+give_config_form(leader_append_only, lambda config: leader_append_only)
 
 
 INVARIANTS: dict[str, Callable[[State, Config], bool]] = {

@@ -123,8 +123,11 @@ def candidates_and_unasked(state: State, config: Config) -> list[tuple[int, int]
     """RequestVote's exact arguments: each candidate with each server it has no vote response
     from (the action's own guard, tested here once per pair)."""
     ids = range(1, config.servers + 1)
-    return [(i, j) for i, s in _by_role(state)[_CANDIDATES]
-            for j in ids if j not in s.votes_responded]
+    out = []
+    for i, s in _by_role(state)[_CANDIDATES]:
+        responded = s.votes_responded  # read once per candidate, not once per pair
+        out += [(i, j) for j in ids if j not in responded]
+    return out
 
 
 def candidates_with_quorum(state: State, config: Config) -> list[tuple[int]]:

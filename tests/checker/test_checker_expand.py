@@ -1,0 +1,129 @@
+"""``ProtocolSystem.expand``: the generated one-call-per-state form of ``steps`` that the core
+loop of ``explore`` uses (a count of the successors, and only those within the constraint, with
+their positions), held to ``steps`` and ``constraint`` on every model, variant and mutant
+shipped.
+
+The expected values come from ``steps`` and ``constraint`` (the plain path ``explore`` takes for
+systems without ``expand``, and for counting per action), never from ``expand`` itself.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from raftspec.checker.explore import explore
+from raftspec.checker.parallel import InlineBackend
+from raftspec.checker.system import ProtocolSystem, steps_source
+from raftspec.spec.model import MODELS_DIR, load_model
+
+MODEL_PATHS = sorted(MODELS_DIR.rglob("*.yaml"))
+MODELS = {str(p.relative_to(MODELS_DIR)): load_model(p) for p in MODEL_PATHS}
+
+
+def test_every_shipped_model_is_covered() -> None:
+    assert len(MODELS) >= 20
+    assert any(m.config.variant != "tla" for m in MODELS.values())
+    assert any(m.config.mutants for m in MODELS.values())
+
+
+def _walk(system: ProtocolSystem, choices: list[int]) -> list:
+    """States along a random path within the constraint, from a random initial state."""
+    inits = list(system.init_states())
+    state = inits[choices[0] % len(inits)] if choices else inits[0]
+    path = [state]
+    for choice in choices:
+        options = [nxt for _, nxt in system.steps(state) if system.constraint(nxt)]
+        if not options:
+            break
+        state = options[choice % len(options)]
+        path.append(state)
+    return path
+
+
+def _read_off(system: ProtocolSystem, state) -> tuple[int, list]:
+    """What ``expand`` must return, from ``steps`` and ``constraint``."""
+    pairs = list(system.steps(state))
+    kept = [(k, nxt) for k, (_, nxt) in enumerate(pairs) if system.constraint(nxt)]
+    return len(pairs), kept
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(sorted(MODELS)), st.lists(st.integers(0, 10**6), max_size=80))
+def test_expand_equals_steps_and_constraint_on_reachable_states(name, choices) -> None:
+    model = MODELS[name]
+    on = ProtocolSystem(model, symmetry=False, beyond="on")
+    off = ProtocolSystem(model, symmetry=False, beyond="off")
+    assert ProtocolSystem(model, symmetry=False, beyond="check").expand is None
+    for state in _walk(off, choices):
+        count, kept = on.expand(state)
+        assert (count, kept) == _read_off(on, state)
+        assert off.expand(state) == _read_off(off, state)
+        assert (count, kept) == off.expand(state)   # unbuilt ones counted, the rest the same
+        assert all(type(k) is int for k, _ in kept)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_explore_with_and_without_expand_gives_the_same_search(name) -> None:
+    """A budget of states keeps this cheap; both runs stop at the same state (BFS order)."""
+    model = MODELS[name]
+    fast = ProtocolSystem(model, symmetry=False)
+    plain = ProtocolSystem(model, symmetry=False)
+    plain.expand = None
+    a, b = explore(fast, max_states=1500), explore(plain, max_states=1500)
+    assert (a.distinct_states, a.states_generated, a.depth, a.violated, a.stopped) == \
+        (b.distinct_states, b.states_generated, b.depth, b.violated, b.stopped)
+    assert a.trace == b.trace
+
+
+def test_a_step_property_violation_names_the_step_expand_found() -> None:
+    """``expand`` gives positions, not actions: the counterexample's last step is the pair of
+    ``steps`` at that position, as without ``expand``."""
+    model = MODELS["conformance/tiny2.yaml"]
+    results = []
+    for use_expand in (True, False):
+        system = ProtocolSystem(model, symmetry=False)
+        if not use_expand:
+            system.expand = None
+        system.step_properties = {
+            "term_stays_below_2": lambda s, n: max(x.current_term for x in n.servers) < 2}
+        results.append(explore(system))
+    fast, plain = results
+    assert fast.violated == plain.violated == "term_stays_below_2"
+    assert fast.trace == plain.trace
+    action, last = fast.trace[-1]
+    assert action.name == "Timeout"
+    assert max(x.current_term for x in last.servers) == 2
+    # generated counts the steps up to the violating one, as the shards count (one by one,
+    # through ``steps``: their own code, independent of ``expand``)
+    assert fast.states_generated == plain.states_generated == _sharded(system).states_generated
+
+
+def _sharded(system: ProtocolSystem, **budget):
+    return explore(system, workers=2, parallel_from=1, backend=InlineBackend, **budget)
+
+
+@pytest.mark.parametrize("name", ["conformance/tiny2.yaml", "mutant_quorum_off_by_one.yaml"])
+def test_an_interrupted_search_counts_as_the_shards_count(name) -> None:
+    """A budget or a violation stops the search inside a state's successors: ``generated``
+    then counts that state's steps up to the one that stopped it, not all of them."""
+    model = MODELS[name]
+    for budget in ({"max_states": 700}, {}):
+        fast = explore(ProtocolSystem(model, symmetry=False), **budget)
+        shards = _sharded(ProtocolSystem(model, symmetry=False), **budget)
+        assert (fast.distinct_states, fast.states_generated, fast.violated, fast.stopped) == \
+            (shards.distinct_states, shards.states_generated, shards.violated, shards.stopped)
+
+
+def test_expand_source_is_shown_and_refuses_the_checking_mode() -> None:
+    model = MODELS["conformance/tiny2.yaml"]
+    source, _ = steps_source(model.protocol, model.config, "on", form="expand")
+    assert source.startswith("def expand(state")
+    assert "beyond_" in source and "within(nxt)" in source
+    off, _ = steps_source(model.protocol, model.config, "off", form="expand")
+    assert "beyond_" not in off
+    with pytest.raises(ValueError):
+        steps_source(model.protocol, model.config, "check", form="expand")
+    with pytest.raises(ValueError):
+        steps_source(model.protocol, model.config, "on", form="fused")
