@@ -173,12 +173,10 @@ def explore(
     level = Frontier(spill_from)  # the current BFS level: (state, index into fingerprints)
     invariants = list(system.invariants.items())
     step_properties = list(system.step_properties.items())
-    fingerprint, constraint, steps = system.fingerprint, system.constraint, system.steps
+    fingerprint, constraint = system.fingerprint, system.constraint
     add = seen.add
-    expand = None if count_actions else getattr(system, "expand", None)
     step_actions: list[Any] | None = [] if count_actions else None  # the last state's actions
-    if expand is None:
-        expand = _expanding(steps, constraint, step_actions)
+    expand = expander(system, step_actions)
 
     pending = list((reachable or {}).items())  # reachability properties not yet seen true
     reached: dict[str, int] = {}  # ... and the index of the first state where each held
@@ -239,7 +237,7 @@ def explore(
                         if step_properties:
                             for name, holds in step_properties:
                                 if not holds(state, nxt):
-                                    raise _Violation(name, index, _step_at(system, state, k))
+                                    raise _Violation(name, index, step_at(system, state, k))
                         fp = fingerprint(nxt)
                         if not add(fp):
                             continue
@@ -261,11 +259,11 @@ def explore(
                 except (_Violation, _Stop):
                     generated += k + 1   # as if counted one by one: up to this step
                     if step_actions is not None:
-                        _tally(per_action, step_actions[:k + 1], action_name)
+                        tally(per_action, step_actions[:k + 1], action_name)
                     raise
                 generated += count
                 if step_actions is not None:
-                    _tally(per_action, step_actions, action_name)
+                    tally(per_action, step_actions, action_name)
                 if watch and (now := time.perf_counter()) >= next_check:
                     next_check = now + STOP_CHECK_INTERVAL
                     if deadline is not None and now >= deadline:
@@ -349,16 +347,19 @@ def _reachability(system: System, parents: array, moves: array,
             "unreached": tuple(name for name in reachable if name not in reached)}
 
 
-def _expanding(
-    steps: Callable[[Any], Iterable[tuple[Any, Any]]], constraint: Callable[[Any], bool],
-    actions: list[Any] | None = None,
-) -> Callable[[Any], tuple[int, list[tuple[int, Any]]]]:
-    """The ``expand`` contract (``(generated, [(position, successor within the constraint)])``)
-    read off ``steps`` and ``constraint``, for systems that do not offer ``expand`` (and for
-    counting per action, which must see every action: ``actions`` is then refilled with the
-    expanded state's actions, in order, for the caller to tally as far as it got)."""
+def expander(system: System, actions: list[Any] | None = None,
+             ) -> Callable[[Any], tuple[int, list[tuple[int, Any]]]]:
+    """The system's ``expand`` (``(generated, [(position, successor within the constraint)])``)
+    or, for a system without one, the same contract read off ``steps`` and ``constraint``; the
+    latter also when counting per action, which must see every action: ``actions`` is then
+    refilled with each expanded state's actions, in order, for the caller to ``tally`` as far
+    as it got. Used by ``explore`` and by the parallel shards (``checker.parallel``)."""
+    expand = getattr(system, "expand", None)
+    if actions is None and expand is not None:
+        return expand
+    steps, constraint = system.steps, system.constraint
 
-    def expand(state: Any) -> tuple[int, list[tuple[int, Any]]]:
+    def expand_steps(state: Any) -> tuple[int, list[tuple[int, Any]]]:
         out = []
         n = 0
         if actions is not None:
@@ -370,15 +371,15 @@ def _expanding(
                 out.append((n - 1, nxt))
         return n, out
 
-    return expand
+    return expand_steps
 
 
-def _tally(counts: Counter[str], actions: list[Any], action_name: Callable[[Any], str]) -> None:
+def tally(counts: Counter[str], actions: list[Any], action_name: Callable[[Any], str]) -> None:
     for action in actions:
         counts[action_name(action)] += 1
 
 
-def _step_at(system: System, state: Any, k: int) -> tuple[Any, Any]:
+def step_at(system: System, state: Any, k: int) -> tuple[Any, Any]:
     """The ``k``-th (action, successor) of ``steps(state)`` (for a counterexample's last
     step: ``expand`` gives positions, not actions)."""
     return next(islice(system.steps(state), k, None))

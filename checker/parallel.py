@@ -66,6 +66,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
+from raftspec.checker.explore import expander, step_at, tally
 from raftspec.checker.fingerprints import FingerprintSet
 from raftspec.checker.gcpolicy import set_search_policy
 
@@ -183,12 +184,14 @@ class Shard:
         """Generate every successor of the states held, decide the owned ones, claim the
         others from their owners (``send(owner, (me, fps, keys, parent fps))``)."""
         system = self.system
-        steps, constraint, fingerprint = system.steps, system.constraint, system.fingerprint
+        fingerprint = system.fingerprint
         step_properties = list(system.step_properties.items())
         me, shards = self.me, self.shards
         seen_add, claimed_add = self.seen.add, self.claimed.add
         candidates, held = self.candidates, self.held
-        per_action, name_of, counting = self.per_action, self.action_name, self.count_actions
+        per_action, name_of = self.per_action, self.action_name
+        step_actions: list[Any] | None = [] if self.count_actions else None
+        expand = expander(system, step_actions)    # as explore's core loop
         out: list[tuple[array, array, array]] = [
             (array("q"), array("q"), array("q")) for _ in range(shards)]
         nsucc = self.nsucc = array("q")
@@ -198,35 +201,32 @@ class Shard:
         for j, state in enumerate(self.frontier.states):
             base = ranks[j] << KEY_BITS
             pfp = parent_fps[j]
-            k = 0
-            for action, nxt in steps(state):
-                k += 1
-                if counting:
-                    per_action[name_of(action)] += 1
-                if not constraint(nxt):
-                    continue
+            k, successors = expand(state)       # k: steps generated (counted up to a violation)
+            for pos, nxt in successors:
                 if step_properties:
                     for name, holds in step_properties:
                         if not holds(state, nxt):
-                            violation = (base | (k - 1), name, pfp, action, nxt)
+                            action = step_at(system, state, pos)[0]
+                            violation = (base | pos, name, pfp, action, nxt)
                             break
                     if violation is not None:
+                        k = pos + 1
                         break
                 fp = fingerprint(nxt)
                 dest = (fp >> 40) % shards
                 if dest == me:
                     if seen_add(fp):
-                        key = base | (k - 1)
+                        key = base | pos
                         candidates[fp] = (key, pfp, me)
                         held[fp] = (key, nxt)
                     else:   # another shard's claim may have come first with a larger key
                         c = candidates.get(fp)
-                        if c is not None and (base | (k - 1)) < c[0]:
-                            key = base | (k - 1)
+                        if c is not None and (base | pos) < c[0]:
+                            key = base | pos
                             candidates[fp] = (key, pfp, me)
                             held[fp] = (key, nxt)
                 elif claimed_add(fp) and fp not in held:   # (held: claimed before a reset)
-                    key = base | (k - 1)
+                    key = base | pos
                     held[fp] = (key, nxt)
                     fps, keys, pfps = out[dest]
                     fps.append(fp)
@@ -235,6 +235,8 @@ class Shard:
                     if len(fps) >= BATCH:
                         send(dest, (me, fps, keys, pfps))
                         out[dest] = (array("q"), array("q"), array("q"))
+            if step_actions is not None:
+                tally(per_action, step_actions[:k], name_of)
             nsucc.append(k)
             generated += k
             if violation is not None:
