@@ -27,12 +27,11 @@ import time
 from raftspec.checker.simulate import (
     SimulationResult,
     SwarmSettings,
-    action_links,
     shrink_trace,
     simulate,
 )
 from raftspec.checker.symmetry import renaming_of
-from raftspec.checker.system import ProtocolSystem
+from raftspec.checker.system import MessageLinks, ProtocolSystem
 from raftspec.spec.model import MODELS_DIR, load_model
 
 MUTANTS = (
@@ -86,7 +85,7 @@ def main() -> None:
                 r = simulate(system, seed=seed, depth=args.depth,
                              time_limit=args.time_limit or None, max_walks=args.max_walks,
                              action_name=ProtocolSystem.action_name, settings=settings, cells=cells,
-                             renamings=renamings, links=action_links,
+                             renamings=renamings, links=MessageLinks(model.protocol.schema),
                              on_violation=walks.append)
                 found = f"{r.seconds:.2f}" if r.violated else f"> {r.seconds:.0f}"
                 plain = "-"

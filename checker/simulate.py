@@ -588,23 +588,6 @@ def _cut_off(by_name: dict[str, list[tuple[Any, Any]]], links: Links, victim: Ha
     return kept or by_name
 
 
-def action_links(action: Any, state: Any, nxt: Any) -> tuple[Hashable, ...]:
-    """The servers a step of a protocol table links (for ``simulate``'s ``links``): the
-    sender and receiver of the message it receives (its message argument, ``msource`` and
-    ``mdest``) and of each message it sends (one more in the bag, the state's second field,
-    in ``nxt`` than in ``state``). A step that neither receives nor sends (a timeout, a client
-    request, a leader appending a configuration entry) links nobody and is never cut off."""
-    out: list[Hashable] = []
-    message = action.message
-    if message is not None:
-        out += [message.msource, message.mdest]
-    before = dict(state[1])
-    for sent, count in nxt[1]:
-        if count > before.get(sent, 0):
-            out += [sent.msource, sent.mdest]
-    return tuple(out)
-
-
 def _positive(weights: list[float]) -> list[float]:
     """Choice weights: the kept entries' if any, else the left-out ones' (stored negative)."""
     if any(w > 0 for w in weights):

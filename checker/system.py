@@ -24,6 +24,7 @@ from typing import Protocol as TypingProtocol
 
 from raftspec.checker.symmetry import Canonicalizer
 from raftspec.protocol import MESSAGE, Action, Protocol, RaftspecError
+from raftspec.protocol.schema import Schema
 from raftspec.protocol.table import config_form
 
 
@@ -109,6 +110,34 @@ class ProtocolSystem:
     @staticmethod
     def action_name(action: Action) -> str:
         return action.name
+
+
+class MessageLinks:
+    """The servers a step of a protocol table links, for ``simulate``'s partitions (its
+    ``links``): the sender and the receiver (the fields the message type names ``source`` and
+    ``dest``) of the message the step receives (its ``message`` argument) and of each message
+    it adds to the bag (the state's second field, as ``Schema`` lays states out). A step that
+    neither receives nor sends (a timeout, a client request, a configuration entry appended
+    by a leader) links nobody, so a partition never holds it back. Built from the schema
+    alone, and picklable, for ``simulate``'s worker processes."""
+
+    def __init__(self, schema: Schema) -> None:
+        self.ends = tuple(
+            ([f.name for f in t.fields].index(t.source), [f.name for f in t.fields].index(t.dest))
+            for t in schema.message_types)
+
+    def __call__(self, action: Action, state: Any, nxt: Any) -> tuple[Any, ...]:
+        out: list[Any] = []
+        message = action.message
+        if message is not None:
+            source, dest = self.ends[message[0]]
+            out += [message[source], message[dest]]
+        before = dict(state[1])
+        for sent, count in nxt[1]:
+            if count > before.get(sent, 0):
+                source, dest = self.ends[sent[0]]
+                out += [sent[source], sent[dest]]
+        return tuple(out)
 
 
 def _bind(invariant: Callable[[Any, Any], bool], config: Any) -> Callable[[Any], bool]:

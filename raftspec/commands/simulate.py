@@ -21,11 +21,10 @@ from raftspec.checker.simulate import (
     Progress,
     SimulationResult,
     SwarmSettings,
-    action_links,
     simulate_parallel,
 )
 from raftspec.checker.symmetry import renaming_of
-from raftspec.checker.system import ProtocolSystem
+from raftspec.checker.system import MessageLinks, ProtocolSystem
 from raftspec.commands._contract import (
     FINDING,
     INCOMPLETE,
@@ -127,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
             action_name=ProtocolSystem.action_name,
             settings=SwarmSettings(omit_by_name=hints.rare),
             cells=hints.cell if args.cells else None,
-            links=action_links if args.partitions else None,
+            links=MessageLinks(model.protocol.schema) if args.partitions else None,
             renamings=renaming_of(model.protocol, model.config.servers) if model.symmetry
             else None,
             on_progress=watch, progress_interval=watch.INTERVAL,

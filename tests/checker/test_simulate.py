@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from raftspec.checker.simulate import (
     SwarmSettings,
-    action_links,
     replay,
     shrink_trace,
     simulate,
@@ -23,7 +22,7 @@ from raftspec.checker.simulate import (
     walk_config,
 )
 from raftspec.checker.symmetry import renaming_of
-from raftspec.checker.system import ProtocolSystem
+from raftspec.checker.system import MessageLinks, ProtocolSystem
 from raftspec.reference.properties import INVARIANTS, STEP_PROPERTIES
 from raftspec.reference.protocol import RAFT_TLA, SIMULATION
 from raftspec.reference.successors import steps
@@ -56,7 +55,7 @@ def _run(name: str, **options):
     result = simulate(system, seed=seed, max_walks=walk + 1, time_limit=None,
                       action_name=ProtocolSystem.action_name, settings=RAFT, cells=SIMULATION.cell,
                       renamings=renaming_of(model.protocol, model.config.servers),
-                      links=action_links, **options)
+                      links=MessageLinks(model.protocol.schema), **options)
     assert result.walk == walk
     return model, result
 
@@ -444,7 +443,8 @@ def test_walks_without_partitions_use_every_link() -> None:
 def test_action_links_are_the_servers_a_raft_step_connects() -> None:
     """Sends and receives link their message's two ends; local steps link nobody (a leader's
     configuration change included: it appends an entry, it sends nothing)."""
-    _, system = _raft("mutant_quorum_off_by_one")
+    model, system = _raft("mutant_quorum_off_by_one")
+    action_links = MessageLinks(model.protocol.schema)
     state = next(iter(system.init_states()))
     taken = []
     for name, args in (("Timeout", (1,)), ("RequestVote", (1, 2)), ("UpdateTerm", None)):
@@ -456,6 +456,7 @@ def test_action_links_are_the_servers_a_raft_step_connects() -> None:
     assert taken == [(), (1, 2), (1, 2)]
     model = load_model(MODELS_DIR / "variants" / "membership_bug.yaml")
     system = ProtocolSystem(model, symmetry=False)
+    action_links = MessageLinks(model.protocol.schema)
     state = next(iter(system.init_states()))
     prefer = ("BecomeLeader", "HandleRequestVoteResponse", "HandleRequestVoteRequest",
               "UpdateTerm", "RequestVote", "Timeout")  # s1 gets itself elected
