@@ -15,7 +15,7 @@ from pathlib import Path
 
 import attrs
 import pytest
-from adhoc import AdHocModel
+from adhoc import AdHocModel, constrained_walk
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -43,19 +43,6 @@ def _systems(model) -> dict[str, ProtocolSystem]:
             for mode in ("on", "off", "check")}
 
 
-def _walk(system: ProtocolSystem, choices: list[int]) -> list:
-    """States along a random path that stays within the constraint (stuttering included)."""
-    state = next(iter(system.init_states()))
-    path = [state]
-    for choice in choices:
-        options = [nxt for _, nxt in system.steps(state) if system.constraint(nxt)]
-        if not options:
-            break
-        state = options[choice % len(options)]
-        path.append(state)
-    return path
-
-
 def _same_steps(systems: dict[str, ProtocolSystem], state) -> int:
     """Assert that the three modes agree on ``state``; the number of unbuilt successors."""
     built = systems["off"].steps(state)
@@ -78,7 +65,7 @@ def _same_steps(systems: dict[str, ProtocolSystem], state) -> int:
 @given(st.sampled_from(sorted(MODELS)), st.lists(st.integers(0, 10**6), max_size=80))
 def test_unbuilt_successors_are_exactly_out_of_bounds(name, choices) -> None:
     systems = _systems(MODELS[name])
-    for state in _walk(systems["off"], choices):
+    for state in constrained_walk(systems["off"], choices):
         _same_steps(systems, state)
 
 

@@ -10,6 +10,7 @@ systems without ``expand``, and for counting per action), never from ``expand`` 
 from __future__ import annotations
 
 import pytest
+from adhoc import constrained_walk
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,20 +29,6 @@ def test_every_shipped_model_is_covered() -> None:
     assert any(m.config.mutants for m in MODELS.values())
 
 
-def _walk(system: ProtocolSystem, choices: list[int]) -> list:
-    """States along a random path within the constraint, from a random initial state."""
-    inits = list(system.init_states())
-    state = inits[choices[0] % len(inits)] if choices else inits[0]
-    path = [state]
-    for choice in choices:
-        options = [nxt for _, nxt in system.steps(state) if system.constraint(nxt)]
-        if not options:
-            break
-        state = options[choice % len(options)]
-        path.append(state)
-    return path
-
-
 def _read_off(system: ProtocolSystem, state) -> tuple[int, list]:
     """What ``expand`` must return, from ``steps`` and ``constraint``."""
     pairs = list(system.steps(state))
@@ -56,7 +43,7 @@ def test_expand_equals_steps_and_constraint_on_reachable_states(name, choices) -
     on = ProtocolSystem(model, symmetry=False, beyond="on")
     off = ProtocolSystem(model, symmetry=False, beyond="off")
     assert ProtocolSystem(model, symmetry=False, beyond="check").expand is None
-    for state in _walk(off, choices):
+    for state in constrained_walk(off, choices, random_init=True):
         count, kept = on.expand(state)
         assert (count, kept) == _read_off(on, state)
         assert off.expand(state) == _read_off(off, state)

@@ -7,6 +7,7 @@ The expected values come from the plain invariants, called on each state afresh.
 
 from __future__ import annotations
 
+from adhoc import constrained_walk
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,20 +33,6 @@ def test_the_declaration_names_the_raft_invariants_and_models_use_them() -> None
     assert any(MODELS[n].config.mutants for n in CHECKING)
 
 
-def _walk(system: ProtocolSystem, choices: list[int]) -> list:
-    """States along a random path within the constraint (every successor's successors listed,
-    in steps order, so that siblings sharing a servers tuple come one after the other)."""
-    state = next(iter(system.init_states()))
-    path = [state]
-    for choice in choices:
-        options = [nxt for _, nxt in system.steps(state) if system.constraint(nxt)]
-        if not options:
-            break
-        path.extend(options)
-        state = options[choice % len(options)]
-    return path
-
-
 def _with_bag_of(state, other):
     """``state``'s servers with ``other``'s messages and globals (same class)."""
     return tuple.__new__(type(state), (state[0], *other[1:]))
@@ -57,7 +44,7 @@ def _with_bag_of(state, other):
 def test_servers_only_invariants_read_only_the_servers(name, choices, rnd) -> None:
     model = MODELS[name]
     system = ProtocolSystem(model, symmetry=False, beyond="off")
-    states = _walk(system, choices)
+    states = constrained_walk(system, choices, siblings=True)
     for prop in SERVERS_ONLY:
         for state in rnd.sample(states, min(len(states), 12)):
             other = rnd.choice(states)
@@ -70,7 +57,7 @@ def test_servers_only_invariants_read_only_the_servers(name, choices, rnd) -> No
 def test_the_remembering_form_answers_as_the_invariant(name, choices, rnd) -> None:
     model = MODELS[name]
     system = ProtocolSystem(model, symmetry=False, beyond="off")
-    states = _walk(system, choices)
+    states = constrained_walk(system, choices, siblings=True)
     # in walk order (siblings together, as the checker meets them), then shuffled
     order = states + rnd.sample(states, len(states))
     for prop in SERVERS_ONLY:
