@@ -296,10 +296,15 @@ class Shard:
         self.awarded.append(award)
 
     def finish(self, pending: list[str]) -> dict:
-        """Order the states won by key, check them, and report to the coordinator."""
-        held = self.held
-        entries = sorted(((*held[fp], fp) for award in self.awarded for fp in award),
-                         key=_first)
+        """Take the states won in key order, check them, and report to the coordinator.
+
+        No sort: ``held`` is in key order already. ``expand`` generates keys ascending (parents
+        by rank, steps by position) and inserts a fingerprint into ``held`` only the first time
+        this shard generates it in the level (a later key of its own is never smaller)."""
+        won: set[int] = set()
+        for award in self.awarded:
+            won.update(award)
+        entries = [(key, state, fp) for fp, (key, state) in self.held.items() if fp in won]
         self.held, self.awarded = {}, []
         invariants = list(self.system.invariants.items())
         todo = [(name, self.reachable[name]) for name in pending]
