@@ -187,8 +187,8 @@ class Shard:
     def expand(self, send: Callable[[int, tuple], None], poll: Callable[[], None],
                progress: Callable[[int, int], None] | None = None) -> None:
         """Generate every successor of the states held, decide the owned ones, claim the
-        others from their owners (``send(owner, (me, fps, keys, parent fps))``, lists: the
-        transport packs them)."""
+        others from their owners (``send(owner, (me, claims))``, claims a flat list of
+        fingerprint, key, parent fingerprint, ...: the transport packs it)."""
         system = self.system
         fingerprint = system.fingerprint
         step_properties = list(system.step_properties.items())
@@ -198,7 +198,7 @@ class Shard:
         per_action, name_of = self.per_action, self.action_name
         step_actions: list[Any] | None = [] if self.count_actions else None
         expand = expander(system, step_actions)    # as explore's core loop
-        out: list[tuple[list, list, list]] = [([], [], []) for _ in range(shards)]
+        out: list[list[int]] = [[] for _ in range(shards)]
         nsucc: list[int] = []
         self.nsucc = nsucc
         generated = 0
@@ -237,13 +237,11 @@ class Shard:
                 elif fp not in held and claimed_add(fp):
                     key = base | pos
                     held[fp] = (key, nxt)
-                    fps, keys, pfps = out[dest]
-                    fps.append(fp)
-                    keys.append(key)
-                    pfps.append(pfp)
-                    if len(fps) >= BATCH:
-                        send(dest, (me, fps, keys, pfps))
-                        out[dest] = ([], [], [])
+                    batch = out[dest]
+                    batch += (fp, key, pfp)
+                    if len(batch) >= 3 * BATCH:
+                        send(dest, (me, batch))
+                        out[dest] = []
             if step_actions is not None:
                 tally(per_action, step_actions[:k], name_of)
             nsucc.append(k)
@@ -260,15 +258,16 @@ class Shard:
                     self.claimed = FingerprintSet()
                     claimed_add = self.claimed.add
         for dest, batch in enumerate(out):
-            if batch[0]:
-                send(dest, (me, *batch))
+            if batch:
+                send(dest, (me, batch))
         self.generated = generated
 
     def receive(self, claims: tuple) -> None:
         """Another shard's claims on fingerprints this shard owns (smallest key wins)."""
-        holder, fps, keys, pfps = claims
+        holder, flat = claims
         seen_add, candidates = self.seen.add, self.candidates
-        for fp, key, pfp in zip(fps, keys, pfps, strict=True):
+        it = iter(flat)
+        for fp, key, pfp in zip(it, it, it, strict=True):   # (strict: whole triples)
             if seen_add(fp):
                 candidates[fp] = (key, pfp, holder)
             else:
@@ -435,9 +434,9 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
         nonlocal done_from, awards_from, gifts_from
         kind = message[0]
         if kind == CLAIMS:
-            _, holder, fps, keys, pfps = message
+            _, holder, flat = message
             t = time.thread_time()
-            shard.receive((holder, _array(fps), _array(keys), _array(pfps)))
+            shard.receive((holder, _array(flat)))
             timing.add("receive_cpu", time.thread_time() - t)
         elif kind == DONE:
             done_from += 1
@@ -457,10 +456,10 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
             take(message)
 
     def send(dest: int, claims: tuple) -> None:
-        holder, fps, keys, pfps = claims
-        inboxes[dest].put((CLAIMS, holder, pack(fps), pack(keys), pack(pfps)))
-        timing.add("claims_sent", len(fps))
-        timing.add("bytes_sent", 24 * len(fps))
+        holder, flat = claims
+        inboxes[dest].put((CLAIMS, holder, pack(flat)))
+        timing.add("claims_sent", len(flat) // 3)
+        timing.add("bytes_sent", 8 * len(flat))
 
     def progress(generated: int, new: int) -> None:
         counters[2 * me] = generated

@@ -38,10 +38,10 @@ def _import_ray() -> Any:
 
 
 def _compact(claims: tuple) -> tuple:
-    """A batch of claims (holder, fingerprints, keys, parent fingerprints: lists) as int64
-    arrays, 8 bytes a number in Ray's object store."""
-    holder, *columns = claims
-    return (holder, *(array("q", column) for column in columns))
+    """A batch of claims (holder, flat list of fingerprint, key, parent fingerprint, ...) as
+    an int64 array, 8 bytes a number in Ray's object store."""
+    holder, flat = claims
+    return (holder, array("q", flat))
 
 
 class _ShardActor:
