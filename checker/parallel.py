@@ -110,7 +110,7 @@ class Level:
 
     Keys and fingerprints are Python lists, not int64 arrays: they stay in this process (only
     ``finish``'s report packs the keys), and every array append or item store converts an int
-    (``PyArg_Parse``), some 4x a list append; a level's lists cost some 50 B a state more,
+    (``PyArg_Parse``), some 4x a list append; a level's lists cost some 64 B a state more,
     little beside the states themselves."""
 
     keys: list = field(default_factory=list)
