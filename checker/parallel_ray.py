@@ -19,6 +19,7 @@ version (Ray requires one Python version across a cluster anyway).
 from __future__ import annotations
 
 import contextlib
+from array import array
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,13 @@ def _import_ray() -> Any:
         raise RaftspecError("--ray needs Ray, an optional extra: pip install 'raftspec[ray]'",
                             field="--ray") from None
     return ray
+
+
+def _compact(claims: tuple) -> tuple:
+    """A batch of claims (holder, flat list of fingerprint, key, parent fingerprint, ...) as
+    an int64 array, 8 bytes a number in Ray's object store."""
+    holder, flat = claims
+    return (holder, array("q", flat))
 
 
 class _ShardActor:
@@ -59,7 +67,7 @@ class _ShardActor:
         if all_keys is not None:
             self.shard.advance(all_keys)
         out: list[list[tuple]] = [[] for _ in range(self.shards)]
-        self.shard.expand(lambda dest, claims: out[dest].append(claims), lambda: None)
+        self.shard.expand(lambda dest, claims: out[dest].append(_compact(claims)), lambda: None)
         return out[0] if self.shards == 1 else tuple(out)
 
     def arbitrate(self, *inputs: list[tuple]) -> Any:
@@ -67,7 +75,7 @@ class _ShardActor:
         for batches in inputs:
             for claims in batches:
                 self.shard.receive(claims)
-        awards = self.shard.arbitrate()
+        awards = [array("q", award) for award in self.shard.arbitrate()]
         return awards[0] if self.shards == 1 else tuple(awards)
 
     def finish(self, pending: list[str], *awards: Any) -> dict:
