@@ -241,12 +241,8 @@ def steps_source(protocol: Protocol, config: Any = None, beyond: str = "off",
         scope[f"params_{k}"] = row.params
         test = protocol.beyond(row, config) if beyond != "off" else None
         scope[f"beyond_{k}"] = test
-        if len(row.params) == 1:
-            loop, call, key, args = "a,", f"apply_{k}(state, a)", "a", "(a,)"
-            ask = f"beyond_{k}(state, a)"
-        else:
-            loop, call, key, args = "args", f"apply_{k}(state, *args)", "args", "args"
-            ask = f"beyond_{k}(state, *args)"
+        loop, call, ask = _row_calls(k, row)
+        key, args = ("a", "(a,)") if len(row.params) == 1 else ("args", "args")
         record = [
             f"    action = actions_{k}.get({key})",
             "    if action is None:",
@@ -264,11 +260,25 @@ def steps_source(protocol: Protocol, config: Any = None, beyond: str = "off",
         else:
             body += [f"    nxt = {call}", "    if nxt is None:", "        continue"]
         body += record + ["    append((action, nxt))"]
-        if tuple(p.kind for p in row.params) == (MESSAGE,):
-            body = ["if messages:"] + ["    " + line for line in body]
-        lines += [f"    # {row.name}"] + ["    " + line for line in body]
+        lines += _row_block(row, body)
     lines.append("    return out")
     return "\n".join(lines) + "\n", scope
+
+
+def _row_calls(k: int, row: Any) -> tuple[str, str, str]:
+    """How the generated code loops over row ``k``'s arguments, applies its action and asks its
+    ``beyond`` predicate: one parameter unpacked (no ``*args``), more passed as the tuple."""
+    if len(row.params) == 1:
+        return "a,", f"apply_{k}(state, a)", f"beyond_{k}(state, a)"
+    return "args", f"apply_{k}(state, *args)", f"beyond_{k}(state, *args)"
+
+
+def _row_block(row: Any, body: list[str]) -> list[str]:
+    """A row's lines in the generated function, headed by its name, indented; a row whose only
+    parameter is a message of the bag is not asked while the bag is empty."""
+    if tuple(p.kind for p in row.params) == (MESSAGE,):
+        body = ["if messages:"] + ["    " + line for line in body]
+    return [f"    # {row.name}"] + ["    " + line for line in body]
 
 
 def _expand_source(protocol: Protocol, config: Any,
@@ -285,10 +295,7 @@ def _expand_source(protocol: Protocol, config: Any,
         scope[f"enumerate_{k}"], scope[f"apply_{k}"] = row.arguments, row.apply
         defaults += [f"enumerate_{k}=enumerate_{k}", f"apply_{k}=apply_{k}"]
         test = protocol.beyond(row, config) if beyond == "on" else None
-        if len(row.params) == 1:
-            loop, call, ask = "a,", f"apply_{k}(state, a)", f"beyond_{k}(state, a)"
-        else:
-            loop, call, ask = "args", f"apply_{k}(state, *args)", f"beyond_{k}(state, *args)"
+        loop, call, ask = _row_calls(k, row)
         body = [f"for {loop} in enumerate_{k}(state, config):"]
         if test is not None:
             scope[f"beyond_{k}"] = test
@@ -296,9 +303,7 @@ def _expand_source(protocol: Protocol, config: Any,
             body += [f"    if {ask}:", "        n += 1", "        continue"]
         body += [f"    nxt = {call}", "    if nxt is None:", "        continue",
                  "    if within(nxt):", "        append((n, nxt))", "    n += 1"]
-        if tuple(p.kind for p in row.params) == (MESSAGE,):
-            body = ["if messages:"] + ["    " + line for line in body]
-        lines += [f"    # {row.name}"] + ["    " + line for line in body]
+        lines += _row_block(row, body)
     head = "def expand(state, *, " + ", ".join(defaults) + "):"
     lines = [head] + lines + ["    return n, out"]
     return "\n".join(lines) + "\n", scope
