@@ -33,31 +33,39 @@ def test_the_declaration_names_the_raft_invariants_and_models_use_them() -> None
     assert any(MODELS[n].config.mutants for n in CHECKING)
 
 
+def random_walks(test):
+    """80 examples of a model, the choices of a random walk through it, and a random
+    generator."""
+    return settings(max_examples=80, deadline=None)(given(
+        st.sampled_from(CHECKING), st.lists(st.integers(0, 10**6), max_size=40),
+        st.randoms(use_true_random=False))(test))
+
+
+def _walked(name: str, choices: list[int]) -> list:
+    """Every successor within the constraint of each state along a random walk of the model
+    (siblings together, in ``steps`` order, as the checker meets them)."""
+    system = ProtocolSystem(MODELS[name], symmetry=False, beyond="off")
+    return constrained_walk(system, choices, siblings=True)
+
+
 def _with_bag_of(state, other):
     """``state``'s servers with ``other``'s messages and globals (same class)."""
     return tuple.__new__(type(state), (state[0], *other[1:]))
 
 
-@settings(max_examples=80, deadline=None)
-@given(st.sampled_from(CHECKING), st.lists(st.integers(0, 10**6), max_size=40),
-       st.randoms(use_true_random=False))
+@random_walks
 def test_servers_only_invariants_read_only_the_servers(name, choices, rnd) -> None:
-    model = MODELS[name]
-    system = ProtocolSystem(model, symmetry=False, beyond="off")
-    states = constrained_walk(system, choices, siblings=True)
+    states = _walked(name, choices)
     for prop in SERVERS_ONLY:
         for state in rnd.sample(states, min(len(states), 12)):
             other = rnd.choice(states)
             assert prop(_with_bag_of(state, other)) == prop(state), (prop.__name__, state)
 
 
-@settings(max_examples=80, deadline=None)
-@given(st.sampled_from(CHECKING), st.lists(st.integers(0, 10**6), max_size=40),
-       st.randoms(use_true_random=False))
+@random_walks
 def test_the_remembering_form_answers_as_the_invariant(name, choices, rnd) -> None:
     model = MODELS[name]
-    system = ProtocolSystem(model, symmetry=False, beyond="off")
-    states = constrained_walk(system, choices, siblings=True)
+    states = _walked(name, choices)
     # in walk order (siblings together, as the checker meets them), then shuffled
     order = states + rnd.sample(states, len(states))
     for prop in SERVERS_ONLY:
