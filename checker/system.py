@@ -25,7 +25,7 @@ from typing import Protocol as TypingProtocol
 from raftspec.checker.symmetry import Canonicalizer
 from raftspec.protocol import MESSAGE, Action, Protocol, RaftspecError
 from raftspec.protocol.schema import Schema
-from raftspec.protocol.table import config_form
+from raftspec.protocol.table import config_form, only_servers_read
 
 
 class BoundedModel(TypingProtocol):
@@ -77,13 +77,14 @@ class ProtocolSystem:
         self.protocol = protocol
         self.config = config
         self.symmetry = model.symmetry if symmetry is None else symmetry
-        self.invariants = {name: _bind(_lookup(protocol.invariants, name, "invariant"), config)
-                           for name in model.state_invariants}
+        self.invariants = {
+            name: bind_state_property(_lookup(protocol.invariants, name, "invariant"), config)
+            for name in model.state_invariants}
         self.step_properties = {
             name: _bind_step(_lookup(protocol.step_properties, name, "step property"), config)
             for name in model.step_properties}
-        self.reachable = {name: _bind(_lookup(protocol.reachable, name,
-                                              "reachability property"), config)
+        self.reachable = {name: bind_state_property(_lookup(protocol.reachable, name,
+                                                            "reachability property"), config)
                           for name in getattr(model, "reachable", ())}
         within = protocol.constraint(config)
         self.within_bounds = within
@@ -140,21 +141,45 @@ class MessageLinks:
         return tuple(out)
 
 
-def _bind(invariant: Callable[[Any, Any], bool], config: Any) -> Callable[[Any], bool]:
-    """``invariant(state, config)`` as a predicate of the state: the invariant's own form for
-    this config when it has one (``protocol.table.config_form``), else a closure (``partial``
-    with a keyword argument builds a dict on every call, and this runs for every state)."""
-    form = config_form(invariant, config)
+def bind_state_property(prop: Callable[[Any, Any], bool], config: Any) -> Callable[[Any], bool]:
+    """``prop(state, config)`` (an invariant or a reachability property) as a predicate of the
+    state, the one the checker calls: the property's own form for this config when it has one
+    (``protocol.table.config_form``), else a closure (``partial`` with a keyword argument builds
+    a dict on every call, and this runs for every state); remembering (``_remembering``) when
+    the protocol declares that it reads only the servers."""
+    form = config_form(prop, config)
+    if only_servers_read(prop):
+        return _remembering(prop, config, form)
     if form is not None:
         return form
 
     def holds(state: Any) -> bool:
-        return invariant(state, config)
+        return prop(state, config)
+    return holds
+
+
+def _remembering(prop: Callable[[Any, Any], bool], config: Any,
+                 form: Callable[[Any], bool] | None) -> Callable[[Any], bool]:
+    """A servers-only property (``protocol.table.reads_only_servers``) that remembers the last
+    servers tuple it held on (keeping a reference, so that its identity cannot be reused) and
+    answers True for it without looking again: a step that only sends or consumes a message
+    keeps its state's servers tuple, and a parent's successors are checked one after the
+    other. Only a success is remembered. ``form``: the property's own config form, if any."""
+    last = [None]   # the servers tuple of the last state found to hold
+
+    def holds(state: Any) -> bool:
+        servers = state[0]
+        if servers is last[0]:
+            return True
+        if form(state) if form is not None else prop(state, config):
+            last[0] = servers
+            return True
+        return False
     return holds
 
 
 def _bind_step(prop: Callable[[Any, Any, Any], bool], config: Any) -> Callable[[Any, Any], bool]:
-    """``prop(state, nxt, config)`` as a predicate of the step, like ``_bind``."""
+    """``prop(state, nxt, config)`` as a predicate of the step, like ``bind_state_property``."""
     form = config_form(prop, config)
     if form is not None:
         return form

@@ -153,6 +153,20 @@ def config_form(prop: Callable[..., bool], config: Any) -> Callable[..., bool] |
     return None
 
 
+def reads_only_servers(*props: Callable[..., bool]) -> None:
+    """Declare that each property reads nothing of a state but its servers tuple (the state's
+    first field, in every protocol) and never its config: two states with the same servers
+    answer alike. The checker may then answer for a servers tuple it has just seen hold
+    (``checker.system``); the declaration is the protocol's to keep true (test it)."""
+    for prop in props:
+        prop.reads_only_servers = prop  # type: ignore[attr-defined]
+
+
+def only_servers_read(prop: Callable[..., bool]) -> bool:
+    """Whether ``reads_only_servers`` declared this very property (not a wrapper's copy)."""
+    return getattr(prop, "reads_only_servers", None) is prop
+
+
 @attrs.frozen
 class Render:
     """Optional hints for printing: a message in one line, a server's variables in one line."""

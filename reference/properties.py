@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from raftspec.protocol.table import give_config_form
+from raftspec.protocol.table import give_config_form, reads_only_servers
 from raftspec.reference.config import Config
 from raftspec.reference.state import Message, Role, Server, State
 
@@ -175,35 +175,10 @@ def leader_append_only(state: State, nxt: State, config: Config | None = None) -
 SERVERS_ONLY: tuple[Callable[..., bool], ...] = (
     election_safety, log_matching, leader_completeness, state_machine_safety)
 """The invariants that read nothing of a state but its servers tuple (``state.servers``) and
-never the config: their read-set, declared (tests/checker/test_checker_invariant_memo.py holds
-each to it: the same answer with any other bag and globals)."""
-
-
-def _remembering(prop: Callable[[State], bool]) -> Callable[[Config], Callable[[State], bool]]:
-    """The config form of a servers-only invariant: it remembers the last servers tuple it held
-    on (by identity, keeping a reference, so the identity cannot be reused) and answers True for
-    it without looking again. A step that only sends or consumes a message keeps its state's
-    servers tuple, so a parent's such successors, checked one after the other, share it."""
-
-    def for_config(config: Config) -> Callable[[State], bool]:
-        last = [None]   # the servers tuple of the last state found to hold
-
-        def holds(state: State) -> bool:
-            servers = state[0]
-            if servers is last[0]:
-                return True
-            if prop(state):
-                last[0] = servers
-                return True
-            return False
-
-        return holds
-
-    return for_config
-
-
-for _prop in SERVERS_ONLY:
-    give_config_form(_prop, _remembering(_prop))
+never the config: their read-set, declared for the checker (which may then skip a servers tuple
+it has just seen hold); tests/checker/test_checker_invariant_memo.py holds each to it: the same
+answer with any other bag and globals."""
+reads_only_servers(*SERVERS_ONLY)
 
 # This one never reads the config (it defaults to None): the checker calls it as it is, one
 # call fewer per state than through a closure.

@@ -1,6 +1,7 @@
 """The servers-only invariants (``reference.properties.SERVERS_ONLY``): their declared read-set
-holds, and the remembering form the checker calls answers as the invariant itself, on random
-reachable states of every shipped model that checks them (variants and mutants included).
+holds, and the remembering predicate the checker binds them to answers as the invariant itself,
+on random reachable states of every shipped model that checks them (variants and mutants
+included).
 
 The expected values come from the plain invariants, called on each state afresh.
 """
@@ -11,8 +12,8 @@ from adhoc import constrained_walk
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from raftspec.checker.system import ProtocolSystem
-from raftspec.protocol.table import config_form
+from raftspec.checker.system import ProtocolSystem, bind_state_property
+from raftspec.protocol.table import only_servers_read
 from raftspec.reference.properties import INVARIANTS, SERVERS_ONLY
 from raftspec.reference.state import Role
 from raftspec.spec.model import MODELS_DIR, load_model
@@ -28,6 +29,8 @@ def test_the_declaration_names_the_raft_invariants_and_models_use_them() -> None
     assert {p.__name__ for p in SERVERS_ONLY} == {
         "election_safety", "log_matching", "leader_completeness", "state_machine_safety"}
     assert all(INVARIANTS[p.__name__] is p for p in SERVERS_ONLY)
+    assert all(only_servers_read(p) for p in SERVERS_ONLY)
+    assert not any(only_servers_read(p) for p in INVARIANTS.values() if p not in SERVERS_ONLY)
     assert len(CHECKING) >= 15
     assert any(MODELS[n].config.variant != "tla" for n in CHECKING)
     assert any(MODELS[n].config.mutants for n in CHECKING)
@@ -69,8 +72,7 @@ def test_the_remembering_form_answers_as_the_invariant(name, choices, rnd) -> No
     # in walk order (siblings together, as the checker meets them), then shuffled
     order = states + rnd.sample(states, len(states))
     for prop in SERVERS_ONLY:
-        form = config_form(prop, model.config)
-        assert form is not None and form is not prop
+        form = bind_state_property(prop, model.config)
         for state in order:
             assert form(state) == prop(state)
 
@@ -88,7 +90,7 @@ def test_the_remembering_form_forgets_nothing_false() -> None:
     bad = tuple.__new__(type(good), ((lead, lead, *good[0][2:]), *good[1:]))
     prop = INVARIANTS["election_safety"]
     assert prop(good) and not prop(bad)
-    form = config_form(prop, model.config)
+    form = bind_state_property(prop, model.config)
     assert form(good)
     assert not form(bad)
     assert not form(bad)
