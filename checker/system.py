@@ -96,6 +96,7 @@ class ProtocolSystem:
         else:
             self.fingerprint = hash
         self.steps = _compiled_steps(protocol, config, beyond, within)
+        self._beyond, self._within = beyond, within
         self.expand: Callable[[Any], tuple[int, list[tuple[int, Any]]]] | None = (
             _compiled_expand(protocol, config, beyond, within) if beyond != "check" else None)
         """``expand(state) -> (generated, [(position, successor), ...])``: how many successors
@@ -104,6 +105,20 @@ class ProtocolSystem:
         no Action record, no pair per unbuilt successor and no constraint call by the
         engine: ``explore``'s core loop uses it when it is not None (not in "check" mode,
         which must build and verify every declared successor through ``steps``)."""
+
+    def counting_expand(self) -> tuple[Callable[[Any], tuple[int, list]], list[int],
+                                       tuple[str, ...]] | None:
+        """``expand`` that also counts what it generates per row, for per-action figures
+        (``explore(..., count_actions=True)`` with ``action_name``): a fresh function, the list
+        it adds each row's generated successors to (one int per row, zero at first) and the
+        rows' names (``action_name`` of their actions) in the list's order. None in "check"
+        mode, like ``expand``."""
+        if self._beyond == "check":
+            return None
+        tally = [0] * len(self.protocol.rows)
+        expand = _compiled_expand(self.protocol, self.config, self._beyond, self._within,
+                                  tally)
+        return expand, tally, tuple(row.name for row in self.protocol.rows)
 
     def init_states(self) -> Iterable[Any]:
         return self.protocol.init(self.config)
@@ -223,12 +238,16 @@ def _compiled_steps(protocol: Protocol, config: Any, beyond: str,
 
 
 def _compiled_expand(protocol: Protocol, config: Any, beyond: str,
-                     within: Callable[[Any], bool]) -> Callable[[Any], tuple[int, list]]:
+                     within: Callable[[Any], bool],
+                     tally: list[int] | None = None) -> Callable[[Any], tuple[int, list]]:
     """``ProtocolSystem.expand`` generated for this table and config (``steps_source`` with
-    ``form="expand"`` shows the code); ``beyond`` "on" or "off"."""
-    source, scope = steps_source(protocol, config, beyond, form="expand")
+    ``form="expand"`` shows the code); ``beyond`` "on" or "off". With ``tally`` (one int per
+    row), the form that adds each row's count to it (``form="count"``)."""
+    form = "expand" if tally is None else "count"
+    source, scope = steps_source(protocol, config, beyond, form=form)
     scope["config"] = config
     scope["within"] = within
+    scope["tally"] = tally
     exec(source, scope)  # noqa: S102 (generated from the table's row positions only)
     return scope["expand"]
 
@@ -252,11 +271,13 @@ def steps_source(protocol: Protocol, config: Any = None, beyond: str = "off",
     ``form="expand"``: the source of ``ProtocolSystem.expand`` instead, the same rows in the
     same order: a counter ``n`` stands for the position in ``steps`` ("on": an undeclared
     instance is counted, not built; "check" has no such form), no Action records, and only
-    the successors that pass ``within`` (the constraint) are kept, as ``(n, state)``."""
-    if form not in ("steps", "expand"):
-        raise ValueError(f"form must be 'steps' or 'expand', not {form!r}")
-    if form == "expand":
-        return _expand_source(protocol, config, beyond)
+    the successors that pass ``within`` (the constraint) are kept, as ``(n, state)``.
+    ``form="count"``: ``expand`` that also adds the number of instances of each row to
+    ``tally[k]`` (k: the row's position; ``tally`` is added by the caller)."""
+    if form not in ("steps", "expand", "count"):
+        raise ValueError(f"form must be 'steps', 'expand' or 'count', not {form!r}")
+    if form != "steps":
+        return _expand_source(protocol, config, beyond, counting=form == "count")
     scope: dict[str, Any] = {"Action": Action, "OUT": OUT_OF_BOUNDS, "wrong": _wrong_beyond}
     lines = ["def steps(state):", "    out = []", "    append = out.append",
              "    messages = state[1]"]
@@ -306,15 +327,16 @@ def _row_block(row: Any, body: list[str]) -> list[str]:
     return [f"    # {row.name}"] + ["    " + line for line in body]
 
 
-def _expand_source(protocol: Protocol, config: Any,
-                   beyond: str) -> tuple[str, dict[str, Any]]:
+def _expand_source(protocol: Protocol, config: Any, beyond: str,
+                   counting: bool = False) -> tuple[str, dict[str, Any]]:
     """``steps_source(..., form="expand")``: the rows unrolled as in ``steps``, each row's
     enumerator, action and ``beyond`` predicate bound as default arguments (local loads, not
-    global ones), ``n`` counting every instance ``steps`` would yield."""
+    global ones), ``n`` counting every instance ``steps`` would yield; ``counting``: each
+    row's share of ``n`` added to ``tally[k]``."""
     if beyond not in ("on", "off"):
         raise ValueError(f"expand is generated for beyond 'on' or 'off', not {beyond!r}")
     scope: dict[str, Any] = {}
-    defaults = ["within=within", "config=config"]
+    defaults = ["within=within", "config=config"] + (["tally=tally"] if counting else [])
     lines = ["    out = []", "    append = out.append", "    n = 0", "    messages = state[1]"]
     for k, row in enumerate(protocol.rows):
         scope[f"enumerate_{k}"], scope[f"apply_{k}"] = row.arguments, row.apply
@@ -328,7 +350,11 @@ def _expand_source(protocol: Protocol, config: Any,
             body += [f"    if {ask}:", "        n += 1", "        continue"]
         body += [f"    nxt = {call}", "    if nxt is None:", "        continue",
                  "    if within(nxt):", "        append((n, nxt))", "    n += 1"]
+        if counting:
+            lines.append("    m = n")
         lines += _row_block(row, body)
+        if counting:
+            lines.append(f"    tally[{k}] += n - m")
     head = "def expand(state, *, " + ", ".join(defaults) + "):"
     lines = [head] + lines + ["    return n, out"]
     return "\n".join(lines) + "\n", scope

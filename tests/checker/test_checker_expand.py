@@ -87,6 +87,25 @@ def test_a_step_property_violation_names_the_step_expand_found() -> None:
     assert fast.states_generated == plain.states_generated == _sharded(system).states_generated
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(sorted(MODELS)), st.integers(1, 1500))
+def test_per_action_counts_of_the_counting_form_equal_those_read_off_steps(name, budget) -> None:
+    """``counting_expand`` (rows counted in the generated code; used when ``action_name`` is
+    the system's own) against the list of actions read off ``steps`` (used for any other
+    ``action_name``, here the same names through a wrapper), budgets and violations stopping
+    the search inside a state's successors included."""
+    system = ProtocolSystem(MODELS[name], symmetry=False)
+    fast = explore(system, count_actions=True, action_name=system.action_name,
+                   max_states=budget)
+    plain = explore(system, count_actions=True, action_name=lambda a: system.action_name(a),
+                    max_states=budget)
+    assert (fast.distinct_states, fast.states_generated, fast.violated, fast.stopped) == \
+        (plain.distinct_states, plain.states_generated, plain.violated, plain.stopped)
+    assert fast.per_action == plain.per_action
+    assert sum(fast.per_action.values()) == fast.states_generated
+    assert all(count > 0 for count in fast.per_action.values())
+
+
 def _sharded(system: ProtocolSystem, **budget):
     return explore(system, workers=2, parallel_from=1, backend=InlineBackend, **budget)
 
@@ -110,7 +129,11 @@ def test_expand_source_is_shown_and_refuses_the_checking_mode() -> None:
     assert "beyond_" in source and "within(nxt)" in source
     off, _ = steps_source(model.protocol, model.config, "off", form="expand")
     assert "beyond_" not in off
+    counting, _ = steps_source(model.protocol, model.config, "on", form="count")
+    assert "tally[0] += n - m" in counting
     with pytest.raises(ValueError):
         steps_source(model.protocol, model.config, "check", form="expand")
+    with pytest.raises(ValueError):
+        steps_source(model.protocol, model.config, "check", form="count")
     with pytest.raises(ValueError):
         steps_source(model.protocol, model.config, "on", form="fused")
