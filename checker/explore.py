@@ -140,9 +140,9 @@ def explore(
     Stops at the first violated invariant or step property; the result then carries a shortest
     counterexample. ``count_actions`` tallies generated states per action name (for comparing
     with TLC action by action; about 10% slower with the system's own ``action_name``, whose
-    rows count in generated code, about 30% with another, read off ``steps``). ``max_depth`` stops after that many levels (the
-    initial states are level 1): states deeper than that are neither generated nor checked, and
-    the result says ``complete=False``.
+    rows count in generated code, about 30% with another, read off ``steps``). ``max_depth``
+    stops after that many levels (the initial states are level 1): states deeper than that are
+    neither generated nor checked, and the result says ``complete=False``.
 
     Budgets, for callers that must always get an answer (the CLI's exit code 3): ``deadline``
     (a ``time.perf_counter()`` value), ``max_states`` (distinct states) and ``should_stop`` (a
