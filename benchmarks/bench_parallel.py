@@ -12,6 +12,13 @@ of the whole process tree (getrusage of the children): on a machine shared with 
 "CPU ratio" (N workers' CPU / 1 worker's) shows the overhead of sharding apart from how many
 cores the other jobs left free; "load" is the 1-minute load average before/after the run.
 
+--pairs N: the speed table again, drift-proof: N adjacent pairs of runs (1 worker, 2 workers),
+the order alternating from pair to pair (1-2, 2-1, 1-2, ...), each pair's speed-up and CPU ratio
+printed, then the MEDIAN pair speed-up (and CPU ratio) with the smallest and largest. This VM's
+speed drifts by up to 1.5x within minutes, so the best-of figures of the plain table can pair a
+fast one-worker run with a slow two-worker run; within a pair the two runs are seconds apart,
+and the median ignores a pair the drift split. Use it for every before/after.
+
 --ray: the same with Ray actors (1 and 2) on a local Ray instance started once beforehand
 (its start-up, some 5-30 s here, is measured separately and not in "explore s").
 
@@ -157,6 +164,54 @@ def speed(models: list[str], repeat: int) -> None:
                   f"{rep['seconds']:>9.2f} {reference['seconds'] / rep['seconds']:>8.2f} "
                   f"{r['cpu']:>7.2f} {r['cpu'] / best[1]['cpu']:>9.2f} "
                   f"{r['load'][0]:>8.2f}/{r['load'][1]:<8.2f}")
+
+
+def _check_counts(name: str, runs: list[dict], reference: dict) -> None:
+    for r in runs:
+        got = r["report"]
+        for key in ("distinct_states", "states_generated", "depth", "violated"):
+            if got[key] != reference[key]:
+                raise SystemExit(f"{name}: {key} {got[key]} in one run, {reference[key]} in "
+                                 "another")
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    n = len(ordered)
+    return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+
+
+def pairs(models: list[str], count: int, extra: tuple[str, ...] = ()) -> dict[str, dict]:
+    """N adjacent (1 worker, 2 workers) pairs per model, order alternating; each pair's ratios
+    and the median pair ratio (see the module's docstring). Returns the summary per model."""
+    summary = {}
+    print(f"{'model':<9} {'pair':>4} {'order':>5} {'1w s':>7} {'2w s':>7} {'speed-up':>8} "
+          f"{'1w CPU':>7} {'2w CPU':>7} {'CPU ratio':>9} {'load before/after':>17}")
+    for name in models:
+        speedups, cpus, runs = [], [], []
+        for k in range(count):
+            order = (1, 2) if k % 2 == 0 else (2, 1)
+            before = load()
+            got = {w: run_check(MODELS[name], w, extra) for w in order}
+            runs += got.values()
+            one, two = got[1], got[2]
+            speedup = one["report"]["seconds"] / two["report"]["seconds"]
+            ratio = two["cpu"] / one["cpu"]
+            speedups.append(speedup)
+            cpus.append(ratio)
+            print(f"{name:<9} {k + 1:>4} {'-'.join(map(str, order)):>5} "
+                  f"{one['report']['seconds']:>7.2f} {two['report']['seconds']:>7.2f} "
+                  f"{speedup:>8.2f} {one['cpu']:>7.2f} {two['cpu']:>7.2f} {ratio:>9.2f} "
+                  f"{before:>8.2f}/{load():<8.2f}", flush=True)
+        _check_counts(name, runs, runs[0]["report"])
+        summary[name] = {"median": _median(speedups), "min": min(speedups),
+                         "max": max(speedups), "cpu_median": _median(cpus)}
+        print(f"{name:<9} median speed-up {summary[name]['median']:.2f} (min "
+              f"{summary[name]['min']:.2f}, max {summary[name]['max']:.2f}) over {count} pairs; "
+              f"median CPU ratio {summary[name]['cpu_median']:.2f}; "
+              f"{runs[0]['report']['distinct_states']:,} distinct, "
+              f"{runs[0]['report']['states_generated']:,} generated", flush=True)
+    return summary
 
 
 def ray_speed(models: list[str]) -> None:
@@ -438,6 +493,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="tiny3,elect3m2")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--pairs", type=int, default=0, metavar="N",
+                        help="N adjacent 1-worker/2-worker pairs, order alternating: each "
+                        "pair's ratio and the median (instead of the plain table)")
     parser.add_argument("--ray", action="store_true", help="also Ray actors (1 and 2)")
     parser.add_argument("--ray-models", default="tiny3")
     parser.add_argument("--memory", action="store_true", help="memory per state (elect3m2)")
@@ -453,8 +511,8 @@ def main() -> None:
     parser.add_argument("--contention", action="store_true",
                         help="two independent one-worker searches at once vs one alone")
     parser.add_argument("--max-depth", type=int, default=None,
-                        help="for --stats, --profile, --instructions (default 15) and "
-                        "--contention")
+                        help="for --stats, --profile, --instructions (default 15), "
+                        "--contention and --pairs")
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores; Python {sys.version.split()[0]}")
     if args.stats:
@@ -467,6 +525,9 @@ def main() -> None:
         instructions(args.models.split(","), args.max_depth)
     if args.stats or args.contention or args.profile or args.instructions:
         pass
+    elif args.pairs:
+        pairs(args.models.split(","), args.pairs,
+              () if args.max_depth is None else ("--max-depth", str(args.max_depth)))
     elif not args.no_speed:
         speed(args.models.split(","), args.repeat)
     if args.ray:
