@@ -59,6 +59,11 @@ def main() -> None:
     parser.add_argument("--partition-start", type=float,
                         default=SwarmSettings().partition_start,
                         help="a partition starts within this fraction of a walk's depth")
+    parser.add_argument("--partition-length", type=float,
+                        default=SwarmSettings().partition_length,
+                        help="a partition lasts at most this fraction of a walk's depth")
+    parser.add_argument("--no-shrink", dest="shrink", action="store_false",
+                        help="time the search only (shrunk length: -)")
     parser.add_argument("--compare-shrink", action="store_true",
                         help="also shrink each violating walk without renamings")
     args = parser.parse_args()
@@ -75,7 +80,8 @@ def main() -> None:
         hints = model.protocol.simulation
         renamings = renaming_of(model.protocol, model.config.servers) if model.symmetry else None
         swarm = SwarmSettings(omit_by_name=hints.rare, partition=args.partition,
-                              partition_start=args.partition_start)
+                              partition_start=args.partition_start,
+                              partition_length=args.partition_length)
         runs = [("swarm + cells", swarm, hints.cell)]
         if args.baselines:
             runs += [("swarm, fresh", swarm, None), ("uniform, fresh", UNIFORM, None)]
@@ -86,7 +92,7 @@ def main() -> None:
                              time_limit=args.time_limit or None, max_walks=args.max_walks,
                              action_name=ProtocolSystem.action_name, settings=settings, cells=cells,
                              renamings=renamings, links=MessageLinks(model.protocol.schema),
-                             on_violation=walks.append)
+                             on_violation=walks.append, shrink=args.shrink)
                 found = f"{r.seconds:.2f}" if r.violated else f"> {r.seconds:.0f}"
                 plain = "-"
                 if args.compare_shrink and walks and renamings is not None:

@@ -279,14 +279,33 @@ def test_deletion_alone_stops_in_the_detour_and_shortcuts_leave_it() -> None:
     deleted, _, _ = shrink_trace(Detour(), trace, shortcut_nodes=0)
     assert len(deleted) == 8  # the local minimum
     # searches of 4 states from A reach C' but not V': C' is only as good as C, not C itself
-    exact, _, _ = shrink_trace(Detour(), trace, shortcut_nodes=4)
+    exact, _, _ = shrink_trace(Detour(), trace, shortcut_nodes=4, max_shortcut_nodes=4)
     assert len(exact) == 8
-    shrunk, prop, _ = shrink_trace(Detour(), trace, cells=lambda s: s[0], shortcut_nodes=4)
+    shrunk, prop, _ = shrink_trace(Detour(), trace, cells=lambda s: s[0], shortcut_nodes=4,
+                                   max_shortcut_nodes=4)
     assert prop == "planted" and violates(Detour(), shrunk, "planted")
     assert [a for a, _ in shrunk] == [None, "a-d", "d-c", "c-e1", "e1-e2", "e2-v"]
     assert shrunk[-1][1] == ("V", 1)
     # larger searches reach the violation itself from A
     assert len(shrink_trace(Detour(), trace)[0]) == 6
+
+
+def test_searches_grow_when_a_round_gains_nothing() -> None:
+    """From A, V' is 5 steps away, the 10th state a breadth-first search meets: a search of 4
+    states finds no shortcut (above); when a round gains nothing the bound grows (4, 16) up to
+    ``max_shortcut_nodes``, and the 16-state search reaches V' itself."""
+    trace = replay(Detour(), ("A", 0), DETOUR)[0]
+    stuck, _, _ = shrink_trace(Detour(), trace, shortcut_nodes=4, max_shortcut_nodes=15)
+    assert len(stuck) == 8  # 16 is beyond the ceiling: no growth
+    grown, prop, _ = shrink_trace(Detour(), trace, shortcut_nodes=4, max_shortcut_nodes=16)
+    assert prop == "planted" and violates(Detour(), grown, "planted")
+    assert [a for a, _ in grown] == [None, "a-d", "d-c", "c-e1", "e1-e2", "e2-v"]
+    assert grown[-1][1] == ("V", 1)
+    # growth by 2 reaches 16 too (4, 8, 16); growth 1 never grows
+    assert len(shrink_trace(Detour(), trace, shortcut_nodes=4, max_shortcut_nodes=16,
+                            shortcut_growth=2)[0]) == 6
+    assert len(shrink_trace(Detour(), trace, shortcut_nodes=4, max_shortcut_nodes=10**6,
+                            shortcut_growth=1)[0]) == 8
 
 
 def test_an_exact_shortcut_keeps_the_rest_of_the_trace() -> None:
@@ -295,7 +314,7 @@ def test_an_exact_shortcut_keeps_the_rest_of_the_trace() -> None:
 
     system = Direct()
     trace = replay(system, ("A", 0), DETOUR)[0]
-    shrunk, _, _ = shrink_trace(system, trace, shortcut_nodes=4)
+    shrunk, _, _ = shrink_trace(system, trace, shortcut_nodes=4, max_shortcut_nodes=4)
     assert [a for a, _ in shrunk] == [None, "a-d", "d-c", "c-e1", "e1-e2", "e2-v"]
     assert shrunk[3:] == trace[5:]  # from C on, the trace's own states
 
