@@ -225,6 +225,7 @@ def simulate(
     cells: Callable[[Any], Hashable] | None = None,
     shrink: bool = True,
     shrink_time_limit: float = 60.0,
+    shrink_nodes: int | None = None,
     renamings: Renamings | None = None,
     links: Links | None = None,
     on_progress: Callable[[Progress], None] | None = None,
@@ -232,23 +233,21 @@ def simulate(
     on_violation: Callable[[SimulationResult], None] | None = None,
 ) -> SimulationResult:
     """Run walks ``first_walk, first_walk + walk_stride, ...`` of ``seed`` until one violates a
-    property, ``time_limit`` seconds pass or ``max_walks`` walks are done.
-
-    ``depth`` bounds a trace's length in steps. ``first_walk``/``walk_stride`` let independent
-    processes share one seed's walks. ``cells``, if given, maps a state to a coarse abstraction
-    of it (a protocol's hint, e.g. each server's term, role and log terms without the messages):
-    walks then start from the cells met so far instead of an initial state (see ``_Archive``);
-    without it every walk starts afresh and walk ``k`` of a seed is the same walk whatever ran
-    before it. On a violation the trace is shrunk (for at most ``shrink_time_limit`` seconds;
-    ``shrink=False`` keeps it as found; ``renamings`` shrinks modulo symmetry, see
-    ``shrink_trace``). ``links``, if given, maps a step (action, state, next state) to the
-    parties it links, sender first (a message's sender and receiver; one or none for a local
-    step): walks then may cut one party off for a
-    stretch (``SwarmSettings.partition``). A KeyboardInterrupt while shrinking ends the
-    shrinking, not the run: the result is the violation with the shortest trace found so far.
-    ``on_violation`` is called with the violation as found, then with each shorter trace
-    shrinking finds (what a parent process reports if it is interrupted while this one
-    shrinks).
+    property, ``time_limit`` seconds pass or ``max_walks`` walks are done.  ``depth`` bounds a
+    trace's length in steps. ``first_walk``/``walk_stride`` let independent processes share one
+    seed's walks. ``cells``, if given, maps a state to a coarse abstraction of it (a protocol's
+    hint, e.g. each server's term, role and log terms without the messages): walks then start from
+    the cells met so far instead of an initial state (see ``_Archive``); without it every walk
+    starts afresh and walk ``k`` of a seed is the same walk whatever ran before it. On a violation
+    the trace is shrunk (for at most ``shrink_time_limit`` seconds; ``shrink=False`` keeps it as
+    found; ``renamings`` shrinks modulo symmetry, and ``shrink_nodes`` lets its searches grow up to
+    that many states, see ``shrink_trace``). ``links``, if given, maps a step (action, state, next
+    state) to the parties it links, sender first (a message's sender and receiver; one or none for a
+    local step): walks then may cut one party off for a stretch (``SwarmSettings.partition``). A
+    KeyboardInterrupt while shrinking ends the shrinking, not the run: the result is the violation
+    with the shortest trace found so far. ``on_violation`` is called with the violation as found,
+    then with each shorter trace shrinking finds (what a parent process reports if it is interrupted
+    while this one shrinks).
 
     Runs under ``gcpolicy.search_policy``: the cells' traces keep states alive as a search's
     seen set does, and full collections would rescan them all for nothing.
@@ -288,7 +287,7 @@ def simulate(
             try:
                 trace, prop, replays = shrink_trace(
                     system, found.trace, time_limit=shrink_time_limit, cells=cells,
-                    renamings=renamings, progress=so_far)
+                    renamings=renamings, max_shortcut_nodes=shrink_nodes, progress=so_far)
             except KeyboardInterrupt:
                 return attrs.evolve(so_far.result, shrink_stopped="interrupted",
                                     shrink_seconds=time.perf_counter() - shrink_started)
@@ -688,7 +687,7 @@ def shrink_trace(
     time_limit: float = 60.0,
     cells: Callable[[Any], Hashable] | None = None,
     shortcut_nodes: int = 400,
-    max_shortcut_nodes: int = 6_400,
+    max_shortcut_nodes: int | None = None,
     shortcut_growth: int = 4,
     renamings: Renamings | None = None,
     progress: Callable[[Trace, str], None] | None = None,
@@ -705,19 +704,16 @@ def shrink_trace(
     minima that a shortcut leaves: a detour that reaches the same situation by other steps
     (say, an election won with other votes) cannot be deleted step by step, since no part of
     it can go alone. With ``renamings`` (a system whose servers are interchangeable), a shortcut
-    may also reach a renaming of a later state, or of its cell, and go on with the rest of the
-    trace renamed: an election won by another server than in the shortest trace is then no
-    local minimum either. When a round gains nothing, the searches' bound grows by
-    ``shortcut_growth`` (``shortcut_nodes``, then 4 times that, ...) up to
-    ``max_shortcut_nodes``, and rounds go on; shrinking ends when a round at the largest bound
-    gains nothing. The first rounds are the small searches' own, so a larger ceiling never
-    gives a longer trace; it costs one failing round at each bound (measured on the Figure 8
-    mutant's ten walks of seeds 1-5, with and without partitions: 400 up to 6,400 shortened
-    six of them by 1-4 states, shrinking in 17-30 s instead of 2-4 s; up to 25,600 shortened
-    one of three others by one state, in 65 s). Deterministic: the searches are bounded by
-    counts, and ``time_limit`` is only a safety net. ``progress`` is called
-    with each shorter trace found (a real, violating trace), so that a caller interrupted while
-    shrinking still has the best one so far.
+    may also reach a renaming of a later state, or of its cell, and go on with the rest of the trace
+    renamed: an election won by another server than in the shortest trace is then no local minimum
+    either. With ``max_shortcut_nodes`` (none: no growth), when a round gains nothing the searches'
+    bound grows by ``shortcut_growth`` (``shortcut_nodes``, then 4 times that, ...) up to
+    ``max_shortcut_nodes``, and rounds go on; shrinking ends when a round at the largest bound gains
+    nothing. The first rounds are the small searches' own, so a larger ceiling never gives a longer
+    trace; it costs one failing round at each bound (``DEEP_SHRINK_NODES`` says what it gained).
+    Deterministic: the searches are bounded by counts, and ``time_limit`` is only a safety net.
+    ``progress`` is called with each shorter trace found (a real, violating trace), so that a caller
+    interrupted while shrinking still has the best one so far.
     """
     deadline = time.perf_counter() + time_limit
     replayed = replay(system, trace[0][1], [a for a, _ in trace[1:]])
@@ -728,6 +724,7 @@ def shrink_trace(
     searched: set[int] = set()
     targets = _Targets(system, cells, renamings)
     nodes = shortcut_nodes
+    ceiling = shortcut_nodes if max_shortcut_nodes is None else max_shortcut_nodes
     while time.perf_counter() < deadline:
         before = len(best)
         best, prop, replays = _delete_steps(system, best, prop, deadline, progress)
@@ -737,8 +734,7 @@ def shrink_trace(
                                              nodes, searched, targets, progress)
             work += replays
         if len(best) >= before:
-            if nodes <= 0 or shortcut_growth <= 1 or nodes * shortcut_growth > \
-                    max_shortcut_nodes:
+            if nodes <= 0 or shortcut_growth <= 1 or nodes * shortcut_growth > ceiling:
                 break
             nodes *= shortcut_growth
             searched = set()  # found nothing within the smaller bound only
@@ -755,6 +751,14 @@ class Renamings(Protocol):
     def renamings(self) -> list[Any]: ...
     def state(self, state: Any, renaming: Any) -> Any: ...
     def action(self, action: Any, renaming: Any) -> Any: ...
+
+
+DEEP_SHRINK_NODES = 6_400
+"""The ``max_shortcut_nodes`` of ``raftspec simulate`` (``shrink_trace``'s own default is no
+growth: 400 states per search). Measured on the Figure 8 mutant's first violating walks, seeds
+1-5 with and without partitions (benchmarks/bench_simulate.py): growing 400 -> 1,600 -> 6,400
+shortened six of ten by 1-4 states (to 52-56 instead of 53-59), in 14-35 s of shrinking instead
+of 2-4 s; up to 25,600 shortened one of three others by one state, in 65 s."""
 
 
 RENAMED_TRIES = 1

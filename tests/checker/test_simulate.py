@@ -330,7 +330,7 @@ def raftspec(*args: str) -> subprocess.CompletedProcess:
 def test_violation_exits_1_with_json_and_mermaid(tmp_path) -> None:
     mermaid = tmp_path / "cex.mmd"
     proc = raftspec(str(MODELS_DIR / "mutant_quorum_off_by_one.yaml"), "--seed", "1", "--json",
-                    "--mermaid", str(mermaid), "--partitions")
+                    "--mermaid", str(mermaid))
     assert proc.returncode == 1, proc.stderr
     (line,) = proc.stdout.splitlines()
     report = json.loads(line)
@@ -339,6 +339,28 @@ def test_violation_exits_1_with_json_and_mermaid(tmp_path) -> None:
     assert len(report["counterexample"]) == report["counterexample_length"] == 11
     assert report["walk_length"] >= 11 and report["seed"] == 1
     assert mermaid.read_text().startswith("sequenceDiagram")
+
+
+def test_partitions_are_the_default_and_no_partitions_turns_them_off() -> None:
+    """The command's walks are the engine's with links (partitions) by default, without them
+    with --no-partitions: the same walk index and step count as the engine's, in-process."""
+    name = "mutant_quorum_off_by_one"
+    model, system = _raft(name)
+
+    def engine(links):
+        return simulate(system, seed=1, max_walks=2_000, time_limit=None, shrink=False,
+                        action_name=ProtocolSystem.action_name, settings=RAFT,
+                        cells=SIMULATION.cell, links=links)
+
+    on, off = engine(MessageLinks(model.protocol.schema)), engine(None)
+    assert on.violated and off.violated and (on.walk, on.steps) != (off.walk, off.steps)
+    for flags, expected in (((), on), (("--no-partitions",), off)):
+        proc = raftspec(str(MODELS_DIR / f"{name}.yaml"), "--seed", "1", "--json", "--no-shrink",
+                        *flags)
+        assert proc.returncode == 1, proc.stderr
+        report = json.loads(proc.stdout)
+        assert report["partitions"] == (not flags)
+        assert (report["walk"], report["steps"]) == (expected.walk, expected.steps)
 
 
 def test_violation_is_printed_as_check_prints_it() -> None:
