@@ -33,6 +33,7 @@ from raftspec.checker.simulate import (
 )
 from raftspec.checker.symmetry import renaming_of
 from raftspec.checker.system import MessageLinks, ProtocolSystem
+from raftspec.commands.simulate import SHRINK_SAFETY_NET
 from raftspec.spec.model import MODELS_DIR, load_model
 
 MUTANTS = (
@@ -96,7 +97,7 @@ def main() -> None:
                              action_name=ProtocolSystem.action_name, settings=settings, cells=cells,
                              renamings=renamings, links=MessageLinks(model.protocol.schema),
                              on_violation=walks.append, shrink=args.shrink,
-                             shrink_nodes=args.shrink_nodes)
+                             shrink_nodes=args.shrink_nodes, shrink_time_limit=SHRINK_SAFETY_NET)
                 found = f"{r.seconds:.2f}" if r.violated else f"> {r.seconds:.0f}"
                 plain = "-"
                 if args.compare_shrink and walks and renamings is not None:
