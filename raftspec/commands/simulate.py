@@ -93,6 +93,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="nine walks in ten cut one server off from the others for a "
                         "stretch of steps (the default: finds a deposed leader's bugs sooner; "
                         "--no-partitions: the membership bug in fewer steps, see README)")
+    parser.add_argument("--shrink-nodes", type=int, default=DEEP_SHRINK_NODES, metavar="N",
+                        help="shrinking's shortcut searches grow (400, 1,600, ...) up to N "
+                        "(>= 400) states when a round gains nothing (default: "
+                        f"{DEEP_SHRINK_NODES:,}; 400: no growth, a faster shrinking, maybe "
+                        "longer traces)")
     parser.add_argument("--no-shrink", dest="shrink", action="store_false",
                         help="print the violating walk as found, without shrinking it")
     parser.add_argument("--json", action="store_true",
@@ -118,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
     _positive(args.depth, "--depth")
     _positive(args.workers, "--workers")
     _positive(args.seed, "--seed", low=0)
+    _positive(args.shrink_nodes, "--shrink-nodes", low=400)
     if not args.time_limit > 0:
         raise RaftspecError(f"must be > 0, got {args.time_limit:g}", field="--time-limit")
     check_output(args.mermaid, "--mermaid")
@@ -131,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         result = simulate_parallel(
             partial(_system, model, os.getpid()), args.workers, seed=args.seed,
             time_limit=args.time_limit, depth=args.depth, shrink=args.shrink,
-            shrink_nodes=DEEP_SHRINK_NODES, shrink_time_limit=SHRINK_SAFETY_NET,
+            shrink_nodes=args.shrink_nodes, shrink_time_limit=SHRINK_SAFETY_NET,
             action_name=ProtocolSystem.action_name,
             settings=SwarmSettings(omit_by_name=hints.rare),
             cells=hints.cell if args.cells else None,

@@ -373,6 +373,7 @@ def test_time_limit_without_violation_exits_3() -> None:
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--depth", "0"), ("--workers", "0"),
+                                             ("--shrink-nodes", "0"),
                                              ("--seed", "-1"), ("--time-limit", "0")])
 def test_bad_option_exits_2_naming_it(flag: str, value: str) -> None:
     proc = raftspec(str(MODELS_DIR / "default.yaml"), flag, value)
