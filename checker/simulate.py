@@ -34,8 +34,9 @@ still violate a property (the first one violated along it, as a walk or BFS repo
 Actions that are no longer enabled during a replay are skipped, so every candidate is a real
 trace of the system. Deletion stops in local minima (a detour that reaches the same situation
 by other steps cannot be deleted piecewise), so shrinking also replaces segments by shortcuts
-found by small breadth-first searches from the trace's states (``_shortcuts``). The result is
-replayed once more, strictly, before it is returned.
+found by small breadth-first searches from the trace's states (``_shortcuts``), whose bound may
+grow when a round gains nothing (``shrink_trace``). The result is replayed once more, strictly,
+before it is returned.
 """
 
 from __future__ import annotations
@@ -233,18 +234,19 @@ def simulate(
     on_violation: Callable[[SimulationResult], None] | None = None,
 ) -> SimulationResult:
     """Run walks ``first_walk, first_walk + walk_stride, ...`` of ``seed`` until one violates a
-    property, ``time_limit`` seconds pass or ``max_walks`` walks are done.  ``depth`` bounds a
-    trace's length in steps. ``first_walk``/``walk_stride`` let independent processes share one
-    seed's walks. ``cells``, if given, maps a state to a coarse abstraction of it (a protocol's
-    hint, e.g. each server's term, role and log terms without the messages): walks then start from
-    the cells met so far instead of an initial state (see ``_Archive``); without it every walk
-    starts afresh and walk ``k`` of a seed is the same walk whatever ran before it. On a violation
-    the trace is shrunk (for at most ``shrink_time_limit`` seconds; ``shrink=False`` keeps it as
-    found; ``renamings`` shrinks modulo symmetry, and ``shrink_nodes`` lets its searches grow up to
-    that many states, see ``shrink_trace``). ``links``, if given, maps a step (action, state, next
-    state) to the parties it links, sender first (a message's sender and receiver; one or none for a
-    local step): walks then may cut one party off for a stretch (``SwarmSettings.partition``). A
-    KeyboardInterrupt while shrinking ends the shrinking, not the run: the result is the violation
+    property, ``time_limit`` seconds pass or ``max_walks`` walks are done.
+
+    ``depth`` bounds a trace's length in steps. ``first_walk``/``walk_stride`` let independent
+    processes share one seed's walks. ``cells``, if given, maps a state to a coarse abstraction of
+    it (a protocol's hint, e.g. each server's term, role and log terms without the messages): walks
+    then start from the cells met so far instead of an initial state (see ``_Archive``); without it
+    every walk starts afresh and walk ``k`` of a seed is the same walk whatever ran before it. On a
+    violation the trace is shrunk (for at most ``shrink_time_limit`` seconds; ``shrink=False`` keeps
+    it as found; ``renamings`` shrinks modulo symmetry, and ``shrink_nodes`` lets its searches grow
+    up to that many states, see ``shrink_trace``). ``links``, if given, maps a step (action, state,
+    next state) to the parties it links, sender first (a message's sender and receiver; one or none
+    for a local step): walks then may cut one party off for a stretch (``SwarmSettings.partition``).
+    A KeyboardInterrupt while shrinking ends the shrinking, not the run: the result is the violation
     with the shortest trace found so far. ``on_violation`` is called with the violation as found,
     then with each shorter trace shrinking finds (what a parent process reports if it is interrupted
     while this one shrinks).
