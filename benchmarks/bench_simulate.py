@@ -4,13 +4,13 @@
         [--only variants/membership_bug]
 
 One process, one walk at a time (no --workers), the command's own settings (swarm weights and
-restarts from cells, from the model's protocol's ``SimulationHints``), with partitions as
-``raftspec simulate --partitions`` (``--partition 0``: the command's default walks); ``--only``
-takes model names relative to spec/models/. Per model and seed: seconds until the first violating
-walk (the search alone), walks and steps taken (which, unlike seconds, do not depend on the
-machine's load), the violated property, the violating walk's length and the shrunk counterexample's
-length (in states, Init included, as `raftspec check` counts them), and the time shrinking took
-(shrinking modulo renaming of the servers when the model has symmetry, as the command does;
+restarts from cells, from the model's protocol's ``SimulationHints``; partitions; shrinking searches
+that grow up to ``DEEP_SHRINK_NODES``), ``--partition 0`` as ``--no-partitions``; ``--only`` takes
+model names relative to spec/models/. Per model and seed: seconds until the first violating walk
+(the search alone), walks and steps taken (which, unlike seconds, do not depend on the machine's
+load), the violated property, the violating walk's length and the shrunk counterexample's length (in
+states, Init included, as `raftspec check` counts them), and the time shrinking took (shrinking
+modulo renaming of the servers when the model has symmetry, as the command does;
 ``--compare-shrink`` also shrinks the same walk without renamings and prints that length).
 ``--baselines`` also runs, in the same run, the same swarm with fresh walks only
 (``--fresh-walks``), and uniform walks: every walk from the initial state, choosing uniformly among
@@ -25,6 +25,7 @@ import os
 import time
 
 from raftspec.checker.simulate import (
+    DEEP_SHRINK_NODES,
     SimulationResult,
     SwarmSettings,
     shrink_trace,
@@ -32,6 +33,7 @@ from raftspec.checker.simulate import (
 )
 from raftspec.checker.symmetry import renaming_of
 from raftspec.checker.system import MessageLinks, ProtocolSystem
+from raftspec.commands.simulate import SHRINK_SAFETY_NET
 from raftspec.spec.model import MODELS_DIR, load_model
 
 MUTANTS = (
@@ -59,6 +61,13 @@ def main() -> None:
     parser.add_argument("--partition-start", type=float,
                         default=SwarmSettings().partition_start,
                         help="a partition starts within this fraction of a walk's depth")
+    parser.add_argument("--partition-length", type=float,
+                        default=SwarmSettings().partition_length,
+                        help="a partition lasts at most this fraction of a walk's depth")
+    parser.add_argument("--shrink-nodes", type=int, default=DEEP_SHRINK_NODES,
+                        help="largest shortcut search while shrinking (400: no growth)")
+    parser.add_argument("--no-shrink", dest="shrink", action="store_false",
+                        help="time the search only (shrunk length: -)")
     parser.add_argument("--compare-shrink", action="store_true",
                         help="also shrink each violating walk without renamings")
     args = parser.parse_args()
@@ -75,7 +84,8 @@ def main() -> None:
         hints = model.protocol.simulation
         renamings = renaming_of(model.protocol, model.config.servers) if model.symmetry else None
         swarm = SwarmSettings(omit_by_name=hints.rare, partition=args.partition,
-                              partition_start=args.partition_start)
+                              partition_start=args.partition_start,
+                              partition_length=args.partition_length)
         runs = [("swarm + cells", swarm, hints.cell)]
         if args.baselines:
             runs += [("swarm, fresh", swarm, None), ("uniform, fresh", UNIFORM, None)]
@@ -86,12 +96,14 @@ def main() -> None:
                              time_limit=args.time_limit or None, max_walks=args.max_walks,
                              action_name=ProtocolSystem.action_name, settings=settings, cells=cells,
                              renamings=renamings, links=MessageLinks(model.protocol.schema),
-                             on_violation=walks.append)
+                             on_violation=walks.append, shrink=args.shrink,
+                             shrink_nodes=args.shrink_nodes, shrink_time_limit=SHRINK_SAFETY_NET)
                 found = f"{r.seconds:.2f}" if r.violated else f"> {r.seconds:.0f}"
                 plain = "-"
                 if args.compare_shrink and walks and renamings is not None:
                     started = time.perf_counter()
-                    shrunk, _, _ = shrink_trace(system, walks[0].trace, cells=cells)
+                    shrunk, _, _ = shrink_trace(system, walks[0].trace, cells=cells,
+                                                max_shortcut_nodes=args.shrink_nodes)
                     plain = f"{len(shrunk)} ({time.perf_counter() - started:.1f} s)"
                 print(f"| {name} | {label} | {seed} | {found} | {r.walks:,} | {r.steps:,} | "
                       f"{r.violated or '-'} | {r.original_length or '-'} | "

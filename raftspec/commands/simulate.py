@@ -18,6 +18,7 @@ from raftspec.checker.report import (
     print_counterexample,
 )
 from raftspec.checker.simulate import (
+    DEEP_SHRINK_NODES,
     Progress,
     SimulationResult,
     SwarmSettings,
@@ -43,14 +44,14 @@ properties on every step), until one is violated or the time limit ends. Each wa
 random "swarm" configuration (weights of the actions, some left for quiet moments), drawn from
 --seed, and starts from a state met before: one per combination of the servers' terms, roles
 and logs reached so far, the least explored first (--fresh-walks: always the initial state).
-With --partitions, most walks also cut one server about to send off from the others for a
-stretch of steps (a network partition: its messages wait while the others go on).
-With one worker the same seed runs the same walks and finds the same trace. A violation is
-shrunk (steps and loops dropped, segments replaced by shorter ones found by small searches,
-also modulo renaming of the servers for a model with symmetry: true and at most three
-servers, while it still replays and still violates) and printed as `raftspec check` prints
-one; Ctrl-C or SIGTERM while shrinking ends the shrinking, not the run: the shortest trace so
-far is printed (exit 1).
+Most walks also cut one server about to send off from the others for a stretch of steps (a
+network partition: its messages wait while the others go on; --no-partitions: none).
+With one worker the same seed runs the same walks and finds the same trace. A violation is shrunk
+(steps and loops dropped, segments replaced by shorter ones found by small searches, which grow when
+they find nothing, also modulo renaming of the servers for a model with symmetry: true and at most
+three servers, while it still replays and still violates) and printed as `raftspec check` prints
+one; Ctrl-C or SIGTERM while shrinking ends the shrinking, not the run: the shortest trace so far is
+printed (exit 1).
 Reaches bugs far deeper than BFS (the paper's Figure 8, over 50 steps) but proves nothing
 when it finds none.
 
@@ -60,6 +61,13 @@ walks and steps done so far and, with --json, "complete": false and "stopped" sa
 
 """ + exit_status("a property is violated; never 0: simulation proves nothing",
                   '; --json then has "complete": false and "stopped"') + "\n"
+
+SHRINK_SAFETY_NET = 300.0
+"""Seconds after which shrinking stops, as a safety net only: shrinking ends by its counts
+first (measured with searches growing to 6,400 states, at load average about 2: Figure 8 in
+13-17 s, the four-server membership bug in about 30 s), so that a seed gives the same trace on
+a machine several times slower."""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -81,10 +89,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--fresh-walks", dest="cells", action="store_false",
                         help="start every walk from the initial state (by default walks also "
                         "restart from the terms, roles and logs met so far)")
-    parser.add_argument("--partitions", action="store_true",
+    parser.add_argument("--partitions", action=argparse.BooleanOptionalAction, default=True,
                         help="nine walks in ten cut one server off from the others for a "
-                        "stretch of steps (finds a deposed leader's bugs sooner; slower on "
-                        "the membership bug: see README)")
+                        "stretch of steps (the default: finds a deposed leader's bugs sooner; "
+                        "--no-partitions: the membership bug in fewer steps, see README)")
+    parser.add_argument("--shrink-nodes", type=int, default=DEEP_SHRINK_NODES, metavar="N",
+                        help="shrinking's shortcut searches grow (400, 1,600, ...) up to N "
+                        "(>= 400) states when a round gains nothing (default: "
+                        f"{DEEP_SHRINK_NODES:,}; 400: no growth, a faster shrinking, maybe "
+                        "longer traces)")
     parser.add_argument("--no-shrink", dest="shrink", action="store_false",
                         help="print the violating walk as found, without shrinking it")
     parser.add_argument("--json", action="store_true",
@@ -110,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
     _positive(args.depth, "--depth")
     _positive(args.workers, "--workers")
     _positive(args.seed, "--seed", low=0)
+    _positive(args.shrink_nodes, "--shrink-nodes", low=400)
     if not args.time_limit > 0:
         raise RaftspecError(f"must be > 0, got {args.time_limit:g}", field="--time-limit")
     check_output(args.mermaid, "--mermaid")
@@ -123,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         result = simulate_parallel(
             partial(_system, model, os.getpid()), args.workers, seed=args.seed,
             time_limit=args.time_limit, depth=args.depth, shrink=args.shrink,
+            shrink_nodes=args.shrink_nodes, shrink_time_limit=SHRINK_SAFETY_NET,
             action_name=ProtocolSystem.action_name,
             settings=SwarmSettings(omit_by_name=hints.rare),
             cells=hints.cell if args.cells else None,
@@ -217,6 +232,7 @@ def _json_report(model: Model, args: argparse.Namespace, result: SimulationResul
         "depth": args.depth,
         "workers": args.workers,
         "fresh_walks": not args.cells,
+        "partitions": args.partitions,
         "time_limit": args.time_limit,
         "walks": result.walks,
         "steps": result.steps,

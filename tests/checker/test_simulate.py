@@ -31,8 +31,8 @@ from raftspec.spec.model import MODELS_DIR, load_model
 RAFT = SwarmSettings(omit_by_name=SIMULATION.rare)
 
 # mutant model: (seed, the walk of that seed that violates first, as measured with
-# benchmarks/bench_simulate.py: the command's settings with --partitions: restarts from cells
-# and partitions).
+# benchmarks/bench_simulate.py: the command's default walks: restarts from cells and
+# partitions).
 # Walks are deterministic, so max_walks=walk + 1 bounds each test's work whatever the machine's
 # load; if the swarm changes, these are re-measured. (Re-measured when walks began to cut a
 # server off: Figure 8's seed is now 3, whose walks find it in 52,786 steps, where seed 2's
@@ -103,10 +103,11 @@ def test_mutants_shrink_to_the_shortest_counterexample_bfs_finds(
 
 def test_figure_8_is_found_by_simulation_and_shrunk_to_a_real_trace() -> None:
     """The paper's Figure 8 (five terms; BFS reaches depth 30 in 600 s without finding it),
-    found by the seed's walks (the command's settings: cells, partitions) as a
+    found by the seed's walks (the command's walks: cells, partitions) as a
     LeaderCompleteness violation of 58 states, shrunk (modulo renaming of the servers, as the
-    command shrinks) to 55, the length of the hand-written transcript in
-    test_checker_mutants.py."""
+    command shrinks, with the engine's 400-state searches: the command's growing searches take
+    it to 52 but cost 15 s more, measured by benchmarks/bench_simulate.py) to 55, the length of
+    the hand-written transcript in test_checker_mutants.py."""
     model, result = _run("mutant_commit_previous_term")
     assert result.violated == "leader_completeness" and result.original_length == 58
     _assert_real_counterexample(model, result)
@@ -279,14 +280,33 @@ def test_deletion_alone_stops_in_the_detour_and_shortcuts_leave_it() -> None:
     deleted, _, _ = shrink_trace(Detour(), trace, shortcut_nodes=0)
     assert len(deleted) == 8  # the local minimum
     # searches of 4 states from A reach C' but not V': C' is only as good as C, not C itself
-    exact, _, _ = shrink_trace(Detour(), trace, shortcut_nodes=4)
+    exact, _, _ = shrink_trace(Detour(), trace, shortcut_nodes=4, max_shortcut_nodes=4)
     assert len(exact) == 8
-    shrunk, prop, _ = shrink_trace(Detour(), trace, cells=lambda s: s[0], shortcut_nodes=4)
+    shrunk, prop, _ = shrink_trace(Detour(), trace, cells=lambda s: s[0], shortcut_nodes=4,
+                                   max_shortcut_nodes=4)
     assert prop == "planted" and violates(Detour(), shrunk, "planted")
     assert [a for a, _ in shrunk] == [None, "a-d", "d-c", "c-e1", "e1-e2", "e2-v"]
     assert shrunk[-1][1] == ("V", 1)
     # larger searches reach the violation itself from A
     assert len(shrink_trace(Detour(), trace)[0]) == 6
+
+
+def test_searches_grow_when_a_round_gains_nothing() -> None:
+    """From A, V' is 5 steps away, the 10th state a breadth-first search meets: a search of 4
+    states finds no shortcut (above); when a round gains nothing the bound grows (4, 16) up to
+    ``max_shortcut_nodes``, and the 16-state search reaches V' itself."""
+    trace = replay(Detour(), ("A", 0), DETOUR)[0]
+    stuck, _, _ = shrink_trace(Detour(), trace, shortcut_nodes=4, max_shortcut_nodes=15)
+    assert len(stuck) == 8  # 16 is beyond the ceiling: no growth
+    grown, prop, _ = shrink_trace(Detour(), trace, shortcut_nodes=4, max_shortcut_nodes=16)
+    assert prop == "planted" and violates(Detour(), grown, "planted")
+    assert [a for a, _ in grown] == [None, "a-d", "d-c", "c-e1", "e1-e2", "e2-v"]
+    assert grown[-1][1] == ("V", 1)
+    # growth by 2 reaches 16 too (4, 8, 16); growth 1 never grows
+    assert len(shrink_trace(Detour(), trace, shortcut_nodes=4, max_shortcut_nodes=16,
+                            shortcut_growth=2)[0]) == 6
+    assert len(shrink_trace(Detour(), trace, shortcut_nodes=4, max_shortcut_nodes=10**6,
+                            shortcut_growth=1)[0]) == 8
 
 
 def test_an_exact_shortcut_keeps_the_rest_of_the_trace() -> None:
@@ -295,7 +315,7 @@ def test_an_exact_shortcut_keeps_the_rest_of_the_trace() -> None:
 
     system = Direct()
     trace = replay(system, ("A", 0), DETOUR)[0]
-    shrunk, _, _ = shrink_trace(system, trace, shortcut_nodes=4)
+    shrunk, _, _ = shrink_trace(system, trace, shortcut_nodes=4, max_shortcut_nodes=4)
     assert [a for a, _ in shrunk] == [None, "a-d", "d-c", "c-e1", "e1-e2", "e2-v"]
     assert shrunk[3:] == trace[5:]  # from C on, the trace's own states
 
@@ -308,17 +328,32 @@ def raftspec(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
-def test_violation_exits_1_with_json_and_mermaid(tmp_path) -> None:
+def test_violation_exits_1_with_json_and_mermaid_and_partitions_by_default(tmp_path) -> None:
+    """Exit 1, one JSON object, a Mermaid file; the command's walks are the engine's with links
+    (partitions) by default, without them with --no-partitions: the same walk index and step
+    count as the engine's, run in-process."""
+    name = "mutant_quorum_off_by_one"
+    model, system = _raft(name)
+
+    def engine(links):
+        return simulate(system, seed=1, max_walks=2_000, time_limit=None, shrink=False,
+                        action_name=ProtocolSystem.action_name, settings=RAFT,
+                        cells=SIMULATION.cell, links=links)
+
+    on, off = engine(MessageLinks(model.protocol.schema)), engine(None)
+    assert on.violated and off.violated and (on.walk, on.steps) != (off.walk, off.steps)
     mermaid = tmp_path / "cex.mmd"
-    proc = raftspec(str(MODELS_DIR / "mutant_quorum_off_by_one.yaml"), "--seed", "1", "--json",
-                    "--mermaid", str(mermaid), "--partitions")
-    assert proc.returncode == 1, proc.stderr
-    (line,) = proc.stdout.splitlines()
-    report = json.loads(line)
-    assert report["verdict"] == "violation" and report["violated"] == "election_safety"
-    assert report["counterexample"][0]["action"] == "Init"
-    assert len(report["counterexample"]) == report["counterexample_length"] == 11
-    assert report["walk_length"] >= 11 and report["seed"] == 1
+    for flags, expected in ((("--mermaid", str(mermaid)), on), (("--no-partitions",), off)):
+        proc = raftspec(str(MODELS_DIR / f"{name}.yaml"), "--seed", "1", "--json", *flags)
+        assert proc.returncode == 1, proc.stderr
+        (line,) = proc.stdout.splitlines()
+        report = json.loads(line)
+        assert report["partitions"] == (expected is on)
+        assert (report["walk"], report["steps"]) == (expected.walk, expected.steps)
+        assert report["verdict"] == "violation" and report["violated"] == "election_safety"
+        assert report["counterexample"][0]["action"] == "Init"
+        assert len(report["counterexample"]) == report["counterexample_length"] == 11
+        assert report["walk_length"] >= 11 and report["seed"] == 1
     assert mermaid.read_text().startswith("sequenceDiagram")
 
 
@@ -338,6 +373,7 @@ def test_time_limit_without_violation_exits_3() -> None:
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--depth", "0"), ("--workers", "0"),
+                                             ("--shrink-nodes", "0"),
                                              ("--seed", "-1"), ("--time-limit", "0")])
 def test_bad_option_exits_2_naming_it(flag: str, value: str) -> None:
     proc = raftspec(str(MODELS_DIR / "default.yaml"), flag, value)

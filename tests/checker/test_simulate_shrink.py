@@ -88,9 +88,10 @@ HANDOFF = [("handoff", 1), ("go", 2), ("go", 2), ("go", 2), ("go", 2), ("go", 2)
 def test_a_shortcut_to_a_renamed_state_goes_on_with_the_rest_renamed() -> None:
     trace = replay(Handoff(), ("A", 1), HANDOFF)[0]
     assert len(trace) == 8 and trace[-1][1] == ("V", 2)
-    plain, _, _ = shrink_trace(Handoff(), trace, shortcut_nodes=4)
+    plain, _, _ = shrink_trace(Handoff(), trace, shortcut_nodes=4, max_shortcut_nodes=4)
     assert len(plain) == 8  # no run of steps can go, and no search reaches a later state
-    shrunk, prop, _ = shrink_trace(Handoff(), trace, shortcut_nodes=4, renamings=SwapRenaming())
+    shrunk, prop, _ = shrink_trace(Handoff(), trace, shortcut_nodes=4, max_shortcut_nodes=4,
+                                   renamings=SwapRenaming())
     assert prop == "planted" and violates(Handoff(), shrunk, "planted")
     assert [a for a, _ in shrunk] == [None, ("short", 1), ("go", 1), ("go", 1), ("go", 1)]
     assert [s for _, s in shrunk] == [("A", 1), ("C", 1), ("E1", 1), ("E2", 1), ("V", 1)]
@@ -195,13 +196,20 @@ def test_shrinking_modulo_renaming_gives_a_real_violating_trace(
         return
     if len(trace) == 1:
         return
-    shrunk, prop, _ = shrink_trace(system, trace, shortcut_nodes=nodes,
+    shrunk, prop, _ = shrink_trace(system, trace, shortcut_nodes=nodes, max_shortcut_nodes=nodes,
                                    renamings=TokenRenaming())
     assert prop == "target"
     _check_real(system, shrunk)
     assert shortest <= len(shrunk) <= len(trace)
-    again, _, _ = shrink_trace(system, trace, shortcut_nodes=nodes, renamings=TokenRenaming())
+    again, _, _ = shrink_trace(system, trace, shortcut_nodes=nodes, max_shortcut_nodes=nodes,
+                               renamings=TokenRenaming())
     assert again == shrunk  # deterministic
+    # searches that grow (x4) when a round gains nothing: the same rounds first, then more
+    grown, prop, _ = shrink_trace(system, trace, shortcut_nodes=nodes,
+                                  max_shortcut_nodes=nodes * 64, renamings=TokenRenaming())
+    assert prop == "target"
+    _check_real(system, grown)
+    assert shortest <= len(grown) <= len(shrunk)
 
 
 # --- the schema-derived renaming of Raft states -------------------------------------------------
