@@ -176,24 +176,8 @@ def explore(
     step_properties = list(system.step_properties.items())
     fingerprint, constraint = system.fingerprint, system.constraint
     add = seen.add
-    step_actions: list[Any] | None = [] if count_actions else None  # the last state's actions
-    counting = _counting(system, action_name) if count_actions else None
-    if counting is not None:   # the rows count per action in the generated code
-        expand, row_tally, row_names = counting
-        step_actions = None
-    else:
-        expand = expander(system, step_actions)
-
-    def fold() -> None:
-        """Move the rows' counts into ``per_action`` (where ``counting``), dropping zeros."""
-        if counting is None:
-            return
-        for k, name in enumerate(row_names):
-            if row_tally[k]:
-                per_action[name] += row_tally[k]
-                row_tally[k] = 0
-        for name in [name for name, count in per_action.items() if not count]:
-            del per_action[name]
+    counter = ActionCounter(system, action_name, per_action) if count_actions else None
+    expand = counter.expand if counter is not None else expander(system)
 
     pending = list((reachable or {}).items())  # reachability properties not yet seen true
     reached: dict[str, int] = {}  # ... and the index of the first state where each held
@@ -275,15 +259,12 @@ def explore(
                             raise _Stop(f"max_states {max_states:,} reached")
                 except (_Violation, _Stop):
                     generated += k + 1   # as if counted one by one: up to this step
-                    if step_actions is not None:
-                        tally(per_action, step_actions[:k + 1], action_name)
-                    elif counting is not None:   # the rows counted all: take back the rest
-                        for action, _ in islice(system.steps(state), k + 1, None):
-                            per_action[action_name(action)] -= 1
+                    if counter is not None:
+                        counter.counted(state, k + 1, count)
                     raise
                 generated += count
-                if step_actions is not None:
-                    tally(per_action, step_actions, action_name)
+                if counter is not None:
+                    counter.counted(state, count, count)
                 if watch and (now := time.perf_counter()) >= next_check:
                     next_check = now + STOP_CHECK_INTERVAL
                     if deadline is not None and now >= deadline:
@@ -303,7 +284,8 @@ def explore(
         complete = False
         stopped = stop.reason if isinstance(stop, _Stop) else "interrupted"
     except _Violation as violation:
-        fold()
+        if counter is not None:
+            counter.fold()
         trace = _shortest_trace(system, parents, moves, violation.index)
         if violation.step is not None:
             trace.append(violation.step)
@@ -317,7 +299,8 @@ def explore(
             per_action=dict(per_action) if count_actions else None,
             **_reachability(system, parents, moves, reachable, reached),
         )
-    fold()
+    if counter is not None:
+        counter.fold()
     if handed:
         from raftspec.checker.parallel import ProcessBackend, run_sharded
 
@@ -369,15 +352,48 @@ def _reachability(system: System, parents: array, moves: array,
             "unreached": tuple(name for name in reachable if name not in reached)}
 
 
-def _counting(system: System, action_name: Callable[[Any], str],
-              ) -> tuple[Callable[[Any], tuple[int, list]], list[int], tuple[str, ...]] | None:
-    """The system's counting ``expand`` (``ProtocolSystem.counting_expand``), when it has one
-    and its rows' names are what ``action_name`` calls their actions (it is the system's own
-    ``action_name``); else None (then ``expander`` with a list of actions)."""
-    make = getattr(system, "counting_expand", None)
-    if make is None or action_name is not getattr(system, "action_name", None):
-        return None
-    return make()
+class ActionCounter:
+    """Generated steps per action name, for ``explore`` and the parallel shards: ``expand`` to
+    expand with, then ``counted(state, k, count)`` after each state (its first ``k`` of its
+    ``count`` steps count: fewer where a violation or a budget stopped inside them), and
+    ``fold()`` before reading ``counts``. With the system's own ``action_name`` and a system
+    that has one, the rows count in generated code (``ProtocolSystem.counting_expand``) and a
+    stop inside a state takes back the rest of its steps; else each state's actions are read
+    off ``steps`` (``expander`` with a list of actions) and tallied."""
+
+    def __init__(self, system: System, action_name: Callable[[Any], str],
+                 counts: Counter[str]) -> None:
+        self.system, self.name_of, self.counts = system, action_name, counts
+        make = getattr(system, "counting_expand", None)
+        counting = None
+        if make is not None and action_name is getattr(system, "action_name", None):
+            counting = make()
+        self._actions: list[Any] | None = None
+        if counting is not None:
+            self.expand, self._rows, self._names = counting
+        else:
+            self._actions = []
+            self._rows, self._names = [], ()
+            self.expand = expander(system, self._actions)
+
+    def counted(self, state: Any, k: int, count: int) -> None:
+        """The state last expanded counts its first ``k`` steps of ``count``."""
+        actions = self._actions
+        if actions is not None:
+            tally(self.counts, actions if k == count else actions[:k], self.name_of)
+        elif k < count:   # the rows counted every step: take back the rest
+            for action, _ in islice(self.system.steps(state), k, None):
+                self.counts[self.name_of(action)] -= 1
+
+    def fold(self) -> None:
+        """Move the rows' counts into ``counts`` (dropping names left at zero)."""
+        counts, rows = self.counts, self._rows
+        for k, name in enumerate(self._names):
+            if rows[k]:
+                counts[name] += rows[k]
+                rows[k] = 0
+        for name in [name for name, count in counts.items() if not count]:
+            del counts[name]
 
 
 def expander(system: System, actions: list[Any] | None = None,

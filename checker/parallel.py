@@ -67,7 +67,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from raftspec.checker.explore import expander, step_at, tally
+from raftspec.checker.explore import ActionCounter, expander, step_at
 from raftspec.checker.fingerprints import FingerprintSet
 from raftspec.checker.gcpolicy import set_search_policy
 
@@ -165,6 +165,8 @@ class Shard:
         self.nsucc: list[int] = []   # steps generated per frontier parent (for prefixes)
         self.generated = 0
         self.per_action: Counter[str] = Counter()
+        self.counter = (ActionCounter(system, action_name, self.per_action) if count_actions
+                        else None)
         self.step_violation: tuple[int, str, int, Any, Any] | None = None
 
     # -- loading -----------------------------------------------------------------------------
@@ -195,9 +197,8 @@ class Shard:
         me, shards = self.me, self.shards
         seen_add, claimed_add = self.seen.add, self.claimed.add
         candidates, held = self.candidates, self.held
-        per_action, name_of = self.per_action, self.action_name
-        step_actions: list[Any] | None = [] if self.count_actions else None
-        expand = expander(system, step_actions)    # as explore's core loop
+        counter = self.counter
+        expand = counter.expand if counter is not None else expander(system)  # as explore's
         out: list[list[int]] = [[] for _ in range(shards)]
         nsucc: list[int] = []
         self.nsucc = nsucc
@@ -207,7 +208,8 @@ class Shard:
         for j, state in enumerate(self.frontier.states):
             base = ranks[j] << KEY_BITS
             pfp = parent_fps[j]
-            k, successors = expand(state)       # k: steps generated (counted up to a violation)
+            count, successors = expand(state)
+            k = count   # steps generated (counted up to a violation)
             for pos, nxt in successors:
                 if step_properties:
                     for name, holds in step_properties:
@@ -242,8 +244,8 @@ class Shard:
                     if len(batch) >= 3 * BATCH:
                         send(dest, (me, batch))
                         out[dest] = []
-            if step_actions is not None:
-                tally(per_action, step_actions[:k], name_of)
+            if counter is not None:
+                counter.counted(state, k, count)
             nsucc.append(k)
             generated += k
             if violation is not None:
@@ -335,7 +337,7 @@ class Shard:
             "step_violation": None if step is None else (step[0], step[1]),
             "violation": violation,
             "reached": reached,
-            "per_action": dict(self.per_action),
+            "per_action": self._per_action(),
         }
 
     def advance(self, all_keys: list[bytes]) -> None:
@@ -355,8 +357,14 @@ class Shard:
                 ranks[i] += j
         self.frontier = Level(ranks, self.next.fps, self.next.states)
         self.next = Level()
-        self.per_action = Counter()
+        self.per_action.clear()
         self.step_violation = None
+
+    def _per_action(self) -> dict[str, int]:
+        """This level's steps per action name so far (empty unless counting)."""
+        if self.counter is not None:
+            self.counter.fold()
+        return dict(self.per_action)
 
     # -- balance -------------------------------------------------------------------------------
 

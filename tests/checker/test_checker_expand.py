@@ -87,6 +87,24 @@ def test_a_step_property_violation_names_the_step_expand_found() -> None:
     assert fast.states_generated == plain.states_generated == _sharded(system).states_generated
 
 
+def test_per_action_counts_stop_at_a_step_violation_in_one_process_and_in_shards() -> None:
+    """A step property violated by a Timeout (an early row: later rows of that state are not
+    counted): the rows counted in generated code, with the rest taken back, against the
+    actions read off ``steps``, in one process and in shards (``parallel_from=1``)."""
+    system = ProtocolSystem(MODELS["conformance/tiny2.yaml"], symmetry=False)
+    system.step_properties = {
+        "term_stays_below_2": lambda s, n: max(x.current_term for x in n.servers) < 2}
+    own = system.action_name
+
+    def other(action):   # the same names, but not the system's own function: read off steps
+        return own(action)
+    runs = [explore(system, count_actions=True, action_name=name) for name in (own, other)]
+    runs += [_sharded(system, count_actions=True, action_name=name) for name in (own, other)]
+    assert {r.violated for r in runs} == {"term_stays_below_2"}
+    assert all(r.per_action == runs[1].per_action for r in runs)
+    assert sum(runs[1].per_action.values()) == runs[1].states_generated
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.sampled_from(sorted(MODELS)), st.integers(1, 1500))
 def test_per_action_counts_of_the_counting_form_equal_those_read_off_steps(name, budget) -> None:
