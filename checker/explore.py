@@ -400,9 +400,10 @@ def expander(system: System, actions: list[Any] | None = None,
              ) -> Callable[[Any], tuple[int, list[tuple[int, Any]]]]:
     """The system's ``expand`` (``(generated, [(position, successor within the constraint)])``)
     or, for a system without one, the same contract read off ``steps`` and ``constraint``; the
-    latter also when counting per action, which must see every action: ``actions`` is then
-    refilled with each expanded state's actions, in order, for the caller to ``tally`` as far
-    as it got. Used by ``explore`` and by the parallel shards (``checker.parallel``)."""
+    latter also when given ``actions`` (``ActionCounter`` without a counting form, which must
+    see every action): the list is then refilled with each expanded state's actions, in order,
+    for the caller to ``tally`` as far as it got. Used by ``explore`` and by the parallel
+    shards (``checker.parallel``)."""
     expand = getattr(system, "expand", None)
     if actions is None and expand is not None:
         return expand

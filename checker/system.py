@@ -96,7 +96,7 @@ class ProtocolSystem:
         else:
             self.fingerprint = hash
         self.steps = _compiled_steps(protocol, config, beyond, within)
-        self._beyond, self._within = beyond, within
+        self._beyond = beyond
         self.expand: Callable[[Any], tuple[int, list[tuple[int, Any]]]] | None = (
             _compiled_expand(protocol, config, beyond, within) if beyond != "check" else None)
         """``expand(state) -> (generated, [(position, successor), ...])``: how many successors
@@ -116,8 +116,8 @@ class ProtocolSystem:
         if self._beyond == "check":
             return None
         tally = [0] * len(self.protocol.rows)
-        expand = _compiled_expand(self.protocol, self.config, self._beyond, self._within,
-                                  tally)
+        expand = _compiled_expand(self.protocol, self.config, self._beyond,
+                                  self.within_bounds, tally)
         return expand, tally, tuple(row.name for row in self.protocol.rows)
 
     def init_states(self) -> Iterable[Any]:
