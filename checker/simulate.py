@@ -759,8 +759,9 @@ DEEP_SHRINK_NODES = 6_400
 """The ``max_shortcut_nodes`` of ``raftspec simulate`` (``shrink_trace``'s own default is no
 growth: 400 states per search). Measured on the Figure 8 mutant's first violating walks, seeds
 1-5 with and without partitions (benchmarks/bench_simulate.py): growing 400 -> 1,600 -> 6,400
-shortened six of ten by 1-4 states (to 52-56 instead of 53-59), in 14-35 s of shrinking instead
-of 2-4 s; up to 25,600 shortened one of three others by one state, in 65 s."""
+shortened six of ten by 1-4 states (to 52-56 instead of 53-59), in 12.7-16.5 s of shrinking
+instead of 1.7-4.4 s (load 0.1-2.6; README's table); up to 25,600 shortened one of three others
+by one state, in 64-66 s."""
 
 
 RENAMED_TRIES = 1
