@@ -34,7 +34,11 @@ and advance at the start of a level; idle: waiting for the coordinator), this th
 the process's (the difference is the queues' feeder threads), bytes sent; the coordinator's
 seconds before the hand-off and between levels; and a work model from the steps each worker
 generated per level (the same on a loaded machine): the share generated before the hand-off,
-the busiest worker's excess, and the speed-up they allow at most.
+the busiest worker's excess, and the speed-up they allow at most. Then what pipelining the
+levels could gain at most: each worker's waits (for gifts, claims, awards and the coordinator),
+the idle share of each core during the 2-worker run (/proc/stat, every process on the machine),
+and the speed-up if the levels ran back to back with no wait at all (the serial part before the
+workers, then the busiest worker's CPU seconds), against the 1-worker run's explore seconds.
 
 --profile [--max-depth D]: does sharding make the search do more work, or the same work slower?
 cProfile (CPU-time clock) of one process's search, then of each of 2 worker processes (the
@@ -344,8 +348,10 @@ def stats(models: list[str], max_depth: int | None) -> None:
         one = run_check(MODELS[name], 1, extra)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "stats.json"
+            cores_before = _core_times()
             two = run_check(MODELS[name], 2, extra,
                             env={**os.environ, "RAFTSPEC_PARALLEL_STATS": str(path)})
+            cores_after = _core_times()
             data = json.loads(path.read_text())
         rep1, rep2 = one["report"], two["report"]
         if (rep1["distinct_states"], rep1["states_generated"]) != (
@@ -393,6 +399,36 @@ def stats(models: list[str], max_depth: int | None) -> None:
               f"generated before the hand-off, busiest worker {above:.2%} "
               f"above the mean per level; at most {total / (before + busiest):.2f}x with "
               f"{len(gen)} workers if steps cost as much as in one process and nothing waits")
+        idle = [(a[1] - b[1]) / max(1, a[0] - b[0])
+                 for b, a in zip(cores_before, cores_after, strict=True)]
+        waits = [sum(w["totals"].get(step + "_wall", 0)
+                     for step in ("balance", "wait_claims", "wait_awards", "idle"))
+                 - w["totals"].get("balance_cpu", 0) for w in data["workers"]]
+        busiest_cpu = max(w["totals"].get("process_cpu", 0) for w in data["workers"])
+        workers_cpu = sum(w["totals"].get("process_cpu", 0) for w in data["workers"])
+        serial_wall = c["one_process_s"] + c["start_workers_s"] + c.get("load_s", 0)
+        print("  waits (balance, claims, awards, coordinator): "
+              + ", ".join(f"worker {s} {wait:.3f} s" for s, wait in enumerate(waits))
+              + "; idle CPU per core during the run (all processes): "
+              + ", ".join(f"{x:.0%}" for x in idle))
+        print(f"  no waits at all (levels pipelined perfectly: the serial part "
+              f"{serial_wall:.3f} s, then the busiest worker's CPU {busiest_cpu:.3f} s back to "
+              f"back): at most {rep1['seconds'] / (serial_wall + busiest_cpu):.2f}x the "
+              f"1-worker explore seconds (load-sensitive); in CPU seconds of the whole "
+              f"processes (start-up included, the busiest worker's CPU instead of both): at "
+              f"most {one['cpu'] / (two['cpu'] - workers_cpu + busiest_cpu):.2f}x")
+
+
+def _core_times() -> list[tuple[int, int]]:
+    """(all, idle + iowait) clock ticks of each core so far (Linux /proc/stat)."""
+    out = []
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *ticks = line.split()
+            if name.startswith("cpu") and name != "cpu":
+                values = [int(t) for t in ticks]
+                out.append((sum(values), values[3] + values[4]))
+    return out
 
 
 def _cachegrind(model: Path, workers: int, max_depth: int) -> dict[int, tuple[int, int]]:
