@@ -38,7 +38,8 @@ the busiest worker's excess, and the speed-up they allow at most. Then what pipe
 levels could gain at most: each worker's waits (for gifts, claims, awards and the coordinator),
 the idle share of each core during the 2-worker run (/proc/stat, every process on the machine),
 and the speed-up if the levels ran back to back with no wait at all (the serial part before the
-workers, then the busiest worker's CPU seconds), against the 1-worker run's explore seconds.
+workers, then the busiest worker's CPU seconds), against the 1-worker run's explore seconds
+and, less sensitive to the load, against its CPU seconds less the interpreter's start-up.
 
 --profile [--max-depth D]: does sharding make the search do more work, or the same work slower?
 cProfile (CPU-time clock) of one process's search, then of each of 2 worker processes (the
@@ -405,8 +406,9 @@ def stats(models: list[str], max_depth: int | None) -> None:
                      for step in ("balance", "wait_claims", "wait_awards", "idle"))
                  - w["totals"].get("balance_cpu", 0) for w in data["workers"]]
         busiest_cpu = max(w["totals"].get("process_cpu", 0) for w in data["workers"])
-        workers_cpu = sum(w["totals"].get("process_cpu", 0) for w in data["workers"])
         serial_wall = c["one_process_s"] + c["start_workers_s"] + c.get("load_s", 0)
+        startup = two["cpu"] - sum(w["totals"].get("process_cpu", 0) for w in data["workers"]) \
+            - serial_wall
         print("  waits (balance, claims, awards, coordinator): "
               + ", ".join(f"worker {s} {wait:.3f} s" for s, wait in enumerate(waits))
               + "; idle CPU per core during the run (all processes): "
@@ -414,9 +416,10 @@ def stats(models: list[str], max_depth: int | None) -> None:
         print(f"  no waits at all (levels pipelined perfectly: the serial part "
               f"{serial_wall:.3f} s, then the busiest worker's CPU {busiest_cpu:.3f} s back to "
               f"back): at most {rep1['seconds'] / (serial_wall + busiest_cpu):.2f}x the "
-              f"1-worker explore seconds (load-sensitive); in CPU seconds of the whole "
-              f"processes (start-up included, the busiest worker's CPU instead of both): at "
-              f"most {one['cpu'] / (two['cpu'] - workers_cpu + busiest_cpu):.2f}x")
+              f"1-worker explore seconds (load-sensitive), at most "
+              f"{(one['cpu'] - startup) / (serial_wall + busiest_cpu):.2f}x its search's CPU "
+              f"seconds (its process's minus {startup:.3f} s of start-up: the 2-worker "
+              f"process tree's CPU outside the workers and the serial part)")
 
 
 def _core_times() -> list[tuple[int, int]]:
