@@ -452,9 +452,6 @@ def stats(models: list[str], max_depth: int | None) -> None:
         serial_wall = c["one_process_s"] + c["start_workers_s"] + c.get("load_s", 0)
         startup = two["cpu"] - sum(w["totals"].get("process_cpu", 0) for w in data["workers"]) \
             - serial_wall
-        print("  expanded ahead while waiting, then used: " + ", ".join(
-            f"worker {s} {w['totals'].get('ahead_used', 0):,.0f} of "
-            f"{w['totals'].get('held', 0):,.0f} parents" for s, w in enumerate(data["workers"])))
         print("  waits (balance, claims, awards, coordinator): "
               + ", ".join(f"worker {s} {wait:.3f} s" for s, wait in enumerate(waits))
               + "; idle CPU per core during the run (all processes): "

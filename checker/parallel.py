@@ -35,12 +35,6 @@ state claimed once is in its owner's seen set from the next level on, and within
 first claim carries the shard's smallest key (parents are expanded in rank order), so claiming
 it again could never change anything.
 
-While a shard waits (for the others' awards, the coordinator's next command, the states that
-even out the level) it expands ahead the next level's states it owns and won in its own
-arbitration (``Shard.expand_ahead``): it holds those next for certain, and ``expand`` is a pure
-function of the state, so the next level's turn takes their successors as they are and decides
-everything else (fingerprints, seen set, claims, keys) in rank order as always.
-
 Why claims and not states: an earlier version sent every foreign successor, pickled, to its
 owner; on elect3m2 pickling and unpickling them (some 40 µs a state) made two shards cost 1.5x
 the CPU of one process, and two processes were slower than one. A claim costs a few array
@@ -71,7 +65,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
-from queue import Empty
 from typing import Any
 
 from raftspec.checker.explore import ActionCounter, expander, step_at
@@ -86,10 +79,6 @@ CLAIMED_CACHE = 1 << 22
 """Fingerprints a shard remembers having claimed (then it forgets them all: only a cost)."""
 POLL_EVERY = 64
 """Parents expanded between two looks at the inbox, the stop flag and the progress counters."""
-AHEAD_CAP = 8192
-"""States of the next level a shard expands at most while it waits (``Shard.expand_ahead``)."""
-AHEAD_STEP = 8
-"""States expanded ahead between two looks at the inbox or the coordinator's pipe."""
 STATS_ENV = "RAFTSPEC_PARALLEL_STATS"
 """When this environment variable names a file, the search writes there, as JSON, where each
 worker's time went, level by level (CPU, blocked, idle, bytes sent) and the coordinator's
@@ -178,10 +167,6 @@ class Shard:
         self.per_action: Counter[str] = Counter()
         self.counter = (ActionCounter(system, action_name, self.per_action) if count_actions
                         else None)
-        self.plain_expand = expander(system)
-        self.ahead_todo: list[tuple[int, Any]] = []   # (fp, state) of the next level, final here
-        self.ahead: dict[int, tuple[int, Any]] = {}   # fp -> plain_expand(state), done early
-        self.ahead_used = 0
         self.step_violation: tuple[int, str, int, Any, Any] | None = None
 
     # -- loading -----------------------------------------------------------------------------
@@ -213,10 +198,7 @@ class Shard:
         seen_add, claimed_add = self.seen.add, self.claimed.add
         candidates, held = self.candidates, self.held
         counter = self.counter
-        expand = counter.expand if counter is not None else self.plain_expand  # as explore's
-        ahead = self.ahead
-        self.ahead_todo = []
-        used = 0
+        expand = counter.expand if counter is not None else expander(system)  # as explore's
         out: list[list[int]] = [[] for _ in range(shards)]
         nsucc: list[int] = []
         self.nsucc = nsucc
@@ -226,12 +208,7 @@ class Shard:
         for j, state in enumerate(self.frontier.states):
             base = ranks[j] << KEY_BITS
             pfp = parent_fps[j]
-            early = ahead.pop(pfp, None) if ahead else None
-            if early is None:
-                count, successors = expand(state)
-            else:
-                count, successors = early
-                used += 1
+            count, successors = expand(state)
             k = count   # steps generated (counted up to a violation)
             for pos, nxt in successors:
                 if step_properties:
@@ -286,7 +263,6 @@ class Shard:
             if batch:
                 send(dest, (me, batch))
         self.generated = generated
-        self.ahead, self.ahead_used = {}, used   # (any left were given away by balance)
 
     def receive(self, claims: tuple) -> None:
         """Another shard's claims on fingerprints this shard owns (smallest key wins)."""
@@ -311,28 +287,10 @@ class Shard:
         parents = [c[1] for c in candidates.values()]
         for fp, (_, _, holder) in candidates.items():
             awards[holder].append(fp)
-        if self.counter is None:   # (counting tallies as it expands: never ahead)
-            held = self.held
-            self.ahead_todo = [(fp, held[fp][1]) for fp in awards[self.me][:AHEAD_CAP]]
         self.fps.frombytes(pack(fps))   # one conversion each, not an array append's
         self.parents.frombytes(pack(parents))
         self.candidates = {}
         return awards
-
-    def expand_ahead(self, count: int) -> bool:
-        """Expand up to ``count`` states of the next level while waiting for the other shards;
-        True while some are left. Only states this shard owns and won in its own arbitration
-        (``arbitrate``): it holds them at the next level for certain, as the same
-        representative, whatever the others' awards say. ``expand`` is a pure function of the
-        state, so the next level's turn uses the result as it is and does everything else
-        (step properties, fingerprints, seen set, claims, keys) in rank order as always: the
-        levels overlap without any level's facts being decided early. A state given away by
-        ``balance`` was expanded for nothing; a search that stops at this level, likewise."""
-        todo, ahead, expand = self.ahead_todo, self.ahead, self.plain_expand
-        for _ in range(min(count, len(todo))):
-            fp, state = todo.pop()
-            ahead[fp] = expand(state)
-        return bool(todo)
 
     def accept(self, award: Any) -> None:
         """Fingerprints an owner says this shard won (every owner sends one award a level)."""
@@ -476,11 +434,12 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
     shard = Shard(system, me, shards, count_actions, action_name, reachable)
     inbox = inboxes[me]
     others = [dest for dest in range(shards) if dest != me]
-    received = [0, 0, 0, 0]   # this level's messages of each kind (CLAIMS unused)
+    done_from = awards_from = gifts_from = 0
     timing = _Timing() if os.environ.get(STATS_ENV) else _NoTiming()
 
     def take(message: tuple) -> None:
         """A message from another shard: claims, the end of its claims, or its award."""
+        nonlocal done_from, awards_from, gifts_from
         kind = message[0]
         if kind == CLAIMS:
             _, holder, flat = message
@@ -488,13 +447,13 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
             shard.receive((holder, _array(flat)))
             timing.add("receive_cpu", time.thread_time() - t)
         elif kind == DONE:
-            received[DONE] += 1
+            done_from += 1
         elif kind == GIFT:
             shard.take(message[1])
-            received[GIFT] += 1
+            gifts_from += 1
         else:
             shard.accept(_array(message[1]))
-            received[AWARD] += 1
+            awards_from += 1
 
     def poll() -> None:
         while True:
@@ -502,20 +461,6 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
                 message = inbox.get_nowait()
             except Exception:   # queue.Empty
                 return
-            take(message)
-
-    def wait(kind: int, count: int) -> None:
-        """Take messages until ``count`` of ``kind`` are in; while none is in, expand the next
-        level ahead."""
-        while received[kind] < count:
-            if shard.ahead_todo:
-                try:
-                    message = inbox.get_nowait()
-                except Empty:
-                    shard.expand_ahead(AHEAD_STEP)
-                    continue
-            else:
-                message = inbox.get()
             take(message)
 
     def send(dest: int, claims: tuple) -> None:
@@ -532,14 +477,8 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
 
     while True:
         timing.mark()
-        while True:   # the coordinator's next command; meanwhile, expand the next level ahead
-            if shard.ahead_todo:
-                if commands.poll(0):
-                    break
-                shard.expand_ahead(AHEAD_STEP)
-            elif commands.poll(1.0):
-                break
-            elif os.getppid() != parent:
+        while not commands.poll(1.0):
+            if os.getppid() != parent:
                 return
         command, arg = commands.recv()
         timing.lap("idle")
@@ -551,22 +490,23 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
                 reply: Any = None
             elif command == "level":
                 pending, all_keys, moves = arg
-                received[:] = [0, 0, 0, 0]
+                done_from = awards_from = gifts_from = 0
                 if moves:   # even out the level before ranking it (claims may come meanwhile)
                     for src, dst, count in moves:
                         if src == me:
                             inboxes[dst].put((GIFT, shard.give(count)))
-                    wait(GIFT, sum(1 for move in moves if move[1] == me))
+                    while gifts_from < sum(1 for move in moves if move[1] == me):
+                        take(inbox.get())
                     timing.lap("balance")
                 if all_keys is not None:
                     shard.advance(all_keys)
                     timing.lap("advance")
                 shard.expand(send, poll, progress)
                 timing.lap("expand")
-                timing.add("ahead_used", shard.ahead_used)
                 for dest in others:
                     inboxes[dest].put((DONE,))
-                wait(DONE, shards - 1)   # (nothing to expand ahead yet)
+                while done_from < shards - 1:
+                    take(inbox.get())
                 timing.lap("wait_claims")
                 awards = shard.arbitrate()
                 for dest in others:
@@ -574,7 +514,8 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
                     timing.add("bytes_sent", 8 * len(awards[dest]))
                 shard.accept(awards[me])
                 timing.lap("arbitrate")
-                wait(AWARD, shards - 1)
+                while awards_from < shards - 1:
+                    take(inbox.get())
                 timing.lap("wait_awards")
                 counters[2 * me] = shard.generated
                 reply = shard.finish(pending)
@@ -1076,8 +1017,6 @@ class InlineBackend:
             for m in self.members:
                 for dest, award in enumerate(m.arbitrate()):
                     self.members[dest].accept(award)
-            for m in self.members:   # half of what a waiting process could expand ahead
-                m.expand_ahead((len(m.ahead_todo) + 1) // 2)
             return [m.finish(pending) for m in self.members]
         if command == "prefix":
             return [m.prefix(*a) for m, a in zip(self.members, args, strict=True)]
