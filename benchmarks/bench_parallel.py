@@ -17,7 +17,10 @@ the order alternating from pair to pair (1-2, 2-1, 1-2, ...), each pair's speed-
 printed, then the MEDIAN pair speed-up (and CPU ratio) with the smallest and largest. This VM's
 speed drifts by up to 1.5x within minutes, so the best-of figures of the plain table can pair a
 fast one-worker run with a slow two-worker run; within a pair the two runs are seconds apart,
-and the median ignores a pair the drift split. Use it for every before/after.
+and the median ignores a pair the drift split. Use it for every before/after. With --against
+DIR (another checkout of the repository with its own .venv, e.g. `git worktree add --detach DIR
+main`), each pair becomes a triple (1 worker here, 2 workers here, 2 workers with DIR's code),
+the order rotating, and the median ratio of the two 2-worker times is printed too.
 
 --ray: the same with Ray actors (1 and 2) on a local Ray instance started once beforehand
 (its start-up, some 5-30 s here, is measured separately and not in "explore s").
@@ -34,7 +37,12 @@ and advance at the start of a level; idle: waiting for the coordinator), this th
 the process's (the difference is the queues' feeder threads), bytes sent; the coordinator's
 seconds before the hand-off and between levels; and a work model from the steps each worker
 generated per level (the same on a loaded machine): the share generated before the hand-off,
-the busiest worker's excess, and the speed-up they allow at most.
+the busiest worker's excess, and the speed-up they allow at most. Then what pipelining the
+levels could gain at most: each worker's waits (for gifts, claims, awards and the coordinator),
+the idle share of each core during the 2-worker run (/proc/stat, every process on the machine),
+and the speed-up if the levels ran back to back with no wait at all (the serial part before the
+workers, then the busiest worker's CPU seconds), against the 1-worker run's explore seconds
+and, less sensitive to the load, against its CPU seconds less the interpreter's start-up.
 
 --profile [--max-depth D]: does sharding make the search do more work, or the same work slower?
 cProfile (CPU-time clock) of one process's search, then of each of 2 worker processes (the
@@ -79,14 +87,16 @@ def load() -> float:
 
 
 def run_check(model: Path, workers: int, extra: tuple[str, ...] = (),
-              env: dict | None = None) -> dict:
+              env: dict | None = None, root: Path = ROOT) -> dict:
+    """One ``raftspec check`` process; ``root``: another checkout, run by its own .venv."""
     before_load = load()
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
+    python = sys.executable if root == ROOT else str(root / ".venv" / "bin" / "python")
     proc = subprocess.run(
-        [sys.executable, "-m", "raftspec", "check", str(model), "--workers", str(workers),
+        [python, "-m", "raftspec", "check", str(model), "--workers", str(workers),
          "--json", "--quiet", "--max-memory", "0", *extra],
-        capture_output=True, text=True, cwd=ROOT, env=env)
+        capture_output=True, text=True, cwd=root, env=env)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode not in (0, 1):
@@ -181,9 +191,13 @@ def _median(values: list[float]) -> float:
     return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
 
 
-def pairs(models: list[str], count: int, extra: tuple[str, ...] = ()) -> dict[str, dict]:
+def pairs(models: list[str], count: int, extra: tuple[str, ...] = (),
+          against: Path | None = None) -> dict[str, dict]:
     """N adjacent (1 worker, 2 workers) pairs per model, order alternating; each pair's ratios
-    and the median pair ratio (see the module's docstring). Returns the summary per model."""
+    and the median pair ratio (see the module's docstring). Returns the summary per model.
+    ``against``: another checkout whose 2-worker run joins each pair (``compared``)."""
+    if against is not None:
+        return compared(models, count, extra, against)
     summary = {}
     print(f"{'model':<9} {'pair':>4} {'order':>5} {'1w s':>7} {'2w s':>7} {'speed-up':>8} "
           f"{'1w CPU':>7} {'2w CPU':>7} {'CPU ratio':>9} {'load before/after':>17}")
@@ -211,6 +225,40 @@ def pairs(models: list[str], count: int, extra: tuple[str, ...] = ()) -> dict[st
               f"median CPU ratio {summary[name]['cpu_median']:.2f}; "
               f"{runs[0]['report']['distinct_states']:,} distinct, "
               f"{runs[0]['report']['states_generated']:,} generated", flush=True)
+    return summary
+
+
+def compared(models: list[str], count: int, extra: tuple[str, ...], against: Path
+             ) -> dict[str, dict]:
+    """``--pairs N --against DIR``: N adjacent triples (1 worker here, 2 workers here, 2
+    workers with DIR's code), the order rotating; per triple both speed-ups over the same
+    1-worker run and the ratio of the two 2-worker times, then their medians."""
+    summary = {}
+    print(f"{'model':<9} {'run':>3} {'1w s':>7} {'2w s':>7} {'2w there':>8} {'speed-up':>8} "
+          f"{'there':>6} {'there/here':>10} {'2w CPU':>7} {'there':>6} {'load before/after':>17}")
+    kinds = [(1, ROOT), (2, ROOT), (2, against)]
+    for name in models:
+        here, there, ratio, runs = [], [], [], []
+        for k in range(count):
+            before = load()
+            got = {kind: run_check(MODELS[name], kind[0], extra, root=kind[1])
+                   for kind in kinds[k % 3:] + kinds[:k % 3]}
+            runs += got.values()
+            one, two, other = got[kinds[0]], got[kinds[1]], got[kinds[2]]
+            here.append(one["report"]["seconds"] / two["report"]["seconds"])
+            there.append(one["report"]["seconds"] / other["report"]["seconds"])
+            ratio.append(other["report"]["seconds"] / two["report"]["seconds"])
+            print(f"{name:<9} {k + 1:>3} {one['report']['seconds']:>7.2f} "
+                  f"{two['report']['seconds']:>7.2f} {other['report']['seconds']:>8.2f} "
+                  f"{here[-1]:>8.2f} {there[-1]:>6.2f} {ratio[-1]:>10.3f} {two['cpu']:>7.2f} "
+                  f"{other['cpu']:>6.2f} {before:>8.2f}/{load():<8.2f}", flush=True)
+        _check_counts(name, runs, runs[0]["report"])
+        summary[name] = {"median": _median(here), "against": _median(there),
+                         "ratio": _median(ratio)}
+        print(f"{name:<9} median speed-up {summary[name]['median']:.2f} here, "
+              f"{summary[name]['against']:.2f} with {against}; median 2-worker time there/here "
+              f"{summary[name]['ratio']:.3f} (min {min(ratio):.3f}, max {max(ratio):.3f}) over "
+              f"{count} runs", flush=True)
     return summary
 
 
@@ -344,8 +392,10 @@ def stats(models: list[str], max_depth: int | None) -> None:
         one = run_check(MODELS[name], 1, extra)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "stats.json"
+            cores_before = _core_times()
             two = run_check(MODELS[name], 2, extra,
                             env={**os.environ, "RAFTSPEC_PARALLEL_STATS": str(path)})
+            cores_after = _core_times()
             data = json.loads(path.read_text())
         rep1, rep2 = one["report"], two["report"]
         if (rep1["distinct_states"], rep1["states_generated"]) != (
@@ -393,6 +443,38 @@ def stats(models: list[str], max_depth: int | None) -> None:
               f"generated before the hand-off, busiest worker {above:.2%} "
               f"above the mean per level; at most {total / (before + busiest):.2f}x with "
               f"{len(gen)} workers if steps cost as much as in one process and nothing waits")
+        idle = [(a[1] - b[1]) / max(1, a[0] - b[0])
+                 for b, a in zip(cores_before, cores_after, strict=True)]
+        waits = [sum(w["totals"].get(step + "_wall", 0)
+                     for step in ("balance", "wait_claims", "wait_awards", "idle"))
+                 - w["totals"].get("balance_cpu", 0) for w in data["workers"]]
+        busiest_cpu = max(w["totals"].get("process_cpu", 0) for w in data["workers"])
+        serial_wall = c["one_process_s"] + c["start_workers_s"] + c.get("load_s", 0)
+        startup = two["cpu"] - sum(w["totals"].get("process_cpu", 0) for w in data["workers"]) \
+            - serial_wall
+        print("  waits (balance, claims, awards, coordinator): "
+              + ", ".join(f"worker {s} {wait:.3f} s" for s, wait in enumerate(waits))
+              + "; idle CPU per core during the run (all processes): "
+              + ", ".join(f"{x:.0%}" for x in idle))
+        print(f"  no waits at all (levels pipelined perfectly: the serial part "
+              f"{serial_wall:.3f} s, then the busiest worker's CPU {busiest_cpu:.3f} s back to "
+              f"back): at most {rep1['seconds'] / (serial_wall + busiest_cpu):.2f}x the "
+              f"1-worker explore seconds (load-sensitive), at most "
+              f"{(one['cpu'] - startup) / (serial_wall + busiest_cpu):.2f}x its search's CPU "
+              f"seconds (its process's minus {startup:.3f} s of start-up: the 2-worker "
+              f"process tree's CPU outside the workers and the serial part)")
+
+
+def _core_times() -> list[tuple[int, int]]:
+    """(all, idle + iowait) clock ticks of each core so far (Linux /proc/stat)."""
+    out = []
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *ticks = line.split()
+            if name.startswith("cpu") and name != "cpu":
+                values = [int(t) for t in ticks]
+                out.append((sum(values), values[3] + values[4]))
+    return out
 
 
 def _cachegrind(model: Path, workers: int, max_depth: int) -> dict[int, tuple[int, int]]:
@@ -493,6 +575,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="tiny3,elect3m2")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--against", metavar="DIR",
+                        help="with --pairs: another checkout (with its own .venv) whose 2-worker "
+                        "run joins each pair, e.g. a worktree of main")
     parser.add_argument("--pairs", type=int, default=0, metavar="N",
                         help="N adjacent 1-worker/2-worker pairs, order alternating: each "
                         "pair's ratio and the median (instead of the plain table)")
@@ -527,7 +612,8 @@ def main() -> None:
         pass
     elif args.pairs:
         pairs(args.models.split(","), args.pairs,
-              () if args.max_depth is None else ("--max-depth", str(args.max_depth)))
+              () if args.max_depth is None else ("--max-depth", str(args.max_depth)),
+              None if args.against is None else Path(args.against).resolve())
     elif not args.no_speed:
         speed(args.models.split(","), args.repeat)
     if args.ray:

@@ -127,6 +127,58 @@ def test_shards_report_what_one_worker_reports(graph: Graph, shards: int, hand_o
     assert _figures(spilled) == _figures(one)
 
 
+@st.composite
+def layered_graphs(draw: st.DrawFn) -> Graph:
+    """Graphs of many BFS levels (state ``30 * layer + i``): edges mostly to the next layer,
+    also two layers on (a state reached at two depths), within a layer and back, so that
+    a state of one BFS level is often generated again one level later; bad states and steps,
+    targets and "symmetry" as in ``graphs``."""
+    import random
+
+    layers, width = draw(st.integers(4, 30)), draw(st.integers(2, 12))
+    symmetric = draw(st.booleans())
+    rng = random.Random(draw(st.integers(0, 2**32)))
+    edges: dict[int, list[int]] = {}
+    for layer in range(layers):
+        for i in range(width):
+            out = []
+            for _ in range(rng.randint(1, 5)):
+                to = min(max(layer + rng.choice((1, 1, 1, 2, 0, -1)), 0), layers - 1)
+                out.append(30 * to + rng.randrange(width) + (1000 if symmetric and
+                                                              rng.random() < 0.5 else 0))
+            edges[30 * layer + i] = out
+    if symmetric:
+        edges.update({s + 1000: list(reversed(edges[s])) for s in list(edges)})
+    states = sorted(s for s in edges if s < 1000)
+    pick = st.sampled_from(states)
+    return Graph(edges, draw(st.lists(st.sampled_from(states[:width]), min_size=1, max_size=2)),
+                 set(draw(st.lists(pick, max_size=2))),
+                 {(s, t % 1000) for s in states for t in edges[s] if rng.randrange(200) == 0},
+                 set(draw(st.lists(pick, max_size=2))) - set(states[:width]),
+                 [set(draw(st.lists(pick, max_size=2))) for _ in range(draw(st.integers(0, 2)))],
+                 symmetric)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(layered_graphs(), st.integers(2, 4), st.integers(1, 6), st.none() | st.integers(1, 200),
+       st.none() | st.integers(1, 25), st.booleans(), st.booleans())
+def test_many_levels_report_what_one_worker_reports(
+        graph: Graph, shards: int, hand_off: int, max_states: int | None,
+        max_depth: int | None, count: bool, stressed: bool) -> None:
+    """Searches of many levels: violations at any depth, states reached at two depths (one
+    worker keeps the shallower; a shard must not take a claim of the next level for this
+    one), states given away to even out every level (stressed), budgets inside a level:
+    exactly one worker's figures."""
+    common = {"count_actions": count, "max_states": max_states, "max_depth": max_depth,
+              "reachable": graph.reachable or None}
+    one = explore(graph, spill_from=None, **common)
+    with patch.object(parallel, "BALANCE_FROM", 1 if stressed else parallel.BALANCE_FROM), \
+            patch.object(parallel, "BALANCE_SLACK", 0 if stressed else parallel.BALANCE_SLACK):
+        many = explore(graph, workers=shards, parallel_from=hand_off, backend=InlineBackend,
+                       **common)
+    assert _figures(many) == _figures(one)
+
+
 @given(st.lists(st.integers(0, 10**6), min_size=1, max_size=6))
 def test_balance_moves_excess_to_the_shards_below_their_share(sizes: list[int]) -> None:
     moves = parallel.balance(sizes)
