@@ -12,9 +12,9 @@ Per setting, summed over the seeds (each seed stops early at its first violation
 - elections: each Timeout (not within the last 40 steps of its walk) and whether the same
   server becomes leader in the same term within the walk, by whether the partition was cutting
   the candidate, another server, or nobody at the Timeout;
-- for the membership bug, the stages of its scenario (docs/variants.md) that the restart
-  archive's cells reach, and per stage, the walks that start from a cell at that stage and
-  reach a later one.
+- for the membership bug, the stages of its scenario (docs/variants.md), in the order a run
+  passes them: the restart archive's cells at each stage or a later one, and per stage, the
+  walks that start from a cell at that stage and reach a later one.
 
 Diagnosis only: it observes ``checker.simulate``'s private walk functions by wrapping them, so
 it follows the command's walks exactly (the same seeds run the same walks).
@@ -37,15 +37,16 @@ STAGES = (
     "2 a configuration entry of term 2",
     "3 then another server leads term 3 without it",
     "4 then a configuration entry of term 3 elsewhere",
-    "5 then that entry committed",
-    "6 then the holder of the term-2 entry still at term <= 3",
+    "5 then that entry committed, the holder of the term-2 entry still at term <= 3",
+    "6 then that holder at term 4",
 )
 
 
 def stage(state) -> int:
-    """How far ``state`` is along the membership bug's scenario (docs/variants.md): the two
-    configuration entries of terms 2 and 3 on disjoint servers, the later one committed, and a
-    term left for the holder of the earlier one to be elected in."""
+    """How far ``state`` is along the membership bug's scenario (docs/variants.md), in the order
+    a run passes the stages: the two configuration entries of terms 2 and 3 on disjoint servers,
+    the later one committed while the holder of the earlier one can still time out into term 4,
+    then that holder in term 4 (where it is elected by a majority of its own configuration)."""
     servers = state.servers
 
     def holds(s, term: int) -> bool:
@@ -63,7 +64,7 @@ def stage(state) -> int:
         return found
     if not any(e.term == 3 and 1 in e.config for s in servers for e in s.log[:s.commit_index]):
         return 4
-    return 6 if any(servers[i].current_term <= 3 for i in with2) else 5
+    return 5 if any(servers[i].current_term <= 3 for i in with2) else 6
 
 
 class Observer:
@@ -178,7 +179,8 @@ def main() -> None:
         if stages:
             for k, name in enumerate(STAGES):
                 starts = c[f"walks from stage {k}"]
-                line = f"  stage {name}: {cells[k]:,} cells" if k else f"  stage {name}:"
+                line = (f"  stage {name}: {cells[k]:,} cells at it or later" if k
+                        else f"  stage {name}:")
                 if starts:
                     line += (f"; walks from it {starts:,}, reaching a later stage "
                              f"{c[f'walks from stage {k} advancing']:,}")
