@@ -3,9 +3,11 @@ real traces of the reference; the shrinker is checked on a toy system with a kno
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import attrs
 import pytest
@@ -392,6 +394,25 @@ def test_bad_model_exits_2(tmp_path) -> None:
 def test_help_explains_exit_codes() -> None:
     proc = raftspec("--help")
     assert proc.returncode == 0 and "Exit status" in proc.stdout and "3 the time" in proc.stdout
+
+
+def test_the_partition_diagnosis_reads_a_violating_run_stage_by_stage() -> None:
+    """``benchmarks/diagnose_partitions.py`` counts walks by the stages of the membership bug's
+    scenario (docs/variants.md); a walk that violates it meets all six, in order: seed 5's walk
+    151 without partitions (7,623 steps, benchmarks/bench_simulate.py --partition 0)."""
+    path = Path(__file__).parents[2] / "benchmarks" / "diagnose_partitions.py"
+    spec = importlib.util.spec_from_file_location("diagnose_partitions", path)
+    diagnosis = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(diagnosis)
+    model = load_model(MODELS_DIR / "variants" / "membership_bug.yaml")
+    hints = model.protocol.simulation
+    result = simulate(ProtocolSystem(model, symmetry=False), seed=5, max_walks=152,
+                      time_limit=None, action_name=ProtocolSystem.action_name, shrink=False,
+                      settings=SwarmSettings(omit_by_name=hints.rare), cells=hints.cell)
+    assert result.walk == 151 and result.violated is not None
+    stages = [diagnosis.stage(state) for _, state in result.trace]
+    first = [stages.index(k) for k in range(len(diagnosis.STAGES))]
+    assert first == sorted(first) and stages[0] == 0
 
 
 # --- partitions: a walk cuts one server off for a stretch ---------------------------------------
