@@ -13,7 +13,8 @@ states'. Printed per size: peak resident growth of the process during the search
 minus the resident size before it), per distinct state; and the slope between consecutive
 sizes (extra bytes per extra state), which is what a larger model pays per state. The
 projection to 100M states is that slope times 100M plus the largest run's growth: a
-projection, not a measurement.
+projection, not a measurement, unless the largest size is 100M (``--sizes
+16000000,100000000``: about 12 minutes and 2 GiB here).
 """
 
 from __future__ import annotations
