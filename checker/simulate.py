@@ -41,9 +41,12 @@ before it is returned.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
+import os
 import random
+import signal
 import time
 import traceback
 from collections.abc import Callable, Hashable, Iterable, Sequence
@@ -118,6 +121,16 @@ class Progress:
     walks: int
     steps: int
     seconds: float
+
+
+class Interrupted(KeyboardInterrupt):
+    """A KeyboardInterrupt (Ctrl-C, or a signal turned into one) that stopped the walks, with
+    the exact figures of the walks completed until then (``progress``): what an interrupted run
+    reports, rather than the last figures its progress callback saw."""
+
+    def __init__(self, progress: Progress) -> None:
+        super().__init__()
+        self.progress = progress
 
 
 @attrs.frozen
@@ -267,39 +280,43 @@ def simulate(
         archive = _Archive(cells)
         for state in inits:
             archive.offer([(None, state)])
-    while (max_walks is None or walks < max_walks) and (
-        deadline is None or time.perf_counter() < deadline
-    ):
-        config = walk_config(seed, k, depth, settings)
-        walks += 1
-        try:
-            total_steps += _walk(system, inits, config, settings, action_name, deadline,
-                                 archive, depth, links)
-        except _Found as found:
-            result = SimulationResult(
-                seed=seed, walks=walks, steps=total_steps + found.steps,
-                seconds=time.perf_counter() - started, violated=found.name, trace=found.trace,
-                walk=k, original_length=len(found.trace))
-            if on_violation is not None:
-                on_violation(result)
-            if not shrink:
-                return result
-            shrink_started = time.perf_counter()
-            so_far = _SoFar(result, on_violation)
+    try:
+        while (max_walks is None or walks < max_walks) and (
+            deadline is None or time.perf_counter() < deadline
+        ):
+            config = walk_config(seed, k, depth, settings)
             try:
-                trace, prop, replays = shrink_trace(
-                    system, found.trace, time_limit=shrink_time_limit, cells=cells,
-                    renamings=renamings, max_shortcut_nodes=shrink_nodes, progress=so_far)
-            except KeyboardInterrupt:
-                return attrs.evolve(so_far.result, shrink_stopped="interrupted",
-                                    shrink_seconds=time.perf_counter() - shrink_started)
-            return attrs.evolve(result, violated=prop, trace=trace,
-                                shrink_seconds=time.perf_counter() - shrink_started,
-                                shrink_replays=replays)
-        k += walk_stride
-        if on_progress is not None and time.perf_counter() >= next_report:
-            next_report = time.perf_counter() + progress_interval
-            on_progress(Progress(walks, total_steps, time.perf_counter() - started))
+                steps = _walk(system, inits, config, settings, action_name, deadline, archive,
+                              depth, links)
+                walks, total_steps = walks + 1, total_steps + steps   # no signal between the two
+            except _Found as found:
+                walks += 1
+                result = SimulationResult(
+                    seed=seed, walks=walks, steps=total_steps + found.steps,
+                    seconds=time.perf_counter() - started, violated=found.name, trace=found.trace,
+                    walk=k, original_length=len(found.trace))
+                if on_violation is not None:
+                    on_violation(result)
+                if not shrink:
+                    return result
+                shrink_started = time.perf_counter()
+                so_far = _SoFar(result, on_violation)
+                try:
+                    trace, prop, replays = shrink_trace(
+                        system, found.trace, time_limit=shrink_time_limit, cells=cells,
+                        renamings=renamings, max_shortcut_nodes=shrink_nodes, progress=so_far)
+                except KeyboardInterrupt:
+                    return attrs.evolve(so_far.result, shrink_stopped="interrupted",
+                                        shrink_seconds=time.perf_counter() - shrink_started)
+                return attrs.evolve(result, violated=prop, trace=trace,
+                                    shrink_seconds=time.perf_counter() - shrink_started,
+                                    shrink_replays=replays)
+            k += walk_stride
+            if on_progress is not None and time.perf_counter() >= next_report:
+                next_report = time.perf_counter() + progress_interval
+                on_progress(Progress(walks, total_steps, time.perf_counter() - started))
+    except KeyboardInterrupt as stop:   # the walks completed so far, exactly
+        raise Interrupted(Progress(walks, total_steps, time.perf_counter() - started)) from stop
     return SimulationResult(seed=seed, walks=walks, steps=total_steps,
                             seconds=time.perf_counter() - started)
 
@@ -344,6 +361,7 @@ def simulate_parallel(
     for process in processes:
         process.start()
     counts = {w: (0, 0) for w in range(workers)}
+    done: list[int] = []  # workers whose result is in
     found: SimulationResult | None = None
     shrinking: SimulationResult | None = None  # a violation whose worker is shrinking it
     finished = 0
@@ -365,6 +383,7 @@ def simulate_parallel(
                 raise RuntimeError(f"simulation worker {w} failed:\n{payload}")
             elif kind == "result":
                 finished += 1
+                done.append(w)
                 counts[w] = (payload.walks, payload.steps)
                 if payload.violated is not None:
                     found = payload
@@ -373,10 +392,17 @@ def simulate_parallel(
                 on_progress(Progress(sum(c[0] for c in counts.values()),
                                      sum(c[1] for c in counts.values()),
                                      time.perf_counter() - started))
-    except KeyboardInterrupt:
-        if shrinking is None:
-            raise
-        found = attrs.evolve(shrinking, shrink_stopped="interrupted")
+    except KeyboardInterrupt as stop:
+        running = {w for w, p in enumerate(processes) if p.is_alive()} - set(done)
+        final = _stop_workers(processes, queue, running, counts)
+        if final is not None and final.violated is not None:
+            found = final     # a worker shrinking its violation: the shortest trace it had
+        elif shrinking is not None:
+            found = attrs.evolve(shrinking, shrink_stopped="interrupted")
+        else:
+            raise Interrupted(Progress(sum(c[0] for c in counts.values()),
+                                       sum(c[1] for c in counts.values()),
+                                       time.perf_counter() - started)) from stop
     finally:
         for process in processes:
             if process.is_alive():
@@ -391,12 +417,54 @@ def simulate_parallel(
     return attrs.evolve(found, walks=walks, steps=steps)
 
 
+STOP_SIGNAL = signal.SIGUSR1
+"""What ``simulate_parallel`` sends its workers when it is interrupted: each answers with the
+exact figures of the walks it completed (or, shrinking, with its shortest trace so far)."""
+STOP_PATIENCE = 5.0
+"""Seconds an interrupted ``simulate_parallel`` waits for its workers' answers before it ends
+them (a worker answers within one step of its walk, or one replay of its shrinking)."""
+
+
+def _stop_workers(processes: list[Any], queue: Any, running: set[int],
+                  counts: dict[int, tuple[int, int]]) -> SimulationResult | None:
+    """Ask the ``running`` workers to stop and collect their answers into ``counts``; the
+    result of a worker that was shrinking a violation, if any."""
+    for w in running:
+        with contextlib.suppress(ProcessLookupError):  # ended meanwhile
+            os.kill(processes[w].pid, STOP_SIGNAL)
+    found = None
+    deadline = time.monotonic() + STOP_PATIENCE
+    while running and time.monotonic() < deadline:
+        try:
+            kind, w, payload = queue.get(timeout=0.1)
+        except Empty:
+            running = {w for w in running if processes[w].is_alive()}
+            continue
+        if kind == "stopped":
+            counts[w] = payload
+            running.discard(w)
+        elif kind == "result":
+            counts[w] = (payload.walks, payload.steps)
+            running.discard(w)
+            if payload.violated is not None and found is None:
+                found = payload
+        elif kind == "progress":
+            counts[w] = payload
+    return found
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def _worker(
     make_system: Callable[[], System], queue: Any, first: int, stride: int, seed: int,
     time_limit: float | None, max_walks: int | None, options: dict[str, Any],
 ) -> None:
-    """One process of ``simulate_parallel``: its share of the walks, reported on ``queue``."""
+    """One process of ``simulate_parallel``: its share of the walks, reported on ``queue``;
+    ``STOP_SIGNAL`` stops it, reporting the figures of the walks it completed."""
     try:
+        signal.signal(STOP_SIGNAL, _raise_interrupt)
         result = simulate(
             make_system(), seed=seed, time_limit=time_limit, max_walks=max_walks,
             first_walk=first, walk_stride=stride, progress_interval=1.0,
@@ -405,6 +473,10 @@ def _worker(
             **options,
         )
         queue.put(("result", first, result))
+    except Interrupted as stop:
+        queue.put(("stopped", first, (stop.progress.walks, stop.progress.steps)))
+    except KeyboardInterrupt:  # stopped before its walks began
+        queue.put(("stopped", first, (0, 0)))
     except Exception:  # reported to the parent, which raises it
         queue.put(("error", first, traceback.format_exc()))
 

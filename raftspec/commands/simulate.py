@@ -19,6 +19,7 @@ from raftspec.checker.report import (
 )
 from raftspec.checker.simulate import (
     DEEP_SHRINK_NODES,
+    Interrupted,
     Progress,
     SimulationResult,
     SwarmSettings,
@@ -149,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         stopped = None if result.violated is not None else (
             f"time limit of {args.time_limit:g} s reached")
     except (KeyboardInterrupt, Stopped) as stop:
-        result = watch.partial(args.seed)
+        result = watch.partial(args.seed, stop.progress if isinstance(stop, Interrupted) else None)
         stopped = stop.reason if isinstance(stop, Stopped) else "interrupted"
     if show_progress:
         print(file=sys.stderr)
@@ -167,13 +168,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 class _Watch:
-    """The engine's progress callback: remembers the last figures (what an interrupted run
-    reports: the engine's own counts are lost with its stack), stops the run when --max-memory
-    is reached, and shows progress every 2 s when asked."""
+    """The engine's progress callback: remembers the last figures (what a run stopped by
+    --max-memory reports: the engine's own counts are lost with its stack; an interrupted engine
+    hands over its exact figures), stops the run when --max-memory is reached, and shows progress
+    every 2 s when asked."""
 
     INTERVAL = 0.5
     """Seconds between callbacks: how often memory is looked at, and how stale the figures of
-    an interrupted run may be (the engine calls back between walks)."""
+    a run stopped by --max-memory may be (the engine calls back between walks)."""
 
     def __init__(self, budget: Budget, show: Callable[[Progress], None] | None) -> None:
         self.budget = budget
@@ -190,10 +192,12 @@ class _Watch:
         if (reason := self.budget.exceeded()) is not None:
             raise Stopped(reason)
 
-    def partial(self, seed: int) -> SimulationResult:
-        """The figures of a run stopped before its end: walks and steps as last reported,
+    def partial(self, seed: int, exact: Progress | None = None) -> SimulationResult:
+        """The figures of a run stopped before its end: walks and steps as the engine counted
+        them when interrupted (``exact``), else as last reported (a --max-memory stop);
         seconds as measured here."""
-        return SimulationResult(seed=seed, walks=self.last.walks, steps=self.last.steps,
+        last = exact if exact is not None else self.last
+        return SimulationResult(seed=seed, walks=last.walks, steps=last.steps,
                                 seconds=time.perf_counter() - self.started)
 
 

@@ -152,9 +152,9 @@ def test_simulate_interrupted_reports_its_walks_and_exits_3() -> None:
 
 def test_simulate_with_workers_interrupted_in_text_mode_prints_partial_statistics() -> None:
     """Ctrl-C on a terminal reaches the workers too: they leave it to the parent (no
-    traceback of theirs), which reports the walks so far: those the workers have reported,
-    every second of their walking. The signal waits for 2 CPU seconds per process (parent and
-    two workers), so that each worker has walked long enough to report once."""
+    traceback of theirs), which asks each for the walks it completed and reports them (the
+    exactness of those figures: tests/checker/test_simulate_shrink.py). The signal waits for
+    2 CPU seconds per process (parent and two workers), well into the walks."""
     proc = interrupt(["simulate", str(MODELS_DIR / "conformance" / "mid2.yaml"), "--workers",
                       "2"], after=3 * RUNNING)
     assert proc.returncode == 3 and "Traceback" not in proc.stderr, proc.stderr
