@@ -299,18 +299,8 @@ def simulate(
                     on_violation(result)
                 if not shrink:
                     return result
-                shrink_started = time.perf_counter()
-                so_far = _SoFar(result, on_violation)
-                try:
-                    trace, prop, replays = shrink_trace(
-                        system, found.trace, time_limit=shrink_time_limit, cells=cells,
-                        renamings=renamings, max_shortcut_nodes=shrink_nodes, progress=so_far)
-                except KeyboardInterrupt:
-                    return attrs.evolve(so_far.result, shrink_stopped="interrupted",
-                                        shrink_seconds=time.perf_counter() - shrink_started)
-                return attrs.evolve(result, violated=prop, trace=trace,
-                                    shrink_seconds=time.perf_counter() - shrink_started,
-                                    shrink_replays=replays)
+                return _shrunk(system, result, on_violation, time_limit=shrink_time_limit,
+                               cells=cells, renamings=renamings, nodes=shrink_nodes)
             k += walk_stride
             if on_progress is not None and time.perf_counter() >= next_report:
                 next_report = time.perf_counter() + progress_interval
@@ -319,6 +309,25 @@ def simulate(
         raise Interrupted(Progress(walks, total_steps, time.perf_counter() - started)) from stop
     return SimulationResult(seed=seed, walks=walks, steps=total_steps,
                             seconds=time.perf_counter() - started)
+
+
+def _shrunk(system: System, result: SimulationResult,
+            on_violation: Callable[[SimulationResult], None] | None, *, time_limit: float,
+            cells: Callable[[Any], Hashable] | None, renamings: Renamings | None,
+            nodes: int | None) -> SimulationResult:
+    """``result`` with its trace shrunk; a KeyboardInterrupt while shrinking ends the
+    shrinking, not the run: the shortest trace so far."""
+    started = time.perf_counter()
+    so_far = _SoFar(result, on_violation)
+    try:
+        trace, prop, replays = shrink_trace(
+            system, result.trace, time_limit=time_limit, cells=cells, renamings=renamings,
+            max_shortcut_nodes=nodes, progress=so_far)
+    except KeyboardInterrupt:
+        return attrs.evolve(so_far.result, shrink_stopped="interrupted",
+                            shrink_seconds=time.perf_counter() - started)
+    return attrs.evolve(result, violated=prop, trace=trace,
+                        shrink_seconds=time.perf_counter() - started, shrink_replays=replays)
 
 
 def simulate_parallel(
