@@ -304,11 +304,13 @@ def explore(
     if handed:
         from raftspec.checker.parallel import ProcessBackend, run_sharded
 
+        distinct = len(seen)
         del seen
         handed_at = time.perf_counter()
-        shards = (backend or ProcessBackend)(system, workers, count_actions, action_name,
-                                             reachable)
+        shards = None
         try:
+            shards = (backend or ProcessBackend)(system, workers, count_actions, action_name,
+                                                 reachable)
             return run_sharded(
                 system, shards,
                 {"started": started, "handed_at": handed_at, "fingerprints": fingerprints,
@@ -320,10 +322,18 @@ def explore(
                 count_actions=count_actions, max_depth=max_depth, deadline=deadline,
                 max_states=max_states, should_stop=should_stop, on_progress=on_progress,
                 progress_interval=progress_interval, reachable=reachable)
+        except KeyboardInterrupt:
+            # outside the shards' search (starting the workers, dealing out the levels so far,
+            # or rebuilding paths at the end): this process's figures, as a search interrupted
+            # at the hand-off reports them
+            complete, stopped = False, "interrupted"
         finally:
-            shards.close()
+            if shards is not None:
+                shards.close()
+    else:
+        distinct = len(seen)
     return Result(
-        distinct_states=len(seen),
+        distinct_states=distinct,
         states_generated=generated,
         depth=depth,
         seconds=time.perf_counter() - started,

@@ -8,10 +8,13 @@ import subprocess
 import sys
 from collections import deque
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from raftspec.checker.explore import explore
+from raftspec.checker.system import ProtocolSystem
+from raftspec.spec.model import MODELS_DIR, load_model
 
 
 class Counter:
@@ -175,3 +178,47 @@ def test_fingerprint_set_behaves_like_a_set(fps, extra_zeros) -> None:
     for fp in range(-50, 50):
         if fp:
             assert table.add(fp) == (fp not in reference)
+
+
+class _StartInterrupted:
+    """A shard backend hit by Ctrl-C while its workers start."""
+
+    def __init__(self, *args) -> None:
+        raise KeyboardInterrupt
+
+
+class _DealInterrupted:
+    """A shard backend built, then hit by Ctrl-C as the search first looks at it (dealing out
+    the levels searched so far, before the shards' search begins)."""
+
+    def __init__(self, *args) -> None:
+        pass
+
+    @property
+    def shards(self) -> int:
+        raise KeyboardInterrupt
+
+    def close(self) -> None:
+        _DealInterrupted.closed_one = True
+
+
+@pytest.mark.parametrize("backend", [_StartInterrupted, _DealInterrupted])
+def test_ctrl_c_at_the_hand_off_ends_with_the_figures_of_the_levels_searched(backend) -> None:
+    """A Ctrl-C landing while the workers start or the search is handed to them still ends
+    with a result (the JSON `check` prints), incomplete, "interrupted", with the figures of the
+    levels searched in this process: its depth is the levels expanded, as for any interrupted
+    search, and its states those of the same search bounded to one level more (the level
+    found, checked and handed over)."""
+    system = ProtocolSystem(load_model(MODELS_DIR / "conformance" / "tiny2.yaml"),
+                            symmetry=False)
+    _DealInterrupted.closed_one = False
+    try:
+        result = explore(system, workers=2, parallel_from=50, backend=backend)
+    except KeyboardInterrupt:   # let pytest report a failure, not a user's interrupt
+        pytest.fail("the Ctrl-C escaped explore: `check --json` would print no JSON")
+    assert not result.complete and result.stopped == "interrupted"
+    bounded = explore(system, max_depth=result.depth + 1)
+    assert result.distinct_states > 50
+    assert (result.distinct_states, result.states_generated) == (
+        bounded.distinct_states, bounded.states_generated)
+    assert _DealInterrupted.closed_one == (backend is _DealInterrupted)  # a built one is closed
