@@ -64,6 +64,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import compress, count
 from operator import itemgetter
 from typing import Any
 
@@ -86,7 +87,7 @@ worker's time went, level by level (CPU, blocked, idle, bytes sent) and the coor
 reads per step of a level and per batch of claims, none per state."""
 
 
-_first = itemgetter(0)
+_first, _second, _third = itemgetter(0), itemgetter(1), itemgetter(2)
 
 
 def owner(fp: int, shards: int) -> int:
@@ -269,28 +270,28 @@ class Shard:
         holder, flat = claims
         seen_add, candidates = self.seen.add, self.candidates
         it = iter(flat)
+        get = candidates.get
         for fp, key, pfp in zip(it, it, it, strict=True):   # (strict: whole triples)
-            if seen_add(fp):
-                candidates[fp] = (key, pfp, holder)
-            else:
-                c = candidates.get(fp)
-                if c is not None and key < c[0]:
+            c = get(fp)   # a candidate is in the seen set: a dict lookup spares seen_add
+            if c is None:
+                if seen_add(fp):
                     candidates[fp] = (key, pfp, holder)
+            elif key < c[0]:
+                candidates[fp] = (key, pfp, holder)
 
     def arbitrate(self) -> list[list[int]]:
         """Once every claim is in: record the new states this shard owns, and return, per
         shard, the fingerprints it won (it holds those states; lists: the transport packs
         the other shards')."""
-        awards: list[list[int]] = [[] for _ in range(self.shards)]
         candidates = self.candidates
         fps = list(candidates)
-        parents = [c[1] for c in candidates.values()]
-        for fp, (_, _, holder) in candidates.items():
-            awards[holder].append(fp)
+        values = list(candidates.values())
         self.fps.frombytes(pack(fps))   # one conversion each, not an array append's
-        self.parents.frombytes(pack(parents))
+        self.parents.frombytes(pack(list(map(_second, values))))
+        holders = list(map(_third, values))
         self.candidates = {}
-        return awards
+        return [list(compress(fps, map(holder.__eq__, holders)))   # no Python loop a state
+                for holder in range(self.shards)]
 
     def accept(self, award: Any) -> None:
         """Fingerprints an owner says this shard won (every owner sends one award a level)."""
@@ -302,33 +303,29 @@ class Shard:
         No sort: ``held`` is in key order already. ``expand`` generates keys ascending (parents
         by rank, steps by position) and inserts a fingerprint into ``held`` only the first time
         this shard generates it in the level (a later key of its own is never smaller)."""
-        won: set[int] = set()
-        for award in self.awarded:
-            won.update(award)
-        entries = [(key, state, fp) for fp, (key, state) in self.held.items() if fp in won]
+        held = self.held
+        won = set().union(*self.awarded)
+        fps = list(filter(won.__contains__, held))
+        entries = list(map(held.__getitem__, fps))   # (key, state), as the fingerprints
+        keys, states = list(map(_first, entries)), list(map(_second, entries))
         self.held, self.awarded = {}, []
         invariants = list(self.system.invariants.items())
         todo = [(name, self.reachable[name]) for name in pending]
         reached: dict[str, tuple[int, int]] = {}
         violation = None
-        nxt = Level()
-        keys, nxt_states, nxt_fps = nxt.keys, nxt.states, nxt.fps
-        for key, state, fp in entries:
-            keys.append(key)
-            nxt_states.append(state)
-            nxt_fps.append(fp)
-            if violation is not None:
-                continue
+        for key, state, fp in zip(keys, states, fps, strict=True):
             for name, holds in invariants:
                 if not holds(state):
                     violation = (key, name, fp)
                     break
-            if violation is None and todo:
+            if violation is not None:
+                break
+            if todo:
                 for item in list(todo):
                     if item[1](state):
                         reached[item[0]] = (key, fp)
                         todo.remove(item)
-        self.next = nxt
+        self.next = Level(keys, fps, states)
         step = self.step_violation
         return {
             "new": len(keys),
@@ -346,15 +343,9 @@ class Shard:
         ``all_keys``: every shard's sorted keys as ``finish`` reported them, before any state
         moved (``give``/``take``): a key's global rank is how many keys of their union are
         smaller, which moving states between shards does not change."""
-        mine = self.next.keys
-        ranks = [0] * len(mine)
-        for raw in all_keys:   # add, per key, how many of that shard's keys are smaller
-            a = _array(raw).tolist()
-            j, n = 0, len(a)
-            for i, key in enumerate(mine):
-                if j < n and a[j] < key:
-                    j = bisect_left(a, key, j)
-                ranks[i] += j
+        union = sorted(_array(b"".join(all_keys)))   # sorted runs: a merge, in C
+        mine = set(self.next.keys)   # keys are distinct (a key is one step of level L)
+        ranks = list(compress(count(), map(mine.__contains__, union)))
         self.frontier = Level(ranks, self.next.fps, self.next.states)
         self.next = Level()
         self.per_action.clear()
