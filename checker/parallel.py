@@ -14,7 +14,8 @@ are new. The search is level-synchronous; the coordinator sends each shard one c
    fingerprint it owns is decided at once (seen set); for any other it sends the owner a
    *claim*: (fingerprint, key, parent's fingerprint), 24 bytes, and keeps the state aside.
 2. **Arbitrate.** Every owner, once all claims are in, keeps each new fingerprint with its
-   smallest key and parent, and tells each shard which of its claims it won (the *award*).
+   smallest key and parent, and tells each shard which of its claims it lost (the
+   *award*; the shard keeps the other states it holds).
 3. **Finish.** Every shard takes the states it won as its part of level L + 1, checks them
    (invariants, reachability) in key order and reports their keys (the reply to ``level``).
 
@@ -87,7 +88,7 @@ worker's time went, level by level (CPU, blocked, idle, bytes sent) and the coor
 reads per step of a level and per batch of claims, none per state."""
 
 
-_first, _second, _third = itemgetter(0), itemgetter(1), itemgetter(2)
+_first, _second = itemgetter(0), itemgetter(1)
 
 
 def owner(fp: int, shards: int) -> int:
@@ -161,7 +162,8 @@ class Shard:
         self.claimed = FingerprintSet()
         self.held: dict[int, tuple[int, Any]] = {}   # fp -> (key, successor) generated here
         self.candidates: dict[int, tuple[int, int, int]] = {}   # owned fp -> key, pfp, holder
-        self.awarded: list[Any] = []         # fingerprints won, per award received
+        self.lost: list[list[int]] = [[] for _ in range(shards)]   # per holder: claims lost
+        self.awarded: list[Any] = []         # fingerprints this shard lost, per award received
         self.next = Level()       # the next level's states held here, by key
         self.nsucc: list[int] = []   # steps generated per frontier parent (for prefixes)
         self.generated = 0
@@ -197,7 +199,7 @@ class Shard:
         step_properties = list(system.step_properties.items())
         me, shards = self.me, self.shards
         seen_add, claimed_add = self.seen.add, self.claimed.add
-        candidates, held = self.candidates, self.held
+        candidates, held, lost = self.candidates, self.held, self.lost
         counter = self.counter
         expand = counter.expand if counter is not None else expander(system)  # as explore's
         out: list[list[int]] = [[] for _ in range(shards)]
@@ -232,6 +234,7 @@ class Shard:
                         c = candidates.get(fp)
                         if c is not None and (base | pos) < c[0]:
                             key = base | pos
+                            lost[c[2]].append(fp)
                             candidates[fp] = (key, pfp, me)
                             held[fp] = (key, nxt)
                 # held first (a dict lookup): a state generated again in the same level is
@@ -268,7 +271,8 @@ class Shard:
     def receive(self, claims: tuple) -> None:
         """Another shard's claims on fingerprints this shard owns (smallest key wins)."""
         holder, flat = claims
-        seen_add, candidates = self.seen.add, self.candidates
+        seen_add, candidates, lost = self.seen.add, self.candidates, self.lost
+        lost_here = lost[holder]
         it = iter(flat)
         get = candidates.get
         for fp, key, pfp in zip(it, it, it, strict=True):   # (strict: whole triples)
@@ -276,25 +280,29 @@ class Shard:
             if c is None:
                 if seen_add(fp):
                     candidates[fp] = (key, pfp, holder)
+                else:   # decided at an earlier level
+                    lost_here.append(fp)
             elif key < c[0]:
+                lost[c[2]].append(fp)
                 candidates[fp] = (key, pfp, holder)
+            else:
+                lost_here.append(fp)
 
     def arbitrate(self) -> list[list[int]]:
         """Once every claim is in: record the new states this shard owns, and return, per
-        shard, the fingerprints it won (it holds those states; lists: the transport packs
-        the other shards')."""
+        shard, the fingerprints it claimed or held and lost (lists: the transport packs the
+        other shards'). Losses, not wins: most claims are won (on elect3m2 to depth 20 the
+        shards held 264 K states and lost 50 K), and a shard keeps what it holds unless
+        told otherwise."""
         candidates = self.candidates
-        fps = list(candidates)
-        values = list(candidates.values())
-        self.fps.frombytes(pack(fps))   # one conversion each, not an array append's
-        self.parents.frombytes(pack(list(map(_second, values))))
-        holders = list(map(_third, values))
+        self.fps.frombytes(pack(list(candidates)))   # one conversion each, not an append's
+        self.parents.frombytes(pack(list(map(_second, candidates.values()))))
         self.candidates = {}
-        return [list(compress(fps, map(holder.__eq__, holders)))   # no Python loop a state
-                for holder in range(self.shards)]
+        lost, self.lost = self.lost, [[] for _ in range(self.shards)]
+        return lost
 
     def accept(self, award: Any) -> None:
-        """Fingerprints an owner says this shard won (every owner sends one award a level)."""
+        """Fingerprints an owner says this shard lost (every owner sends one award a level)."""
         self.awarded.append(award)
 
     def finish(self, pending: list[str]) -> dict:
@@ -304,9 +312,11 @@ class Shard:
         by rank, steps by position) and inserts a fingerprint into ``held`` only the first time
         this shard generates it in the level (a later key of its own is never smaller)."""
         held = self.held
-        won = set().union(*self.awarded)
-        fps = list(filter(won.__contains__, held))
-        entries = list(map(held.__getitem__, fps))   # (key, state), as the fingerprints
+        for award in self.awarded:
+            for fp in award:
+                del held[fp]
+        fps = list(held)
+        entries = list(held.values())   # (key, state), as the fingerprints
         keys, states = list(map(_first, entries)), list(map(_second, entries))
         self.held, self.awarded = {}, []
         invariants = list(self.system.invariants.items())
