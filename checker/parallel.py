@@ -31,10 +31,10 @@ such key; the shards report theirs, the smallest wins, and the figures are recou
 (generated steps of the parents ranked before it, new states keyed before it, and per-action
 tallies by re-expanding those parents only in that last level).
 
-A shard also remembers the fingerprints it has claimed (``CLAIMED_CACHE`` of them at most): a
-state claimed once is in its owner's seen set from the next level on, and within a level the
-first claim carries the shard's smallest key (parents are expanded in rank order), so claiming
-it again could never change anything.
+A shard claims a fingerprint once a level (``held``: the first claim carries its smallest key,
+parents being expanded in rank order), even one it claimed at an earlier level: the owner
+answers with a loss. Remembering every fingerprint ever claimed, to claim it only once, cost
+more than the claims it saved (docs/scale.md).
 
 Why claims and not states: an earlier version sent every foreign successor, pickled, to its
 owner; on elect3m2 pickling and unpickling them (some 40 µs a state) made two shards cost 1.5x
@@ -77,8 +77,6 @@ KEY_BITS = 24
 """A key is rank << KEY_BITS | index of the step among its parent's steps."""
 BATCH = 4096
 """Claims per batch sent to another shard."""
-CLAIMED_CACHE = 1 << 22
-"""Fingerprints a shard remembers having claimed (then it forgets them all: only a cost)."""
 POLL_EVERY = 64
 """Parents expanded between two looks at the inbox, the stop flag and the progress counters."""
 STATS_ENV = "RAFTSPEC_PARALLEL_STATS"
@@ -159,7 +157,6 @@ class Shard:
         self.fps = array("q")         # ... again, in the order decided ...
         self.parents = array("q")     # ... and its parent's fingerprint (0 for initial states)
         self.frontier = Level()   # the states held in this level, by global rank
-        self.claimed = FingerprintSet()
         self.held: dict[int, tuple[int, Any]] = {}   # fp -> (key, successor) generated here
         self.candidates: dict[int, tuple[int, int, int]] = {}   # owned fp -> key, pfp, holder
         self.lost: list[list[int]] = [[] for _ in range(shards)]   # per holder: claims lost
@@ -198,7 +195,7 @@ class Shard:
         fingerprint = system.fingerprint
         step_properties = list(system.step_properties.items())
         me, shards = self.me, self.shards
-        seen_add, claimed_add = self.seen.add, self.claimed.add
+        seen_add = self.seen.add
         candidates, held, lost = self.candidates, self.held, self.lost
         counter = self.counter
         expand = counter.expand if counter is not None else expander(system)  # as explore's
@@ -237,10 +234,7 @@ class Shard:
                             lost[c[2]].append(fp)
                             candidates[fp] = (key, pfp, me)
                             held[fp] = (key, nxt)
-                # held first (a dict lookup): a state generated again in the same level is
-                # the common case, and claimed_add is Python code (held also covers a
-                # fingerprint claimed before a reset of the claimed set)
-                elif fp not in held and claimed_add(fp):
+                elif fp not in held:   # claimed once a level
                     key = base | pos
                     held[fp] = (key, nxt)
                     batch = out[dest]
@@ -260,9 +254,6 @@ class Shard:
                 poll()
                 if progress is not None:
                     progress(generated, len(candidates))
-                if len(self.claimed) > CLAIMED_CACHE:
-                    self.claimed = FingerprintSet()
-                    claimed_add = self.claimed.add
         for dest, batch in enumerate(out):
             if batch:
                 send(dest, (me, batch))
