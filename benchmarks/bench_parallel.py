@@ -426,6 +426,17 @@ def stats(models: list[str], max_depth: int | None) -> None:
                   f"{t.get('bytes_sent', 0) / 1e6:>9.2f}")
         print("  (wall seconds per step; expand includes receiving claims while expanding; "
               "proc CPU - thread CPU = the queues' feeder threads)")
+        cpu_steps = [step for step in STEPS if step != "idle"]
+        print(f"  {'CPU s':<7}" + "".join(f"{step:>12}" for step in cpu_steps)
+              + f"{'own steps':>11}")
+        for s, w in enumerate(data["workers"]):
+            t = w["totals"]
+            own = (sum(t.get(step + "_cpu", 0) for step in ("balance", "advance", "arbitrate"))
+                   + t.get("receive_cpu", 0) + t.get("process_cpu", 0) - t.get("thread_cpu", 0))
+            print(f"  {s:<7}" + "".join(f"{t.get(step + '_cpu', 0):>12.3f}" for step in cpu_steps)
+                  + f"{own:>11.3f}")
+        print("  (thread CPU seconds per step; own steps: the sharding's own, i.e. balance, "
+              "advance, arbitrate, receiving claims and the feeder threads)")
         per_level = [[lv.get("thread_cpu", 0) for lv in w["levels"]] for w in data["workers"]]
         slowest = sum(max(cpus) for cpus in zip(*per_level, strict=True))
         mean = sum(sum(cpus) for cpus in per_level) / len(per_level)

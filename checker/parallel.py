@@ -14,7 +14,8 @@ are new. The search is level-synchronous; the coordinator sends each shard one c
    fingerprint it owns is decided at once (seen set); for any other it sends the owner a
    *claim*: (fingerprint, key, parent's fingerprint), 24 bytes, and keeps the state aside.
 2. **Arbitrate.** Every owner, once all claims are in, keeps each new fingerprint with its
-   smallest key and parent, and tells each shard which of its claims it won (the *award*).
+   smallest key and parent, and tells each shard which of its claims it lost (the
+   *award*; the shard keeps the other states it holds).
 3. **Finish.** Every shard takes the states it won as its part of level L + 1, checks them
    (invariants, reachability) in key order and reports their keys (the reply to ``level``).
 
@@ -30,10 +31,10 @@ such key; the shards report theirs, the smallest wins, and the figures are recou
 (generated steps of the parents ranked before it, new states keyed before it, and per-action
 tallies by re-expanding those parents only in that last level).
 
-A shard also remembers the fingerprints it has claimed (``CLAIMED_CACHE`` of them at most): a
-state claimed once is in its owner's seen set from the next level on, and within a level the
-first claim carries the shard's smallest key (parents are expanded in rank order), so claiming
-it again could never change anything.
+A shard claims a fingerprint once a level (``held``: the first claim carries its smallest key,
+parents being expanded in rank order), even one it claimed at an earlier level: the owner
+answers with a loss. Remembering every fingerprint ever claimed, to claim it only once, cost
+more than the claims it saved (docs/scale.md).
 
 Why claims and not states: an earlier version sent every foreign successor, pickled, to its
 owner; on elect3m2 pickling and unpickling them (some 40 µs a state) made two shards cost 1.5x
@@ -64,6 +65,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import compress, count
 from operator import itemgetter
 from typing import Any
 
@@ -75,8 +77,6 @@ KEY_BITS = 24
 """A key is rank << KEY_BITS | index of the step among its parent's steps."""
 BATCH = 4096
 """Claims per batch sent to another shard."""
-CLAIMED_CACHE = 1 << 22
-"""Fingerprints a shard remembers having claimed (then it forgets them all: only a cost)."""
 POLL_EVERY = 64
 """Parents expanded between two looks at the inbox, the stop flag and the progress counters."""
 STATS_ENV = "RAFTSPEC_PARALLEL_STATS"
@@ -86,7 +86,7 @@ worker's time went, level by level (CPU, blocked, idle, bytes sent) and the coor
 reads per step of a level and per batch of claims, none per state."""
 
 
-_first = itemgetter(0)
+_first, _second = itemgetter(0), itemgetter(1)
 
 
 def owner(fp: int, shards: int) -> int:
@@ -157,10 +157,10 @@ class Shard:
         self.fps = array("q")         # ... again, in the order decided ...
         self.parents = array("q")     # ... and its parent's fingerprint (0 for initial states)
         self.frontier = Level()   # the states held in this level, by global rank
-        self.claimed = FingerprintSet()
         self.held: dict[int, tuple[int, Any]] = {}   # fp -> (key, successor) generated here
         self.candidates: dict[int, tuple[int, int, int]] = {}   # owned fp -> key, pfp, holder
-        self.awarded: list[Any] = []         # fingerprints won, per award received
+        self.lost: list[list[int]] = [[] for _ in range(shards)]   # per holder: claims lost
+        self.awarded: list[Any] = []         # fingerprints this shard lost, per award received
         self.next = Level()       # the next level's states held here, by key
         self.nsucc: list[int] = []   # steps generated per frontier parent (for prefixes)
         self.generated = 0
@@ -195,8 +195,8 @@ class Shard:
         fingerprint = system.fingerprint
         step_properties = list(system.step_properties.items())
         me, shards = self.me, self.shards
-        seen_add, claimed_add = self.seen.add, self.claimed.add
-        candidates, held = self.candidates, self.held
+        seen_add = self.seen.add
+        candidates, held, lost = self.candidates, self.held, self.lost
         counter = self.counter
         expand = counter.expand if counter is not None else expander(system)  # as explore's
         out: list[list[int]] = [[] for _ in range(shards)]
@@ -231,12 +231,10 @@ class Shard:
                         c = candidates.get(fp)
                         if c is not None and (base | pos) < c[0]:
                             key = base | pos
+                            lost[c[2]].append(fp)
                             candidates[fp] = (key, pfp, me)
                             held[fp] = (key, nxt)
-                # held first (a dict lookup): a state generated again in the same level is
-                # the common case, and claimed_add is Python code (held also covers a
-                # fingerprint claimed before a reset of the claimed set)
-                elif fp not in held and claimed_add(fp):
+                elif fp not in held:   # claimed once a level
                     key = base | pos
                     held[fp] = (key, nxt)
                     batch = out[dest]
@@ -256,9 +254,6 @@ class Shard:
                 poll()
                 if progress is not None:
                     progress(generated, len(candidates))
-                if len(self.claimed) > CLAIMED_CACHE:
-                    self.claimed = FingerprintSet()
-                    claimed_add = self.claimed.add
         for dest, batch in enumerate(out):
             if batch:
                 send(dest, (me, batch))
@@ -267,33 +262,38 @@ class Shard:
     def receive(self, claims: tuple) -> None:
         """Another shard's claims on fingerprints this shard owns (smallest key wins)."""
         holder, flat = claims
-        seen_add, candidates = self.seen.add, self.candidates
+        seen_add, candidates, lost = self.seen.add, self.candidates, self.lost
+        lost_here = lost[holder]
         it = iter(flat)
+        get = candidates.get
         for fp, key, pfp in zip(it, it, it, strict=True):   # (strict: whole triples)
-            if seen_add(fp):
+            c = get(fp)   # a candidate is in the seen set: a dict lookup spares seen_add
+            if c is None:
+                if seen_add(fp):
+                    candidates[fp] = (key, pfp, holder)
+                else:   # decided at an earlier level
+                    lost_here.append(fp)
+            elif key < c[0]:
+                lost[c[2]].append(fp)
                 candidates[fp] = (key, pfp, holder)
             else:
-                c = candidates.get(fp)
-                if c is not None and key < c[0]:
-                    candidates[fp] = (key, pfp, holder)
+                lost_here.append(fp)
 
     def arbitrate(self) -> list[list[int]]:
         """Once every claim is in: record the new states this shard owns, and return, per
-        shard, the fingerprints it won (it holds those states; lists: the transport packs
-        the other shards')."""
-        awards: list[list[int]] = [[] for _ in range(self.shards)]
+        shard, the fingerprints it claimed or held and lost (lists: the transport packs the
+        other shards'). Losses, not wins: most claims are won (on elect3m2 to depth 20 the
+        shards held 264 K states and lost 50 K), and a shard keeps what it holds unless
+        told otherwise."""
         candidates = self.candidates
-        fps = list(candidates)
-        parents = [c[1] for c in candidates.values()]
-        for fp, (_, _, holder) in candidates.items():
-            awards[holder].append(fp)
-        self.fps.frombytes(pack(fps))   # one conversion each, not an array append's
-        self.parents.frombytes(pack(parents))
+        self.fps.frombytes(pack(list(candidates)))   # one conversion each, not an append's
+        self.parents.frombytes(pack(list(map(_second, candidates.values()))))
         self.candidates = {}
-        return awards
+        lost, self.lost = self.lost, [[] for _ in range(self.shards)]
+        return lost
 
     def accept(self, award: Any) -> None:
-        """Fingerprints an owner says this shard won (every owner sends one award a level)."""
+        """Fingerprints an owner says this shard lost (every owner sends one award a level)."""
         self.awarded.append(award)
 
     def finish(self, pending: list[str]) -> dict:
@@ -302,33 +302,31 @@ class Shard:
         No sort: ``held`` is in key order already. ``expand`` generates keys ascending (parents
         by rank, steps by position) and inserts a fingerprint into ``held`` only the first time
         this shard generates it in the level (a later key of its own is never smaller)."""
-        won: set[int] = set()
+        held = self.held
         for award in self.awarded:
-            won.update(award)
-        entries = [(key, state, fp) for fp, (key, state) in self.held.items() if fp in won]
+            for fp in award:
+                del held[fp]
+        fps = list(held)
+        entries = list(held.values())   # (key, state), as the fingerprints
+        keys, states = list(map(_first, entries)), list(map(_second, entries))
         self.held, self.awarded = {}, []
         invariants = list(self.system.invariants.items())
         todo = [(name, self.reachable[name]) for name in pending]
         reached: dict[str, tuple[int, int]] = {}
         violation = None
-        nxt = Level()
-        keys, nxt_states, nxt_fps = nxt.keys, nxt.states, nxt.fps
-        for key, state, fp in entries:
-            keys.append(key)
-            nxt_states.append(state)
-            nxt_fps.append(fp)
-            if violation is not None:
-                continue
+        for key, state, fp in zip(keys, states, fps, strict=True):
             for name, holds in invariants:
                 if not holds(state):
                     violation = (key, name, fp)
                     break
-            if violation is None and todo:
+            if violation is not None:
+                break
+            if todo:
                 for item in list(todo):
                     if item[1](state):
                         reached[item[0]] = (key, fp)
                         todo.remove(item)
-        self.next = nxt
+        self.next = Level(keys, fps, states)
         step = self.step_violation
         return {
             "new": len(keys),
@@ -346,15 +344,9 @@ class Shard:
         ``all_keys``: every shard's sorted keys as ``finish`` reported them, before any state
         moved (``give``/``take``): a key's global rank is how many keys of their union are
         smaller, which moving states between shards does not change."""
-        mine = self.next.keys
-        ranks = [0] * len(mine)
-        for raw in all_keys:   # add, per key, how many of that shard's keys are smaller
-            a = _array(raw).tolist()
-            j, n = 0, len(a)
-            for i, key in enumerate(mine):
-                if j < n and a[j] < key:
-                    j = bisect_left(a, key, j)
-                ranks[i] += j
+        union = sorted(_array(b"".join(all_keys)))   # sorted runs: a merge, in C
+        mine = set(self.next.keys)   # keys are distinct (a key is one step of level L)
+        ranks = list(compress(count(), map(mine.__contains__, union)))
         self.frontier = Level(ranks, self.next.fps, self.next.states)
         self.next = Level()
         self.per_action.clear()

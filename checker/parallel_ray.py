@@ -8,9 +8,10 @@ at once: every actor takes the states other actors give it to even out the level
 results, straight from actor to actor), ranks its level and expands it, returning one list of
 claims per owner (``num_returns`` = shards, so each list goes straight from its maker to its
 owner through Ray's object store, never through the driver); every owner takes its lists and
-returns one award per shard the same way; every shard takes its awards, checks the states it won
-and reports. The driver only sees the level's sorted keys and runs the same coordinator as for
-processes, so the figures are one worker's.
+returns one award per shard the same way (the claims that shard lost); every shard takes its
+awards, checks the states it holds and did not lose, and reports. The driver only sees the
+level's sorted keys and runs the same coordinator as for processes, so the figures are one
+worker's.
 
 Fingerprints are Python's hash of tuples of ints: the same on every node with the same Python
 version (Ray requires one Python version across a cluster anyway).

@@ -115,11 +115,9 @@ def test_shards_report_what_one_worker_reports(graph: Graph, shards: int, hand_o
     common = {"count_actions": count, "max_states": max_states, "max_depth": max_depth,
               "reachable": graph.reachable or None}
     one = explore(graph, spill_from=None, **common)
-    # stressed: every level's states are evened out between the shards (moved, pickled), and
-    # each shard forgets the fingerprints it claimed at every look at its inbox
+    # stressed: every level's states are evened out between the shards (moved, pickled)
     with patch.object(parallel, "BALANCE_FROM", 1 if stressed else parallel.BALANCE_FROM), \
-            patch.object(parallel, "BALANCE_SLACK", 0 if stressed else parallel.BALANCE_SLACK), \
-            patch.object(parallel, "CLAIMED_CACHE", 0 if stressed else parallel.CLAIMED_CACHE):
+            patch.object(parallel, "BALANCE_SLACK", 0 if stressed else parallel.BALANCE_SLACK):
         many = explore(graph, workers=shards, parallel_from=hand_off, backend=InlineBackend,
                        **common)
     assert _figures(many) == _figures(one)
@@ -241,11 +239,9 @@ def test_worker_processes_match_one_worker(path: Path, symmetry: bool, tlc: tupl
     system = _system(path, symmetry)
     kw = {"count_actions": True, "action_name": system.action_name}
     one = explore(system, **kw)
-    # stressed: every level is evened out (states pickled from worker to worker) and every
-    # worker forgets its claims at each look at its inbox
+    # stressed: every level is evened out (states pickled from worker to worker)
     with patch.object(parallel, "BALANCE_FROM", 1 if stressed else parallel.BALANCE_FROM), \
-            patch.object(parallel, "BALANCE_SLACK", 0 if stressed else parallel.BALANCE_SLACK), \
-            patch.object(parallel, "CLAIMED_CACHE", 0 if stressed else parallel.CLAIMED_CACHE):
+            patch.object(parallel, "BALANCE_SLACK", 0 if stressed else parallel.BALANCE_SLACK):
         two = explore(system, workers=3 if stressed else 2, parallel_from=20, **kw)
     assert _figures(two) == _figures(one)
     if tlc is not None:
