@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from raftspec.checker import explore as explore_module
 from raftspec.checker import parallel
-from raftspec.checker.explore import explore
+from raftspec.checker.explore import Result, explore
 from raftspec.checker.parallel import InlineBackend, owner
 from raftspec.checker.system import ProtocolSystem
 from raftspec.cli import main
@@ -114,12 +114,7 @@ def test_shards_report_what_one_worker_reports(graph: Graph, shards: int, hand_o
                                                stressed: bool) -> None:
     common = {"count_actions": count, "max_states": max_states, "max_depth": max_depth,
               "reachable": graph.reachable or None}
-    one = explore(graph, spill_from=None, **common)
-    # stressed: every level's states are evened out between the shards (moved, pickled)
-    with patch.object(parallel, "BALANCE_FROM", 1 if stressed else parallel.BALANCE_FROM), \
-            patch.object(parallel, "BALANCE_SLACK", 0 if stressed else parallel.BALANCE_SLACK):
-        many = explore(graph, workers=shards, parallel_from=hand_off, backend=InlineBackend,
-                       **common)
+    one, many = _one_and_sharded(graph, shards, hand_off, stressed, common)
     assert _figures(many) == _figures(one)
     spilled = explore(graph, spill_from=spill_from, **common)   # levels pickled to disk
     assert _figures(spilled) == _figures(one)
@@ -169,12 +164,20 @@ def test_many_levels_report_what_one_worker_reports(
     exactly one worker's figures."""
     common = {"count_actions": count, "max_states": max_states, "max_depth": max_depth,
               "reachable": graph.reachable or None}
+    one, many = _one_and_sharded(graph, shards, hand_off, stressed, common)
+    assert _figures(many) == _figures(one)
+
+
+def _one_and_sharded(graph: Graph, shards: int, hand_off: int, stressed: bool, common: dict
+                     ) -> tuple[Result, Result]:
+    """One worker's search of ``graph`` and the same in ``shards`` in-process shards;
+    stressed: every level's states are evened out between the shards (moved, pickled)."""
     one = explore(graph, spill_from=None, **common)
     with patch.object(parallel, "BALANCE_FROM", 1 if stressed else parallel.BALANCE_FROM), \
             patch.object(parallel, "BALANCE_SLACK", 0 if stressed else parallel.BALANCE_SLACK):
         many = explore(graph, workers=shards, parallel_from=hand_off, backend=InlineBackend,
                        **common)
-    assert _figures(many) == _figures(one)
+    return one, many
 
 
 @given(st.lists(st.integers(0, 10**6), min_size=1, max_size=6))
