@@ -449,8 +449,11 @@ def _stop_workers(processes: list[Any], queue: Any, running: set[int],
         except Empty:
             running = {w for w in running if processes[w].is_alive()}
             continue
+        if w not in running:   # it has answered already
+            continue
         if kind == "stopped":
-            counts[w] = payload
+            if payload is not None:
+                counts[w] = payload
             running.discard(w)
         elif kind == "result":
             counts[w] = (payload.walks, payload.steps)
@@ -484,8 +487,8 @@ def _worker(
         queue.put(("result", first, result))
     except Interrupted as stop:
         queue.put(("stopped", first, (stop.progress.walks, stop.progress.steps)))
-    except KeyboardInterrupt:  # stopped before its walks began
-        queue.put(("stopped", first, (0, 0)))
+    except KeyboardInterrupt:  # before its walks began or once they were over: no figures
+        queue.put(("stopped", first, None))
     except Exception:  # reported to the parent, which raises it
         queue.put(("error", first, traceback.format_exc()))
 
