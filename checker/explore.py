@@ -301,10 +301,10 @@ def explore(
         )
     if counter is not None:
         counter.fold()
+    distinct = len(seen)
     if handed:
         from raftspec.checker.parallel import ProcessBackend, run_sharded
 
-        distinct = len(seen)
         del seen
         handed_at = time.perf_counter()
         shards = None
@@ -330,8 +330,6 @@ def explore(
         finally:
             if shards is not None:
                 shards.close()
-    else:
-        distinct = len(seen)
     return Result(
         distinct_states=distinct,
         states_generated=generated,

@@ -189,9 +189,11 @@ class _StartInterrupted:
 
 class _DealInterrupted:
     """A shard backend built, then hit by Ctrl-C as the search first looks at it (dealing out
-    the levels searched so far, before the shards' search begins)."""
+    the levels searched so far, before the shards' search begins); ``closed`` when closed."""
 
-    def __init__(self, *args) -> None:
+    closed = False
+
+    def __init__(self, *args) -> None:   # as a backend is built
         pass
 
     @property
@@ -199,7 +201,7 @@ class _DealInterrupted:
         raise KeyboardInterrupt
 
     def close(self) -> None:
-        _DealInterrupted.closed_one = True
+        _DealInterrupted.closed = True
 
 
 @pytest.mark.parametrize("backend", [_StartInterrupted, _DealInterrupted])
@@ -211,7 +213,7 @@ def test_ctrl_c_at_the_hand_off_ends_with_the_figures_of_the_levels_searched(bac
     found, checked and handed over)."""
     system = ProtocolSystem(load_model(MODELS_DIR / "conformance" / "tiny2.yaml"),
                             symmetry=False)
-    _DealInterrupted.closed_one = False
+    _DealInterrupted.closed = False
     try:
         result = explore(system, workers=2, parallel_from=50, backend=backend)
     except KeyboardInterrupt:   # let pytest report a failure, not a user's interrupt
@@ -221,4 +223,4 @@ def test_ctrl_c_at_the_hand_off_ends_with_the_figures_of_the_levels_searched(bac
     assert result.distinct_states > 50
     assert (result.distinct_states, result.states_generated) == (
         bounded.distinct_states, bounded.states_generated)
-    assert _DealInterrupted.closed_one == (backend is _DealInterrupted)  # a built one is closed
+    assert _DealInterrupted.closed == (backend is _DealInterrupted)  # a built one is closed
