@@ -47,6 +47,7 @@ import multiprocessing
 import os
 import random
 import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable, Hashable, Iterable, Sequence
@@ -375,55 +376,108 @@ def simulate_parallel(
     shrinking: SimulationResult | None = None  # a violation whose worker is shrinking it
     finished = 0
     next_report = started + progress_interval
-    try:
-        while finished < workers and found is None:
-            try:
-                kind, w, payload = queue.get(timeout=progress_interval)
-            except Empty:
-                if not any(p.is_alive() for p in processes):
-                    raise RuntimeError("every simulation worker died") from None
-                kind, w, payload = "none", -1, None
-            if kind == "violation":
-                if shrinking is None or shrinking.walk == payload.walk:
-                    shrinking = payload
-            elif kind == "progress":
-                counts[w] = payload
-            elif kind == "error":
-                raise RuntimeError(f"simulation worker {w} failed:\n{payload}")
-            elif kind == "result":
-                finished += 1
-                done.append(w)
-                counts[w] = (payload.walks, payload.steps)
-                if payload.violated is not None:
-                    found = payload
-            if on_progress is not None and time.perf_counter() >= next_report:
-                next_report = time.perf_counter() + progress_interval
-                on_progress(Progress(sum(c[0] for c in counts.values()),
-                                     sum(c[1] for c in counts.values()),
-                                     time.perf_counter() - started))
-    except KeyboardInterrupt as stop:
-        running = {w for w, p in enumerate(processes) if p.is_alive()} - set(done)
-        final = _stop_workers(processes, queue, running, counts)
-        if final is not None and final.violated is not None:
-            found = final     # a worker shrinking its violation: the shortest trace it had
-        elif shrinking is not None:
-            found = attrs.evolve(shrinking, shrink_stopped="interrupted")
-        else:
-            raise Interrupted(Progress(sum(c[0] for c in counts.values()),
-                                       sum(c[1] for c in counts.values()),
-                                       time.perf_counter() - started)) from stop
-    finally:
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
-        for process in processes:
-            process.join()
+    with _DeferredStops() as stops:
+        try:
+            while finished < workers and found is None:
+                stops.check()
+                try:
+                    kind, w, payload = queue.get(timeout=min(progress_interval, STOP_POLL))
+                except Empty:
+                    if not any(p.is_alive() for p in processes):
+                        raise RuntimeError("every simulation worker died") from None
+                    kind, w, payload = "none", -1, None
+                if kind == "violation":
+                    if shrinking is None or shrinking.walk == payload.walk:
+                        shrinking = payload
+                elif kind == "progress":
+                    counts[w] = payload
+                elif kind == "error":
+                    raise RuntimeError(f"simulation worker {w} failed:\n{payload}")
+                elif kind == "result":
+                    finished += 1
+                    done.append(w)
+                    counts[w] = (payload.walks, payload.steps)
+                    if payload.violated is not None:
+                        found = payload
+                if on_progress is not None and time.perf_counter() >= next_report:
+                    next_report = time.perf_counter() + progress_interval
+                    on_progress(Progress(sum(c[0] for c in counts.values()),
+                                         sum(c[1] for c in counts.values()),
+                                         time.perf_counter() - started))
+        except KeyboardInterrupt as stop:
+            running = {w for w, p in enumerate(processes) if p.is_alive()} - set(done)
+            final = _stop_workers(processes, queue, running, counts)
+            if final is not None and final.violated is not None:
+                found = final     # a worker shrinking its violation: the shortest trace it had
+            elif shrinking is not None:
+                found = attrs.evolve(shrinking, shrink_stopped="interrupted")
+            else:
+                raise Interrupted(Progress(sum(c[0] for c in counts.values()),
+                                           sum(c[1] for c in counts.values()),
+                                           time.perf_counter() - started)) from stop
+        finally:
+            _end(processes)
     walks = sum(c[0] for c in counts.values())
     steps = sum(c[1] for c in counts.values())
     if found is None:
         return SimulationResult(seed=seed, walks=walks, steps=steps,
                                 seconds=time.perf_counter() - started)
     return attrs.evolve(found, walks=walks, steps=steps)
+
+
+STOP_POLL = 0.1
+"""Seconds between an interrupted ``simulate_parallel``'s checks for a stop signal while it
+waits for its workers' messages (see ``_DeferredStops``)."""
+
+
+class _DeferredStops:
+    """While ``simulate_parallel`` reads its workers' queue, a stop signal (Ctrl-C; the CLI's
+    SIGTERM) is recorded, and ``check`` raises it between messages, as the signal's own handler
+    would have. Raised inside ``Queue.get``, the KeyboardInterrupt could leave a message half
+    read, so that the next read waited for ever for bytes that were never coming, or leave the
+    queue's read lock held: a CI run hung there for good. Only signals whose handler raises (a
+    Python callable) are deferred, and only in the main thread (the only one that can set
+    handlers); elsewhere the KeyboardInterrupt lands where it lands, as before. A signal that
+    comes once the workers are done is dropped: the run is over, its result stands."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self) -> _DeferredStops:
+        self.pending: int | None = None
+        self._previous: dict[int, Callable[[int, Any], Any]] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                handler = signal.getsignal(sig)
+                if callable(handler):
+                    self._previous[sig] = handler
+                    signal.signal(sig, self._record)
+        return self
+
+    def _record(self, signum: int, frame: Any) -> None:
+        if self.pending is None:
+            self.pending = signum
+
+    def check(self) -> None:
+        """Call the handler of the signal recorded, if any (it raises KeyboardInterrupt)."""
+        if self.pending is not None:
+            signum, self.pending = self.pending, None
+            self._previous[signum](signum, None)
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _end(processes: list[Any]) -> None:
+    """End the workers still running: SIGTERM, then SIGKILL for one that outlives it a second."""
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(1.0)
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 STOP_SIGNAL = signal.SIGUSR1
@@ -465,7 +519,10 @@ def _stop_workers(processes: list[Any], queue: Any, running: set[int],
     return found
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
+def _stop_once(signum: int, frame: Any) -> None:
+    """A worker's ``STOP_SIGNAL`` handler: a KeyboardInterrupt, once (the parent asks once; a
+    second one could land while the worker answers the first)."""
+    signal.signal(signum, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -475,22 +532,37 @@ def _worker(
 ) -> None:
     """One process of ``simulate_parallel``: its share of the walks, reported on ``queue``;
     ``STOP_SIGNAL`` stops it, reporting the figures of the walks it completed."""
+    signal.signal(STOP_SIGNAL, _stop_once)
+    answer: tuple = ("stopped", first, None)  # stopped before its walks began or after them
     try:
-        signal.signal(STOP_SIGNAL, _raise_interrupt)
-        result = simulate(
-            make_system(), seed=seed, time_limit=time_limit, max_walks=max_walks,
-            first_walk=first, walk_stride=stride, progress_interval=1.0,
-            on_progress=lambda p: queue.put(("progress", first, (p.walks, p.steps))),
-            on_violation=lambda r: queue.put(("violation", first, r)),
-            **options,
-        )
-        queue.put(("result", first, result))
-    except Interrupted as stop:
-        queue.put(("stopped", first, (stop.progress.walks, stop.progress.steps)))
-    except KeyboardInterrupt:  # before its walks began or once they were over: no figures
-        queue.put(("stopped", first, None))
-    except Exception:  # reported to the parent, which raises it
-        queue.put(("error", first, traceback.format_exc()))
+        try:
+            result = simulate(
+                make_system(), seed=seed, time_limit=time_limit, max_walks=max_walks,
+                first_walk=first, walk_stride=stride, progress_interval=1.0,
+                on_progress=lambda p: _put(queue, ("progress", first, (p.walks, p.steps))),
+                on_violation=lambda r: _put(queue, ("violation", first, r)),
+                **options,
+            )
+            answer = ("result", first, result)
+        except Interrupted as stop:
+            answer = ("stopped", first, (stop.progress.walks, stop.progress.steps))
+        except Exception:  # reported to the parent, which raises it
+            answer = ("error", first, traceback.format_exc())
+    except KeyboardInterrupt:   # the stop came outside the walks: the answer as it stands
+        pass
+    queue.put(answer)
+
+
+def _put(queue: Any, message: tuple) -> None:
+    """``queue.put`` with ``STOP_SIGNAL`` held back until it returns: the KeyboardInterrupt
+    it raises then lands in the walks, not inside the queue's own code. (The queue's feeder
+    thread, started by the first put, inherits the blocked signal, so the walking thread is
+    the only one that takes it.)"""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {STOP_SIGNAL})
+    try:
+        queue.put(message)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def walk_config(seed: int, walk: int, depth: int, settings: SwarmSettings) -> WalkConfig:
