@@ -368,17 +368,21 @@ def simulate_parallel(
         )
         for w in range(workers)
     ]
-    for process in processes:
-        process.start()
-    counts = {w: (0, 0) for w in range(workers)}
-    done: list[int] = []  # workers whose result is in
+    counts = {w: (0, 0) for w in range(workers)}   # (walks, steps) of each worker
+
+    def so_far() -> Progress:
+        return Progress(sum(c[0] for c in counts.values()), sum(c[1] for c in counts.values()),
+                        time.perf_counter() - started)
+
+    done: set[int] = set()  # workers whose result is in
     found: SimulationResult | None = None
     shrinking: SimulationResult | None = None  # a violation whose worker is shrinking it
-    finished = 0
     next_report = started + progress_interval
-    with _DeferredStops() as stops:
+    with _DeferredStops() as stops:    # a stop while the workers start: raised once they run
         try:
-            while finished < workers and found is None:
+            for process in processes:
+                process.start()
+            while len(done) < workers and found is None:
                 stops.check()
                 try:
                     kind, w, payload = queue.get(timeout=min(progress_interval, STOP_POLL))
@@ -394,35 +398,29 @@ def simulate_parallel(
                 elif kind == "error":
                     raise RuntimeError(f"simulation worker {w} failed:\n{payload}")
                 elif kind == "result":
-                    finished += 1
-                    done.append(w)
+                    done.add(w)
                     counts[w] = (payload.walks, payload.steps)
                     if payload.violated is not None:
                         found = payload
                 if on_progress is not None and time.perf_counter() >= next_report:
                     next_report = time.perf_counter() + progress_interval
-                    on_progress(Progress(sum(c[0] for c in counts.values()),
-                                         sum(c[1] for c in counts.values()),
-                                         time.perf_counter() - started))
+                    on_progress(so_far())
         except KeyboardInterrupt as stop:
-            running = {w for w, p in enumerate(processes) if p.is_alive()} - set(done)
+            running = {w for w, p in enumerate(processes) if p.is_alive()} - done
             final = _stop_workers(processes, queue, running, counts)
             if final is not None and final.violated is not None:
                 found = final     # a worker shrinking its violation: the shortest trace it had
             elif shrinking is not None:
                 found = attrs.evolve(shrinking, shrink_stopped="interrupted")
             else:
-                raise Interrupted(Progress(sum(c[0] for c in counts.values()),
-                                           sum(c[1] for c in counts.values()),
-                                           time.perf_counter() - started)) from stop
+                raise Interrupted(so_far()) from stop
         finally:
             _end(processes)
-    walks = sum(c[0] for c in counts.values())
-    steps = sum(c[1] for c in counts.values())
+    total = so_far()
     if found is None:
-        return SimulationResult(seed=seed, walks=walks, steps=steps,
-                                seconds=time.perf_counter() - started)
-    return attrs.evolve(found, walks=walks, steps=steps)
+        return SimulationResult(seed=seed, walks=total.walks, steps=total.steps,
+                                seconds=total.seconds)
+    return attrs.evolve(found, walks=total.walks, steps=total.steps)
 
 
 STOP_POLL = 0.1
@@ -470,6 +468,7 @@ class _DeferredStops:
 
 def _end(processes: list[Any]) -> None:
     """End the workers still running: SIGTERM, then SIGKILL for one that outlives it a second."""
+    processes = [p for p in processes if p.pid is not None]   # started
     for process in processes:
         if process.is_alive():
             process.terminate()
