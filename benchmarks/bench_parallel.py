@@ -58,8 +58,13 @@ inherits its parent's counts, so every figure is a run to D minus a run that sto
 hand-off level (the workers start, load and quit). The coordinator's own instructions after the
 hand-off are printed apart (under valgrind it polls the workers some 50x more often per state).
 
---contention [--max-depth D]: two independent one-worker searches at once against one alone
-(CPU seconds of each): whether two busy processes slow each other down on this machine.
+--contention [--max-depth D] [--rounds R]: where two workers' extra CPU comes from. CPU seconds
+of the search (model loading and start-up excluded; workers included) in R rounds, the order
+rotating: one process alone; two independent one-process searches at once (whether two busy
+cores slow each other down on this machine, whatever the search does); the 2 shards in one
+process (``InlineBackend``: the sharding's own work); 2 worker processes. Medians, their ratios
+to one process alone, what is left for being separate processes, and the most two workers could
+reach on this machine (two independent searches' work in the time of one).
 """
 
 from __future__ import annotations
@@ -544,42 +549,74 @@ def instructions(models: list[str], max_depth: int | None) -> None:
               f"(ratio {d2 / d1:.3f})")
 
 
-def _timed_popen(model: Path, extra: tuple[str, ...]) -> subprocess.Popen:
-    return subprocess.Popen(
-        ["/usr/bin/time", "-f", "%U %S", sys.executable, "-m", "raftspec", "check", str(model),
-         "--workers", "1", "--json", "--quiet", "--max-memory", "0", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+CPU_RUN = """
+import json, resource, sys
+from raftspec.checker.explore import explore
+from raftspec.checker.parallel import InlineBackend
+from raftspec.checker.system import ProtocolSystem
+from raftspec.spec.model import load_model
+path, mode = sys.argv[1], sys.argv[2]
+depth = None if sys.argv[3] == "none" else int(sys.argv[3])
+system = ProtocolSystem(load_model(path))
+def cpu():
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+options = {"one": {}, "inline": {"workers": 2, "backend": InlineBackend}, "workers": {"workers": 2}}
+before = cpu()
+r = explore(system, max_depth=depth, **options[mode])
+print(json.dumps([cpu() - before, r.distinct_states, r.states_generated]))
+"""
+"""The CPU seconds of one search (the process's and its workers', reaped when the search
+ends), model loading and interpreter start-up excluded: ``one`` process, 2 shards ``inline``
+in one process (``InlineBackend``), 2 ``workers`` (forked processes)."""
 
 
-def _finish(proc: subprocess.Popen) -> tuple[float, float]:
-    """(explore seconds, CPU seconds of the process) of a run started by ``_timed_popen``."""
-    out, err = proc.communicate()
-    user, system = err.strip().splitlines()[-1].split()
-    return json.loads(out)["seconds"], float(user) + float(system)
+def _cpu_runs(model: Path, modes: list[str], max_depth: int | None) -> list[list]:
+    """Run one CPU_RUN process per mode, all at once; [cpu, distinct, generated] of each."""
+    procs = [subprocess.Popen([sys.executable, "-c", CPU_RUN, str(model), mode,
+                               "none" if max_depth is None else str(max_depth)],
+                              stdout=subprocess.PIPE, text=True, cwd=ROOT) for mode in modes]
+    return [json.loads(proc.communicate()[0]) for proc in procs]
 
 
-def contention(models: list[str], max_depth: int | None) -> None:
-    """Is the machine the cause of two workers' extra CPU? Two independent one-worker searches
-    at once against one alone (before and after): if each spends more CPU beside the other,
-    the two processes slow each other down (shared cache, memory bandwidth, the hypervisor)
-    whatever the sharded search does."""
-    extra = () if max_depth is None else ("--max-depth", str(max_depth))
-    print(f"\n{'model':<9} {'run':<16} {'explore s':>9} {'CPU s':>7} {'load':>5}")
+def contention(models: list[str], max_depth: int | None, rounds: int) -> None:
+    """Where two workers' extra CPU comes from, in ``rounds`` rounds (the order of the runs
+    rotating from round to round; medians over the rounds): one process alone; two
+    independent one-process searches at once (the machine: two busy cores slowing each other
+    down, whatever the search does); the 2 shards in one process (the sharding's own work);
+    2 worker processes (all of it). If the workers' CPU exceeds one process's by more than
+    the product of the first two ratios, the rest is in being separate processes."""
+    kinds = ["alone", "two at once", "inline", "workers"]
     for name in models:
-        rows = []
-        for label in ("alone", "two at once", "alone"):
+        print(f"\n{name} (max depth {max_depth}): CPU seconds of the search, {rounds} rounds")
+        print(f"{'round':<6} {'alone':>7} {'two at once':>13} {'inline':>7} {'workers':>8} "
+              f"{'load':>5}")
+        cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
+        counts = set()
+        for r in range(rounds):
             before = load()
-            procs = [_timed_popen(MODELS[name], extra)
-                     for _ in range(2 if label == "two at once" else 1)]
-            for k, proc in enumerate(procs):
-                seconds, cpu = _finish(proc)
-                rows.append((cpu, label))
-                print(f"{name:<9} {label + (f' #{k + 1}' if len(procs) > 1 else ''):<16} "
-                      f"{seconds:>9.2f} {cpu:>7.2f} {before:>5.2f}")
-        alone = [cpu for cpu, label in rows if label == "alone"]
-        paired = [cpu for cpu, label in rows if label != "alone"]
-        print(f"{'':<9} CPU two at once / alone: "
-              f"{(sum(paired) / len(paired)) / (sum(alone) / len(alone)):.2f}")
+            order = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
+            for kind in order:
+                modes = {"alone": ["one"], "two at once": ["one", "one"], "inline": ["inline"],
+                         "workers": ["workers"]}[kind]
+                for seconds, distinct, generated in _cpu_runs(MODELS[name], modes, max_depth):
+                    cpu[kind].append(seconds)
+                    counts.add((distinct, generated))
+            if len(counts) != 1:
+                raise SystemExit(f"{name}: the counts differ between runs: {sorted(counts)}")
+            print(f"{r + 1:<6} {cpu['alone'][-1]:>7.2f} "
+                  f"{cpu['two at once'][-2]:>6.2f} {cpu['two at once'][-1]:>6.2f} "
+                  f"{cpu['inline'][-1]:>7.2f} {cpu['workers'][-1]:>8.2f} {before:>5.2f}")
+        m = {kind: _median(values) for kind, values in cpu.items()}
+        machine, own = m["two at once"] / m["alone"], m["inline"] / m["alone"]
+        total = m["workers"] / m["alone"]
+        print(f"medians: alone {m['alone']:.2f} s, two at once {m['two at once']:.2f} s, "
+              f"inline {m['inline']:.2f} s, workers {m['workers']:.2f} s")
+        print(f"  the machine (two at once / alone) {machine:.3f}; the sharding's own work "
+              f"(inline / alone) {own:.3f}; 2 workers / alone {total:.3f}; "
+              f"left for separate processes {total / (machine * own):.3f}")
+        print(f"  two independent searches at once do {2 / machine:.2f}x the work of one in "
+              f"the same time: the most two workers could reach here")
 
 
 def main() -> None:
@@ -605,7 +642,9 @@ def main() -> None:
     parser.add_argument("--instructions", action="store_true",
                         help="instructions and L1 misses: 1 process vs 2 workers (cachegrind)")
     parser.add_argument("--contention", action="store_true",
-                        help="two independent one-worker searches at once vs one alone")
+                        help="CPU of one process alone, two at once, 2 shards inline, "
+                        "2 workers, in rounds")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of --contention")
     parser.add_argument("--max-depth", type=int, default=None,
                         help="for --stats, --profile, --instructions (default 15), "
                         "--contention and --pairs")
@@ -614,7 +653,7 @@ def main() -> None:
     if args.stats:
         stats(args.models.split(","), args.max_depth)
     if args.contention:
-        contention(args.models.split(","), args.max_depth)
+        contention(args.models.split(","), args.max_depth, args.rounds)
     if args.profile:
         profile(args.models.split(","), args.max_depth)
     if args.instructions:
