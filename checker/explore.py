@@ -31,7 +31,7 @@ import attrs
 
 from raftspec.checker.fingerprints import FingerprintSet
 from raftspec.checker.frontier import Frontier
-from raftspec.checker.gcpolicy import searching
+from raftspec.checker.gcpolicy import level_done, searching
 
 FINGERPRINT_SPACE = 2.0**64
 
@@ -277,6 +277,7 @@ def explore(
                                          time.perf_counter() - started))
             level.close()
             level = next_level
+            level_done()
             if hand_off_at is not None and len(level) >= hand_off_at:
                 handed = True
                 break

@@ -71,7 +71,7 @@ from typing import Any
 
 from raftspec.checker.explore import ActionCounter, expander, step_at
 from raftspec.checker.fingerprints import FingerprintSet
-from raftspec.checker.gcpolicy import set_search_policy
+from raftspec.checker.gcpolicy import level_done, set_search_policy
 
 KEY_BITS = 24
 """A key is rank << KEY_BITS | index of the step among its parent's steps."""
@@ -327,6 +327,7 @@ class Shard:
                         reached[item[0]] = (key, fp)
                         todo.remove(item)
         self.next = Level(keys, fps, states)
+        level_done()
         step = self.step_violation
         return {
             "new": len(keys),
