@@ -530,7 +530,11 @@ def _worker(
     time_limit: float | None, max_walks: int | None, options: dict[str, Any],
 ) -> None:
     """One process of ``simulate_parallel``: its share of the walks, reported on ``queue``;
-    ``STOP_SIGNAL`` stops it, reporting the figures of the walks it completed."""
+    ``STOP_SIGNAL`` stops it, reporting the figures of the walks it completed. Ctrl-C is the
+    parent's to handle (it asks each worker with ``STOP_SIGNAL``), SIGTERM ends a worker: the
+    handlers forked from the parent (its deferred stops among them) are not the worker's."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(STOP_SIGNAL, _stop_once)
     answer: tuple = ("stopped", first, None)  # stopped before its walks began or after them
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -136,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     watch = _Watch(budget, _progress if show_progress else None)
     try:
         result = simulate_parallel(
-            partial(_system, model, os.getpid()), args.workers, seed=args.seed,
+            partial(_system, model), args.workers, seed=args.seed,
             time_limit=args.time_limit, depth=args.depth, shrink=args.shrink,
             shrink_nodes=args.shrink_nodes, shrink_time_limit=SHRINK_SAFETY_NET,
             action_name=ProtocolSystem.action_name,
@@ -201,13 +200,10 @@ class _Watch:
                                 seconds=time.perf_counter() - self.started)
 
 
-def _system(model: Model, parent: int) -> ProtocolSystem:
-    """Walks need exact states (a walk's loops), not symmetry classes. In a worker process
-    (--workers), Ctrl-C and SIGTERM are the parent's to handle: it reports and ends the workers
-    (a worker raising KeyboardInterrupt would print a traceback of its own)."""
-    if os.getpid() != parent:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+def _system(model: Model) -> ProtocolSystem:
+    """Walks need exact states (a walk's loops), not symmetry classes. (In a worker process,
+    --workers, Ctrl-C and SIGTERM are the parent's to handle: ``simulate_parallel``'s workers
+    ignore the one and die of the other.)"""
     return ProtocolSystem(model, symmetry=False)
 
 
