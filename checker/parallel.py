@@ -465,7 +465,7 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
     def progress(generated: int, new: int) -> None:
         counters[2 * me] = generated
         counters[2 * me + 1] = new
-        if stop.is_set():
+        if stop.value:
             raise _Abandon
 
     while True:
@@ -625,7 +625,9 @@ class ProcessBackend:
                  reachable: dict[str, Callable[[Any], bool]] | None = None) -> None:
         ctx = multiprocessing.get_context("fork")
         self.shards = shards
-        self.stop = ctx.Event()
+        # lock-free, as the counters: a worker killed (the OOM killer) while holding a shared
+        # lock would leave the coordinator waiting for it for ever when it ends the search
+        self.stop = ctx.RawValue("b", 0)
         self.counters = ctx.Array("q", 2 * shards, lock=False)
         inboxes = [ctx.Queue() for _ in range(shards)]
         self.pipes = []
@@ -686,7 +688,7 @@ class ProcessBackend:
             self.counters[k] = 0
 
     def close(self) -> None:
-        self.stop.set()
+        self.stop.value = 1
         for pipe in self.pipes:
             with contextlib.suppress(OSError):
                 pipe.send(("quit", None))
