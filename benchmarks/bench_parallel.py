@@ -586,7 +586,9 @@ def contention(models: list[str], max_depth: int | None, rounds: int) -> None:
     down, whatever the search does); the 2 shards in one process (the sharding's own work);
     2 worker processes (all of it). If the workers' CPU exceeds one process's by more than
     the product of the first two ratios, the rest is in being separate processes."""
-    kinds = ["alone", "two at once", "inline", "workers"]
+    runs = {"alone": ["one"], "two at once": ["one", "one"], "inline": ["inline"],
+            "workers": ["workers"]}   # the CPU_RUN processes of each kind, run at once
+    kinds = list(runs)
     for name in models:
         print(f"\n{name} (max depth {max_depth}): CPU seconds of the search, {rounds} rounds")
         print(f"{'round':<6} {'alone':>7} {'two at once':>13} {'inline':>7} {'workers':>8} "
@@ -597,9 +599,8 @@ def contention(models: list[str], max_depth: int | None, rounds: int) -> None:
             before = load()
             order = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
             for kind in order:
-                modes = {"alone": ["one"], "two at once": ["one", "one"], "inline": ["inline"],
-                         "workers": ["workers"]}[kind]
-                for seconds, distinct, generated in _cpu_runs(MODELS[name], modes, max_depth):
+                for seconds, distinct, generated in _cpu_runs(MODELS[name], runs[kind],
+                                                              max_depth):
                     cpu[kind].append(seconds)
                     counts.add((distinct, generated))
             if len(counts) != 1:
