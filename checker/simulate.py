@@ -35,8 +35,9 @@ Actions that are no longer enabled during a replay are skipped, so every candida
 trace of the system. Deletion stops in local minima (a detour that reaches the same situation
 by other steps cannot be deleted piecewise), so shrinking also replaces segments by shortcuts
 found by small breadth-first searches from the trace's states (``_shortcuts``), whose bound may
-grow when a round gains nothing (``shrink_trace``). The result is replayed once more, strictly,
-before it is returned.
+grow when a round gains nothing (``shrink_trace``), and, when that gains nothing either, by every
+short path in place of a segment one step longer, the rest of the trace replayed after it
+(``_replacements``). The result is replayed once more, strictly, before it is returned.
 """
 
 from __future__ import annotations
@@ -841,6 +842,17 @@ def violates(system: System, trace: Trace, prop: str) -> bool:
     )
 
 
+REPLACE_DEPTH = 3
+"""The longest path ``_replacements`` puts in place of a segment of the trace (one step
+longer). Measured on the Figure 8 mutant's walks of seeds 2 and 4, after the other passes
+stalled at 56 states (benchmarks/bench_simulate.py): depth 3 (at most 117 search states from
+any one state of the trace) shortened both to 55, in some 1 s; depth 4 gave the same lengths in
+some 2.5 s."""
+REPLACE_NODES = 2_000
+"""A bound on each search of ``_replacements``, for systems whose states have many more
+successors than Raft's on three servers."""
+
+
 def shrink_trace(
     system: System,
     trace: Trace,
@@ -851,6 +863,7 @@ def shrink_trace(
     max_shortcut_nodes: int | None = None,
     shortcut_growth: int = 4,
     renamings: Renamings | None = None,
+    replace_depth: int = REPLACE_DEPTH,
     progress: Callable[[Trace, str], None] | None = None,
 ) -> tuple[Trace, str, int]:
     """A trace no longer than ``trace`` that violates a property, that property, and the number
@@ -872,6 +885,10 @@ def shrink_trace(
     ``max_shortcut_nodes``, and rounds go on; shrinking ends when a round at the largest bound gains
     nothing. The first rounds are the small searches' own, so a larger ceiling never gives a longer
     trace; it costs one failing round at each bound (``DEEP_SHRINK_NODES`` says what it gained).
+    When a round at the largest bound gains nothing, ``_replacements`` (paths of up to
+    ``replace_depth`` steps; 0: never) tries every short path in place of a segment one step
+    longer; a gain starts a new round, else shrinking ends. It comes last, so it never gives a
+    longer trace than shrinking without it.
     Deterministic: the searches are bounded by counts, and ``time_limit`` is only a safety net.
     ``progress`` is called with each shorter trace found (a real, violating trace), so that a caller
     interrupted while shrinking still has the best one so far.
@@ -883,6 +900,7 @@ def shrink_trace(
     best, prop = replayed
     work = 1
     searched: set[int] = set()
+    replaced: set[int] = set()  # the suffixes from which _replacements found nothing
     targets = _Targets(system, cells, renamings)
     nodes = shortcut_nodes
     ceiling = shortcut_nodes if max_shortcut_nodes is None else max_shortcut_nodes
@@ -895,10 +913,17 @@ def shrink_trace(
                                              nodes, searched, targets, progress)
             work += replays
         if len(best) >= before:
-            if nodes <= 0 or shortcut_growth <= 1 or nodes * shortcut_growth > ceiling:
+            if nodes > 0 and shortcut_growth > 1 and nodes * shortcut_growth <= ceiling:
+                nodes *= shortcut_growth
+                searched = set()  # found nothing within the smaller bound only
+                continue
+            if replace_depth <= 0:
                 break
-            nodes *= shortcut_growth
-            searched = set()  # found nothing within the smaller bound only
+            best, prop, replays = _replacements(system, best, prop, deadline, replaced,
+                                                replace_depth, progress)
+            work += replays
+            if len(best) >= before:
+                break
     if not violates(system, best, prop):  # every step was produced by steps(); check anyway
         raise AssertionError("shrunk trace does not replay to a violation")
     return best, prop, work
@@ -975,6 +1000,43 @@ class _Targets:
         return [self._renamings.action(a, self._perms[k]) for a, _ in best[j + 1:]]
 
 
+def _from_each_state(
+    system: System,
+    best: Trace,
+    prop: str,
+    deadline: float,
+    searched: set[int],
+    search: Callable[[Trace, list[Any], str, int, set], tuple[tuple[Trace, str] | None, int]],
+    progress: Callable[[Trace, str], None] | None = None,
+) -> tuple[Trace, str, int]:
+    """Run ``search(best, fingerprints, prop, i, memo)`` from each state ``best[i]`` in turn
+    for a shorter trace (and its property), or None, and the number of replays it tried. Each
+    gain restarts from the same ``i`` with a fresh ``memo`` (a set the search may fill with what
+    it found useless in this trace). ``searched`` holds the suffixes from which a search found
+    nothing (its outcome depends on the suffix only), across passes."""
+    replays = 0
+    i = 0
+    memo: set = set()
+    fingerprints = [system.fingerprint(state) for _, state in best]
+    while i < len(best) - 2 and time.perf_counter() < deadline:
+        suffix = hash(tuple(fingerprints[i:]))
+        if suffix in searched:
+            i += 1
+            continue
+        found, tried = search(best, fingerprints, prop, i, memo)
+        replays += tried
+        if found is not None:
+            best, prop = found
+            if progress is not None:
+                progress(best, prop)
+            memo = set()
+            fingerprints = [system.fingerprint(state) for _, state in best]
+        else:
+            searched.add(suffix)
+            i += 1
+    return best, prop, replays
+
+
 def _shortcuts(
     system: System,
     best: Trace,
@@ -995,31 +1057,77 @@ def _shortcuts(
     the rest of the trace). With renamings (modulo symmetry), a search state also counts when
     it is a renaming of a later state (or in a renaming's cell): the rest of the trace is then
     replayed renamed the same way, which a symmetric system follows step for step (replayed,
-    not assumed). Each gain restarts the search from the same ``i``. ``searched`` holds the
-    suffixes from which a search found nothing (its outcome depends on the suffix only),
-    across passes."""
-    replays = 0
-    i = 0
-    failed: set[tuple[Any, int, int]] = set()  # (state, j, renaming) known not as good as best[j]
-    fingerprints = [system.fingerprint(state) for _, state in best]
-    while i < len(best) - 2 and time.perf_counter() < deadline:
-        suffix = hash(tuple(fingerprints[i:]))
-        if suffix in searched:
-            i += 1
-            continue
-        found, tried = _shortcut_from(system, best, fingerprints, prop, i, deadline, cells,
-                                      max_nodes, failed, targets)
-        replays += tried
-        if found is not None:
-            best, prop = found
-            if progress is not None:
-                progress(best, prop)
-            failed = set()
-            fingerprints = [system.fingerprint(state) for _, state in best]
-        else:
-            searched.add(suffix)
-            i += 1
-    return best, prop, replays
+    not assumed). Each gain restarts the search from the same ``i``; ``searched`` as in
+    ``_from_each_state``."""
+    def search(best: Trace, fingerprints: list[Any], prop: str, i: int,
+               failed: set) -> tuple[tuple[Trace, str] | None, int]:
+        return _shortcut_from(system, best, fingerprints, prop, i, deadline, cells, max_nodes,
+                              failed, targets)
+    return _from_each_state(system, best, prop, deadline, searched, search, progress)
+
+
+def _replacements(
+    system: System,
+    best: Trace,
+    prop: str,
+    deadline: float,
+    searched: set[int],
+    max_depth: int,
+    progress: Callable[[Trace, str], None] | None = None,
+) -> tuple[Trace, str, int]:
+    """Replace a segment of ``d + 1`` steps of ``best`` by any path of ``d`` steps (``d`` up to
+    ``max_depth``) from the state before it, the rest of the trace replayed after the path
+    (actions no longer enabled skipped), when that still violates a property. This leaves the
+    local minima that ``_shortcuts`` cannot: a segment whose shorter replacement leads to a
+    state that is neither a later state nor in its cell, yet from which the rest of the trace
+    still works (say, an election won with the candidate's own vote instead of a peer's, the
+    peer's term left behind until a later message moves it on). Every path of the search is
+    tried, so it stays shallow; ``searched`` as in ``_from_each_state``."""
+    def search(best: Trace, fingerprints: list[Any], prop: str, i: int,
+               memo: set) -> tuple[tuple[Trace, str] | None, int]:
+        return _replacement_from(system, best, i, max_depth, deadline)
+    return _from_each_state(system, best, prop, deadline, searched, search, progress)
+
+
+def _replacement_from(system: System, best: Trace, i: int, max_depth: int,
+                      deadline: float) -> tuple[tuple[Trace, str] | None, int]:
+    """One search of ``_replacements`` from ``best[i]``: a shorter trace and its property, or
+    None; and the number of replays tried."""
+    fingerprint, steps, constraint = system.fingerprint, system.steps, system.constraint
+    invariants = list(system.invariants.items())
+    step_properties = list(system.step_properties.items())
+    n = len(best)
+    start = best[i][1]
+    seen = {fingerprint(start)}
+    frontier: list[tuple[Any, Trace]] = [(start, [])]
+    replays = nodes = 0
+    for depth in range(1, max_depth + 1):
+        j = i + depth + 1  # best[i + 1 .. j] (depth + 1 steps) replaced by a path of depth
+        if j >= n - 1:
+            break
+        rest = [a for a, _ in best[j + 1:]]
+        nxt_frontier = []
+        for state, path in frontier:
+            for action, nxt in steps(state):
+                if nxt is state or nxt == state or not constraint(nxt):
+                    continue
+                nfp = fingerprint(nxt)
+                if nfp in seen:
+                    continue
+                seen.add(nfp)
+                nodes += 1
+                walked = path + [(action, nxt)]
+                if (name := _violated(invariants, step_properties, state, nxt)) is not None:
+                    return (best[: i + 1] + walked, name), replays
+                replays += 1
+                tail = replay(system, nxt, rest)
+                if tail is not None and i + depth + len(tail[0]) < n:
+                    return (best[: i + 1] + walked + tail[0][1:], tail[1]), replays
+                nxt_frontier.append((nxt, walked))
+                if nodes >= REPLACE_NODES or time.perf_counter() >= deadline:
+                    return None, replays
+        frontier = nxt_frontier
+    return None, replays
 
 
 def _shortcut_from(

@@ -279,10 +279,11 @@ DETOUR = ["a-b1", "b1-b2", "b2-b3", "b3-c", "c-e1", "e1-e2", "e2-v"]
 def test_deletion_alone_stops_in_the_detour_and_shortcuts_leave_it() -> None:
     trace = replay(Detour(), ("A", 0), DETOUR)[0]
     assert len(trace) == 8
-    deleted, _, _ = shrink_trace(Detour(), trace, shortcut_nodes=0)
+    deleted, _, _ = shrink_trace(Detour(), trace, shortcut_nodes=0, replace_depth=0)
     assert len(deleted) == 8  # the local minimum
     # searches of 4 states from A reach C' but not V': C' is only as good as C, not C itself
-    exact, _, _ = shrink_trace(Detour(), trace, shortcut_nodes=4, max_shortcut_nodes=4)
+    exact, _, _ = shrink_trace(Detour(), trace, shortcut_nodes=4, max_shortcut_nodes=4,
+                               replace_depth=0)
     assert len(exact) == 8
     shrunk, prop, _ = shrink_trace(Detour(), trace, cells=lambda s: s[0], shortcut_nodes=4,
                                    max_shortcut_nodes=4)
@@ -298,7 +299,8 @@ def test_searches_grow_when_a_round_gains_nothing() -> None:
     states finds no shortcut (above); when a round gains nothing the bound grows (4, 16) up to
     ``max_shortcut_nodes``, and the 16-state search reaches V' itself."""
     trace = replay(Detour(), ("A", 0), DETOUR)[0]
-    stuck, _, _ = shrink_trace(Detour(), trace, shortcut_nodes=4, max_shortcut_nodes=15)
+    stuck, _, _ = shrink_trace(Detour(), trace, shortcut_nodes=4, max_shortcut_nodes=15,
+                               replace_depth=0)
     assert len(stuck) == 8  # 16 is beyond the ceiling: no growth
     grown, prop, _ = shrink_trace(Detour(), trace, shortcut_nodes=4, max_shortcut_nodes=16)
     assert prop == "planted" and violates(Detour(), grown, "planted")
@@ -308,7 +310,7 @@ def test_searches_grow_when_a_round_gains_nothing() -> None:
     assert len(shrink_trace(Detour(), trace, shortcut_nodes=4, max_shortcut_nodes=16,
                             shortcut_growth=2)[0]) == 6
     assert len(shrink_trace(Detour(), trace, shortcut_nodes=4, max_shortcut_nodes=10**6,
-                            shortcut_growth=1)[0]) == 8
+                            shortcut_growth=1, replace_depth=0)[0]) == 8
 
 
 def test_an_exact_shortcut_keeps_the_rest_of_the_trace() -> None:
@@ -320,6 +322,51 @@ def test_an_exact_shortcut_keeps_the_rest_of_the_trace() -> None:
     shrunk, _, _ = shrink_trace(system, trace, shortcut_nodes=4, max_shortcut_nodes=4)
     assert [a for a, _ in shrunk] == [None, "a-d", "d-c", "c-e1", "e1-e2", "e2-v"]
     assert shrunk[3:] == trace[5:]  # from C on, the trace's own states
+
+
+class Relay(Detour):
+    """A violating trace A, B1, B2, C, F, G, V that neither deletion nor 4-state shortcut
+    searches shorten (no run of its steps can go; from A such a search meets B1, D, B2, E': no
+    later state, no violation; no cells), while A, D, E' followed by the trace's own last three
+    actions reaches V': E' is neither C nor in a cell with it, yet the rest of the trace is
+    enabled from it. Replacing the three steps to C by the two to E' finds it."""
+
+    EDGES = {("A", 0): [("a-b1", ("B1", 0)), ("a-d", ("D", 1))],
+             ("B1", 0): [("b1-b2", ("B2", 0))], ("B2", 0): [("b2-c", ("C", 0))],
+             ("D", 1): [("d-e", ("E", 1))], ("C", 0): [("c-f", ("F", 0))],
+             ("E", 1): [("c-f", ("F", 1))],
+             **{(here, k): [(f"{here}-{there}".lower(), (there, k))]
+                for k in (0, 1) for here, there in (("F", "G"), ("G", "V"))}}
+
+
+RELAY = ["a-b1", "b1-b2", "b2-c", "c-f", "f-g", "g-v"]
+
+
+def test_a_segment_is_replaced_by_a_shorter_path_the_rest_replayed_after_it() -> None:
+    trace = replay(Relay(), ("A", 0), RELAY)[0]
+    assert len(trace) == 7
+    stuck, _, _ = shrink_trace(Relay(), trace, shortcut_nodes=4, max_shortcut_nodes=4,
+                               replace_depth=0)
+    assert len(stuck) == 7
+    for depth in (1, 2):  # a path of 2 steps for 3 is needed: depth 1 finds nothing
+        shrunk, prop, _ = shrink_trace(Relay(), trace, shortcut_nodes=4, max_shortcut_nodes=4,
+                                       replace_depth=depth)
+        assert len(shrunk) == (7 if depth == 1 else 6)
+    assert prop == "planted" and violates(Relay(), shrunk, "planted")
+    assert [a for a, _ in shrunk] == [None, "a-d", "d-e", "c-f", "f-g", "g-v"]
+    assert shrunk[-1][1] == ("V", 1)
+
+
+def test_a_replacement_path_that_violates_a_property_ends_the_trace_there() -> None:
+    """The step to E' violates a step property: the replacement path's own steps are
+    checked, so the trace ends at E' with that property (the whole trace replayed on would
+    violate it earlier than it reports, and would not be a counterexample)."""
+    guarded = Relay(step_properties={"never_e": lambda s, t: t[0] != "E"})
+    trace = replay(guarded, ("A", 0), RELAY)[0]
+    assert len(trace) == 7
+    shrunk, prop, _ = shrink_trace(guarded, trace, shortcut_nodes=0)
+    assert prop == "never_e" and violates(guarded, shrunk, "never_e")
+    assert [a for a, _ in shrunk] == [None, "a-d", "d-e"]
 
 
 # --- the command as a user runs it ------------------------------------------------------------
