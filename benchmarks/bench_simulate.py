@@ -26,6 +26,7 @@ import time
 
 from raftspec.checker.simulate import (
     DEEP_SHRINK_NODES,
+    REPLACE_DEPTH,
     SimulationResult,
     SwarmSettings,
     shrink_trace,
@@ -66,6 +67,9 @@ def main() -> None:
                         help="a partition lasts at most this fraction of a walk's depth")
     parser.add_argument("--shrink-nodes", type=int, default=DEEP_SHRINK_NODES,
                         help="largest shortcut search while shrinking (400: no growth)")
+    parser.add_argument("--replace-depth", type=int, default=REPLACE_DEPTH,
+                        help="longest path shrinking's last pass puts in place of a segment one "
+                             "step longer (0: no such pass)")
     parser.add_argument("--no-shrink", dest="shrink", action="store_false",
                         help="time the search only (shrunk length: -)")
     parser.add_argument("--compare-shrink", action="store_true",
@@ -74,7 +78,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     names = args.only.split(",") if args.only else MUTANTS
     print(f"load average before: {os.getloadavg()[0]:.1f}; time limit {args.time_limit:g} s; "
-          f"depth {args.depth}; partition {args.partition:g}")
+          f"depth {args.depth}; partition {args.partition:g}; replace depth {args.replace_depth}")
     print("| mutant | walks | seed | found (s) | walks | steps | property | walk length "
           "| shrunk length | shrink (s) | without renamings | load |")
     print("|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
@@ -97,13 +101,15 @@ def main() -> None:
                              action_name=ProtocolSystem.action_name, settings=settings, cells=cells,
                              renamings=renamings, links=MessageLinks(model.protocol.schema),
                              on_violation=walks.append, shrink=args.shrink,
-                             shrink_nodes=args.shrink_nodes, shrink_time_limit=SHRINK_SAFETY_NET)
+                             shrink_nodes=args.shrink_nodes, shrink_time_limit=SHRINK_SAFETY_NET,
+                             replace_depth=args.replace_depth)
                 found = f"{r.seconds:.2f}" if r.violated else f"> {r.seconds:.0f}"
                 plain = "-"
                 if args.compare_shrink and walks and renamings is not None:
                     started = time.perf_counter()
                     shrunk, _, _ = shrink_trace(system, walks[0].trace, cells=cells,
-                                                max_shortcut_nodes=args.shrink_nodes)
+                                                max_shortcut_nodes=args.shrink_nodes,
+                                                replace_depth=args.replace_depth)
                     plain = f"{len(shrunk)} ({time.perf_counter() - started:.1f} s)"
                 print(f"| {name} | {label} | {seed} | {found} | {r.walks:,} | {r.steps:,} | "
                       f"{r.violated or '-'} | {r.original_length or '-'} | "

@@ -242,6 +242,7 @@ def simulate(
     shrink: bool = True,
     shrink_time_limit: float = 60.0,
     shrink_nodes: int | None = None,
+    replace_depth: int | None = None,
     renamings: Renamings | None = None,
     links: Links | None = None,
     on_progress: Callable[[Progress], None] | None = None,
@@ -257,8 +258,9 @@ def simulate(
     then start from the cells met so far instead of an initial state (see ``_Archive``); without it
     every walk starts afresh and walk ``k`` of a seed is the same walk whatever ran before it. On a
     violation the trace is shrunk (for at most ``shrink_time_limit`` seconds; ``shrink=False`` keeps
-    it as found; ``renamings`` shrinks modulo symmetry, and ``shrink_nodes`` lets its searches grow
-    up to that many states, see ``shrink_trace``). ``links``, if given, maps a step (action, state,
+    it as found; ``renamings`` shrinks modulo symmetry, ``shrink_nodes`` lets its searches grow
+    up to that many states and ``replace_depth`` bounds its replacements, None: ``REPLACE_DEPTH``;
+    see ``shrink_trace``). ``links``, if given, maps a step (action, state,
     next state) to the parties it links, sender first (a message's sender and receiver; one or none
     for a local step): walks then may cut one party off for a stretch (``SwarmSettings.partition``).
     A KeyboardInterrupt while shrinking ends the shrinking, not the run: the result is the violation
@@ -302,7 +304,9 @@ def simulate(
                 if not shrink:
                     return result
                 return _shrunk(system, result, on_violation, time_limit=shrink_time_limit,
-                               cells=cells, renamings=renamings, nodes=shrink_nodes)
+                               cells=cells, renamings=renamings, nodes=shrink_nodes,
+                               replace_depth=REPLACE_DEPTH if replace_depth is None
+                               else replace_depth)
             k += walk_stride
             if on_progress is not None and time.perf_counter() >= next_report:
                 next_report = time.perf_counter() + progress_interval
@@ -316,7 +320,7 @@ def simulate(
 def _shrunk(system: System, result: SimulationResult,
             on_violation: Callable[[SimulationResult], None] | None, *, time_limit: float,
             cells: Callable[[Any], Hashable] | None, renamings: Renamings | None,
-            nodes: int | None) -> SimulationResult:
+            nodes: int | None, replace_depth: int) -> SimulationResult:
     """``result`` with its trace shrunk; a KeyboardInterrupt while shrinking ends the
     shrinking, not the run: the shortest trace so far."""
     started = time.perf_counter()
@@ -324,7 +328,7 @@ def _shrunk(system: System, result: SimulationResult,
     try:
         trace, prop, replays = shrink_trace(
             system, result.trace, time_limit=time_limit, cells=cells, renamings=renamings,
-            max_shortcut_nodes=nodes, progress=so_far)
+            max_shortcut_nodes=nodes, replace_depth=replace_depth, progress=so_far)
     except KeyboardInterrupt:
         return attrs.evolve(so_far.result, shrink_stopped="interrupted",
                             shrink_seconds=time.perf_counter() - started)
@@ -844,10 +848,11 @@ def violates(system: System, trace: Trace, prop: str) -> bool:
 
 REPLACE_DEPTH = 3
 """The longest path ``_replacements`` puts in place of a segment of the trace (one step
-longer). Measured on the Figure 8 mutant's walks of seeds 2 and 4, after the other passes
-stalled at 56 states (benchmarks/bench_simulate.py): depth 3 (at most 117 search states from
-any one state of the trace) shortened both to 55, in some 1 s; depth 4 gave the same lengths in
-some 2.5 s."""
+longer). Measured with ``raftspec simulate``'s settings on the Figure 8 mutant's walks, seeds 1-5
+(benchmarks/bench_simulate.py ``--replace-depth``): 3 takes seeds 2 and 4 from 56 to 55 states
+(55, 55, 52, 55, 55) for 0-3.5 s more shrinking (8.1-11.8 s instead of 6.5-8.9 s); 4 gained
+nothing more (without partitions, seeds 2, 4 and 5 stay at 56). On the four-server membership
+bug it gained nothing and costs some 5.5 s (7.3 s of shrinking instead of 1.7 s, seed 1)."""
 REPLACE_NODES = 2_000
 """A bound on each search of ``_replacements``, for systems whose states have many more
 successors than Raft's on three servers."""
