@@ -417,8 +417,16 @@ class Shard:
 
 def _worker(me: int, shards: int, system: Any, count_actions: bool,
             action_name: Callable[[Any], str], reachable: dict | None, commands: Any,
-            inboxes: list, counters: Any, stop: Any) -> None:
-    """A shard in a forked process: obeys the coordinator's commands on its pipe."""
+            inboxes: list, gift_boxes: list, counters: Any, stop: Any) -> None:
+    """A shard in a forked process: obeys the coordinator's commands on its pipe.
+
+    Claims, their ends and awards go through ``inboxes`` (queues: a feeder thread writes them
+    while the shard goes on expanding); the states ``balance`` moves go through ``gift_boxes``,
+    written by the giver itself before it goes on: a queue's feeder thread waits for the GIL
+    while its shard expands, and the receiving shard, which cannot rank its level without the
+    gift, waited for it 0.1-0.5 s at some levels (1.3 s a run on elect3m2, both workers; the
+    giver then waited as long for the receiver's claims). A shard either gives or receives in a
+    level (``balance``), so a giver blocked on a full pipe waits for a receiver that reads."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C is the coordinator's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     gc.freeze()   # what the fork inherited is never garbage: the collector need not scan it
@@ -427,12 +435,12 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
     shard = Shard(system, me, shards, count_actions, action_name, reachable)
     inbox = inboxes[me]
     others = [dest for dest in range(shards) if dest != me]
-    done_from = awards_from = gifts_from = 0
+    done_from = awards_from = 0
     timing = _Timing() if os.environ.get(STATS_ENV) else _NoTiming()
 
     def take(message: tuple) -> None:
         """A message from another shard: claims, the end of its claims, or its award."""
-        nonlocal done_from, awards_from, gifts_from
+        nonlocal done_from, awards_from
         kind = message[0]
         if kind == CLAIMS:
             _, holder, flat = message
@@ -441,9 +449,6 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
             timing.add("receive_cpu", time.thread_time() - t)
         elif kind == DONE:
             done_from += 1
-        elif kind == GIFT:
-            shard.take(message[1])
-            gifts_from += 1
         else:
             shard.accept(_array(message[1]))
             awards_from += 1
@@ -483,13 +488,13 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
                 reply: Any = None
             elif command == "level":
                 pending, all_keys, moves = arg
-                done_from = awards_from = gifts_from = 0
-                if moves:   # even out the level before ranking it (claims may come meanwhile)
+                done_from = awards_from = 0
+                if moves:   # even out the level before ranking it (claims wait in the inbox)
                     for src, dst, count in moves:
                         if src == me:
-                            inboxes[dst].put((GIFT, shard.give(count)))
-                    while gifts_from < sum(1 for move in moves if move[1] == me):
-                        take(inbox.get())
+                            gift_boxes[dst].put(shard.give(count))
+                    for _ in range(sum(1 for move in moves if move[1] == me)):
+                        shard.take(gift_boxes[me].get())
                     timing.lap("balance")
                 if all_keys is not None:
                     shard.advance(all_keys)
@@ -597,7 +602,7 @@ class _NoTiming:
         return None
 
 
-CLAIMS, DONE, AWARD, GIFT = 0, 1, 2, 3
+CLAIMS, DONE, AWARD = 0, 1, 2
 """Kinds of message between shard processes."""
 
 
@@ -630,6 +635,7 @@ class ProcessBackend:
         self.stop = ctx.RawValue("b", 0)
         self.counters = ctx.Array("q", 2 * shards, lock=False)
         inboxes = [ctx.Queue() for _ in range(shards)]
+        gift_boxes = [ctx.SimpleQueue() for _ in range(shards)]   # written synchronously
         self.pipes = []
         self.processes = []
         for me in range(shards):
@@ -637,12 +643,13 @@ class ProcessBackend:
             process = ctx.Process(
                 target=_worker, name=f"raftspec-shard-{me}", daemon=True,
                 args=(me, shards, system, count_actions, action_name, reachable, theirs, inboxes,
-                      self.counters, self.stop))
+                      gift_boxes, self.counters, self.stop))
             process.start()
             theirs.close()
             self.pipes.append(ours)
             self.processes.append(process)
         self.inboxes = inboxes
+        self.gift_boxes = gift_boxes
 
     def pids(self) -> list[int]:
         return [p.pid for p in self.processes if p.pid is not None]
@@ -704,6 +711,8 @@ class ProcessBackend:
         for inbox in self.inboxes:
             inbox.cancel_join_thread()
             inbox.close()
+        for box in self.gift_boxes:
+            box.close()
 
 
 def tree_rss(pids: Iterator[int] | list[int]) -> int:
