@@ -65,6 +65,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import compress, count
 from operator import itemgetter
 from typing import Any
 
@@ -339,23 +340,16 @@ class Shard:
         }
 
     def advance(self, all_keys: list[bytes]) -> None:
-        """Make the states won the frontier, ranked across every shard's keys.
+        """Make the states won the frontier, ranked across every shard's keys
+        (``global_ranks``).
 
         ``all_keys``: every shard's sorted keys as ``finish`` reported them, before any state
         moved (``give``/``take``): a key's global rank is how many keys of their union are
-        smaller, which moving states between shards does not change: the sum, over the
-        shards' arrays, of its insertion point in each (numpy's ``searchsorted``; keys are
-        distinct, a key being one step of level L). Merging the union and testing each of its
-        keys for membership cost 4-10 times as much. What this step still costs (some 0.45 s
-        per worker on elect3m2, ``--stats``) is mostly freeing the previous level's states when
-        the frontier is replaced, which one process pays as well."""
-        import numpy as np  # imported before the workers fork (ProcessBackend): a lookup here
-
-        mine = np.array(self.next.keys, dtype=np.int64)
-        ranks = np.zeros(len(mine), dtype=np.int64)
-        for raw in all_keys:
-            ranks += np.searchsorted(np.frombuffer(raw, dtype=np.int64), mine)
-        self.frontier = Level(ranks.tolist(), self.next.fps, self.next.states)
+        smaller, which moving states between shards does not change. What this step costs
+        beyond ranking (some 0.45 s per worker on elect3m2, ``--stats``) is mostly freeing the
+        previous level's states when the frontier is replaced, which one process pays too."""
+        nxt = self.next
+        self.frontier = Level(global_ranks(all_keys, nxt.keys), nxt.fps, nxt.states)
         self.next = Level()
         self.per_action.clear()
         self.step_violation = None
@@ -625,6 +619,32 @@ def _array(raw: bytes) -> array:
     return a
 
 
+NUMPY_FROM = 50_000
+"""Keys in a level, over every shard, from which ``global_ranks`` uses numpy: below it the
+level is ranked in Python, where importing numpy (0.04-0.15 s, once a process) would cost more
+than it saves (tiny3's levels stay below it; elect3m2's reach 90,000)."""
+
+
+def global_ranks(all_keys: list[bytes], mine: list[int]) -> list[int]:
+    """The global rank of each of ``mine`` (keys of one shard, distinct from every other
+    shard's, each in exactly one of ``all_keys``: every shard's sorted keys, packed): how many
+    keys of the union are smaller. Large levels: the sum over the shards' arrays of the key's
+    insertion point in each (numpy's ``searchsorted``); merging the union and testing each of
+    its keys for membership, as small levels do, cost 4-10 times as much there (300,000 keys
+    a shard: 0.34-0.60 s against 0.05-0.10 s)."""
+    if sum(map(len, all_keys)) < 8 * NUMPY_FROM:
+        union = sorted(_array(b"".join(all_keys)))   # sorted runs: a merge, in C
+        own = set(mine)
+        return list(compress(count(), map(own.__contains__, union)))
+    import numpy as np
+
+    keys = np.array(mine, dtype=np.int64)
+    rank = np.zeros(len(keys), dtype=np.int64)
+    for raw in all_keys:
+        rank += np.searchsorted(np.frombuffer(raw, dtype=np.int64), keys)
+    return rank.tolist()
+
+
 class _Abandon(Exception):
     """The coordinator stopped the search (budget or interrupt)."""
 
@@ -635,8 +655,6 @@ class ProcessBackend:
     def __init__(self, system: Any, shards: int, count_actions: bool,
                  action_name: Callable[[Any], str],
                  reachable: dict[str, Callable[[Any], bool]] | None = None) -> None:
-        import numpy  # noqa: F401 - for Shard.advance: once here, not in every forked worker
-
         ctx = multiprocessing.get_context("fork")
         self.shards = shards
         # lock-free, as the counters: a worker killed (the OOM killer) while holding a shared
