@@ -65,7 +65,6 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from itertools import compress, count
 from operator import itemgetter
 from typing import Any
 
@@ -619,24 +618,13 @@ def _array(raw: bytes) -> array:
     return a
 
 
-NUMPY_FROM = 50_000
-"""Keys in a level, over every shard, from which ``global_ranks`` uses numpy: below it the
-level is ranked in Python, where importing numpy (0.04-0.15 s, once a process) would cost more
-than it saves (tiny3's levels stay below it; elect3m2's reach 90,000)."""
-
-
 def global_ranks(all_keys: list[bytes], mine: list[int]) -> list[int]:
     """The global rank of each of ``mine`` (keys of one shard, distinct from every other
     shard's, each in exactly one of ``all_keys``: every shard's sorted keys, packed): how many
-    keys of the union are smaller. Large levels: the sum over the shards' arrays of the key's
-    insertion point in each (numpy's ``searchsorted``); merging the union and testing each of
-    its keys for membership, as small levels do, cost 4-10 times as much there (300,000 keys
-    a shard: 0.34-0.60 s against 0.05-0.10 s)."""
-    if sum(map(len, all_keys)) < 8 * NUMPY_FROM:
-        union = sorted(_array(b"".join(all_keys)))   # sorted runs: a merge, in C
-        own = set(mine)
-        return list(compress(count(), map(own.__contains__, union)))
-    import numpy as np
+    keys of the union are smaller: the sum over the shards' arrays of the key's insertion point
+    in each (numpy's ``searchsorted``). Merging the union and testing each of its keys for
+    membership cost 4-10 times as much (300,000 keys a shard: 0.34-0.60 s against 0.05-0.10 s)."""
+    import numpy as np  # imported before the workers fork (ProcessBackend): a lookup here
 
     keys = np.array(mine, dtype=np.int64)
     rank = np.zeros(len(keys), dtype=np.int64)
@@ -655,6 +643,10 @@ class ProcessBackend:
     def __init__(self, system: Any, shards: int, count_actions: bool,
                  action_name: Callable[[Any], str],
                  reachable: dict[str, Callable[[Any], bool]] | None = None) -> None:
+        # for global_ranks: imported once here, before the fork; imported by each worker at its
+        # first level instead, two workers took 1.11x the time on elect3m2 (median of 4 pairs)
+        import numpy  # noqa: F401
+
         ctx = multiprocessing.get_context("fork")
         self.shards = shards
         # lock-free, as the counters: a worker killed (the OOM killer) while holding a shared

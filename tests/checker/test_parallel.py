@@ -171,32 +171,28 @@ def test_many_levels_report_what_one_worker_reports(
 def _one_and_sharded(graph: Graph, shards: int, hand_off: int, stressed: bool, common: dict
                      ) -> tuple[Result, Result]:
     """One worker's search of ``graph`` and the same in ``shards`` in-process shards;
-    stressed: every level's states are evened out between the shards (moved, pickled), and
-    ranked by numpy as large levels are (``parallel.global_ranks``)."""
+    stressed: every level's states are evened out between the shards (moved, pickled)."""
     one = explore(graph, spill_from=None, **common)
     with patch.object(parallel, "BALANCE_FROM", 1 if stressed else parallel.BALANCE_FROM), \
-            patch.object(parallel, "BALANCE_SLACK", 0 if stressed else parallel.BALANCE_SLACK), \
-            patch.object(parallel, "NUMPY_FROM", 0 if stressed else parallel.NUMPY_FROM):
+            patch.object(parallel, "BALANCE_SLACK", 0 if stressed else parallel.BALANCE_SLACK):
         many = explore(graph, workers=shards, parallel_from=hand_off, backend=InlineBackend,
                        **common)
     return one, many
 
 
-@given(st.sets(st.integers(0, 2**62), max_size=300), st.integers(1, 5), st.randoms(),
-       st.booleans())
+@given(st.sets(st.integers(0, 2**62), max_size=300), st.integers(1, 5), st.randoms())
 def test_a_key_ranks_by_the_keys_of_every_shard_below_it(keys: set[int], shards: int,
-                                                         rng, large: bool) -> None:
-    """Each shard's keys ranked by ``global_ranks`` (in Python, or by numpy as a large level
-    is) against the rank in the sorted union, counted here by sorting."""
+                                                         rng) -> None:
+    """Each shard's keys ranked by ``global_ranks`` against the rank in the sorted union,
+    counted here by sorting."""
     parts: list[list[int]] = [[] for _ in range(shards)]
     for key in keys:
         parts[rng.randrange(shards)].append(key)
     packed = [parallel.pack(sorted(part)) for part in parts]
     union = sorted(keys)
-    with patch.object(parallel, "NUMPY_FROM", 0 if large else 10**9):
-        for part in parts:
-            mine = sorted(part)
-            assert parallel.global_ranks(packed, mine) == [union.index(k) for k in mine]
+    for part in parts:
+        mine = sorted(part)
+        assert parallel.global_ranks(packed, mine) == [union.index(k) for k in mine]
 
 
 @given(st.lists(st.integers(0, 10**6), min_size=1, max_size=6))
@@ -261,11 +257,9 @@ def test_worker_processes_match_one_worker(path: Path, symmetry: bool, tlc: tupl
     system = _system(path, symmetry)
     kw = {"count_actions": True, "action_name": system.action_name}
     one = explore(system, **kw)
-    # stressed: every level is evened out (states pickled from worker to worker) and ranked
-    # by numpy; the workers, forked, inherit the patched module
+    # stressed: every level is evened out (states pickled from worker to worker)
     with patch.object(parallel, "BALANCE_FROM", 1 if stressed else parallel.BALANCE_FROM), \
-            patch.object(parallel, "BALANCE_SLACK", 0 if stressed else parallel.BALANCE_SLACK), \
-            patch.object(parallel, "NUMPY_FROM", 0 if stressed else parallel.NUMPY_FROM):
+            patch.object(parallel, "BALANCE_SLACK", 0 if stressed else parallel.BALANCE_SLACK):
         two = explore(system, workers=3 if stressed else 2, parallel_from=20, **kw)
     assert _figures(two) == _figures(one)
     if tlc is not None:
