@@ -1098,7 +1098,7 @@ def _replacement_from(system: System, best: Trace, i: int, max_depth: int,
                       deadline: float) -> tuple[tuple[Trace, str] | None, int]:
     """One search of ``_replacements`` from ``best[i]``: a shorter trace and its property, or
     None; and the number of replays tried."""
-    fingerprint, steps, constraint = system.fingerprint, system.steps, system.constraint
+    fingerprint = system.fingerprint
     invariants = list(system.invariants.items())
     step_properties = list(system.step_properties.items())
     n = len(best)
@@ -1113,13 +1113,7 @@ def _replacement_from(system: System, best: Trace, i: int, max_depth: int,
         rest = [a for a, _ in best[j + 1:]]
         nxt_frontier = []
         for state, path in frontier:
-            for action, nxt in steps(state):
-                if nxt is state or nxt == state or not constraint(nxt):
-                    continue
-                nfp = fingerprint(nxt)
-                if nfp in seen:
-                    continue
-                seen.add(nfp)
+            for action, nxt, _ in _new_steps(system, state, seen):
                 nodes += 1
                 walked = path + [(action, nxt)]
                 if (name := _violated(invariants, step_properties, state, nxt)) is not None:
@@ -1149,7 +1143,7 @@ def _shortcut_from(
 ) -> tuple[tuple[Trace, str] | None, int]:
     """One search of ``_shortcuts`` from ``best[i]``: a shorter trace and its property, or
     None; and the number of replays tried."""
-    fingerprint, steps, constraint = system.fingerprint, system.steps, system.constraint
+    fingerprint = system.fingerprint
     invariants = list(system.invariants.items())
     step_properties = list(system.step_properties.items())
     n = len(best)
@@ -1199,13 +1193,7 @@ def _shortcut_from(
             return None, replays
         nxt_frontier = []
         for fp, state in frontier:
-            for action, nxt in steps(state):
-                if nxt is state or nxt == state or not constraint(nxt):
-                    continue
-                nfp = fingerprint(nxt)
-                if nfp in seen:
-                    continue
-                seen.add(nfp)
+            for action, nxt, nfp in _new_steps(system, state, seen):
                 parents[nfp] = (fp, (action, nxt))
                 nodes += 1
                 violated = next((name for name, holds in step_properties
@@ -1255,6 +1243,20 @@ def _shortcut_from(
                 break
         frontier = nxt_frontier
     return None, replays
+
+
+def _new_steps(system: System, state: Any, seen: set) -> Iterable[tuple[Any, Any, Any]]:
+    """A search's steps from ``state``: (action, successor, its fingerprint) for each
+    successor within the constraint, not a stuttering step, whose fingerprint is not in
+    ``seen`` yet (added as it is yielded)."""
+    fingerprint, constraint = system.fingerprint, system.constraint
+    for action, nxt in system.steps(state):
+        if nxt is state or nxt == state or not constraint(nxt):
+            continue
+        nfp = fingerprint(nxt)
+        if nfp not in seen:
+            seen.add(nfp)
+            yield action, nxt, nfp
 
 
 def _rejoin(system: System, state: Any, best: Trace, j: int, prop: str) -> tuple[Trace, str] | None:
