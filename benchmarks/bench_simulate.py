@@ -1,11 +1,12 @@
 """Time for `raftspec simulate` to find each planted bug, per seed, and the shrunk lengths.
 
     python benchmarks/bench_simulate.py [--seeds 1,2,3,4,5] [--time-limit 60] [--baselines]
-        [--only variants/membership_bug]
+        [--only variants/membership_bug] [--replace-depth 3]
 
 One process, one walk at a time (no --workers), the command's own settings (swarm weights and
 restarts from cells, from the model's protocol's ``SimulationHints``; partitions; shrinking searches
-that grow up to ``DEEP_SHRINK_NODES``), ``--partition 0`` as ``--no-partitions``; ``--only`` takes
+that grow up to ``DEEP_SHRINK_NODES``, then replacements up to ``REPLACE_DEPTH``, which
+``--replace-depth`` changes, 0: none), ``--partition 0`` as ``--no-partitions``; ``--only`` takes
 model names relative to spec/models/. Per model and seed: seconds until the first violating walk
 (the search alone), walks and steps taken (which, unlike seconds, do not depend on the machine's
 load), the violated property, the violating walk's length and the shrunk counterexample's length (in
