@@ -49,10 +49,9 @@ network partition: its messages wait while the others go on; --no-partitions: no
 With one worker the same seed runs the same walks and finds the same trace. A violation is shrunk
 (steps and loops dropped, segments replaced by shorter ones found by small searches, which grow when
 they find nothing, also modulo renaming of the servers for a model with symmetry: true and at most
-three servers, and last by any path up to 3 steps one step shorter, while it still replays and
-still violates) and printed as `raftspec check` prints
-one; Ctrl-C or SIGTERM while shrinking ends the shrinking, not the run: the shortest trace so far is
-printed (exit 1).
+three servers, and last by any path of up to 3 steps for one a step longer, while it still
+replays and still violates) and printed as `raftspec check` prints one; Ctrl-C or SIGTERM while
+shrinking ends the shrinking, not the run: the shortest trace so far is printed (exit 1).
 Reaches bugs far deeper than BFS (the paper's Figure 8, over 50 steps) but proves nothing
 when it finds none.
 
