@@ -226,6 +226,18 @@ class _Found(Exception):
         self.steps = len(trace) - 1  # steps the walk itself took (its restart prefix excluded)
 
 
+REPLACE_DEPTH = 3
+"""The longest path ``_replacements`` puts in place of a segment of the trace (one step
+longer). Measured with ``raftspec simulate``'s settings on the Figure 8 mutant's walks, seeds 1-5
+(benchmarks/bench_simulate.py ``--replace-depth``): 3 takes seeds 2 and 4 from 56 to 55 states
+(55, 55, 52, 55, 55) for 0-3.5 s more shrinking (8.1-11.8 s instead of 6.5-8.9 s); 4 gained
+nothing more (without partitions, seeds 2, 4 and 5 stay at 56). On the four-server membership
+bug it gained nothing and costs some 5.5 s (7.3 s of shrinking instead of 1.7 s, seed 1)."""
+REPLACE_NODES = 2_000
+"""A bound on each search of ``_replacements``, for systems whose states have many more
+successors than Raft's on three servers."""
+
+
 @searching
 def simulate(
     system: System,
@@ -242,7 +254,7 @@ def simulate(
     shrink: bool = True,
     shrink_time_limit: float = 60.0,
     shrink_nodes: int | None = None,
-    replace_depth: int | None = None,
+    replace_depth: int = REPLACE_DEPTH,
     renamings: Renamings | None = None,
     links: Links | None = None,
     on_progress: Callable[[Progress], None] | None = None,
@@ -259,10 +271,10 @@ def simulate(
     every walk starts afresh and walk ``k`` of a seed is the same walk whatever ran before it. On a
     violation the trace is shrunk (for at most ``shrink_time_limit`` seconds; ``shrink=False`` keeps
     it as found; ``renamings`` shrinks modulo symmetry, ``shrink_nodes`` lets its searches grow
-    up to that many states and ``replace_depth`` bounds its replacements, None: ``REPLACE_DEPTH``;
-    see ``shrink_trace``). ``links``, if given, maps a step (action, state,
-    next state) to the parties it links, sender first (a message's sender and receiver; one or none
-    for a local step): walks then may cut one party off for a stretch (``SwarmSettings.partition``).
+    up to that many states and ``replace_depth`` bounds its replacements; see ``shrink_trace``).
+    ``links``, if given, maps a step (action, state, next state) to the parties it links, sender
+    first (a message's sender and receiver; one or none for a local step): walks then may cut
+    one party off for a stretch (``SwarmSettings.partition``).
     A KeyboardInterrupt while shrinking ends the shrinking, not the run: the result is the violation
     with the shortest trace found so far. ``on_violation`` is called with the violation as found,
     then with each shorter trace shrinking finds (what a parent process reports if it is interrupted
@@ -305,8 +317,7 @@ def simulate(
                     return result
                 return _shrunk(system, result, on_violation, time_limit=shrink_time_limit,
                                cells=cells, renamings=renamings, nodes=shrink_nodes,
-                               replace_depth=REPLACE_DEPTH if replace_depth is None
-                               else replace_depth)
+                               replace_depth=replace_depth)
             k += walk_stride
             if on_progress is not None and time.perf_counter() >= next_report:
                 next_report = time.perf_counter() + progress_interval
@@ -846,18 +857,6 @@ def violates(system: System, trace: Trace, prop: str) -> bool:
     )
 
 
-REPLACE_DEPTH = 3
-"""The longest path ``_replacements`` puts in place of a segment of the trace (one step
-longer). Measured with ``raftspec simulate``'s settings on the Figure 8 mutant's walks, seeds 1-5
-(benchmarks/bench_simulate.py ``--replace-depth``): 3 takes seeds 2 and 4 from 56 to 55 states
-(55, 55, 52, 55, 55) for 0-3.5 s more shrinking (8.1-11.8 s instead of 6.5-8.9 s); 4 gained
-nothing more (without partitions, seeds 2, 4 and 5 stay at 56). On the four-server membership
-bug it gained nothing and costs some 5.5 s (7.3 s of shrinking instead of 1.7 s, seed 1)."""
-REPLACE_NODES = 2_000
-"""A bound on each search of ``_replacements``, for systems whose states have many more
-successors than Raft's on three servers."""
-
-
 def shrink_trace(
     system: System,
     trace: Trace,
@@ -1196,10 +1195,7 @@ def _shortcut_from(
             for action, nxt, nfp in _new_steps(system, state, seen):
                 parents[nfp] = (fp, (action, nxt))
                 nodes += 1
-                violated = next((name for name, holds in step_properties
-                                 if not holds(state, nxt)), None)
-                if violated is None:
-                    violated = next((name for name, holds in invariants if not holds(nxt)), None)
+                violated = _violated(invariants, step_properties, state, nxt)
                 if violated is not None:
                     return (best[: i + 1] + _path(parents, nfp), violated), replays
                 j, k = renaming_to(nxt, nfp, i + depth)
