@@ -226,6 +226,29 @@ def test_one_state_ends_the_search_three_ways(shards: int) -> None:
     assert _figures(many) == _figures(one)
 
 
+@pytest.mark.parametrize("count", [False, True])
+def test_release_frees_only_a_level_already_expanded(count: bool) -> None:
+    """A worker frees the level it expanded while it waits (``Shard.release``): never the
+    states it was given to expand (after ``load`` or ``advance``), never when per-action
+    counting may expand them again (``prefix``); in chunks, then nothing is left to free."""
+    graph = Graph({k: [k + 1, k + 2] for k in range(40)}, [0], set(), set(), set(), [], False)
+    shard = parallel.Shard(graph, 0, 1, count, lambda action: action)
+    shard.load(parallel.array("q", [_mix(k) for k in range(5)]), parallel.array("q", [0] * 5),
+               [(rank, _mix(k), k) for rank, k in enumerate(range(5))])
+    assert not shard.release(2) and len(shard.frontier.states) == 5   # not expanded yet
+    shard.expand(lambda dest, claims: None, lambda: None)
+    assert shard.generated == 10
+    freed = 0
+    while shard.release(2):
+        freed += 1
+    assert (freed, shard.frontier.states) == ((0, [0, 1, 2, 3, 4]) if count else (3, []))
+    assert len(shard.frontier) == 5   # its keys stay (prefix, progress)
+    shard.arbitrate()
+    shard.finish([])
+    shard.advance([parallel.pack(shard.next.keys)])
+    assert not shard.release(2) and shard.frontier.states == [5, 6]
+
+
 def test_spilled_frontier_same_search_on_raft() -> None:
     system = _system(TINY2)
     one = explore(system, count_actions=True, action_name=system.action_name, spill_from=None)
