@@ -14,11 +14,14 @@ process and, measured in the same run:
   slows it down) divided by the distinct states.
 
     python benchmarks/bench_checker.py [--models tiny2,mid2] [--repeat 3] [--big]
-        [--baseline-python /other/checkout/.venv/bin/python]
+        [--baseline-python /other/checkout/.venv/bin/python] [--floor]
 
 ``--baseline-python``: an interpreter that imports another checkout of raftspec (e.g. a
 worktree of an older commit with its own editable install); its exploration CPU seconds are
 measured in the same run, alternating with ours, and printed as "vs base".
+
+``--floor``: instead of the table, where one state's time goes against the tuple BFS: the
+generated ``expand`` alone, and every row's enumerator alone, on the model's distinct states.
 
 ``--big`` adds mid3 (benchmarks/models/mid3.yaml, 1.48M distinct states), without symmetry.
 Targets (issue 2): tiny3 <= 3 s and mid2 <= 2 s whole process without symmetry; with symmetry
@@ -143,6 +146,85 @@ def peak_bytes(model: Path, symmetry: bool) -> int:
     return int(proc.stdout.split()[1])
 
 
+FLOOR = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+import tuple_bfs
+from raftspec.checker.explore import explore
+from raftspec.checker.system import ProtocolSystem
+from raftspec.protocol import MESSAGE
+from raftspec.spec.model import load_model
+model = load_model(sys.argv[2])
+system = ProtocolSystem(model, symmetry=False)
+c, repeat = model.config, int(sys.argv[3])
+states, seen = [], set()   # the distinct states, through the generated expand (not timed)
+level = [s for s in system.init_states() if system.constraint(s)]
+while level:
+    nxt = []
+    for s in level:
+        if s not in seen:
+            seen.add(s)
+            states.append(s)
+            nxt += [t for _, t in system.expand(s)[1]]
+    level = nxt
+rows = [(row.arguments, tuple(p.kind for p in row.params) == (MESSAGE,))
+        for row in system.protocol.rows]
+def enumerators():
+    for s in states:
+        for arguments, needs_message in rows:
+            if needs_message and not s[1]:
+                continue
+            for _ in arguments(s, c):
+                pass
+def calls():
+    for s in states:
+        for arguments, needs_message in rows:
+            if needs_message and not s[1]:
+                continue
+            len((s, c))
+def expand():
+    e = system.expand
+    for s in states:
+        e(s)
+def whole():
+    explore(system)
+def baseline():
+    tuple_bfs.explore(c.servers, c.values, c.max_term, c.max_log_length, c.max_messages,
+                      c.restart, c.duplicate, c.drop)
+figures = {}
+for _ in range(repeat):   # rotated, the fastest of each kept
+    for name, run in (("tuple", baseline), ("explore", whole), ("expand", expand),
+                      ("enumerators", enumerators), ("calls", calls)):
+        started = time.process_time()
+        run()
+        took = time.process_time() - started
+        figures[name] = min(took, figures.get(name, took))
+print(len(states), *(figures[k] for k in ("tuple", "explore", "expand", "enumerators", "calls")))
+"""
+
+
+def floor(models: list[Path], repeat: int) -> None:
+    """Where one state's time goes against the tuple BFS's whole search: the same distinct
+    states (found once, not timed) passed to the generated ``expand`` alone, to every row's
+    enumerator alone (its arguments listed, no action applied), and to an empty call per row
+    (a C builtin: the loop and call overhead without any enumerator's body)."""
+    print(f"{'model':<7} {'distinct':>9} {'tuple s':>8} {'explore s':>9} {'expand s':>8} "
+          f"{'enum s':>7} {'calls s':>7} {'expand/tuple':>12} {'enum/tuple':>10}")
+    for model in models:
+        proc = subprocess.run([sys.executable, "-c", FLOOR, str(ROOT / "benchmarks"),
+                               str(model), str(repeat)],
+                              capture_output=True, text=True, cwd=ROOT, check=True)
+        n, tup, whole, expand, enum, calls = proc.stdout.split()
+        tup, whole, expand, enum, calls = map(float, (tup, whole, expand, enum, calls))
+        print(f"{model.stem:<7} {int(n):>9,} {tup:>8.2f} {whole:>9.2f} {expand:>8.2f} "
+              f"{enum:>7.2f} {calls:>7.2f} {expand / tup:>12.2f} {enum / tup:>10.2f}")
+    print("\nCPU seconds, fastest of --repeat rotated runs in one process: tuple: the tuple "
+          "BFS's whole search (every property); explore: raftspec's whole search; expand: the "
+          "generated expand on every distinct state once; enum: every row's enumerator on "
+          "every distinct state, its arguments listed (what expand does before any action); "
+          "calls: the same loop calling a C builtin instead (loop overhead only)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="tiny2,msgs2,mid2,tiny3")
@@ -153,7 +235,14 @@ def main() -> None:
     parser.add_argument("--baseline-python", metavar="PYTHON",
                         help="an interpreter importing another checkout of raftspec: its "
                              "exploration CPU seconds, alternated with ours, as 'vs base'")
+    parser.add_argument("--floor", action="store_true",
+                        help="instead of the table: the generated expand and the rows' "
+                             "enumerators alone on every distinct state, against the tuple BFS's "
+                             "whole search (where a state's time goes; no symmetry)")
     args = parser.parse_args()
+    if args.floor:
+        floor([MODELS / f"{name}.yaml" for name in args.models.split(",")], args.repeat)
+        return
     if args.baseline_python and not Path(args.baseline_python).exists():
         parser.error(f"--baseline-python {args.baseline_python}: no such file")
 
