@@ -147,7 +147,7 @@ def peak_bytes(model: Path, symmetry: bool) -> int:
 
 
 FLOOR = """
-import sys, time
+import gc, sys, time
 sys.path.insert(0, sys.argv[1])
 import tuple_bfs
 from raftspec.checker.explore import explore
@@ -169,6 +169,9 @@ while level:
     level = nxt
 rows = [(row.arguments, tuple(p.kind for p in row.params) == (MESSAGE,))
         for row in system.protocol.rows]
+del seen, level
+gc.collect()
+gc.freeze()   # the states kept here are not the searches' garbage: no collection scans them
 def enumerators():
     for s in states:
         for arguments, needs_message in rows:
