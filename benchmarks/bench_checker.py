@@ -169,6 +169,13 @@ while level:
     level = nxt
 rows = [(row.arguments, tuple(p.kind for p in row.params) == (MESSAGE,))
         for row in system.protocol.rows]
+calls_made = []   # every action call expand makes: (action, state, arguments)
+for s in states:
+    for row in system.protocol.rows:
+        test = system.protocol.beyond(row, c)
+        for args in row.arguments(s, c):
+            if test is None or not test(s, *args):
+                calls_made.append((row.apply, s, args))
 del seen, level
 gc.collect()
 gc.freeze()   # the states kept here are not the searches' garbage: no collection scans them
@@ -185,6 +192,9 @@ def calls():
             if needs_message and not s[1]:
                 continue
             len((s, c))
+def actions():
+    for apply, s, args in calls_made:
+        apply(s, *args)
 def expand():
     e = system.expand
     for s in states:
@@ -197,35 +207,41 @@ def baseline():
 figures = {}
 for _ in range(repeat):   # rotated, the fastest of each kept
     for name, run in (("tuple", baseline), ("explore", whole), ("expand", expand),
-                      ("enumerators", enumerators), ("calls", calls)):
+                      ("enumerators", enumerators), ("actions", actions), ("calls", calls)):
         started = time.process_time()
         run()
         took = time.process_time() - started
         figures[name] = min(took, figures.get(name, took))
-print(len(states), *(figures[k] for k in ("tuple", "explore", "expand", "enumerators", "calls")))
+print(len(states), *(figures[k] for k in ("tuple", "explore", "expand", "enumerators", "actions",
+                                          "calls")))
 """
 
 
 def floor(models: list[Path], repeat: int) -> None:
     """Where one state's time goes against the tuple BFS's whole search: the same distinct
     states (found once, not timed) passed to the generated ``expand`` alone, to every row's
-    enumerator alone (its arguments listed, no action applied), and to an empty call per row
-    (a C builtin: the loop and call overhead without any enumerator's body)."""
+    enumerator alone (its arguments listed, no action applied), to every action call expand
+    makes alone, and to an empty call per row (a C builtin: the loop and call overhead
+    without any enumerator's body)."""
     print(f"{'model':<7} {'distinct':>9} {'tuple s':>8} {'explore s':>9} {'expand s':>8} "
-          f"{'enum s':>7} {'calls s':>7} {'expand/tuple':>12} {'enum/tuple':>10}")
+          f"{'enum s':>7} {'actions s':>9} {'calls s':>7} {'expand/tuple':>12} "
+          f"{'enum/tuple':>10} {'actions/tuple':>13}")
     for model in models:
         proc = subprocess.run([sys.executable, "-c", FLOOR, str(ROOT / "benchmarks"),
                                str(model), str(repeat)],
                               capture_output=True, text=True, cwd=ROOT, check=True)
-        n, tup, whole, expand, enum, calls = proc.stdout.split()
-        tup, whole, expand, enum, calls = map(float, (tup, whole, expand, enum, calls))
+        n, *figures = proc.stdout.split()
+        tup, whole, expand, enum, act, calls = map(float, figures)
         print(f"{model.stem:<7} {int(n):>9,} {tup:>8.2f} {whole:>9.2f} {expand:>8.2f} "
-              f"{enum:>7.2f} {calls:>7.2f} {expand / tup:>12.2f} {enum / tup:>10.2f}")
+              f"{enum:>7.2f} {act:>9.2f} {calls:>7.2f} {expand / tup:>12.2f} "
+              f"{enum / tup:>10.2f} {act / tup:>13.2f}")
     print("\nCPU seconds, fastest of --repeat rotated runs in one process: tuple: the tuple "
           "BFS's whole search (every property); explore: raftspec's whole search; expand: the "
           "generated expand on every distinct state once; enum: every row's enumerator on "
           "every distinct state, its arguments listed (what expand does before any action); "
-          "calls: the same loop calling a C builtin instead (loop overhead only)")
+          "actions: every action call expand makes (the instances its enumerators list and "
+          "its bound checks do not count unbuilt), their arguments listed beforehand; calls: "
+          "the enumerators' loop calling a C builtin instead (loop overhead only)")
 
 
 def main() -> None:
