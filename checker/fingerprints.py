@@ -66,39 +66,6 @@ class FingerprintSet:
             if i == capacity:
                 i = 0
 
-    def add_many(self, fps: list[int]) -> list[bool]:
-        """``add`` for each of ``fps`` in turn, and its answers: the same loop inlined, for
-        batches (a parallel shard's claims), without a method call per fingerprint."""
-        tables, sizes, limits = self._tables, self._sizes, self._limits
-        mask = SEGMENTS - 1
-        added = []
-        answer = added.append
-        count = 0
-        for fp in fps:
-            fp = fp or 1
-            s = (fp >> 56) & mask
-            table = tables[s]
-            capacity = len(table)
-            i = fp % capacity
-            while True:
-                slot = table[i]
-                if slot == fp:
-                    answer(False)
-                    break
-                if slot == 0:
-                    table[i] = fp
-                    count += 1
-                    n = sizes[s] = sizes[s] + 1
-                    if n > limits[s]:
-                        self._grow(s)
-                    answer(True)
-                    break
-                i += 1
-                if i == capacity:
-                    i = 0
-        self._size += count
-        return added
-
     def _grow(self, s: int) -> None:
         old = self._tables[s]
         capacity = max(len(old) + 1, int(len(old) * GROWTH))

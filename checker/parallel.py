@@ -160,8 +160,8 @@ class Shard:
         self.frontier = Level()   # the states held in this level, by global rank
         self.expanded = False     # ... and whether their successors are generated
         self.held: dict[int, tuple[int, Any]] = {}   # fp -> (key, successor) generated here
-        self.own: list[int] = []   # fp, key, parent fp, ... of owned states new here
-        self.claims: list[tuple[int, Any]] = []   # (holder, flat claims) received
+        self.candidates: dict[int, tuple[int, int, int]] = {}   # owned fp -> key, pfp, holder
+        self.lost: list[list[int]] = [[] for _ in range(shards)]   # per holder: claims lost
         self.awarded: list[Any] = []         # fingerprints this shard lost, per award received
         self.next = Level()       # the next level's states held here, by key
         self.nsucc: list[int] = []   # steps generated per frontier parent (for prefixes)
@@ -198,7 +198,7 @@ class Shard:
         step_properties = list(system.step_properties.items())
         me, shards = self.me, self.shards
         seen_add = self.seen.add
-        held, own = self.held, self.own
+        candidates, held, lost = self.candidates, self.held, self.lost
         counter = self.counter
         expand = counter.expand if counter is not None else expander(system)  # as explore's
         out: list[list[int]] = [[] for _ in range(shards)]
@@ -225,10 +225,17 @@ class Shard:
                 fp = fingerprint(nxt)
                 dest = (fp >> 40) % shards
                 if dest == me:
-                    if seen_add(fp):   # (another shard's claims are weighed in ``arbitrate``)
+                    if seen_add(fp):
                         key = base | pos
-                        own += (fp, key, pfp)
+                        candidates[fp] = (key, pfp, me)
                         held[fp] = (key, nxt)
+                    else:   # another shard's claim may have come first with a larger key
+                        c = candidates.get(fp)
+                        if c is not None and (base | pos) < c[0]:
+                            key = base | pos
+                            lost[c[2]].append(fp)
+                            candidates[fp] = (key, pfp, me)
+                            held[fp] = (key, nxt)
                 elif fp not in held:   # claimed once a level
                     key = base | pos
                     held[fp] = (key, nxt)
@@ -248,7 +255,7 @@ class Shard:
             if j % POLL_EVERY == 0:
                 poll()
                 if progress is not None:
-                    progress(generated, len(own) // 3)
+                    progress(generated, len(candidates))
         for dest, batch in enumerate(out):
             if batch:
                 send(dest, (me, batch))
@@ -256,68 +263,36 @@ class Shard:
         self.expanded = True
 
     def receive(self, claims: tuple) -> None:
-        """Another shard's claims on fingerprints this shard owns, kept for ``arbitrate``:
-        ``(holder, flat)``, flat an int64 array or list of fingerprint, key, parent, ..."""
-        self.claims.append(claims)
+        """Another shard's claims on fingerprints this shard owns (smallest key wins)."""
+        holder, flat = claims
+        seen_add, candidates, lost = self.seen.add, self.candidates, self.lost
+        lost_here = lost[holder]
+        it = iter(flat)
+        get = candidates.get
+        for fp, key, pfp in zip(it, it, it, strict=True):   # (strict: whole triples)
+            c = get(fp)   # a candidate is in the seen set: a dict lookup spares seen_add
+            if c is None:
+                if seen_add(fp):
+                    candidates[fp] = (key, pfp, holder)
+                else:   # decided at an earlier level
+                    lost_here.append(fp)
+            elif key < c[0]:
+                lost[c[2]].append(fp)
+                candidates[fp] = (key, pfp, holder)
+            else:
+                lost_here.append(fp)
 
     def arbitrate(self) -> list[list[int]]:
-        """Once every claim is in: decide the new states this shard owns (the smallest key of
-        each fingerprint among its own new ones and the claims, unless seen at an earlier
-        level), record them, and return, per shard, the fingerprints it claimed or held and
-        lost (lists: the transport packs the other shards'). Losses, not wins: most claims are
-        won (on elect3m2 to depth 20 the shards held 264 K states and lost 50 K), and a shard
-        keeps what it holds unless told otherwise.
-
-        In bulk (numpy) rather than claim by claim as they come: sorting the claims by
-        fingerprint and key leaves one per fingerprint, matched against this shard's own new
-        ones by bisection; only the rest go to the seen set, in one call."""
-        import numpy as np  # imported before the workers fork (ProcessBackend): a lookup here
-
-        me, shards = self.me, self.shards
-        own = np.array(self.own, dtype=np.int64).reshape(-1, 3)
-        claims, self.claims, self.own = self.claims, [], []
-        lost: list[list[int]] = [[] for _ in range(shards)]
-        won_fps, won_parents = [own[:, 0]], [own[:, 2]]
-        if claims:
-            flat = np.concatenate([np.asarray(f, dtype=np.int64) for _, f in claims])
-            flat = flat.reshape(-1, 3)
-            holder = np.concatenate([np.full(len(f) // 3, h, dtype=np.int64)
-                                     for h, f in claims])
-            order = np.lexsort((flat[:, 1], flat[:, 0]))   # by fingerprint, then key
-            flat, holder = flat[order], holder[order]
-            fp = flat[:, 0]
-            first = np.ones(len(fp), dtype=bool)
-            first[1:] = fp[1:] != fp[:-1]
-            losers = [(fp[~first], holder[~first])]   # a smaller key claimed the same
-            flat, holder = flat[first], holder[first]
-            fp, key = flat[:, 0], flat[:, 1]
-            matched = np.zeros(len(fp), dtype=bool)
-            if len(own):
-                by_fp = np.argsort(own[:, 0])
-                mine = own[by_fp]
-                at = np.minimum(np.searchsorted(mine[:, 0], fp), len(mine) - 1)
-                matched = mine[at, 0] == fp
-                theirs_smaller = matched & (key < mine[at, 1])   # keys are distinct
-                beaten = np.zeros(len(own), dtype=bool)
-                beaten[by_fp[at[theirs_smaller]]] = True
-                lost[me] = own[beaten, 0].tolist()
-                won_fps, won_parents = [own[~beaten, 0]], [own[~beaten, 2]]
-                won = theirs_smaller
-                losers.append((fp[matched & ~won], holder[matched & ~won]))
-            else:
-                won = np.zeros(len(fp), dtype=bool)
-            rest = np.flatnonzero(~matched)
-            new = np.array(self.seen.add_many(fp[rest].tolist()), dtype=bool)
-            won[rest[new]] = True
-            losers.append((fp[rest[~new]], holder[rest[~new]]))
-            won_fps.append(fp[won])
-            won_parents.append(flat[won, 2])
-            for fps, holders in losers:
-                for h in range(shards):
-                    if h != me:
-                        lost[h] += fps[holders == h].tolist()
-        self.fps.frombytes(np.concatenate(won_fps).tobytes())
-        self.parents.frombytes(np.concatenate(won_parents).tobytes())
+        """Once every claim is in: record the new states this shard owns, and return, per
+        shard, the fingerprints it claimed or held and lost (lists: the transport packs the
+        other shards'). Losses, not wins: most claims are won (on elect3m2 to depth 20 the
+        shards held 264 K states and lost 50 K), and a shard keeps what it holds unless
+        told otherwise."""
+        candidates = self.candidates
+        self.fps.frombytes(pack(list(candidates)))   # one conversion each, not an append's
+        self.parents.frombytes(pack(list(map(_second, candidates.values()))))
+        self.candidates = {}
+        lost, self.lost = self.lost, [[] for _ in range(self.shards)]
         return lost
 
     def accept(self, award: Any) -> None:
@@ -373,9 +348,9 @@ class Shard:
 
         ``all_keys``: every shard's sorted keys as ``finish`` reported them, before any state
         moved (``give``/``take``): a key's global rank is how many keys of their union are
-        smaller, which moving states between shards does not change. What this step costs
-        beyond ranking (some 0.45 s per worker on elect3m2, ``--stats``) is mostly freeing the
-        previous level's states when the frontier is replaced, which one process pays too."""
+        smaller, which moving states between shards does not change. Replacing the frontier
+        frees what is left of the previous level's states (``release`` frees them while a
+        worker waits; before it, freeing them here cost 0.44 s per worker on elect3m2)."""
         nxt = self.next
         self.frontier = Level(global_ranks(all_keys, nxt.keys), nxt.fps, nxt.states)
         self.expanded = False

@@ -180,22 +180,6 @@ def test_fingerprint_set_behaves_like_a_set(fps, extra_zeros) -> None:
             assert table.add(fp) == (fp not in reference)
 
 
-@settings(max_examples=100, deadline=None)
-@given(st.lists(st.integers(-(2**63), 2**63 - 1), max_size=3000), st.lists(st.integers(0, 200)))
-def test_fingerprint_set_add_many_answers_as_add_one_by_one(fps, repeats) -> None:
-    """The inlined batch (``add_many``) against ``add``, repeats and 0 included, across
-    growth; the two sets hold the same fingerprints afterwards."""
-    from raftspec.checker.fingerprints import FingerprintSet
-
-    fps = fps + [fps[k % len(fps)] if fps else 0 for k in repeats]
-    one, many = FingerprintSet(capacity=4), FingerprintSet(capacity=4)
-    half = len(fps) // 2
-    expected = [one.add(fp) for fp in fps]
-    assert many.add_many(fps[:half]) + many.add_many(fps[half:]) == expected
-    assert len(many) == len(one)
-    assert [many.add(fp) for fp in range(-50, 50)] == [one.add(fp) for fp in range(-50, 50)]
-
-
 class _StartInterrupted:
     """A shard backend hit by Ctrl-C while its workers start."""
 
