@@ -21,7 +21,8 @@ worktree of an older commit with its own editable install); its exploration CPU 
 measured in the same run, alternating with ours, and printed as "vs base".
 
 ``--floor``: instead of the table, where one state's time goes against the tuple BFS: the
-generated ``expand`` alone, and every row's enumerator alone, on the model's distinct states.
+generated ``expand`` alone, every row's enumerator alone and every action call alone, on the
+model's distinct states.
 
 ``--big`` adds mid3 (benchmarks/models/mid3.yaml, 1.48M distinct states), without symmetry.
 Targets (issue 2): tiny3 <= 3 s and mid2 <= 2 s whole process without symmetry; with symmetry
@@ -255,9 +256,10 @@ def main() -> None:
                         help="an interpreter importing another checkout of raftspec: its "
                              "exploration CPU seconds, alternated with ours, as 'vs base'")
     parser.add_argument("--floor", action="store_true",
-                        help="instead of the table: the generated expand and the rows' "
-                             "enumerators alone on every distinct state, against the tuple BFS's "
-                             "whole search (where a state's time goes; no symmetry)")
+                        help="instead of the table: the generated expand, the rows' "
+                             "enumerators and the action calls, each alone on every distinct "
+                             "state, against the tuple BFS's whole search (where a state's time "
+                             "goes; no symmetry)")
     args = parser.parse_args()
     if args.floor:
         floor([MODELS / f"{name}.yaml" for name in args.models.split(",")], args.repeat)

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from array import array
 from pathlib import Path
 from unittest.mock import patch
 
@@ -233,7 +234,7 @@ def test_release_frees_only_a_level_already_expanded(count: bool) -> None:
     counting may expand them again (``prefix``); in chunks, then nothing is left to free."""
     graph = Graph({k: [k + 1, k + 2] for k in range(40)}, [0], set(), set(), set(), [], False)
     shard = parallel.Shard(graph, 0, 1, count, lambda action: action)
-    shard.load(parallel.array("q", [_mix(k) for k in range(5)]), parallel.array("q", [0] * 5),
+    shard.load(array("q", [_mix(k) for k in range(5)]), array("q", [0] * 5),
                [(rank, _mix(k), k) for rank, k in enumerate(range(5))])
     assert not shard.release(2) and len(shard.frontier.states) == 5   # not expanded yet
     shard.expand(lambda dest, claims: None, lambda: None)
