@@ -126,13 +126,29 @@ class Progress:
 
 
 class Interrupted(KeyboardInterrupt):
-    """A KeyboardInterrupt (Ctrl-C, or a signal turned into one) that stopped the walks, with
-    the exact figures of the walks completed until then (``progress``): what an interrupted run
+    """A KeyboardInterrupt (Ctrl-C, or a signal turned into one) or the caller's budget
+    (``should_stop``, whose answer is ``reason``; None for an interrupt) that stopped the walks,
+    with the exact figures of the walks completed until then (``progress``): what a stopped run
     reports, rather than the last figures its progress callback saw."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress, reason: str | None = None) -> None:
         super().__init__()
         self.progress = progress
+        self.reason = reason
+
+
+class _Budget(KeyboardInterrupt):
+    """``should_stop`` answered ``reason``: the run stops as an interrupt stops it (workers
+    asked for their exact figures, a violation being shrunk kept)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _why(stop: KeyboardInterrupt) -> str | None:
+    """The budget's reason for a stop, None for an interrupt."""
+    return stop.reason if isinstance(stop, _Budget) else None
 
 
 @attrs.frozen
@@ -260,6 +276,7 @@ def simulate(
     on_progress: Callable[[Progress], None] | None = None,
     progress_interval: float = 0.5,
     on_violation: Callable[[SimulationResult], None] | None = None,
+    should_stop: Callable[[], str | None] | None = None,
 ) -> SimulationResult:
     """Run walks ``first_walk, first_walk + walk_stride, ...`` of ``seed`` until one violates a
     property, ``time_limit`` seconds pass or ``max_walks`` walks are done.
@@ -278,7 +295,9 @@ def simulate(
     A KeyboardInterrupt while shrinking ends the shrinking, not the run: the result is the violation
     with the shortest trace found so far. ``on_violation`` is called with the violation as found,
     then with each shorter trace shrinking finds (what a parent process reports if it is interrupted
-    while this one shrinks).
+    while this one shrinks). ``should_stop`` (the caller's budget, e.g. a memory ceiling) is
+    asked between walks every ``progress_interval`` seconds: a reason (not None) stops the walks
+    as an interrupt does, with ``Interrupted`` carrying the exact figures and that reason.
 
     Runs under ``gcpolicy.search_policy``: the cells' traces keep states alive as a search's
     seen set does, and full collections would rescan them all for nothing.
@@ -319,11 +338,15 @@ def simulate(
                                cells=cells, renamings=renamings, nodes=shrink_nodes,
                                replace_depth=replace_depth)
             k += walk_stride
-            if on_progress is not None and time.perf_counter() >= next_report:
+            if time.perf_counter() >= next_report:
                 next_report = time.perf_counter() + progress_interval
-                on_progress(Progress(walks, total_steps, time.perf_counter() - started))
+                if on_progress is not None:
+                    on_progress(Progress(walks, total_steps, time.perf_counter() - started))
+                if should_stop is not None and (reason := should_stop()) is not None:
+                    raise _Budget(reason)
     except KeyboardInterrupt as stop:   # the walks completed so far, exactly
-        raise Interrupted(Progress(walks, total_steps, time.perf_counter() - started)) from stop
+        raise Interrupted(Progress(walks, total_steps, time.perf_counter() - started),
+                          _why(stop)) from stop
     return SimulationResult(seed=seed, walks=walks, steps=total_steps,
                             seconds=time.perf_counter() - started)
 
@@ -356,13 +379,15 @@ def simulate_parallel(
     max_walks: int | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     progress_interval: float = 0.5,
+    should_stop: Callable[[], str | None] | None = None,
     **options: Any,
 ) -> SimulationResult:
     """``simulate`` in ``workers`` processes: worker ``w`` runs walks ``w, w + workers, ...`` of
     the same seed (together, the walks one process would run, in another order) and shrinks
     what it finds; the first violation reported ends the others. Interrupted (KeyboardInterrupt)
-    while a worker shrinks a violation, it returns that violation with the shortest trace the
-    worker had reported.
+    or stopped by ``should_stop`` (asked here, in this process, as ``simulate`` asks it) while a
+    worker shrinks a violation, it returns that violation with the shortest trace the worker
+    had reported; otherwise it raises ``Interrupted`` with the workers' exact figures.
 
     ``make_system`` builds the system in each worker (a forked copy of this process). Which
     worker finds a violation first depends on timing, but the violating walk is named in the
@@ -372,7 +397,8 @@ def simulate_parallel(
     """
     if workers == 1:
         return simulate(make_system(), seed=seed, time_limit=time_limit, max_walks=max_walks,
-                        on_progress=on_progress, progress_interval=progress_interval, **options)
+                        on_progress=on_progress, progress_interval=progress_interval,
+                        should_stop=should_stop, **options)
     started = time.perf_counter()
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
@@ -418,18 +444,23 @@ def simulate_parallel(
                     counts[w] = (payload.walks, payload.steps)
                     if payload.violated is not None:
                         found = payload
-                if on_progress is not None and time.perf_counter() >= next_report:
+                if time.perf_counter() >= next_report:
                     next_report = time.perf_counter() + progress_interval
-                    on_progress(so_far())
+                    if on_progress is not None:
+                        on_progress(so_far())
+                    if should_stop is not None and (reason := should_stop()) is not None:
+                        raise _Budget(reason)
         except KeyboardInterrupt as stop:
             running = {w for w, p in enumerate(processes) if p.is_alive()} - done
             final = _stop_workers(processes, queue, running, counts)
             if final is not None and final.violated is not None:
                 found = final     # a worker shrinking its violation: the shortest trace it had
+                if _why(stop) is not None and final.shrink_stopped == "interrupted":
+                    found = attrs.evolve(final, shrink_stopped=_why(stop))   # (asked by us)
             elif shrinking is not None:
-                found = attrs.evolve(shrinking, shrink_stopped="interrupted")
+                found = attrs.evolve(shrinking, shrink_stopped=_why(stop) or "interrupted")
             else:
-                raise Interrupted(so_far()) from stop
+                raise Interrupted(so_far(), _why(stop)) from stop
         finally:
             _end(processes)
     total = so_far()

@@ -30,7 +30,6 @@ from raftspec.commands._contract import (
     FINDING,
     INCOMPLETE,
     Budget,
-    Stopped,
     add_memory_argument,
     check_output,
     exit_status,
@@ -132,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     show_progress = args.progress
     if show_progress is None:
         show_progress = sys.stderr.isatty() and not os.environ.get("CI") and not args.json
-    watch = _Watch(budget, _progress if show_progress else None)
+    watch = _Watch(_progress if show_progress else None)
     try:
         result = simulate_parallel(
             partial(_system, model), args.workers, seed=args.seed,
@@ -144,13 +143,14 @@ def run(args: argparse.Namespace) -> int:
             links=MessageLinks(model.protocol.schema) if args.partitions else None,
             renamings=renaming_of(model.protocol, model.config.servers) if model.symmetry
             else None,
-            on_progress=watch, progress_interval=watch.INTERVAL,
+            on_progress=watch, progress_interval=watch.INTERVAL, should_stop=budget.exceeded,
         )
         stopped = None if result.violated is not None else (
             f"time limit of {args.time_limit:g} s reached")
-    except (KeyboardInterrupt, Stopped) as stop:
-        result = watch.partial(args.seed, stop.progress if isinstance(stop, Interrupted) else None)
-        stopped = stop.reason if isinstance(stop, Stopped) else "interrupted"
+    except KeyboardInterrupt as stop:
+        exact = stop if isinstance(stop, Interrupted) else None
+        result = watch.partial(args.seed, exact.progress if exact is not None else None)
+        stopped = exact.reason if exact is not None and exact.reason else "interrupted"
     if show_progress:
         print(file=sys.stderr)
     if args.mermaid is not None and result.trace is not None:
@@ -167,17 +167,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 class _Watch:
-    """The engine's progress callback: remembers the last figures (what a run stopped by
-    --max-memory reports: the engine's own counts are lost with its stack; an interrupted engine
-    hands over its exact figures), stops the run when --max-memory is reached, and shows progress
-    every 2 s when asked."""
+    """The engine's progress callback: remembers the last figures (what a run stopped before
+    the engine could hand over its exact ones reports) and shows progress every 2 s when asked.
+    The --max-memory budget is the engine's ``should_stop``: a run it stops reports the exact
+    figures of the walks completed, and keeps a violation a worker was shrinking."""
 
     INTERVAL = 0.5
-    """Seconds between callbacks: how often memory is looked at, and how stale the figures of
-    a run stopped by --max-memory may be (the engine calls back between walks)."""
+    """Seconds between callbacks, and between two looks at the memory budget (the engine asks
+    between walks)."""
 
-    def __init__(self, budget: Budget, show: Callable[[Progress], None] | None) -> None:
-        self.budget = budget
+    def __init__(self, show: Callable[[Progress], None] | None) -> None:
         self.show = show
         self.last = Progress(0, 0, 0.0)
         self.started = time.perf_counter()
@@ -188,13 +187,11 @@ class _Watch:
         if self.show is not None and time.perf_counter() >= self.next_show:
             self.next_show = time.perf_counter() + 2.0
             self.show(p)
-        if (reason := self.budget.exceeded()) is not None:
-            raise Stopped(reason)
 
     def partial(self, seed: int, exact: Progress | None = None) -> SimulationResult:
         """The figures of a run stopped before its end: walks and steps as the engine counted
-        them when interrupted (``exact``), else as last reported (a --max-memory stop);
-        seconds as measured here."""
+        them when stopped (``exact``), else as last reported (an interrupt before the engine
+        ran its walks); seconds as measured here."""
         last = exact if exact is not None else self.last
         return SimulationResult(seed=seed, walks=last.walks, steps=last.steps,
                                 seconds=time.perf_counter() - self.started)

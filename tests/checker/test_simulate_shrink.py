@@ -319,6 +319,23 @@ def test_parallel_interrupted_while_a_worker_shrinks_reports_its_violation() -> 
     assert time.perf_counter() - started < 30
 
 
+def test_parallel_budget_while_a_worker_shrinks_keeps_its_violation() -> None:
+    """The caller's budget (``should_stop``: --max-memory) running out while a worker shrinks
+    a violation ends the run as Ctrl-C does: the violation is kept with the shortest trace the
+    worker had, and says what stopped its shrinking. (Before, the budget's exception left
+    through the progress callback and the run reported no violation at all.)"""
+    started = time.perf_counter()
+
+    def budget() -> str | None:
+        return "memory limit" if time.perf_counter() - started > 2.0 else None
+
+    result = simulate_parallel(Stalling, 2, seed=1, depth=20, time_limit=None,
+                               should_stop=budget, progress_interval=0.2)
+    assert result.violated == "planted" and result.shrink_stopped == "memory limit"
+    assert violates(Handoff(), result.trace, "planted")
+    assert time.perf_counter() - started < 30
+
+
 def test_the_command_interrupted_while_shrinking_prints_the_violation_and_exits_1(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """Ctrl-C while shrinking (here: after the shrinker's first gain, a loop cut): the command
@@ -384,11 +401,13 @@ class Chain:
         return hash(state)
 
 
+@pytest.mark.parametrize("how", ["ctrl-c", "budget"])
 @pytest.mark.parametrize("workers", [1, 2])
-def test_interrupted_walks_report_exactly_the_walks_completed(workers: int) -> None:
-    """Ctrl-C during the walks: the figures are those of the walks completed when it came (each
-    worker asked for its own), not the last progress report's, which lag by up to a second of
-    walking (thousands of walks here). Checked against the walks begun and the steps taken."""
+def test_interrupted_walks_report_exactly_the_walks_completed(workers: int, how: str) -> None:
+    """Ctrl-C during the walks, or the caller's budget (``should_stop``, as --max-memory): the
+    figures are those of the walks completed when it came (each worker asked for its own), not
+    the last progress report's, which lag by up to a second of walking (thousands of walks
+    here). Checked against the walks begun and the steps taken."""
     import multiprocessing
     import os
     import signal
@@ -401,14 +420,22 @@ def test_interrupted_walks_report_exactly_the_walks_completed(workers: int) -> N
     # Ctrl-C's own handler, whatever this process inherited (a background job ignores SIGINT)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
+    stop_at = time.perf_counter() + 1.5
+
+    def budget() -> str | None:
+        return "over budget" if time.perf_counter() >= stop_at else None
+
+    if how == "ctrl-c":
+        timer.start()
     try:
         with pytest.raises(Interrupted) as stopped:
             simulate_parallel(lambda: Chain(calls, begun, slots), workers, depth=depth,
-                              time_limit=30, shrink=False, progress_interval=0.5)
+                              time_limit=30, shrink=False, progress_interval=0.5,
+                              should_stop=budget if how == "budget" else None)
     finally:
         timer.cancel()
         signal.signal(signal.SIGINT, previous)
+    assert stopped.value.reason == (None if how == "ctrl-c" else "over budget")
     progress = stopped.value.progress
     # every walk completed, plus at most one unfinished walk per worker
     assert progress.walks > 100
