@@ -157,8 +157,9 @@ class SimulationResult:
 
     ``trace`` is the (shrunk) path from an initial state to the violating state as
     (action, state) pairs, the first action ``None``; for a step property the last pair is the
-    violating step. ``shrink_stopped`` says why shrinking ended early (Ctrl-C: the trace is
-    then the shortest found so far, a real violating trace all the same).
+    violating step. ``shrink_stopped`` says why shrinking ended early ("interrupted": Ctrl-C or
+    a stop signal; else the reason of the caller's budget, ``should_stop``): the trace is then
+    the shortest found so far, a real violating trace all the same.
     ``original_length`` is the length in states of the walk prefix that first
     violated a property, before shrinking (which may end at another property's violation).
     A simulation without a violation is never a proof:

@@ -257,8 +257,10 @@ def _print_summary(model: Model, args: argparse.Namespace, result: SimulationRes
     if result.trace is not None:
         shrunk = ("" if not args.shrink else
                   f", shrunk to {len(result.trace)} states in {result.shrink_seconds:.1f} s")
-        if result.shrink_stopped is not None:
-            shrunk += f" before shrinking was {result.shrink_stopped}"
+        if result.shrink_stopped == "interrupted":
+            shrunk += " before shrinking was interrupted"
+        elif result.shrink_stopped is not None:   # a budget: its reason
+            shrunk += f" before shrinking stopped: {result.shrink_stopped}"
         print(f"\nVIOLATION of {result.violated} found by walk {result.walk} after "
               f"{result.seconds:.2f} s (walk prefix {result.original_length} states{shrunk}):\n")
         print_counterexample(result.trace, model.protocol)
