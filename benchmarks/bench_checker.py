@@ -168,28 +168,27 @@ while level:
             states.append(s)
             nxt += [t for _, t in system.expand(s)[1]]
     level = nxt
-rows = [(row.arguments, tuple(p.kind for p in row.params) == (MESSAGE,))
-        for row in system.protocol.rows]
+rows = [(row.arguments, tuple(p.kind for p in row.params) == (MESSAGE,), row.apply,
+         system.protocol.beyond(row, c)) for row in system.protocol.rows]
 calls_made = []   # every action call expand makes: (action, state, arguments)
 for s in states:
-    for row in system.protocol.rows:
-        test = system.protocol.beyond(row, c)
-        for args in row.arguments(s, c):
-            if test is None or not test(s, *args):
-                calls_made.append((row.apply, s, args))
+    for arguments, _, apply, beyond in rows:
+        for args in arguments(s, c):
+            if beyond is None or not beyond(s, *args):
+                calls_made.append((apply, s, args))
 del seen, level
 gc.collect()
 gc.freeze()   # the states kept here are not the searches' garbage: no collection scans them
 def enumerators():
     for s in states:
-        for arguments, needs_message in rows:
+        for arguments, needs_message, _, _ in rows:
             if needs_message and not s[1]:
                 continue
             for _ in arguments(s, c):
                 pass
 def calls():
     for s in states:
-        for arguments, needs_message in rows:
+        for arguments, needs_message, _, _ in rows:
             if needs_message and not s[1]:
                 continue
             len((s, c))

@@ -477,6 +477,14 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
                 return
             take(message)
 
+    def wait() -> None:
+        """While waiting for other shards: free a chunk of the expanded level and take what has
+        come, or, with nothing left to free, block for the next message."""
+        if shard.release(RELEASE):
+            poll()
+        else:
+            take(inbox.get())
+
     def send(dest: int, claims: tuple) -> None:
         holder, flat = claims
         inboxes[dest].put((CLAIMS, holder, pack(flat)))
@@ -520,10 +528,7 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
                 for dest in others:
                     inboxes[dest].put((DONE,))
                 while done_from < shards - 1:
-                    if shard.release(RELEASE):
-                        poll()
-                    else:
-                        take(inbox.get())
+                    wait()
                 timing.lap("wait_claims")
                 awards = shard.arbitrate()
                 for dest in others:
@@ -532,10 +537,7 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
                 shard.accept(awards[me])
                 timing.lap("arbitrate")
                 while awards_from < shards - 1:
-                    if shard.release(RELEASE):
-                        poll()
-                    else:
-                        take(inbox.get())
+                    wait()
                 timing.lap("wait_awards")
                 counters[2 * me] = shard.generated
                 reply = shard.finish(pending)
