@@ -1,7 +1,8 @@
 """Explicit-state checker speed and memory on the conformance models, against two baselines.
 
-For each model, with and without symmetry, this runs ``raftspec check --json`` as a whole
-process and, measured in the same run:
+For each model, with and without symmetry, this runs ``raftspec check --workers 1 --json`` as
+a whole process (one process, like every baseline here; ``check`` alone uses every core) and,
+measured in the same run:
 
 - the independent tuple BFS (``benchmarks/tuple_bfs.py``: written from SEMANTICS.md alone, plain
   tuples, no attrs, 64-bit fingerprints, every property checked, TLC's counts reproduced): the
@@ -101,11 +102,18 @@ print(result.distinct_states, tracemalloc.get_traced_memory()[1])
 """
 
 
+def tlc_column(name: str, symmetry: bool) -> str:
+    """TLC's published seconds for the model's plain run, blank where there is none."""
+    seconds = None if symmetry else TLC_SECONDS.get(name)
+    return f"{seconds:>6.1f}" if seconds is not None else f"{'':>6}"
+
+
 def run_ours(model: Path, symmetry: bool) -> tuple[dict, float]:
     flag = "--symmetry" if symmetry else "--no-symmetry"
     started = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "raftspec", "check", str(model), flag, "--json", "--quiet"],
+        [sys.executable, "-m", "raftspec", "check", str(model), flag, "--workers", "1", "--json",
+         "--quiet"],
         capture_output=True, text=True, cwd=ROOT,
     )
     wall = time.perf_counter() - started
@@ -309,16 +317,16 @@ def main() -> None:
                 f"{per_state:>11.0f} {tuple_cpu:>8.2f} {vs_tuple} {vs_base} "
                 f"{base_seconds:>7.2f} {wall / base_seconds:>10.2f} "
                 f"{peak / base_peak:>9.2f} "
-                f"{TLC_SECONDS.get(name, float('nan')) if not symmetry else float('nan'):>6.1f}"
+                f"{tlc_column(name, symmetry)}"
                 f"{cost_note}"
             )
-    print("\nseconds: whole process (wall); explore s: exploration CPU seconds; fastest of "
-          "--repeat runs; tuple s: the independent tuple BFS's exploration CPU seconds, every "
-          "property checked; vs tuple = explore s / tuple s; vs base = explore s / the "
-          "--baseline-python checkout's explore s (fastest of as many alternated runs); "
-          "base: naive BFS over a set of "
-          "reference States (same run), time ratio = seconds / base s, mem ratio = peak / "
-          "base peak; TLC s: published, not measured here")
+    print("\nseconds: whole process (wall, --workers 1); explore s: exploration CPU seconds; "
+          "fastest of --repeat runs; tuple s: the independent tuple BFS's exploration CPU "
+          "seconds, every property checked; vs tuple = explore s / tuple s; vs base = "
+          "explore s / the --baseline-python checkout's explore s (fastest of as many "
+          "alternated runs); base: naive BFS over a set of reference States (same run), "
+          "time ratio = seconds / base s, mem ratio = peak / base peak; TLC s: published, "
+          "not measured here")
 
 
 if __name__ == "__main__":
