@@ -65,6 +65,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from multiprocessing import connection
 from operator import itemgetter
 from typing import Any
 
@@ -698,35 +699,57 @@ class ProcessBackend:
         return [p.pid for p in self.processes if p.pid is not None]
 
     def call(self, shard: int, command: str, arg: Any = None) -> Any:
-        self.pipes[shard].send((command, arg))
-        return self._reply(shard)
+        self._send(shard, (command, arg))
+        return self._replies([shard])[0]
 
     def call_all(self, command: str, args: list[Any], watch: Callable[[], None] | None = None
                  ) -> list[Any]:
-        for pipe, arg in zip(self.pipes, args, strict=True):
-            pipe.send((command, arg))
-        if watch is not None:
-            waiting = set(range(self.shards))
-            while waiting:
-                for s in list(waiting):
-                    if self.pipes[s].poll(0.02):
-                        waiting.discard(s)
-                if waiting:
-                    watch()
-        return [self._reply(s) for s in range(self.shards)]
+        for s, arg in enumerate(args):
+            self._send(s, (command, arg))
+        return self._replies(list(range(self.shards)), watch)
+
+    def _send(self, shard: int, message: tuple) -> None:
+        try:
+            self.pipes[shard].send(message)
+        except OSError:   # its end is closed: the worker is gone
+            raise self._died(shard) from None
+
+    def _replies(self, shards: list[int], watch: Callable[[], None] | None = None) -> list[Any]:
+        """The listed shards' replies, in order, calling ``watch`` every 20 ms while waiting.
+        Any worker that exits meanwhile ends the wait with a ``WorkerError``: the others may be
+        waiting for its claims, and would wait for ever."""
+        replies: dict[int, Any] = {}
+        waiting = {self.pipes[s]: s for s in shards}
+        sentinels = {p.sentinel: s for s, p in enumerate(self.processes)}
+        while waiting:
+            ready = connection.wait([*waiting, *sentinels],
+                                    timeout=0.02 if watch is not None else None)
+            for obj in ready:   # a reply is read even if its worker exited after sending it
+                if obj in waiting:
+                    s = waiting.pop(obj)
+                    replies[s] = self._reply(s)
+            for obj in ready:
+                if obj in sentinels:
+                    raise self._died(sentinels[obj])
+            if waiting and watch is not None:
+                watch()
+        return [replies[s] for s in shards]
 
     def _reply(self, shard: int) -> Any:
         try:
             status, value = self.pipes[shard].recv()
-        except EOFError:
-            process = self.processes[shard]
-            process.join(1.0)
-            code = process.exitcode
-            raise WorkerError(f"worker {shard} died (exit code {code})",
-                              killed=code is not None and code < 0) from None
+        except (EOFError, OSError):   # OSError: reset, the worker died with input unread
+            raise self._died(shard) from None
         if status == "error":
             raise WorkerError(value)
         return value
+
+    def _died(self, shard: int) -> WorkerError:
+        process = self.processes[shard]
+        process.join(1.0)
+        code = process.exitcode
+        return WorkerError(f"worker {shard} died (exit code {code})",
+                           killed=code is not None and code < 0)
 
     def progress(self) -> tuple[int, int]:
         """(steps generated, new states) so far in the current level, over all shards."""
@@ -941,9 +964,16 @@ def run_sharded(system: Any, backend: Any, handed: dict, *, count_actions: bool,
             if on_progress is not None:
                 on_progress(Progress(distinct, generated, frontier_size, depth,
                                      time.perf_counter() - started))
-    except (_Stop, KeyboardInterrupt) as stop:
+    except (_Stop, KeyboardInterrupt, WorkerError) as stop:
+        if isinstance(stop, WorkerError) and not stop.killed:
+            raise   # a shard's own error (an exception in its code): not a stop
         complete = False
-        stopped = stop.reason if isinstance(stop, _Stop) else "interrupted"
+        if isinstance(stop, _Stop):
+            stopped = stop.reason
+        elif isinstance(stop, WorkerError):   # killed (the OOM killer, a user): no verdict
+            stopped = str(stop)
+        else:
+            stopped = "interrupted"
         if isinstance(stop, _Stop) and stop.reason.startswith("max_states"):
             found_so_far = witnesses()   # the shards are idle and can answer
         else:

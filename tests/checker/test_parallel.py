@@ -35,6 +35,7 @@ from raftspec.spec.model import load_model
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "spec" / "models"
 TINY2 = MODELS / "conformance" / "tiny2.yaml"
+TINY3 = MODELS / "conformance" / "tiny3.yaml"
 QUORUM = MODELS / "mutant_quorum_off_by_one.yaml"
 ELECT3M2 = ROOT / "benchmarks" / "models" / "elect3m2.yaml"
 
@@ -395,3 +396,62 @@ def test_stats_account_for_every_level_and_step(tmp_path: Path,
         assert totals["expand_wall"] > 0 and totals["claims_sent"] > 0
         assert totals["bytes_sent"] >= 24 * totals["claims_sent"]
     assert not multiprocessing.active_children()
+
+
+class _KillingBackend(parallel.ProcessBackend):
+    """Worker processes, one of which is killed (SIGKILL, as the OOM killer does) at the third
+    level: once every worker has been sent it (``mid_level``: the others then expand it and
+    wait for the dead one's claims), or just before it is sent."""
+
+    mid_level = True
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.levels = 0
+
+    def call_all(self, command: str, args: list, watch=None) -> list:   # noqa: ANN001
+        if command == "level":
+            self.levels += 1
+            if self.levels == 3 and not self.mid_level:
+                self._kill()
+        return super().call_all(command, args, watch)
+
+    def _send(self, shard: int, message: tuple) -> None:
+        super()._send(shard, message)
+        if (self.mid_level and self.levels == 3 and message[0] == "level"
+                and shard == self.shards - 1):
+            self._kill()
+
+    def _kill(self) -> None:
+        os.kill(self.processes[1].pid, signal.SIGKILL)
+        self.processes[1].join(5)
+
+
+@pytest.mark.parametrize("mid_level", [True, False])
+def test_a_killed_worker_ends_the_search_without_a_verdict(mid_level: bool) -> None:
+    """The others may be waiting for its claims: the search must not wait with them. It ends
+    as a budget does: incomplete, saying which worker died, the figures so far, no process
+    left. (Before: the coordinator took the dead worker's closed pipe for an answer and waited
+    for ever for the survivor, itself waiting for the dead worker's claims.)"""
+    backend = type("Killing", (_KillingBackend,), {"mid_level": mid_level})
+    system = ProtocolSystem(load_model(TINY3))
+    started = time.perf_counter()
+    result = explore(system, workers=2, parallel_from=1, backend=backend,
+                     deadline=time.perf_counter() + 60)   # a safety net: a hang fails, slowly
+    assert time.perf_counter() - started < 30
+    assert result.complete is False
+    assert result.stopped == "worker 1 died (exit code -9)"
+    assert result.violated is None
+    assert 0 < result.distinct_states < 61_805
+    assert not multiprocessing.active_children()
+
+
+def test_a_killed_worker_is_exit_3_with_the_json_report(capsys: pytest.CaptureFixture,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(explore_module, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(parallel, "ProcessBackend", _KillingBackend)
+    code, report = _check_json(capsys, str(TINY2), "--workers", "2", "--time-limit", "60")
+    assert code == 3
+    assert report["complete"] is False
+    assert report["stopped"] == "worker 1 died (exit code -9)"
+    assert 0 < report["distinct_states"] < 1_645
