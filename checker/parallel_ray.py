@@ -20,6 +20,7 @@ version (Ray requires one Python version across a cluster anyway).
 from __future__ import annotations
 
 import contextlib
+import signal
 from array import array
 from collections.abc import Callable
 from typing import Any
@@ -175,6 +176,9 @@ def ray_backend(address: str | None, make_system: Callable[[], Any],
              reachable: Any) -> RayBackend:
         owns = not ray.is_initialized()
         if owns:
+            # ray.init installs its own SIGTERM handler (it aborted the process: exit 134, a C
+            # stack dump): the caller's handlers, e.g. the CLI's stop on SIGTERM, are put back
+            handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
             try:
                 ray.init(address=address, num_cpus=num_cpus if address is None else None,
                          include_dashboard=False, log_to_driver=False,
@@ -182,6 +186,11 @@ def ray_backend(address: str | None, make_system: Callable[[], Any],
             except (ConnectionError, RuntimeError, ValueError) as err:
                 raise RaftspecError(f"cannot start or reach Ray at {address or 'local'}: "
                                     f"{err}", field="--ray") from None
+            finally:
+                for sig, handler in handlers.items():
+                    if handler is not None:   # None: not set from Python, nothing to restore
+                        with contextlib.suppress(ValueError):   # not the main thread
+                            signal.signal(sig, handler)
         return RayBackend(ray, make_system, shards, count_actions, owns)
 
     return make

@@ -5,6 +5,7 @@ for the whole file: it takes seconds."""
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from unittest.mock import patch
 
@@ -24,12 +25,23 @@ def test_ray_shards_report_what_one_worker_reports(capsys: pytest.CaptureFixture
     assert main(["check", str(QUORUM), "--workers", "1", "--per-action", "--json",
                  "--quiet"]) == 1
     one = json.loads(capsys.readouterr().out)
+    handlers_in_search = []
+    run_sharded = parallel.run_sharded
+
+    def recording(*args: object, **kwargs: object) -> object:
+        handlers_in_search.append(signal.getsignal(signal.SIGTERM))
+        return run_sharded(*args, **kwargs)
+
     # every level evened out (states given from actor to actor) whenever the shares differ
-    with patch.object(parallel, "BALANCE_FROM", 1), patch.object(parallel, "BALANCE_SLACK", 0):
+    with patch.object(parallel, "BALANCE_FROM", 1), patch.object(parallel, "BALANCE_SLACK", 0), \
+            patch.object(parallel, "run_sharded", recording):
         assert main(["check", str(QUORUM), "--ray", "--workers", "2", "--per-action",
                      "--json", "--quiet"]) == 1
     two = json.loads(capsys.readouterr().out)
     assert not ray.is_initialized(), "the local Ray instance was not shut down"
+    # SIGTERM (a CI job's timeout) still stops the search as Ctrl-C does: ray.init had replaced
+    # the command's handler with one that aborted the process (exit 134)
+    assert [h.__module__ for h in handlers_in_search] == ["raftspec.cli"]
     assert two["workers"] == 2
     assert one["violated"] == "election_safety" and len(one["counterexample"]) == 11
     for key in ("verdict", "distinct_states", "states_generated", "depth", "violated",
