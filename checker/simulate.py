@@ -137,9 +137,10 @@ class Interrupted(KeyboardInterrupt):
         self.reason = reason
 
 
-class _Budget(KeyboardInterrupt):
-    """``should_stop`` answered ``reason``: the run stops as an interrupt stops it (workers
-    asked for their exact figures, a violation being shrunk kept)."""
+class _Stop(KeyboardInterrupt):
+    """``should_stop`` answered ``reason``, or a worker died without its result: the run
+    stops as an interrupt stops it (workers asked for their exact figures, a violation being
+    shrunk kept)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -147,8 +148,8 @@ class _Budget(KeyboardInterrupt):
 
 
 def _why(stop: KeyboardInterrupt) -> str | None:
-    """The budget's reason for a stop, None for an interrupt."""
-    return stop.reason if isinstance(stop, _Budget) else None
+    """The reason for a stop (a budget's, a dead worker's), None for an interrupt."""
+    return stop.reason if isinstance(stop, _Stop) else None
 
 
 @attrs.frozen
@@ -344,7 +345,7 @@ def simulate(
                 if on_progress is not None:
                     on_progress(Progress(walks, total_steps, time.perf_counter() - started))
                 if should_stop is not None and (reason := should_stop()) is not None:
-                    raise _Budget(reason)
+                    raise _Stop(reason)
     except KeyboardInterrupt as stop:   # the walks completed so far, exactly
         raise Interrupted(Progress(walks, total_steps, time.perf_counter() - started),
                           _why(stop)) from stop
@@ -430,8 +431,8 @@ def simulate_parallel(
                 try:
                     kind, w, payload = queue.get(timeout=min(progress_interval, STOP_POLL))
                 except Empty:
-                    if not any(p.is_alive() for p in processes):
-                        raise RuntimeError("every simulation worker died") from None
+                    stops.check()   # a stop signal sent to the whole group kills the workers
+                    _dead_without_result(processes, done)
                     kind, w, payload = "none", -1, None
                 if kind == "violation":
                     if shrinking is None or shrinking.walk == payload.walk:
@@ -450,7 +451,7 @@ def simulate_parallel(
                     if on_progress is not None:
                         on_progress(so_far())
                     if should_stop is not None and (reason := should_stop()) is not None:
-                        raise _Budget(reason)
+                        raise _Stop(reason)
         except KeyboardInterrupt as stop:
             running = {w for w, p in enumerate(processes) if p.is_alive()} - done
             final = _stop_workers(processes, queue, running, counts)
@@ -469,6 +470,16 @@ def simulate_parallel(
         return SimulationResult(seed=seed, walks=total.walks, steps=total.steps,
                                 seconds=total.seconds)
     return attrs.evolve(found, walks=total.walks, steps=total.steps)
+
+
+def _dead_without_result(processes: list[Any], done: set[int]) -> None:
+    """Stop the run (``_Stop``) if a worker has exited without sending its result: killed from
+    outside (the OOM killer, a user). Asked when the queue is empty, so a worker that sent its
+    result and exited has had it read. (Before, the others ran on to their time limit and the
+    run then ended as an internal error, "every simulation worker died", their figures lost.)"""
+    for w, process in enumerate(processes):
+        if w not in done and process.exitcode is not None:
+            raise _Stop(f"simulation worker {w} died (exit code {process.exitcode})")
 
 
 STOP_POLL = 0.1

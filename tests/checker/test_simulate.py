@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import multiprocessing
+import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import attrs
@@ -15,6 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from raftspec.checker.simulate import (
+    Interrupted,
+    Progress,
     SwarmSettings,
     replay,
     shrink_trace,
@@ -154,6 +161,33 @@ def test_a_violating_walk_replays_alone_from_its_index() -> None:
     alone = simulate(system, seed=1, first_walk=found.walk, max_walks=1, time_limit=None,
                      action_name=ProtocolSystem.action_name, settings=RAFT, shrink=False)
     assert alone.trace == found.trace
+
+
+def test_a_killed_worker_stops_the_run_with_the_others_exact_figures() -> None:
+    """A worker killed from outside (SIGKILL, as the OOM killer does) stops the run as a budget
+    does, saying which worker died; the other worker is asked for its exact figures. (Before,
+    the other ran on to its time limit and the run then failed as an internal error, "every
+    simulation worker died".)"""
+    system = ProtocolSystem(load_model(MODELS_DIR / "conformance" / "tiny2.yaml"))
+    victims: list[int] = []
+
+    def kill_one(_: Progress) -> None:
+        if not victims:
+            victim = multiprocessing.active_children()[-1]
+            os.kill(victim.pid, signal.SIGKILL)
+            victims.append(victim.pid)
+
+    started = time.perf_counter()
+    with pytest.raises(Interrupted) as stop:
+        simulate_parallel(lambda: system, 2, seed=1, time_limit=60, on_progress=kill_one,
+                          progress_interval=0.2, action_name=ProtocolSystem.action_name,
+                          settings=RAFT)
+    assert time.perf_counter() - started < 30
+    assert victims
+    assert stop.value.reason is not None
+    assert re.fullmatch(r"simulation worker [01] died \(exit code -9\)", stop.value.reason)
+    assert stop.value.progress.walks > 0
+    assert not multiprocessing.active_children()
 
 
 def test_no_violation_is_incomplete_never_ok() -> None:
