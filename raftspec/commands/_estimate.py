@@ -8,24 +8,36 @@ bound at most ~10^9, symbolic size at most ~10^3) from a typo such as ``max_term
 
 from __future__ import annotations
 
+import math
 import sys
 
 from raftspec.protocol.errors import RaftspecError
 from raftspec.reference.config import Config
 
-EXPLICIT_WARN = 10**10
-"""Above this upper bound on per-server states, ``check`` warns (the bundled models: < 10^9)."""
+EXPLICIT_WARN = 10
+"""Above 10^this upper bound on per-server states, ``check`` warns (the bundled models: < 10^9)."""
 
 SYMBOLIC_LIMIT = 10**6
 """Above this many Z3 terms per unrolled state, ``bmc`` and ``induct`` refuse the model."""
 
 
-def explicit_bound(c: Config) -> int:
-    """An upper bound on the distinct states counting each server's own variables only (term,
-    role, vote, log, commit index), the message bag left out: (per-server combinations)^N."""
-    logs = sum((c.max_term * c.values) ** k for k in range(c.max_log_length + 1))
-    per_server = (c.max_term + 1) * 3 * (c.servers + 1) * logs * (c.max_log_length + 1)
-    return per_server ** c.servers
+def explicit_bound_log10(c: Config) -> float:
+    """The decimal logarithm of an upper bound on the distinct states counting each server's
+    own variables only (term, role, vote, log, commit index), the message bag left out:
+    (per-server combinations)^N. In logarithms, as the bound itself may have more digits than
+    Python turns into a string (``max_term: 1000000`` and long logs: thousands)."""
+    entries = c.max_term * c.values   # one log entry's choices
+    length = c.max_log_length
+    # the logs: sum over k <= length of entries^k = (entries^(length+1) - 1) / (entries - 1)
+    if entries <= 1:
+        logs = math.log10(length + 1)
+    elif (length + 1) * math.log10(entries) < 1_000:   # exactly, while the integer is small
+        logs = math.log10((entries ** (length + 1) - 1) // (entries - 1))
+    else:
+        logs = (length + 1) * math.log10(entries) - math.log10(entries - 1)
+    per_server = (math.log10(c.max_term + 1) + math.log10(3) + math.log10(c.servers + 1) + logs
+                  + math.log10(length + 1))
+    return per_server * c.servers
 
 
 def symbolic_size(c: Config) -> int:
@@ -39,9 +51,9 @@ def symbolic_size(c: Config) -> int:
 
 
 def warn_if_large(c: Config, command: str) -> None:
-    bound = explicit_bound(c)
-    if bound > EXPLICIT_WARN:
-        print(f"raftspec {command}: warning: these bounds allow up to ~10^{len(str(bound)) - 1} "
+    digits = explicit_bound_log10(c)
+    if digits > EXPLICIT_WARN:
+        print(f"raftspec {command}: warning: these bounds allow up to ~10^{int(digits)} "
               "states (a crude upper bound from the servers' own variables); the run stops "
               "at --max-memory / --time-limit with exit 3", file=sys.stderr, flush=True)
 
