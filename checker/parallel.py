@@ -72,6 +72,7 @@ from typing import Any
 from raftspec.checker.explore import ActionCounter, expander, step_at
 from raftspec.checker.fingerprints import FingerprintSet
 from raftspec.checker.gcpolicy import level_done, set_search_policy
+from raftspec.protocol.errors import RaftspecError
 
 KEY_BITS = 24
 """A key is rank << KEY_BITS | index of the step among its parent's steps."""
@@ -678,22 +679,27 @@ class ProcessBackend:
         # lock would leave the coordinator waiting for it for ever when it ends the search
         self.stop = ctx.RawValue("b", 0)
         self.counters = ctx.Array("q", 2 * shards, lock=False)
-        inboxes = [ctx.Queue() for _ in range(shards)]
-        gift_boxes = [ctx.SimpleQueue() for _ in range(shards)]   # written synchronously
+        self.inboxes: list[Any] = []
+        self.gift_boxes: list[Any] = []
         self.pipes = []
         self.processes = []
-        for me in range(shards):
-            ours, theirs = ctx.Pipe()
-            process = ctx.Process(
-                target=_worker, name=f"raftspec-shard-{me}", daemon=True,
-                args=(me, shards, system, count_actions, action_name, reachable, theirs, inboxes,
-                      gift_boxes, self.counters, self.stop))
-            process.start()
-            theirs.close()
-            self.pipes.append(ours)
-            self.processes.append(process)
-        self.inboxes = inboxes
-        self.gift_boxes = gift_boxes
+        try:   # some 8 file descriptors a worker, and a process each
+            self.inboxes = [ctx.Queue() for _ in range(shards)]
+            self.gift_boxes = [ctx.SimpleQueue() for _ in range(shards)]   # written at once
+            for me in range(shards):
+                ours, theirs = ctx.Pipe()
+                self.pipes.append(ours)
+                process = ctx.Process(
+                    target=_worker, name=f"raftspec-shard-{me}", daemon=True,
+                    args=(me, shards, system, count_actions, action_name, reachable, theirs,
+                          self.inboxes, self.gift_boxes, self.counters, self.stop))
+                process.start()
+                theirs.close()
+                self.processes.append(process)
+        except OSError as err:   # out of file descriptors or processes: a user's --workers
+            self.close()
+            raise RaftspecError(f"cannot start {shards:,} worker processes ({err.strerror or err}"
+                                f"); use fewer", field="--workers") from None
 
     def pids(self) -> list[int]:
         return [p.pid for p in self.processes if p.pid is not None]

@@ -59,6 +59,7 @@ import attrs
 
 from raftspec.checker.explore import System
 from raftspec.checker.gcpolicy import searching
+from raftspec.protocol.errors import RaftspecError
 
 Trace = list[tuple[Any, Any]]
 Links = Callable[[Any, Any, Any], Sequence[Hashable]]
@@ -424,8 +425,13 @@ def simulate_parallel(
     next_report = started + progress_interval
     with _DeferredStops() as stops:    # a stop while the workers start: raised once they run
         try:
-            for process in processes:
-                process.start()
+            try:
+                for process in processes:
+                    process.start()
+            except OSError as err:   # out of processes or memory: a user's --workers
+                raise RaftspecError(f"cannot start {workers:,} worker processes "
+                                    f"({err.strerror or err}); use fewer",
+                                    field="--workers") from None
             while len(done) < workers and found is None:
                 stops.check()
                 try:
@@ -612,6 +618,9 @@ def _worker(
             answer = ("error", first, traceback.format_exc())
     except KeyboardInterrupt:   # the stop came outside the walks: the answer as it stands
         pass
+    # the answer is final: a stop asked from now on (the parent asks every worker still
+    # running) must not land in the put, nor in the exit's joining of the queue's thread
+    signal.signal(STOP_SIGNAL, signal.SIG_IGN)
     queue.put(answer)
 
 

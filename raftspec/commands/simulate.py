@@ -33,6 +33,7 @@ from raftspec.commands._contract import (
     add_memory_argument,
     check_output,
     exit_status,
+    seconds,
 )
 from raftspec.protocol.errors import RaftspecError
 from raftspec.spec.model import Model, default_model_path, load_model
@@ -77,7 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "model", nargs="?", type=Path,
         help=f"model file (default: the bundled {default_model_path().name})",
     )
-    parser.add_argument("--time-limit", type=float, default=60.0, metavar="S",
+    parser.add_argument("--time-limit", type=seconds, default=60.0, metavar="S",
                         help="stop after S seconds without a violation (default: 60)")
     parser.add_argument("--seed", type=int, default=0, metavar="N",
                         help="seed of the walks' random choices (default: 0)")
@@ -123,8 +124,6 @@ def run(args: argparse.Namespace) -> int:
     _positive(args.workers, "--workers")
     _positive(args.seed, "--seed", low=0)
     _positive(args.shrink_nodes, "--shrink-nodes", low=400)
-    if not args.time_limit > 0:
-        raise RaftspecError(f"must be > 0, got {args.time_limit:g}", field="--time-limit")
     check_output(args.mermaid, "--mermaid")
     model = load_model(args.model if args.model is not None else default_model_path())
     hints = model.protocol.simulation

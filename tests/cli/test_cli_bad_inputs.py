@@ -60,6 +60,9 @@ CASES: dict[str, tuple[list[str], set[int]]] = {
                                     {2}),
     "simulate-mermaid-directory": (["simulate", "{tiny2}", "--mermaid", "{dir}"], {2}),
     "simulate-time-limit-0": (["simulate", "{tiny2}", "--time-limit", "0"], {2}),
+    # accepted before, and --json then printed "time_limit": Infinity, not JSON
+    "simulate-time-limit-inf": (["simulate", "{tiny2}", "--time-limit", "inf", "--json"], {2}),
+    "simulate-time-limit-nan": (["simulate", "{tiny2}", "--time-limit", "nan", "--json"], {2}),
     # matrix
     "matrix-missing": (["matrix", "{tiny2}", "{missing}"], {2}),
     "matrix-time-limit-negative": (["matrix", "{tiny2}", "--time-limit", "-1"], {2}),

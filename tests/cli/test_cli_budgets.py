@@ -306,3 +306,23 @@ def test_lincheck_a_failing_key_decides_even_when_other_keys_run_out() -> None:
     result = check_history(ops, "kv", should_stop=lambda: "budget" if looks.append(1) or len(
         looks) > 50 else None)
     assert result.linearizable is False and result.failing_keys == ("other",)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="sets the file-descriptor limit (resource)")
+def test_more_workers_than_the_machine_can_start_is_a_usage_error() -> None:
+    """Each worker takes some 8 file descriptors: past the limit, --workers is the user's to
+    lower (exit 2, one line), not an internal error (exit 4, before)."""
+    import resource
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(
+            resource.RLIMIT_NOFILE)[1]))
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "raftspec", "check", str(MODELS_DIR / "conformance" / "msgs2.yaml"),
+         "--workers", "200", "--json"],
+        capture_output=True, text=True, timeout=120, preexec_fn=low_limit)
+    assert proc.returncode == 2, proc.stderr
+    assert "--workers: cannot start 200 worker processes (Too many open files); use fewer" \
+        in proc.stderr
+    assert "Traceback" not in proc.stderr
