@@ -221,6 +221,9 @@ def explore(
             moves = _append_move(moves, k)
             check(state, len(parents) - 1)
             level.append(state, len(parents) - 1)
+            if max_states is not None and len(parents) >= max_states:
+                depth = 1   # the initial states are level 1
+                raise _Stop(f"max_states {max_states:,} reached")
 
         next_report = started + progress_interval
         while level:

@@ -252,8 +252,9 @@ def _json_report(model: Model, system: ProtocolSystem, result: Result, peak: int
 
 
 def _reachable_json(model: Model, result: Result) -> dict:
-    """Per reachability property: reached (with depth and witness), never reached, or unknown
-    (the search stopped at a violation first)."""
+    """Per reachability property: reached (with depth and witness), never reached, not
+    reached within the --max-depth chosen, or unknown (the search stopped at a violation, a
+    budget or an interrupt before deciding it)."""
     out = {}
     witnesses = result.witnesses or {}
     for name in model.reachable:
@@ -261,7 +262,7 @@ def _reachable_json(model: Model, result: Result) -> dict:
             trace = witnesses[name]
             out[name] = {"status": "reached", "depth": len(trace),
                          "witness": counterexample_json(trace, model.protocol)}
-        elif result.violated is not None:
+        elif result.violated is not None or _interrupted(result):
             out[name] = {"status": "unknown", "depth": None, "witness": None}
         else:
             status = "never reached" if result.complete else "not reached within max depth"
@@ -320,8 +321,8 @@ def _print_reachability(model: Model, result: Result) -> None:
         print(f"\nNEVER REACHED {name}{where}: no explored state satisfies it "
               "(the model does not exercise it; a pass proves nothing about it)")
     unknown = [n for n in model.reachable if n not in witnesses]
-    if result.violated is not None and unknown:
-        print(f"\nreachability not determined (stopped at the violation): "
-              f"{', '.join(unknown)}")
+    if unknown and (result.violated is not None or _interrupted(result)):
+        why = "the violation" if result.violated is not None else result.stopped
+        print(f"\nreachability not determined (stopped at {why}): {', '.join(unknown)}")
     if model.reachable:
         print()

@@ -144,6 +144,23 @@ def test_check_reports_witnesses_and_fails_on_never_reached(tmp_path) -> None:
     assert report["reachable"]["leader_changed"]["status"] == "never reached"
 
 
+def test_a_budget_stop_leaves_the_unreached_ones_unknown(tmp_path) -> None:
+    """A property not reached before a budget stops the search is undetermined, in the JSON
+    and in the text (before: "not reached within max depth" with no --max-depth, and nothing
+    in the text)."""
+    model = tmp_path / "ok.yaml"
+    model.write_text(SMALL + "reachable: [leader_elected, entry_committed]\n")
+    proc = raftspec("check", str(model), "--max-states", "100", "--workers", "1", "--json")
+    assert proc.returncode == 3, proc.stderr
+    report = json.loads(proc.stdout)["reachable"]
+    assert report["leader_elected"]["status"] == "reached"
+    assert report["entry_committed"]["status"] == "unknown"
+    proc = raftspec("check", str(model), "--max-states", "100", "--workers", "1")
+    assert proc.returncode == 3, proc.stderr
+    assert ("reachability not determined (stopped at max_states 100 reached): entry_committed"
+            in proc.stdout)
+
+
 def test_unknown_reachability_property_is_a_one_line_error(tmp_path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(SMALL + "reachable: [leader_elcted]\n")

@@ -43,6 +43,14 @@ def raftspec(*args: str) -> subprocess.CompletedProcess:
 
 # ---- the engine's budgets (checker.explore) ---------------------------------------------------
 
+def test_max_states_counts_the_initial_states_too() -> None:
+    """--max-states N stops after N distinct states, the initial ones included (with 1 it
+    stopped at 2: the bound was looked at on successors only)."""
+    result = explore(ProtocolSystem(load_model(TINY2)), max_states=1)
+    assert (result.distinct_states, result.states_generated, result.depth) == (1, 1, 1)
+    assert (result.complete, result.stopped) == (False, "max_states 1 reached")
+
+
 def test_explore_stops_at_max_states_with_the_figures_so_far() -> None:
     system = ProtocolSystem(load_model(TINY3))
     result = explore(system, max_states=500)
