@@ -164,6 +164,8 @@ def explore(
 
     ``spill_from``: a BFS level keeps at most this many states as Python objects; the others
     wait pickled in a temporary file (``checker.frontier``); None keeps every level in memory.
+    With workers, each shard keeps at most about this many of each of its lists of states
+    (``parallel.SpillingStates``).
     """
     started = time.perf_counter()
     seen = FingerprintSet()
@@ -322,7 +324,8 @@ def explore(
                  "level": level.states(), "level_index": level.indices(),
                  "generated": generated,
                  "per_action": per_action, "depth": depth,
-                 "pending": [name for name, _ in pending], "reached": reached},
+                 "pending": [name for name, _ in pending], "reached": reached,
+                 "spill_from": spill_from},
                 count_actions=count_actions, max_depth=max_depth, deadline=deadline,
                 max_states=max_states, should_stop=should_stop, on_progress=on_progress,
                 progress_interval=progress_interval, reachable=reachable)

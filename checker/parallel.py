@@ -52,12 +52,14 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import heapq
 import json
 import multiprocessing
 import os
 import pickle
 import signal
 import struct
+import tempfile
 import time
 import traceback
 from array import array
@@ -65,6 +67,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from multiprocessing import connection
 from operator import itemgetter
 from typing import Any
@@ -106,6 +109,58 @@ class WorkerError(RuntimeError):
         self.killed = killed
 
 
+class SpillingStates:
+    """A shard's states in order, at most ``limit`` of them as Python objects: appended to a
+    plain list (``items``: callers bind its ``append``, as fast as a list's), which ``settle``
+    pickles to an anonymous temporary file as one chunk whenever it holds ``limit`` states
+    (the list is emptied in place, so a bound ``append`` stays valid). Callers settle at coarse
+    points (every ``POLL_EVERY`` parents while expanding), so the list may overshoot ``limit``
+    by those parents' successors. ``limit`` None: a plain list, never spilled. As
+    ``frontier.Frontier`` for one process."""
+
+    __slots__ = ("items", "limit", "_file", "_chunks", "_spilled")
+
+    def __init__(self, limit: int | None, items: list | None = None) -> None:
+        self.items: list = [] if items is None else items
+        self.limit = limit
+        self._file: Any = None
+        self._chunks: list[tuple[int, int]] = []   # (offset, length) in the file
+        self._spilled = 0   # states in the file
+
+    def append(self, state: Any) -> None:
+        self.items.append(state)
+        self.settle()
+
+    def settle(self) -> None:
+        if self.limit is None or len(self.items) < self.limit:
+            return
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="raftspec-shard-")  # noqa: SIM115 (close())
+        data = pickle.dumps(self.items, pickle.HIGHEST_PROTOCOL)
+        offset = self._file.seek(0, 2)
+        self._file.write(data)
+        self._chunks.append((offset, len(data)))
+        self._spilled += len(self.items)
+        del self.items[:]
+
+    def __len__(self) -> int:
+        return self._spilled + len(self.items)
+
+    def __iter__(self) -> Iterator[Any]:
+        """The states in the order appended (the chunks on disk first)."""
+        for offset, length in self._chunks:
+            self._file.seek(offset)
+            yield from pickle.loads(self._file.read(length))
+        yield from self.items
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._chunks, self._spilled = [], 0
+        self.items = []
+
+
 @dataclass
 class Level:
     """The states a shard holds in one BFS level, ascending: their keys (in the frontier,
@@ -118,7 +173,7 @@ class Level:
 
     keys: list = field(default_factory=list)
     fps: list = field(default_factory=list)
-    states: list = field(default_factory=list)
+    states: SpillingStates = field(default_factory=lambda: SpillingStates(None))
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -126,23 +181,35 @@ class Level:
     def split(self, count: int) -> tuple[Level, Level]:
         """(``count`` evenly spaced entries, the others): a shard giving states away keeps
         states of every rank (one holding only late ranks would win fewer successors shared
-        with others, and fall further behind)."""
+        with others, and fall further behind). The entries given are Python objects (they are
+        sent); the others spill as this level does."""
         n = len(self)
         chosen = {n * i // count for i in range(count)} if count else set()
-        given, kept = Level(), Level()
+        given, kept = Level(), Level(states=SpillingStates(self.states.limit))
         for i, entry in enumerate(zip(self.keys, self.fps, self.states, strict=True)):
             into = given if i in chosen else kept
             into.keys.append(entry[0])
             into.fps.append(entry[1])
             into.states.append(entry[2])
+        self.close()
         return given, kept
 
     def merge(self, other: Level) -> Level:
-        """Both levels' entries in one, by key."""
-        merged = sorted([*zip(self.keys, self.fps, self.states, strict=True),
-                         *zip(other.keys, other.fps, other.states, strict=True)], key=_first)
-        return Level([key for key, _, _ in merged], [fp for _, fp, _ in merged],
-                     [state for _, _, state in merged])
+        """Both levels' entries in one, by key (both are ascending)."""
+        merged = Level(states=SpillingStates(self.states.limit))
+        for key, fp, state in heapq.merge(zip(self.keys, self.fps, self.states, strict=True),
+                                          zip(other.keys, other.fps, other.states, strict=True),
+                                          key=_first):
+            merged.keys.append(key)
+            merged.fps.append(fp)
+            merged.states.append(state)
+        self.close()
+        other.close()
+        return merged
+
+    def close(self) -> None:
+        """Free the states (and the file of those spilled)."""
+        self.states.close()
 
 
 class Shard:
@@ -161,7 +228,9 @@ class Shard:
         self.parents = array("q")     # ... and its parent's fingerprint (0 for initial states)
         self.frontier = Level()   # the states held in this level, by global rank
         self.expanded = False     # ... and whether their successors are generated
-        self.held: dict[int, tuple[int, Any]] = {}   # fp -> (key, successor) generated here
+        self.spill_from: int | None = None   # a level's states kept as objects (``load``)
+        self.held: dict[int, int] = {}   # fp -> key of a successor generated here ...
+        self.held_states = SpillingStates(None)   # ... and the successors, in the same order
         self.candidates: dict[int, tuple[int, int, int]] = {}   # owned fp -> key, pfp, holder
         self.lost: list[list[int]] = [[] for _ in range(shards)]   # per holder: claims lost
         self.awarded: list[Any] = []         # fingerprints this shard lost, per award received
@@ -175,10 +244,14 @@ class Shard:
 
     # -- loading -----------------------------------------------------------------------------
 
-    def load(self, fps: array, parents: array, frontier: list[tuple[int, int, Any]]) -> None:
+    def load(self, fps: array, parents: array, frontier: list[tuple[int, int, Any]],
+             spill_from: int | None = None) -> None:
         """Take over states found before the hand-off: (fingerprint, parent fingerprint) of
         every state owned, and the frontier to hold as (rank, fingerprint, state), ranks
-        ascending."""
+        ascending. ``spill_from``: each of this shard's lists of states (the level it expands,
+        the successors it generates, the next level) keeps at most about this many as Python
+        objects, the rest pickled to a temporary file (``explore``'s ``spill_from``)."""
+        self.spill_from = spill_from
         add = self.seen.add
         for fp in fps:
             add(fp)
@@ -186,7 +259,7 @@ class Shard:
         self.parents.extend(parents)
         self.frontier = Level([rank for rank, _, _ in frontier],
                               [fp for _, fp, _ in frontier],
-                              [state for _, _, state in frontier])
+                              SpillingStates(spill_from, [state for _, _, state in frontier]))
 
     # -- one level ----------------------------------------------------------------------------
 
@@ -201,6 +274,8 @@ class Shard:
         me, shards = self.me, self.shards
         seen_add = self.seen.add
         candidates, held, lost = self.candidates, self.held, self.lost
+        self.held_states = held_states = SpillingStates(self.spill_from)
+        hold = held_states.items.append   # in the order of ``held``
         counter = self.counter
         expand = counter.expand if counter is not None else expander(system)  # as explore's
         out: list[list[int]] = [[] for _ in range(shards)]
@@ -230,17 +305,20 @@ class Shard:
                     if seen_add(fp):
                         key = base | pos
                         candidates[fp] = (key, pfp, me)
-                        held[fp] = (key, nxt)
+                        held[fp] = key
+                        hold(nxt)
                     else:   # another shard's claim may have come first with a larger key
                         c = candidates.get(fp)
                         if c is not None and (base | pos) < c[0]:
                             key = base | pos
                             lost[c[2]].append(fp)
                             candidates[fp] = (key, pfp, me)
-                            held[fp] = (key, nxt)
+                            held[fp] = key   # not held yet: c is another shard's claim
+                            hold(nxt)
                 elif fp not in held:   # claimed once a level
                     key = base | pos
-                    held[fp] = (key, nxt)
+                    held[fp] = key
+                    hold(nxt)
                     batch = out[dest]
                     batch += (fp, key, pfp)
                     if len(batch) >= 3 * BATCH:
@@ -255,6 +333,7 @@ class Shard:
                 self.step_violation = violation
                 break
             if j % POLL_EVERY == 0:
+                held_states.settle()
                 poll()
                 if progress is not None:
                     progress(generated, len(candidates))
@@ -307,30 +386,39 @@ class Shard:
         No sort: ``held`` is in key order already. ``expand`` generates keys ascending (parents
         by rank, steps by position) and inserts a fingerprint into ``held`` only the first time
         this shard generates it in the level (a later key of its own is never smaller)."""
-        held = self.held
+        lost: set[int] = set()
         for award in self.awarded:
-            for fp in award:
-                del held[fp]
-        fps = list(held)
-        entries = list(held.values())   # (key, state), as the fingerprints
-        keys, states = list(map(_first, entries)), list(map(_second, entries))
+            lost.update(award)
+        held, held_states = self.held, self.held_states
         self.held, self.awarded = {}, []
         invariants = list(self.system.invariants.items())
         todo = [(name, self.reachable[name]) for name in pending]
         reached: dict[str, tuple[int, int]] = {}
         violation = None
-        for key, state, fp in zip(keys, states, fps, strict=True):
+        keys: list[int] = []
+        fps: list[int] = []
+        states = SpillingStates(self.spill_from)
+        add_key, add_fp, add_state = keys.append, fps.append, states.items.append
+        for (fp, key), state in zip(held.items(), held_states, strict=True):
+            if fp in lost:
+                continue
+            add_key(key)
+            add_fp(fp)
+            add_state(state)
+            if not len(keys) & 1023:
+                states.settle()
+            if violation is not None:   # every state won is kept (``prefix`` counts them)
+                continue
             for name, holds in invariants:
                 if not holds(state):
                     violation = (key, name, fp)
                     break
-            if violation is not None:
-                break
             if todo:
                 for item in list(todo):
                     if item[1](state):
                         reached[item[0]] = (key, fp)
                         todo.remove(item)
+        held_states.close()
         self.next = Level(keys, fps, states)
         level_done()
         step = self.step_violation
@@ -354,6 +442,7 @@ class Shard:
         frees what is left of the previous level's states (``release`` frees them while a
         worker waits; before it, freeing them here cost 0.44 s per worker on elect3m2)."""
         nxt = self.next
+        self.frontier.close()
         self.frontier = Level(global_ranks(all_keys, nxt.keys), nxt.fps, nxt.states)
         self.expanded = False
         self.next = Level()
@@ -366,9 +455,12 @@ class Shard:
         may expand them again (``prefix``). A worker calls it while it waits for the other
         shards, so that ``advance`` has fewer to free."""
         states = self.frontier.states
-        if self.count_actions or not states or not self.expanded:
+        if self.count_actions or not states.items or not self.expanded:
             return False
-        del states[-count:]
+        if states.limit is not None and len(states) > len(states.items):
+            states.close()   # spilled: its objects are at most one chunk, its file goes too
+            return True
+        del states.items[-count:]
         return True
 
     def _per_action(self) -> dict[str, int]:
@@ -406,14 +498,11 @@ class Shard:
             generated += self.nsucc[j]
         if self.count_actions:
             steps, name_of = self.system.steps, self.action_name
-            for state in frontier.states[:upto]:
-                for action, _ in steps(state):
-                    per_action[name_of(action)] += 1
-            j = upto
-            if j < len(frontier) and frontier.keys[j] == rank:
-                for k, (action, _) in enumerate(steps(frontier.states[j])):
-                    if k > key & ((1 << KEY_BITS) - 1):
-                        break
+            partly = upto < len(frontier) and frontier.keys[upto] == rank
+            for j, state in enumerate(islice(frontier.states, upto + 1 if partly else upto)):
+                for k, (action, _) in enumerate(steps(state)):
+                    if j == upto and k > key & ((1 << KEY_BITS) - 1):
+                        break   # the parent ranked at the key: its steps up to the key's
                     per_action[name_of(action)] += 1
         new = bisect_left(self.next.keys, key + 1 if inclusive else key)
         return {"generated": generated, "per_action": dict(per_action), "new": new}
@@ -896,7 +985,8 @@ def run_sharded(system: Any, backend: Any, handed: dict, *, count_actions: bool,
     moves: list[tuple[int, int, int]] = []
     between = (time.perf_counter(), time.thread_time())
     try:
-        backend.call_all("load", [(own_fps[s], own_parents[s], frontiers[s])
+        spill_from = handed.get("spill_from")
+        backend.call_all("load", [(own_fps[s], own_parents[s], frontiers[s], spill_from)
                                   for s in range(shards)])
         del frontiers, own_fps, own_parents
         coordinator["load_s"] = time.perf_counter() - entered

@@ -120,6 +120,8 @@ def test_shards_report_what_one_worker_reports(graph: Graph, shards: int, hand_o
     assert _figures(many) == _figures(one)
     spilled = explore(graph, spill_from=spill_from, **common)   # levels pickled to disk
     assert _figures(spilled) == _figures(one)
+    _, many_spilled = _one_and_sharded(graph, shards, hand_off, stressed, common, spill_from)
+    assert _figures(many_spilled) == _figures(one)   # the shards' lists pickled too
 
 
 @st.composite
@@ -156,29 +158,31 @@ def layered_graphs(draw: st.DrawFn) -> Graph:
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(layered_graphs(), st.integers(2, 4), st.integers(1, 6), st.none() | st.integers(1, 200),
-       st.none() | st.integers(1, 25), st.booleans(), st.booleans())
+       st.none() | st.integers(1, 25), st.booleans(), st.booleans(),
+       st.none() | st.integers(1, 8))
 def test_many_levels_report_what_one_worker_reports(
         graph: Graph, shards: int, hand_off: int, max_states: int | None,
-        max_depth: int | None, count: bool, stressed: bool) -> None:
+        max_depth: int | None, count: bool, stressed: bool, spill_from: int | None) -> None:
     """Searches of many levels: violations at any depth, states reached at two depths (one
     worker keeps the shallower; a shard must not take a claim of the next level for this
-    one), states given away to even out every level (stressed), budgets inside a level:
-    exactly one worker's figures."""
+    one), states given away to even out every level (stressed), budgets inside a level, the
+    shards' lists of states pickled to disk (spill_from): exactly one worker's figures."""
     common = {"count_actions": count, "max_states": max_states, "max_depth": max_depth,
               "reachable": graph.reachable or None}
-    one, many = _one_and_sharded(graph, shards, hand_off, stressed, common)
+    one, many = _one_and_sharded(graph, shards, hand_off, stressed, common, spill_from)
     assert _figures(many) == _figures(one)
 
 
-def _one_and_sharded(graph: Graph, shards: int, hand_off: int, stressed: bool, common: dict
-                     ) -> tuple[Result, Result]:
+def _one_and_sharded(graph: Graph, shards: int, hand_off: int, stressed: bool, common: dict,
+                     spill_from: int | None = None) -> tuple[Result, Result]:
     """One worker's search of ``graph`` and the same in ``shards`` in-process shards;
-    stressed: every level's states are evened out between the shards (moved, pickled)."""
+    stressed: every level's states are evened out between the shards (moved, pickled);
+    spill_from: the shards keep that many states of a list as objects, the rest on disk."""
     one = explore(graph, spill_from=None, **common)
     with patch.object(parallel, "BALANCE_FROM", 1 if stressed else parallel.BALANCE_FROM), \
             patch.object(parallel, "BALANCE_SLACK", 0 if stressed else parallel.BALANCE_SLACK):
         many = explore(graph, workers=shards, parallel_from=hand_off, backend=InlineBackend,
-                       **common)
+                       spill_from=spill_from, **common)
     return one, many
 
 
@@ -243,12 +247,12 @@ def test_release_frees_only_a_level_already_expanded(count: bool) -> None:
     freed = 0
     while shard.release(2):
         freed += 1
-    assert (freed, shard.frontier.states) == ((0, [0, 1, 2, 3, 4]) if count else (3, []))
+    assert (freed, list(shard.frontier.states)) == ((0, [0, 1, 2, 3, 4]) if count else (3, []))
     assert len(shard.frontier) == 5   # its keys stay (prefix, progress)
     shard.arbitrate()
     shard.finish([])
     shard.advance([parallel.pack(shard.next.keys)])
-    assert not shard.release(2) and shard.frontier.states == [5, 6]
+    assert not shard.release(2) and list(shard.frontier.states) == [5, 6]
 
 
 def test_spilled_frontier_same_search_on_raft() -> None:
@@ -257,6 +261,19 @@ def test_spilled_frontier_same_search_on_raft() -> None:
     spilled = explore(system, count_actions=True, action_name=system.action_name, spill_from=7)
     assert _figures(spilled) == _figures(one)
     assert (one.distinct_states, one.states_generated, one.depth) == (1_645, 12_861, 28)
+
+
+@pytest.mark.parametrize("path", [TINY2, QUORUM], ids=lambda p: p.stem)
+def test_worker_processes_spilling_their_levels_match_one_worker(path: Path) -> None:
+    """Worker processes that keep at most 7 states of each list as objects (the rest pickled
+    to their temporary files), per-action counts on: one worker's figures, counterexample
+    included."""
+    system = _system(path)
+    common = {"count_actions": True, "action_name": system.action_name}
+    one = explore(system, spill_from=None, **common)
+    many = explore(system, workers=2, parallel_from=1, spill_from=7, **common)
+    assert _figures(many) == _figures(one)
+    assert not multiprocessing.active_children()
 
 
 def test_owner_spreads_fingerprints_evenly() -> None:
