@@ -65,9 +65,9 @@ import traceback
 from array import array
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import compress, islice
 from multiprocessing import connection
 from operator import itemgetter
 from typing import Any
@@ -145,6 +145,10 @@ class SpillingStates:
 
     def __len__(self) -> int:
         return self._spilled + len(self.items)
+
+    @property
+    def on_disk(self) -> bool:
+        return self._file is not None
 
     def __iter__(self) -> Iterator[Any]:
         """The states in the order appended (the chunks on disk first)."""
@@ -391,34 +395,35 @@ class Shard:
             lost.update(award)
         held, held_states = self.held, self.held_states
         self.held, self.awarded = {}, []
-        invariants = list(self.system.invariants.items())
-        todo = [(name, self.reachable[name]) for name in pending]
-        reached: dict[str, tuple[int, int]] = {}
-        violation = None
-        keys: list[int] = []
-        fps: list[int] = []
-        states = SpillingStates(self.spill_from)
-        add_key, add_fp, add_state = keys.append, fps.append, states.items.append
-        for (fp, key), state in zip(held.items(), held_states, strict=True):
-            if fp in lost:
-                continue
-            add_key(key)
-            add_fp(fp)
-            add_state(state)
-            if not len(keys) & 1023:
-                states.settle()
-            if violation is not None:   # every state won is kept (``prefix`` counts them)
-                continue
-            for name, holds in invariants:
-                if not holds(state):
-                    violation = (key, name, fp)
-                    break
-            if todo:
-                for item in list(todo):
-                    if item[1](state):
-                        reached[item[0]] = (key, fp)
-                        todo.remove(item)
-        held_states.close()
+        if held_states.on_disk:   # read back in order, the lost skipped, spilled again
+            keys: list[int] = []
+            fps: list[int] = []
+            states = SpillingStates(self.spill_from)
+            add_key, add_fp, add_state = keys.append, fps.append, states.items.append
+
+            def won() -> Iterator[tuple[int, int, Any]]:
+                for (fp, key), state in zip(held.items(), held_states, strict=True):
+                    if fp not in lost:
+                        add_key(key)
+                        add_fp(fp)
+                        add_state(state)
+                        if not len(keys) & 1023:
+                            states.settle()
+                        yield key, fp, state
+
+            violation, reached = self._check(won(), pending)
+            held_states.close()
+        else:   # all in memory: in bulk
+            if lost:
+                kept = [fp not in lost for fp in held]
+                fps = list(compress(held, kept))
+                keys = list(compress(held.values(), kept))
+                objects = list(compress(held_states.items, kept))
+            else:
+                fps, keys, objects = list(held), list(held.values()), held_states.items
+            violation, reached = self._check(zip(keys, fps, objects, strict=True), pending)
+            states = SpillingStates(self.spill_from, objects)
+            states.settle()
         self.next = Level(keys, fps, states)
         level_done()
         step = self.step_violation
@@ -431,6 +436,29 @@ class Shard:
             "reached": reached,
             "per_action": self._per_action(),
         }
+
+    def _check(self, won: Iterable[tuple[int, int, Any]], pending: list[str]
+               ) -> tuple[tuple[int, str, int] | None, dict[str, tuple[int, int]]]:
+        """The first invariant violated along the states won (key, name, fingerprint) and the
+        first state of each pending reachability property, in key order. ``won`` is consumed
+        to its end whatever is found (it may be collecting the states)."""
+        invariants = list(self.system.invariants.items())
+        todo = [(name, self.reachable[name]) for name in pending]
+        reached: dict[str, tuple[int, int]] = {}
+        violation = None
+        for key, fp, state in won:
+            if violation is not None:   # every state won is kept (``prefix`` counts them)
+                continue
+            for name, holds in invariants:
+                if not holds(state):
+                    violation = (key, name, fp)
+                    break
+            if violation is None and todo:
+                for item in list(todo):
+                    if item[1](state):
+                        reached[item[0]] = (key, fp)
+                        todo.remove(item)
+        return violation, reached
 
     def advance(self, all_keys: list[bytes]) -> None:
         """Make the states won the frontier, ranked across every shard's keys
