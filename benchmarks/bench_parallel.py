@@ -25,10 +25,11 @@ the order rotating, and the median ratio of the two 2-worker times is printed to
 --ray: the same with Ray actors (1 and 2) on a local Ray instance started once beforehand
 (its start-up, some 5-30 s here, is measured separately and not in "explore s").
 
---memory: resident memory per distinct state of one-process runs on elect3m2: the process's peak
-RSS (getrusage) minus its RSS just before the search, divided by the distinct states, with the
-frontier in memory and with the frontier spilled to disk (``spill_from``); --memory-model picks
-another model.
+--memory: resident memory per distinct state on elect3m2, with the frontier in memory and spilled
+to disk (``spill_from``): of one process, its peak RSS (getrusage) minus its RSS just before the
+search, divided by the distinct states; with 2 workers, the largest worker's peak RSS minus the
+same (what the worker inherited at the fork is counted once, as its own), divided by its share
+of the distinct states (a half); --memory-model picks another model.
 
 --stats [--max-depth D]: instead of the speed table, where the time of 2 workers goes
 (``RAFTSPEC_PARALLEL_STATS``): per worker, wall seconds of each step of a level summed over the
@@ -145,11 +146,15 @@ from raftspec.commands._contract import rss_bytes
 from raftspec.spec.model import load_model
 system = ProtocolSystem(load_model(sys.argv[1]))
 spill = None if sys.argv[2] == "none" else int(sys.argv[2])
+workers = int(sys.argv[3])
+if workers > 1:
+    import numpy  # imported before the fork, as the command does (not counted in the growth)
 before = rss_bytes()
 t = time.perf_counter()
-r = explore(system, spill_from=spill)
+r = explore(system, spill_from=spill, workers=workers)
 seconds = time.perf_counter() - t
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+who = resource.RUSAGE_SELF if workers == 1 else resource.RUSAGE_CHILDREN   # the largest worker
+peak = resource.getrusage(who).ru_maxrss * 1024
 print(json.dumps({"distinct": r.distinct_states, "generated": r.states_generated,
                   "growth": peak - before, "seconds": seconds}))
 """
@@ -286,15 +291,20 @@ def ray_speed(models: list[str]) -> None:
 
 
 def memory(model: str, spill_from: str) -> None:
-    print(f"\n{'model':<9} {'frontier':<22} {'distinct':>10} {'peak MiB':>8} "
+    print(f"\n{'model':<9} {'frontier':<32} {'distinct':>10} {'peak MiB':>8} "
           f"{'peak B/distinct':>15} {'explore s':>9} {'load':>5}")
-    for spill, label in (("none", "in memory"), (spill_from, f"spilled ({int(spill_from):,})")):
+    runs = [(spill, workers, f"{'1 process' if workers == 1 else '2 workers'}, "
+             f"{'in memory' if spill == 'none' else f'spilled ({int(spill):,})'}")
+            for workers in (1, 2) for spill in ("none", spill_from)]
+    for spill, workers, label in runs:
         before = load()
-        proc = subprocess.run([sys.executable, "-c", MEMORY_RUN, str(MODELS[model]), spill],
-                              capture_output=True, text=True, cwd=ROOT, check=True)
+        proc = subprocess.run([sys.executable, "-c", MEMORY_RUN, str(MODELS[model]), spill,
+                               str(workers)], capture_output=True, text=True, cwd=ROOT, check=True)
         out = json.loads(proc.stdout)
-        print(f"{model:<9} {label:<22} {out['distinct']:>10,} {out['growth'] / 2**20:>8.1f} "
-              f"{out['growth'] / out['distinct']:>15.1f} {out['seconds']:>9.2f} {before:>5.2f}")
+        share = out["distinct"] / workers
+        print(f"{model:<9} {label:<32} {out['distinct']:>10,} {out['growth'] / 2**20:>8.1f} "
+              f"{out['growth'] / share:>15.1f} {out['seconds']:>9.2f} {before:>5.2f}")
+    print("(2 workers: the largest worker's peak, per state of its share, a half)")
 
 
 PROFILE_RUN = """
