@@ -936,11 +936,12 @@ def run_sharded(system: Any, backend: Any, handed: dict, *, count_actions: bool,
     ``explore.Result`` with the figures one worker would have reported."""
     from raftspec.checker.explore import Progress, Result, replay
 
-    started = handed["started"]
+    # a backend's own start-up outside the search (starting Ray: seconds) is not its time
+    started = handed["started"] + getattr(backend, "startup_s", 0.0)
     entered = time.perf_counter()
     stats_path = os.environ.get(STATS_ENV)
     coordinator: dict[str, Any] = {
-        "one_process_s": handed.get("handed_at", entered) - started,
+        "one_process_s": handed.get("handed_at", entered) - handed["started"],
         "start_workers_s": entered - handed.get("handed_at", entered),
         "one_process_generated": handed["generated"],
         "levels": []}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import time
 from array import array
 from collections.abc import Callable
 from typing import Any
@@ -102,8 +103,9 @@ class RayBackend:
     """Shards as Ray actors, for ``parallel.run_sharded``."""
 
     def __init__(self, ray: Any, make_system: Callable[[], Any], shards: int,
-                 count_actions: bool, owns_ray: bool) -> None:
+                 count_actions: bool, owns_ray: bool, startup_s: float = 0.0) -> None:
         self.ray, self.shards, self.owns_ray = ray, shards, owns_ray
+        self.startup_s = startup_s   # starting Ray: not the search's time (``run_sharded``)
         actor = ray.remote(num_cpus=1)(_ShardActor)
         self.actors = [actor.remote(make_system, me, shards, count_actions)
                        for me in range(shards)]
@@ -175,6 +177,7 @@ def ray_backend(address: str | None, make_system: Callable[[], Any],
     def make(system: Any, shards: int, count_actions: bool, action_name: Any,
              reachable: Any) -> RayBackend:
         owns = not ray.is_initialized()
+        started = time.perf_counter()
         if owns:
             # ray.init installs its own SIGTERM handler (it aborted the process: exit 134, a C
             # stack dump): the caller's handlers, e.g. the CLI's stop on SIGTERM, are put back
@@ -191,6 +194,7 @@ def ray_backend(address: str | None, make_system: Callable[[], Any],
                     if handler is not None:   # None: not set from Python, nothing to restore
                         with contextlib.suppress(ValueError):   # not the main thread
                             signal.signal(sig, handler)
-        return RayBackend(ray, make_system, shards, count_actions, owns)
+        return RayBackend(ray, make_system, shards, count_actions, owns,
+                          time.perf_counter() - started)
 
     return make
