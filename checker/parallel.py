@@ -394,7 +394,7 @@ class Shard:
         for award in self.awarded:
             lost.update(award)
         held, held_states = self.held, self.held_states
-        self.held, self.awarded = {}, []
+        self.held, self.held_states, self.awarded = {}, SpillingStates(None), []
         if held_states.on_disk:   # read back in order, the lost skipped, spilled again
             keys: list[int] = []
             fps: list[int] = []
