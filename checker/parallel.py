@@ -904,19 +904,6 @@ class ProcessBackend:
             box.close()
 
 
-def tree_rss(pids: Iterator[int] | list[int]) -> int:
-    """Resident bytes of the given processes (Linux /proc; 0 for any that is gone)."""
-    total = 0
-    page = os.sysconf("SC_PAGE_SIZE")
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/statm", "rb") as f:
-                total += int(f.read().split()[1]) * page
-        except (OSError, ValueError, IndexError):
-            pass
-    return total
-
-
 # -- the coordinator ------------------------------------------------------------------------------
 
 

@@ -334,3 +334,40 @@ def test_more_workers_than_the_machine_can_start_is_a_usage_error() -> None:
     assert "--workers: cannot start 200 worker processes (Too many open files); use fewer" \
         in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _wait_for_stop(stop) -> None:   # noqa: ANN001 - a multiprocessing Event
+    stop.wait(60)
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(),
+                    reason="needs Linux's /proc/PID/smaps_rollup")
+def test_memory_shared_with_forked_workers_counts_once() -> None:
+    """A worker forked from this process shares its pages until it writes them: --max-memory
+    counts them once (proportional set sizes), not once per process as resident sizes do (a
+    search with two workers stopped below what one process needs)."""
+    import multiprocessing
+
+    from raftspec.commands._contract import children_rss_bytes, proportional_bytes
+
+    ballast = bytearray(256 * 2**20)   # written: resident, then shared with the child
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    context = multiprocessing.get_context("fork")
+    stop = context.Event()
+    child = context.Process(target=_wait_for_stop, args=(stop,), daemon=True)
+    child.start()
+    try:
+        time.sleep(0.5)
+        both = rss_bytes() + children_rss_bytes()
+        shared = proportional_bytes()
+        assert shared is not None
+        assert both > 2 * 256 * 2**20            # counted twice by resident sizes ...
+        assert shared < 1.5 * 256 * 2**20 + 64 * 2**20   # ... once by proportional ones
+        limit = (both + shared) // 2
+        assert Budget(memory=limit).exceeded() is None
+        assert Budget(memory=shared // 2).exceeded().startswith("memory limit of")
+    finally:
+        stop.set()
+        child.join(10)
+        del ballast
+    assert not child.is_alive()
