@@ -114,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
         show_progress = sys.stderr.isatty() and not os.environ.get("CI") and not args.json
 
     rss_before = _peak_rss_bytes()
+    # children that ended before the search count too (a launcher's, e.g. pyenv's shim: 3 MiB)
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     limits = {"max_depth": args.max_depth, "max_states": args.max_states,
               "should_stop": budget.exceeded, **_workers(args)}
     try:
@@ -129,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"raftspec check: {err}; no verdict (exit 3)", file=sys.stderr)
         return INCOMPLETE
     peak_growth = max(_peak_rss_bytes() - rss_before, 0)
-    worker_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    children_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    worker_peak = children_peak * 1024 if children_peak > children_before else 0   # no worker
 
     if args.mermaid is not None and result.trace is not None:
         try:

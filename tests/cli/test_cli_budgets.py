@@ -371,3 +371,18 @@ def test_memory_shared_with_forked_workers_counts_once() -> None:
         child.join(10)
         del ballast
     assert not child.is_alive()
+
+
+def test_no_worker_no_worker_memory_even_after_a_launcher_child() -> None:
+    """``peak_worker_memory_bytes`` is the largest worker's peak, 0 without workers; before, a
+    launcher's child that had ended before the command (pyenv's shim runs some) showed up."""
+    command = (f"/bin/ls / > /dev/null; exec {sys.executable} -m raftspec check {TINY2} "
+               "--workers 1 --json --quiet")
+    proc = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["peak_worker_memory_bytes"] == 0
+    proc = raftspec("check", str(MODELS_DIR / "conformance" / "msgs2.yaml"), "--workers", "2",
+                    "--json", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["peak_worker_memory_bytes"] > 16 * 2**20
