@@ -361,8 +361,9 @@ def test_memory_shared_with_forked_workers_counts_once() -> None:
         both = rss_bytes() + children_rss_bytes()
         shared = proportional_bytes()
         assert shared is not None
-        assert both > 2 * 256 * 2**20            # counted twice by resident sizes ...
-        assert shared < 1.5 * 256 * 2**20 + 64 * 2**20   # ... once by proportional ones
+        # the ballast counted twice by resident sizes, once by proportional ones (whatever
+        # else this process holds: in a whole test run, some hundreds of MiB more)
+        assert both - shared > 0.8 * 256 * 2**20
         limit = (both + shared) // 2
         assert Budget(memory=limit).exceeded() is None
         assert Budget(memory=shared // 2).exceeded().startswith("memory limit of")
