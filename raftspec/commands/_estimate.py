@@ -15,7 +15,8 @@ from raftspec.protocol.errors import RaftspecError
 from raftspec.reference.config import Config
 
 EXPLICIT_WARN = 10
-"""Above 10^this upper bound on per-server states, ``check`` warns (the bundled models: < 10^9)."""
+"""``check`` warns when the upper bound on states exceeds 10 to this power (the bundled models:
+below 10^9; the decimal logarithm is compared, ``explicit_bound_log10``)."""
 
 SYMBOLIC_LIMIT = 10**6
 """Above this many Z3 terms per unrolled state, ``bmc`` and ``induct`` refuse the model."""
