@@ -19,15 +19,51 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 
+class Chunks:
+    """Objects pickled one after another to an anonymous temporary file, created with the
+    first, read back in the order written (each as often as asked). Both spilling lists of
+    states use it: ``Frontier`` (one process) and ``parallel.SpillingStates`` (a shard)."""
+
+    __slots__ = ("_prefix", "_file", "_where")
+
+    def __init__(self, prefix: str) -> None:
+        self._prefix = prefix
+        self._file: IO[bytes] | None = None
+        self._where: list[tuple[int, int]] = []   # (offset, length) of each in the file
+
+    def __bool__(self) -> bool:
+        """Whether anything was written (and the file is open)."""
+        return self._file is not None
+
+    def write(self, obj: Any) -> None:
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix=self._prefix)  # noqa: SIM115 (closed by close())
+        data = pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
+        offset = self._file.seek(0, 2)
+        self._file.write(data)
+        self._where.append((offset, len(data)))
+
+    def __iter__(self) -> Iterator[Any]:
+        for offset, length in self._where:
+            assert self._file is not None
+            self._file.seek(offset)
+            yield pickle.loads(self._file.read(length))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._where = []
+
+
 class Frontier:
-    __slots__ = ("_states", "_index", "_limit", "_file", "_chunks", "_size")
+    __slots__ = ("_states", "_index", "_limit", "_disk", "_size")
 
     def __init__(self, spill_from: int | None = None) -> None:
         self._states: list[Any] = []
         self._index = array("q")
         self._limit = spill_from
-        self._file: IO[bytes] | None = None
-        self._chunks: list[tuple[int, int]] = []   # (offset, length) in the file
+        self._disk = Chunks("raftspec-frontier-")
         self._size = 0
 
     def __len__(self) -> int:
@@ -44,24 +80,16 @@ class Frontier:
             self._spill()
 
     def _spill(self) -> None:
-        if self._file is None:
-            self._file = tempfile.TemporaryFile(prefix="raftspec-frontier-")  # noqa: SIM115 (closed by close())
-        data = pickle.dumps((self._states, self._index.tobytes()), pickle.HIGHEST_PROTOCOL)
-        offset = self._file.seek(0, 2)
-        self._file.write(data)
-        self._chunks.append((offset, len(data)))
+        self._disk.write((self._states, self._index.tobytes()))
         self._states, self._index = [], array("q")
 
     @property
     def spilled(self) -> bool:
-        return self._file is not None
+        return bool(self._disk)
 
     def __iter__(self) -> Iterator[tuple[Any, int]]:
         """The pairs in the order they were appended (the chunks on disk first)."""
-        for offset, length in self._chunks:
-            assert self._file is not None
-            self._file.seek(offset)
-            states, raw = pickle.loads(self._file.read(length))
+        for states, raw in self._disk:
             index = array("q")
             index.frombytes(raw)
             yield from zip(states, index, strict=True)
@@ -74,8 +102,5 @@ class Frontier:
         return array("q", [index for _, index in self])
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        self._chunks = []
+        self._disk.close()
         self._states, self._index = [], array("q")

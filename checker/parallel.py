@@ -59,7 +59,6 @@ import os
 import pickle
 import signal
 import struct
-import tempfile
 import time
 import traceback
 from array import array
@@ -74,6 +73,7 @@ from typing import Any
 
 from raftspec.checker.explore import ActionCounter, expander, step_at
 from raftspec.checker.fingerprints import FingerprintSet
+from raftspec.checker.frontier import Chunks
 from raftspec.checker.gcpolicy import level_done, set_search_policy
 from raftspec.protocol.errors import RaftspecError
 
@@ -112,19 +112,18 @@ class WorkerError(RuntimeError):
 class SpillingStates:
     """A shard's states in order, at most ``limit`` of them as Python objects: appended to a
     plain list (``items``: callers bind its ``append``, as fast as a list's), which ``settle``
-    pickles to an anonymous temporary file as one chunk whenever it holds ``limit`` states
-    (the list is emptied in place, so a bound ``append`` stays valid). Callers settle at coarse
-    points (every ``POLL_EVERY`` parents while expanding), so the list may overshoot ``limit``
-    by those parents' successors. ``limit`` None: a plain list, never spilled. As
-    ``frontier.Frontier`` for one process."""
+    pickles to the shard's temporary file (``frontier.Chunks``) as one chunk whenever it holds
+    ``limit`` states (the list is emptied in place, so a bound ``append`` stays valid). Callers
+    settle at coarse points (every ``POLL_EVERY`` parents while expanding), so the list may
+    overshoot ``limit`` by those parents' successors. ``limit`` None: a plain list, never
+    spilled. As ``frontier.Frontier`` for one process."""
 
-    __slots__ = ("items", "limit", "_file", "_chunks", "_spilled")
+    __slots__ = ("items", "limit", "_disk", "_spilled")
 
     def __init__(self, limit: int | None, items: list | None = None) -> None:
         self.items: list = [] if items is None else items
         self.limit = limit
-        self._file: Any = None
-        self._chunks: list[tuple[int, int]] = []   # (offset, length) in the file
+        self._disk = Chunks("raftspec-shard-")
         self._spilled = 0   # states in the file
 
     def append(self, state: Any) -> None:
@@ -134,12 +133,7 @@ class SpillingStates:
     def settle(self) -> None:
         if self.limit is None or len(self.items) < self.limit:
             return
-        if self._file is None:
-            self._file = tempfile.TemporaryFile(prefix="raftspec-shard-")  # noqa: SIM115 (close())
-        data = pickle.dumps(self.items, pickle.HIGHEST_PROTOCOL)
-        offset = self._file.seek(0, 2)
-        self._file.write(data)
-        self._chunks.append((offset, len(data)))
+        self._disk.write(self.items)
         self._spilled += len(self.items)
         del self.items[:]
 
@@ -148,20 +142,17 @@ class SpillingStates:
 
     @property
     def on_disk(self) -> bool:
-        return self._file is not None
+        return bool(self._disk)
 
     def __iter__(self) -> Iterator[Any]:
         """The states in the order appended (the chunks on disk first)."""
-        for offset, length in self._chunks:
-            self._file.seek(offset)
-            yield from pickle.loads(self._file.read(length))
+        for chunk in self._disk:
+            yield from chunk
         yield from self.items
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        self._chunks, self._spilled = [], 0
+        self._disk.close()
+        self._spilled = 0
         self.items = []
 
 

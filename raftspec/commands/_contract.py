@@ -64,14 +64,23 @@ def default_memory() -> int | None:
     return int(total * DEFAULT_MEMORY_FRACTION) if total else None
 
 
-def rss_bytes() -> int:
-    """Resident memory of this process now (Linux), or its peak where /proc is absent."""
+def _resident(pid: int | str) -> int | None:
+    """Resident bytes of a process now (Linux's ``/proc/PID/statm``), None where unreadable
+    (not Linux, or the process is gone)."""
     try:
-        with open("/proc/self/statm", "rb") as f:
+        with open(f"/proc/{pid}/statm", "rb") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak if sys.platform == "darwin" else peak * 1024
+        return None
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process now (Linux), or its peak where /proc is absent."""
+    now = _resident("self")
+    if now is not None:
+        return now
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
 
 
 def _children() -> list[int]:
@@ -83,15 +92,7 @@ def _children() -> list[int]:
 
 def children_rss_bytes() -> int:
     """Resident memory of this process's worker processes. Linux /proc; 0 elsewhere."""
-    total = 0
-    page = os.sysconf("SC_PAGE_SIZE")
-    for pid in _children():
-        try:
-            with open(f"/proc/{pid}/statm", "rb") as f:
-                total += int(f.read().split()[1]) * page
-        except (OSError, ValueError, IndexError):
-            pass
-    return total
+    return sum(_resident(pid) or 0 for pid in _children())
 
 
 def proportional_bytes() -> int | None:
