@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import warnings
 
 import pytest
 from conftest import read_keys, run, workload, write_keys
 
+from raftspec.commands._contract import Budget, children_rss_bytes, rss_bytes
+from raftspec.node.chaos import append_history_violations
 from raftspec.node.client import ClusterClient, Unavailable
 from raftspec.traces.lincheck import check_file
 
@@ -111,10 +114,26 @@ def test_no_acknowledged_write_is_lost_across_kill9_of_a_minority(make_cluster, 
     for key, values in acked.items():
         for v in values:
             assert v in final[key], (key, v)
+    assert append_history_violations(history, final) == []
     lincheck(history)
 
 
+LINCHECK_SECONDS = 60
+LINCHECK_MEMORY = 2 * 2**30
+
+
 def lincheck(path: str) -> None:
-    """The client history of the run is linearizable (traces.lincheck)."""
-    result = check_file(path, fmt="ndjson", model="kv")
-    assert result.linearizable, result.to_json()
+    """The client history of the run is linearizable as far as lincheck's general search can
+    tell within ``LINCHECK_SECONDS`` and ``LINCHECK_MEMORY`` more than this process and its
+    children hold. Its search is exponential in a key's operations of unknown outcome: on a
+    CI run's fault history it grew the test process to 24 GiB and the OOM killer ended the
+    whole run. A history it cannot decide within the budget is a warning, never a pass in
+    silence; the callers' exact check for their workload (node.chaos.append_history_violations:
+    unique appended tokens fix the order) decides in linear time either way."""
+    budget = Budget(seconds=LINCHECK_SECONDS,
+                    memory=rss_bytes() + children_rss_bytes() + LINCHECK_MEMORY)
+    result = check_file(path, fmt="ndjson", model="kv", should_stop=budget.exceeded)
+    assert result.linearizable is not False, result.to_json()
+    if result.linearizable is None:
+        warnings.warn(f"lincheck left {result.unknown_keys} of {result.keys} keys of {path} "
+                      f"undecided: {result.stopped}", stacklevel=2)
