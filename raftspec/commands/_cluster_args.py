@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 
+from raftspec.commands._contract import seconds
 from raftspec.node.errors import NodeError
 from raftspec.node.options import read_secret
 
@@ -14,7 +15,7 @@ def add_cluster_arguments(parser: argparse.ArgumentParser, required: bool = True
     parser.add_argument("--cluster", metavar="HOST:PORT,...", required=required,
                         help="node addresses, in node-id order (node 1 first)")
     parser.add_argument("--secret", metavar="FILE", help="HMAC key file, as given to the nodes")
-    parser.add_argument("--timeout", type=float, default=5.0,
+    parser.add_argument("--timeout", type=seconds, default=5.0,
                         help="give up after this many seconds (default 5)")
 
 

@@ -15,6 +15,7 @@ from raftspec.commands._cluster_args import (
     manifest_addrs,
     secret_of,
 )
+from raftspec.commands._contract import seconds
 from raftspec.node import control
 from raftspec.node.client import ClusterClient, Unavailable
 from raftspec.node.errors import NodeError
@@ -53,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     where.add_argument("--data-dir", help="the directory given to `raftspec cluster`")
     where.add_argument("--cluster", metavar="HOST:PORT,...", help="node addresses, id order")
     parser.add_argument("--secret", metavar="FILE", help="HMAC key file, as given to the nodes")
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    parser.add_argument("--timeout", type=seconds, default=5.0, help="seconds (default 5)")
     parser.add_argument("action", choices=("partition", "heal", "faults", "kill", "restart",
                                            "add-node", "remove-node"))
     parser.add_argument("args", nargs="*", help="groups of ids, a fault spec, a node id, ...")
@@ -128,8 +129,6 @@ def _fail(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.timeout > 0:
-        raise NodeError("--timeout must be positive")
     secret = secret_of(args)
     supervisor = None
     if args.data_dir:

@@ -44,8 +44,6 @@ def run(args: argparse.Namespace) -> int:
                         f"{args.op} KEY VALUE")
     if args.op == "get" and args.value is not None:
         raise NodeError("kv get takes only a KEY")
-    if args.timeout <= 0:
-        raise NodeError("--timeout must be positive")
     addrs = list(cluster_addrs(args.cluster).values())
     check_output(args.history, "--history")
     history = History(args.history) if args.history else None

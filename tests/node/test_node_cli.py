@@ -141,6 +141,12 @@ def test_kv_against_an_unreachable_cluster_fails_clearly() -> None:
     (["ctl", "--cluster", "127.0.0.1:1", "partition", "1"], "two groups"),
     (["ctl", "--cluster", "127.0.0.1:1", "heal", "--accept-lost-entries"], "restart only"),
     (["status", "--cluster", "127.0.0.1:1", "--secret", "/nonexistent"], "--secret"),
+    # before: status and kv waited for ever with nan, status took -1, kv took inf
+    (["status", "--cluster", "127.0.0.1:1", "--timeout", "nan"], "--timeout"),
+    (["status", "--cluster", "127.0.0.1:1", "--timeout", "-1"], "--timeout"),
+    (["kv", "--cluster", "127.0.0.1:1", "--timeout", "nan", "get", "k"], "--timeout"),
+    (["kv", "--cluster", "127.0.0.1:1", "--timeout", "inf", "get", "k"], "--timeout"),
+    (["ctl", "--cluster", "127.0.0.1:1", "--timeout", "0", "heal"], "--timeout"),
 ])
 def test_user_mistakes_get_a_message_not_a_traceback(args, needle) -> None:
     r = raftspec(*args)
