@@ -69,6 +69,7 @@ from dataclasses import dataclass, field
 from itertools import compress, islice
 from multiprocessing import connection
 from operator import itemgetter
+from queue import Empty
 from typing import Any
 
 from raftspec.checker.explore import ActionCounter, expander, step_at
@@ -589,11 +590,18 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
 
     def wait() -> None:
         """While waiting for other shards: free a chunk of the expanded level and take what has
-        come, or, with nothing left to free, block for the next message."""
+        come, or, with nothing left to free, block for the next message (until the coordinator
+        abandons the level: the others may have stopped sending)."""
         if shard.release(RELEASE):
             poll()
-        else:
-            take(inbox.get())
+            return
+        while True:
+            try:
+                take(inbox.get(timeout=ABANDON_POLL))
+                return
+            except Empty:
+                if stop.value:
+                    raise _Abandon from None
 
     def send(dest: int, claims: tuple) -> None:
         holder, flat = claims
@@ -607,6 +615,7 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
         if stop.value:
             raise _Abandon
 
+    abandoned = False   # a level left unfinished: only parents are asked for any more
     while True:
         timing.mark()
         while not commands.poll(0 if shard.release(RELEASE) else 1.0):
@@ -617,6 +626,8 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
         try:
             if command == "quit":
                 return
+            if abandoned and command not in ("parent", "stats"):
+                raise ValueError(f"{command!r} after an abandoned level")
             if command == "load":
                 shard.load(*arg)
                 reply: Any = None
@@ -666,8 +677,9 @@ def _worker(me: int, shards: int, system: Any, count_actions: bool,
             else:
                 raise ValueError(f"unknown command {command!r}")
             commands.send(("ok", reply))
-        except _Abandon:
-            return
+        except _Abandon:   # answered, so that the parents of the levels done can be asked
+            abandoned = True
+            commands.send(("ok", ABANDONED))
         except BaseException:  # noqa: BLE001 - reported to the coordinator, which raises it
             commands.send(("error", f"shard {me}: {traceback.format_exc()}"))
             return
@@ -768,7 +780,15 @@ def global_ranks(all_keys: list[bytes], mine: list[int]) -> list[int]:
 
 
 class _Abandon(Exception):
-    """The coordinator stopped the search (budget or interrupt)."""
+    """The coordinator stopped the search (budget or interrupt) in the middle of a level."""
+
+
+ABANDONED = "abandoned"
+"""A worker's answer to the level it left unfinished (``ProcessBackend.settle``)."""
+ABANDON_POLL = 0.1
+"""Seconds a worker waiting for other shards' messages blocks before it looks at the stop flag."""
+SETTLE_PATIENCE = 5.0
+"""Seconds ``ProcessBackend.settle`` waits for every worker to leave its level."""
 
 
 class ProcessBackend:
@@ -790,6 +810,7 @@ class ProcessBackend:
         self.inboxes: list[Any] = []
         self.gift_boxes: list[Any] = []
         self.pipes = []
+        self.awaiting: set[int] = set()   # the shards sent a command whose reply is unread
         self.processes = []
         try:   # some 8 file descriptors a worker, and a process each
             self.inboxes = [ctx.Queue() for _ in range(shards)]
@@ -827,6 +848,25 @@ class ProcessBackend:
             self.pipes[shard].send(message)
         except OSError:   # its end is closed: the worker is gone
             raise self._died(shard) from None
+        self.awaiting.add(shard)
+
+    def settle(self) -> bool:
+        """After a stop in the middle of a level: every worker leaves the level (answering
+        ``ABANDONED``, or its report if it had finished it) and stays, to be asked for the
+        parents of the states of the levels done. False if a worker has died, or some worker
+        has not answered within ``SETTLE_PATIENCE`` seconds."""
+        self.stop.value = 1
+        deadline = time.monotonic() + SETTLE_PATIENCE
+
+        def patience() -> None:
+            if time.monotonic() > deadline:
+                raise TimeoutError
+
+        try:
+            self._replies(sorted(self.awaiting), patience)
+        except (WorkerError, TimeoutError):
+            return False
+        return True
 
     def _replies(self, shards: list[int], watch: Callable[[], None] | None = None) -> list[Any]:
         """The listed shards' replies, in order, calling ``watch`` every 20 ms while waiting.
@@ -841,6 +881,7 @@ class ProcessBackend:
             for obj in ready:   # a reply is read even if its worker exited after sending it
                 if obj in waiting:
                     s = waiting.pop(obj)
+                    self.awaiting.discard(s)
                     replies[s] = self._reply(s)
             for obj in ready:
                 if obj in sentinels:
@@ -1080,11 +1121,20 @@ def run_sharded(system: Any, backend: Any, handed: dict, *, count_actions: bool,
         if isinstance(stop, _Stop) and stop.reason.startswith("max_states"):
             found_so_far = witnesses()   # the shards are idle and can answer
         else:
+            # the shards are mid-level: each leaves it, and the paths to what the levels done
+            # reached are rebuilt, as one worker reports them (unless a worker died or does not
+            # answer, or a second Ctrl-C comes: then every reachability property is unknown)
+            settled = False
+            with contextlib.suppress(KeyboardInterrupt):
+                settled = not isinstance(stop, WorkerError) and backend.settle()
             gen, new = backend.progress()   # the level in progress, as far as it got
             distinct += new
             generated += gen
-            backend.close()   # the shards are mid-level: no paths can be rebuilt
             found_so_far = witnesses_or_none(reachable)
+            if settled:
+                with contextlib.suppress(KeyboardInterrupt, WorkerError):
+                    found_so_far = witnesses()
+            backend.close()
         return Result(distinct_states=distinct, states_generated=generated, depth=depth,
                       seconds=time.perf_counter() - started,
                       per_action=dict(per_action) if count_actions else None,
@@ -1135,7 +1185,7 @@ def balance(sizes: list[int]) -> list[tuple[int, int, int]]:
 
 
 def witnesses_or_none(reachable: dict | None) -> dict:
-    """After an interrupt the shards are gone: no witness paths, every property unknown."""
+    """When the shards cannot answer (``settle``): no witness paths, every property unknown."""
     if reachable is None:
         return {}
     return {"witnesses": {}, "unreached": tuple(reachable)}
@@ -1207,6 +1257,9 @@ class InlineBackend:
 
     def reset_progress(self) -> None:
         pass
+
+    def settle(self) -> bool:
+        return True   # a stop comes between two shards' steps: each is idle
 
     def close(self) -> None:
         pass

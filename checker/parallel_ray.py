@@ -153,6 +153,11 @@ class RayBackend:
     def progress(self) -> tuple[int, int]:
         return (0, 0)   # actors report at the end of each level only
 
+    def settle(self) -> bool:
+        """An actor runs its calls one after the other: it would answer for parents only once
+        the whole level is done, so after a stop mid-level no path is rebuilt."""
+        return False
+
     def reset_progress(self) -> None:
         pass
 

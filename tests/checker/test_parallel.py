@@ -30,7 +30,7 @@ from raftspec.checker.explore import Result, explore
 from raftspec.checker.parallel import InlineBackend, owner
 from raftspec.checker.system import ProtocolSystem
 from raftspec.cli import main
-from raftspec.spec.model import load_model
+from raftspec.spec.model import load_model, parse_model
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "spec" / "models"
@@ -460,6 +460,50 @@ def test_a_killed_worker_ends_the_search_without_a_verdict(mid_level: bool) -> N
     assert result.stopped == "worker 1 died (exit code -9)"
     assert result.violated is None
     assert 0 < result.distinct_states < 61_805
+    assert not multiprocessing.active_children()
+
+
+class _StoppingBackend(parallel.ProcessBackend):
+    """Worker processes, stopped as a budget or Ctrl-C stops them (``stop_with``) once the 14th
+    level has been sent to every worker: they are in the middle of it."""
+
+    stop_with: BaseException = parallel._Stop("time limit of 1 s reached")
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.levels = 0
+
+    def call_all(self, command: str, args: list, watch=None) -> list:   # noqa: ANN001
+        if command == "level":
+            self.levels += 1
+            if self.levels == 14:
+                for s, arg in enumerate(args):
+                    self._send(s, (command, arg))
+                raise self.stop_with
+        return super().call_all(command, args, watch)
+
+
+@pytest.mark.parametrize("stop", [parallel._Stop("time limit of 1 s reached"),
+                                  KeyboardInterrupt()])
+def test_a_stop_mid_level_keeps_the_witnesses_of_the_levels_done(stop: BaseException) -> None:
+    """What one worker reports after a stop: the shortest witness of a property reached in an
+    earlier level, the others undetermined (before: with workers, every one was undetermined,
+    the shards that hold the parents gone). Each worker leaves the level it is in, answers for
+    the parents, then ends."""
+    text = TINY3.read_text() + "reachable: [leader_elected, leader_changed]\n"
+    system = ProtocolSystem(parse_model(text, "tiny3.yaml"))
+    whole = explore(system, reachable=system.reachable)
+    assert len(whole.witnesses["leader_elected"]) == 10 and whole.depth == 40
+    backend = type("Stopping", (_StoppingBackend,), {"stop_with": stop})
+    started = time.perf_counter()
+    result = explore(system, workers=2, parallel_from=1, backend=backend,
+                     reachable=system.reachable)
+    assert time.perf_counter() - started < 30
+    assert result.complete is False
+    assert result.stopped == ("interrupted" if isinstance(stop, KeyboardInterrupt)
+                              else "time limit of 1 s reached")
+    assert result.witnesses == {"leader_elected": whole.witnesses["leader_elected"]}
+    assert result.unreached == ("leader_changed",)
     assert not multiprocessing.active_children()
 
 
