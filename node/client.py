@@ -17,7 +17,14 @@ from typing import IO, Any
 
 from raftspec.node.errors import NodeError
 from raftspec.node.transport import Addr, parse_addr
-from raftspec.node.wire import MAX_MESSAGE, BadDatagram, Reassembler, encode, encode_batches
+from raftspec.node.wire import (
+    MAX_MESSAGE,
+    MAX_STR,
+    BadDatagram,
+    Reassembler,
+    encode,
+    encode_batches,
+)
 
 SWEEP_S = 0.01                      # request timeouts are checked this often
 
@@ -37,6 +44,8 @@ class StaleSession(Unavailable):
 
 # errors after which retrying cannot help; everything else is retried until the timeout
 REFUSALS = ("value_too_large", "reply_too_large", "message_too_large")
+REFUSED_CHANGES = ("cannot remove", "bad node id", "bad address")
+"""How a node words its refusal of a membership change (no use retrying it elsewhere)."""
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -182,10 +191,11 @@ class ClusterClient:
                 self.leader = addr
                 return reply
             last_err = "timed out" if reply is None else str(reply.get("err"))
-            if last_err in REFUSALS:
-                raise Rejected(f"{body.get('op', body.get('k'))}: refused by the cluster: "
-                               f"{last_err}" + (f" (limit {reply['limit']} bytes)"
-                                                if reply and "limit" in reply else ""))
+            if last_err in REFUSALS or last_err.startswith(REFUSED_CHANGES):
+                what = body.get("op") or body.get("action") or body.get("k")
+                raise Rejected(f"{what}: refused by the cluster: {last_err}"
+                               + (f" (limit {reply['limit']} bytes)"
+                                  if reply and "limit" in reply else ""))
             if last_err == "stale_seq":
                 raise StaleSession("the cluster has applied a later request of this session "
                                    "(its id was reused); outcome unknown")
@@ -227,6 +237,13 @@ class Session:
         """Run one operation; returns the value (get) or echoes the argument (put/append)."""
         if self.dead:
             raise NodeError("session finished after an unknown outcome; open a new session")
+        if len(key) > MAX_STR:     # the nodes drop such a request unanswered
+            raise NodeError(f"{f}: the key is longer than {MAX_STR} characters")
+        for what, text in (("key", key), ("value", value or "")):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:   # e.g. a command-line argument of other bytes
+                raise NodeError(f"{f}: the {what} is not valid UTF-8 text") from None
         self.seq += 1
         h = self.client.history
         if h:

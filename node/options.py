@@ -18,7 +18,7 @@ def parse_peers(text: str) -> dict[int, str]:
         ident, sep, addr = item.partition("=")
         if not sep:
             ident, addr = str(pos), item
-        if not ident.isdigit() or int(ident) < 1:
+        if not (ident.isascii() and ident.isdigit()) or int(ident) < 1:
             raise NodeError(f"--peers: {item!r}: node ids are positive integers")
         parse_addr(addr)
         if int(ident) in peers:

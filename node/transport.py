@@ -18,7 +18,7 @@ Addr = tuple[str, int]
 
 def parse_addr(text: str) -> Addr:
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise NodeError(f"bad address {text!r}: expected HOST:PORT")
     return (host or "127.0.0.1", int(port))
 

@@ -145,7 +145,7 @@ def _serve_control(cluster: LocalCluster, ctl: socket.socket,
         try:
             body = decode(data, cluster.secret)
             action, i = body["action"], int(body["id"])
-        except (BadDatagram, KeyError, TypeError, ValueError):
+        except (BadDatagram, KeyError, TypeError, ValueError, OverflowError):   # id: inf
             continue
         key = (addr, repr(body.get("rid")))
         if key in answered:

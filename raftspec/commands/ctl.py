@@ -21,6 +21,7 @@ from raftspec.node.client import ClusterClient, Unavailable
 from raftspec.node.errors import NodeError
 from raftspec.node.faults import FaultConfig
 from raftspec.node.transport import parse_addr
+from raftspec.node.wire import MAX_ID, MAX_STR
 
 DESCRIPTION = """\
 Act on a running cluster, found by --data-dir (the manifest `raftspec cluster` writes) or by
@@ -64,10 +65,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
+def _decimal(text: str) -> bool:
+    """Digits 0-9 only (``str.isdigit`` also takes e.g. "²", which ``int`` refuses)."""
+    return text.isascii() and text.isdigit()
+
+
 def _ids(text: str, known: dict[int, str]) -> set[int]:
     out = set()
     for t in text.split(","):
-        if not t.strip().isdigit() or int(t) not in known:
+        if not _decimal(t.strip()) or int(t) not in known:
             raise NodeError(f"partition: {t!r} is not a node id (known: "
                             f"{', '.join(map(str, sorted(known)))})")
         out.add(int(t))
@@ -87,7 +93,7 @@ def _groups(rest: list[str], addrs: dict[int, str]) -> list[set[int]]:
 
 
 def _node_id(act: str, rest: list[str], addrs: dict[int, str]) -> int:
-    if len(rest) != 1 or not rest[0].isdigit() or int(rest[0]) not in addrs:
+    if len(rest) != 1 or not _decimal(rest[0]) or int(rest[0]) not in addrs:
         raise NodeError(f"{act} needs one node id (known: "
                         f"{', '.join(map(str, sorted(addrs)))})")
     return int(rest[0])
@@ -108,13 +114,17 @@ def _validate(act: str, rest: list[str], addrs: dict[int, str]) -> None:
         if not (act == "kill" and rest == ["leader"]):
             _node_id(act, rest, addrs)
     elif act == "add-node":
-        if len(rest) != 2 or not rest[0].isdigit() or int(rest[0]) < 1:
-            raise NodeError("add-node needs ID HOST:PORT, e.g. add-node 4 127.0.0.1:9004")
+        if len(rest) != 2 or not _decimal(rest[0]) or not 0 < int(rest[0]) <= MAX_ID:
+            raise NodeError(f"add-node needs ID HOST:PORT (ID 1..{MAX_ID}), e.g. add-node 4 "
+                            "127.0.0.1:9004")
         parse_addr(rest[1])
+        if len(rest[1]) > MAX_STR:   # the nodes would not carry it in their messages
+            raise NodeError(f"add-node: the address is longer than {MAX_STR} characters")
         if int(rest[0]) in addrs:
             raise NodeError(f"add-node: node {rest[0]} is already a member")
-    elif act == "remove-node" and (len(rest) != 1 or not rest[0].isdigit()):
-        raise NodeError("remove-node needs one node id")
+    elif act == "remove-node" and (len(rest) != 1 or not _decimal(rest[0])
+                                   or not 0 < int(rest[0]) <= MAX_ID):
+        raise NodeError(f"remove-node needs one node id (1..{MAX_ID})")
 
 
 def _ping(addrs: dict[int, str], secret: bytes | None) -> dict[int, dict[str, Any] | None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ import time
 import pytest
 
 from raftspec.node.supervisor import free_base_port
+from raftspec.node.wire import encode
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -67,6 +69,21 @@ def test_cluster_kv_status_ctl_end_to_end(cli_cluster) -> None:
     assert set(rows[0]) == {"id", "address", "role", "term", "commit_index", "last_log_index",
                             "leader", "pid"}
     leader = next(r["id"] for r in rows if r["role"] == "leader")
+    # a membership change the leader refuses is exit 2 at once (before: retried until
+    # --timeout, then exit 1 "no leader answered")
+    started = time.monotonic()
+    refused = raftspec("ctl", "--data-dir", str(data), "remove-node", "9")
+    assert (refused.returncode, time.monotonic() - started < 4) == (2, True), refused
+    assert "refused by the cluster: cannot remove 9" in refused.stderr
+    # a request to the supervisor that no ctl sends is dropped (before: an OverflowError
+    # stopped the supervisor and every node)
+    supervisor = json.loads((data / "cluster.json").read_text())["supervisor"]
+    host, port = supervisor.rsplit(":", 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(encode({"k": "ctl", "action": "kill", "id": float("inf"), "rid": 1}, None),
+                    (host, int(port)))
+    time.sleep(0.5)
+    assert proc.poll() is None, out.read_text()
     assert raftspec("ctl", "--data-dir", str(data), "kill", str(leader)).returncode == 0
     wait_leader_line(out, 2)
     assert raftspec("kv", "--cluster", addrs, "get", "color").stdout == "blue!\n"
@@ -147,6 +164,21 @@ def test_kv_against_an_unreachable_cluster_fails_clearly() -> None:
     (["kv", "--cluster", "127.0.0.1:1", "--timeout", "nan", "get", "k"], "--timeout"),
     (["kv", "--cluster", "127.0.0.1:1", "--timeout", "inf", "get", "k"], "--timeout"),
     (["ctl", "--cluster", "127.0.0.1:1", "--timeout", "0", "heal"], "--timeout"),
+    # before: "internal error" (exit 4): str.isdigit takes "²", int refuses it
+    (["status", "--cluster", "127.0.0.1:\u00b2"], "bad address"),
+    (["status", "--cluster", "\u00b2=127.0.0.1:1"], "--peers"),
+    (["node", "--id", "1", "--peers", "127.0.0.1:\u00b2", "--data-dir", "/tmp/x"], "address"),
+    (["ctl", "--cluster", "127.0.0.1:1", "kill", "\u00b2"], "kill needs one node id"),
+    (["ctl", "--cluster", "127.0.0.1:1,127.0.0.1:2", "partition", "1", "\u00b2"],
+     "not a node id"),
+    # before: sent, then "no leader answered" (exit 1) after the whole --timeout
+    (["ctl", "--cluster", "127.0.0.1:1", "remove-node", "0"], "remove-node needs one node id"),
+    (["ctl", "--cluster", "127.0.0.1:1", "add-node", "99999999999", "127.0.0.1:5"], "ID 1.."),
+    (["ctl", "--cluster", "127.0.0.1:1", "add-node", "4", "h" * 300 + ":5"], "longer than 256"),
+    (["kv", "--cluster", "127.0.0.1:1", "put", "k" * 300, "v"], "longer than 256"),
+    # before: a traceback at every retry (the value cannot be encoded), then exit 1
+    (["kv", "--cluster", "127.0.0.1:1", "put", "k", "\udcff\udcfe"], "not valid UTF-8"),
+    (["kv", "--cluster", "127.0.0.1:1", "get", "\udcff"], "not valid UTF-8"),
 ])
 def test_user_mistakes_get_a_message_not_a_traceback(args, needle) -> None:
     r = raftspec(*args)
