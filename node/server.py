@@ -62,6 +62,7 @@ from raftspec.node.wire import (
     body_to_message,
     encode_batches,
     encode_message,
+    members_error,
     pack_entries,
 )
 from raftspec.traces.schema import TraceWriter, entry_fields, message_fields
@@ -350,11 +351,12 @@ class NodeServer:
             self._reply(addr, {"k": "resp", "rid": rid, "ok": False,
                                "err": f"bad node id {nid!r}: 1..{MAX_ID}"})
             return
+        members = dict(self.core.members)
         if action == "add":
-            try:
-                parse_addr(str(body.get("addr")))
-            except NodeError as err:
-                self._reply(addr, {"k": "resp", "rid": rid, "ok": False, "err": str(err)})
+            members[nid] = body.get("addr")
+            err = members_error({str(k): v for k, v in members.items()})
+            if err is not None:                  # the followers' check: they would drop it
+                self._reply(addr, {"k": "resp", "rid": rid, "ok": False, "err": err})
                 return
         if self.core.role != Role.LEADER:
             self._reply(addr, {"k": "resp", "rid": rid, "ok": False, "err": "not_leader",
@@ -363,10 +365,7 @@ class NodeServer:
         if not self.core.config_change_allowed():
             self._reply(addr, {"k": "resp", "rid": rid, "ok": False, "err": "busy"})
             return
-        members = dict(self.core.members)
-        if action == "add":
-            members[nid] = str(body["addr"])
-        else:
+        if action == "remove":
             if nid not in members or len(members) == 1:
                 self._reply(addr, {"k": "resp", "rid": rid, "ok": False,
                                    "err": f"cannot remove {nid}"})

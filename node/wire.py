@@ -282,19 +282,28 @@ def message_to_body(m: Message, with_entries: bool = True) -> dict[str, Any]:
     return body
 
 
-def check_members(mem: Any) -> bool:
-    """Members as {"<id>": "host:port"}: ids 1..MAX_ID, addresses that parse."""
+def members_error(mem: Any) -> str | None:
+    """Why ``mem`` is not members as {"<id>": "host:port"} (ids 1..MAX_ID, addresses of at most
+    MAX_STR characters that parse), or None. A leader checks a new configuration with this
+    before appending it: an entry its followers drop would never commit, nor anything after it."""
     if not isinstance(mem, dict) or not 0 < len(mem) <= MAX_MEMBERS:
-        return False
+        return f"a configuration has 1..{MAX_MEMBERS} members"
     for k, v in mem.items():
-        if not (isinstance(k, str) and k.isdigit() and len(k) <= 10 and 0 < int(k) <= MAX_ID
-                and isinstance(v, str) and len(v) <= MAX_STR):
-            return False
+        if not (isinstance(k, str) and k.isdigit() and len(k) <= 10 and 0 < int(k) <= MAX_ID):
+            return f"bad node id {k!r}: 1..{MAX_ID}"
+        if not isinstance(v, str) or len(v) > MAX_STR:
+            return (f"bad address for node {k}: expected HOST:PORT of at most {MAX_STR} "
+                    "characters")
         try:
             parse_addr(v)
-        except NodeError:
-            return False
-    return True
+        except NodeError as err:
+            return str(err)
+    return None
+
+
+def check_members(mem: Any) -> bool:
+    """Members as {"<id>": "host:port"}: ids 1..MAX_ID, addresses that parse."""
+    return members_error(mem) is None
 
 
 def check_command(data: Any) -> bool:

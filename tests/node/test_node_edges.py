@@ -16,7 +16,7 @@ import time
 
 import msgpack
 import pytest
-from conftest import read_keys, run, workload
+from conftest import read_keys, run, workload, write_keys
 from test_node_cluster import lincheck
 from test_node_faults import committed_logs_agree
 
@@ -275,6 +275,22 @@ def test_a_membership_request_with_a_bad_address_gets_an_error_reply(make_cluste
             body = msgpack.unpackb(data[8:])
             rids.update(b["rid"] for b in (body["m"] if body["k"] == "batch" else [body]))
     assert sorted(c.status(leader)["members"]) == ["1", "2", "3"]
+
+
+def test_a_membership_change_the_followers_would_drop_is_refused_by_the_leader(
+        make_cluster) -> None:
+    """Before: the leader checked a new member's address with parse_addr only, and appended a
+    300-character one that every follower's decoder drops (bad_fields, wire.MAX_STR): no
+    AppendEntries carrying it was accepted again, and the cluster never committed again."""
+    c = make_cluster(3)
+    leader = c.wait_leader()
+    reply = control.query(c.addrs[leader], {"k": "conf", "action": "add", "id": 4,
+                                            "addr": "h" * 300 + ":27104"}, timeout=2)
+    assert reply is not None and not reply["ok"] and "bad address" in reply["err"], reply
+    assert sorted(c.status(leader)["members"]) == ["1", "2", "3"]
+    run(write_keys(c, {"after": "refused"}))
+    converge(c)
+    assert run(read_keys(c, ["after"])) == {"after": "refused"}
 
 
 def _read_only_runner(data_dir: str) -> list[str] | None:
