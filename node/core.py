@@ -16,6 +16,7 @@ dissertation §4 one-server membership change, §7 snapshots.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -71,12 +72,18 @@ class Ready:
 
 
 class RaftCore:
-    """One server's Raft state and the rules of Figure 2. Mutable, but free of I/O."""
+    """One server's Raft state and the rules of Figure 2. Mutable, but free of I/O.
+
+    ``check_snapshot`` (the state machine's) is called with a received snapshot's bytes
+    before it is installed; what it raises escapes ``step``: that snapshot is dropped whole.
+    """
 
     def __init__(self, node_id: int, members: dict[int, str], rng: random.Random,
                  options: Options | None = None, *, term: int = 0, voted_for: int | None = None,
-                 snapshot: Snapshot | None = None, entries: list[Entry] | None = None) -> None:
+                 snapshot: Snapshot | None = None, entries: list[Entry] | None = None,
+                 check_snapshot: Callable[[bytes], object] | None = None) -> None:
         self.id = node_id
+        self.check_snapshot = check_snapshot
         self.opts = options or Options()
         self.rng = rng
         self.term = term
@@ -466,6 +473,8 @@ class RaftCore:
         data = bytes(self.snap_buffer)
         self.snap_buffer = None
         if m.snap_index > self.commit_index:
+            if self.check_snapshot is not None:
+                self.check_snapshot(data)
             snap = Snapshot(m.snap_index, m.snap_term, {int(k): v for k, v in m.members.items()},
                             data)
             self.install_snapshot(snap)

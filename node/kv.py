@@ -10,6 +10,9 @@ A key's value is at most ``MAX_VALUE_BYTES`` (UTF-8): an append that would grow 
 refused — deterministically, at apply time, on every replica — with the result
 ``{"err": "value_too_large"}`` and changes nothing. A command whose ``seq`` is older than the
 session's last one is not applied and returns None: the server never answers it "ok".
+
+A snapshot image (``snapshot``) is zlib-compressed JSON ``{"data": {key: value}, "sessions":
+{cid: [seq, result]}}``; ``read_image`` checks one from a peer or the disk before it is used.
 """
 
 from __future__ import annotations
@@ -18,7 +21,49 @@ import json
 import zlib
 from typing import Any
 
+from raftspec.node.wire import MAX_INDEX, MAX_STR
+
 MAX_VALUE_BYTES = 1 << 20
+Sessions = dict[str, tuple[int, str | dict]]
+
+
+class BadImage(ValueError):
+    """Bytes that are not a kv snapshot image; ``str(err)`` says why."""
+
+
+def read_image(blob: bytes) -> tuple[dict[str, str], Sessions]:
+    """The data and sessions of a snapshot image, every field checked as the wire checks a
+    command's (keys and client ids of at most MAX_STR characters, string values, seq
+    0..MAX_INDEX, a result a string or a refusal); raises ``BadImage``."""
+    if not blob:
+        return {}, {}
+    try:
+        obj = json.loads(zlib.decompress(blob))
+    except (zlib.error, ValueError, RecursionError) as err:
+        raise BadImage(f"not a kv snapshot image (zlib-compressed JSON): {err}") from None
+    data = obj.get("data") if isinstance(obj, dict) else None
+    sessions = obj.get("sessions") if isinstance(obj, dict) else None
+    if not (isinstance(data, dict)
+            and all(len(k) <= MAX_STR and isinstance(v, str) for k, v in data.items())):
+        raise BadImage('kv snapshot image: "data" is not {key: string value}')
+    if not (isinstance(sessions, dict)
+            and all(len(cid) <= MAX_STR and _is_session(s) for cid, s in sessions.items())):
+        raise BadImage('kv snapshot image: "sessions" is not {client id: [seq, result]}')
+    return data, {cid: (seq, result) for cid, (seq, result) in sessions.items()}
+
+
+def _is_session(s: Any) -> bool:
+    if not (isinstance(s, list) and len(s) == 2):
+        return False
+    seq, result = s
+    return (type(seq) is int and 0 <= seq <= MAX_INDEX
+            and (isinstance(result, str) or _is_refusal(result)))
+
+
+def _is_refusal(result: Any) -> bool:
+    """``{"err": ..., "limit"?: ...}`` as ``apply`` returns it (the server sends its fields)."""
+    return (isinstance(result, dict) and isinstance(result.get("err"), str)
+            and set(result) <= {"err", "limit"} and type(result.get("limit", 0)) is int)
 
 
 def value_bytes(value: str) -> int:
@@ -29,7 +74,7 @@ def value_bytes(value: str) -> int:
 class KVStore:
     def __init__(self) -> None:
         self.data: dict[str, str] = {}
-        self.sessions: dict[str, tuple[int, str]] = {}     # cid -> (last seq, its result)
+        self.sessions: Sessions = {}            # cid -> (last seq, its result)
 
     def last_seq(self, cid: str) -> int | None:
         """The last applied sequence number of session ``cid``."""
@@ -81,6 +126,5 @@ class KVStore:
         return zlib.compress(json.dumps({"data": self.data, "sessions": self.sessions}).encode())
 
     def restore(self, blob: bytes) -> None:
-        obj = json.loads(zlib.decompress(blob)) if blob else {"data": {}, "sessions": {}}
-        self.data = dict(obj["data"])
-        self.sessions = {k: (int(v[0]), v[1]) for k, v in obj["sessions"].items()}
+        """Replace the state by a snapshot image; raises ``BadImage`` (nothing changed)."""
+        self.data, self.sessions = read_image(blob)

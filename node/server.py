@@ -40,7 +40,7 @@ import msgpack
 from raftspec.node.core import Options, RaftCore, Role
 from raftspec.node.errors import NodeError
 from raftspec.node.faults import FaultConfig
-from raftspec.node.kv import MAX_VALUE_BYTES, KVStore, value_bytes
+from raftspec.node.kv import MAX_VALUE_BYTES, BadImage, KVStore, read_image, value_bytes
 from raftspec.node.messages import Message
 from raftspec.node.storage import (
     DiskFailure,
@@ -111,7 +111,10 @@ class NodeServer:
         abstain = self._check_lost_entries(rec)
         self.kv = KVStore()
         if rec.snapshot is not None:
-            self.kv.restore(rec.snapshot.data)
+            try:
+                self.kv.restore(rec.snapshot.data)
+            except BadImage as err:
+                raise NodeError(f"{self.storage.snap_path}: {err}; refusing to start") from None
         members = {} if cfg.join else dict(cfg.peers)
         opts = Options(election_ticks=cfg.election_ticks, heartbeat_ticks=cfg.heartbeat_ticks,
                        check_quorum=cfg.check_quorum, trace=cfg.trace is not None)
@@ -121,7 +124,7 @@ class NodeServer:
             raise NodeError(f"--trace {cfg.trace}: {err.strerror}") from err
         self.core = RaftCore(cfg.id, members, self.rng, opts, term=rec.term,
                              voted_for=rec.voted_for, snapshot=rec.snapshot,
-                             entries=rec.entries)
+                             entries=rec.entries, check_snapshot=read_image)
         self.core.abstain_until = abstain
         # the mark as of what was just recovered (and fsynced again by load)
         self.highwater = HighWater(rec.mark, MARK_EVERY, MARK_INTERVAL_S)
@@ -291,6 +294,8 @@ class NodeServer:
                 self.core.step(m)
         except BadDatagram as err:
             self.bad[str(err)] += 1
+        except BadImage:                          # a received snapshot, dropped whole
+            self.bad["bad_snapshot"] += 1
         except (KeyError, TypeError, ValueError, AttributeError, NodeError):
             self.bad["bad_fields"] += 1
 
@@ -432,8 +437,8 @@ class NodeServer:
         except DiskFailure as err:
             log.error("error: %s", err)
             self._fail(err)
-            return
-        self._send_replies()
+        finally:                                 # queued replies go out even if a flush raised
+            self._send_replies()
 
     def _flush_once(self) -> None:
         core = self.core

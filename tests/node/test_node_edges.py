@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import time
+import zlib
 
 import msgpack
 import pytest
@@ -22,9 +23,12 @@ from test_node_faults import committed_logs_agree
 
 from raftspec.node import control
 from raftspec.node.client import ClusterClient, Rejected, StaleSession
+from raftspec.node.faults import FaultConfig
 from raftspec.node.kv import MAX_VALUE_BYTES
+from raftspec.node.messages import SNAP, Message, Snapshot
+from raftspec.node.server import NodeConfig, NodeServer
 from raftspec.node.storage import HEADER, DiskLog, read_mark
-from raftspec.node.wire import _frame, encode, encode_batches
+from raftspec.node.wire import _frame, decode, encode, encode_batches, encode_message
 
 
 def converge(c, ids=None) -> None:
@@ -291,6 +295,84 @@ def test_a_membership_change_the_followers_would_drop_is_refused_by_the_leader(
     run(write_keys(c, {"after": "refused"}))
     converge(c)
     assert run(read_keys(c, ["after"])) == {"after": "refused"}
+
+
+NOT_KV_IMAGES = [b"not a zlib blob", zlib.compress(b"[1, 2, 3]")]
+
+
+def test_a_received_snapshot_that_is_not_a_kv_image_is_dropped_and_never_persisted(
+        make_cluster) -> None:
+    """Before: a follower wrote a received snapshot that is not a kv image to disk, then
+    kv.restore raised (zlib.error, TypeError) in every flush, before the replies were sent:
+    status never answered again, and a restart stopped on the bad file."""
+    c = make_cluster(3)
+    leader = c.wait_leader()
+    follower = next(i for i in c.addrs if i != leader)
+    run(write_keys(c, {"a": "1"}))
+    st = c.status(follower)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for image in NOT_KV_IMAGES:
+            m = Message(SNAP, leader, follower, st["term"], snap_index=st["commit_index"] + 5,
+                        snap_term=st["term"], members=dict(c.addrs), chunk=image, done=True)
+            for data in encode_message(m, None):
+                s.sendto(data, ("127.0.0.1", c.base_port + follower - 1))
+    bad = c.wait_for(lambda: (c.status(follower) or {}).get("bad_datagrams", {})
+                     .get("bad_snapshot") == 2, 10, "both snapshots dropped and counted")
+    assert bad and "handler_error" not in c.status(follower)["bad_datagrams"]
+    assert not os.path.exists(os.path.join(c.data_dir, f"node-{follower}", "snapshot"))
+    run(write_keys(c, {"b": "2"}))
+    converge(c)
+    c.kill(follower)
+    c.start([follower])
+    converge(c)
+    assert c.status(follower)["snapshot_index"] == 0
+
+
+@pytest.mark.parametrize("image", NOT_KV_IMAGES, ids=["not-zlib", "json-list"])
+def test_a_snapshot_file_that_is_not_a_kv_image_is_one_error_line_and_exit_2(
+        tmp_path, image) -> None:
+    """Before: exit 4 "internal error" (raftspec node) or a traceback (python -m
+    raftspec.node); the file's checksum is valid, its content is not a kv image."""
+    data = tmp_path / "d"
+    disk = DiskLog(str(data))
+    disk.load()
+    disk.save_snapshot(Snapshot(3, 1, {1: "127.0.0.1:1"}, image), 4, [], 1, None)
+    disk.close()
+    proc = subprocess.run([sys.executable, "-m", "raftspec.node", "--id", "1",
+                           "--peers", "1=127.0.0.1:1", "--data-dir", str(data)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"node 1: error: {data / 'snapshot'}: "), proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
+
+
+def test_replies_still_go_out_when_flushing_the_core_raises(tmp_path) -> None:
+    """Before: an exception in a flush skipped the sending of every queued reply, and a
+    Ready that raised again at every tick left status unanswered for good."""
+    server = NodeServer(NodeConfig(id=1, peers={1: "127.0.0.1:1", 2: "127.0.0.1:2"},
+                                   data_dir=str(tmp_path / "d"), port=0, seed=1))
+
+    class Transport:
+        blocked: set[int] = set()
+        faults = FaultConfig()
+        replies: list[dict] = []
+
+        def send_to(self, data: bytes, addr: tuple[str, int]) -> None:
+            self.replies.append(decode(data, None))
+
+        def close(self) -> None:
+            pass
+
+    def broken_flush() -> None:
+        raise RuntimeError("boom in flush")
+
+    transport = Transport()
+    server.transport = transport                              # type: ignore[assignment]
+    server._flush_once = broken_flush                         # type: ignore[method-assign]
+    server._on_batch([(encode({"k": "status", "rid": 5}, None), ("h", 1))])
+    server.close()
+    assert [r["rid"] for r in transport.replies] == [5]
+    assert server.bad["handler_error"] == 1
 
 
 def _read_only_runner(data_dir: str) -> list[str] | None:

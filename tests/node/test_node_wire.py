@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import struct
+import zlib
 
 import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from raftspec.node.kv import MAX_VALUE_BYTES, KVStore
+from raftspec.node.kv import MAX_VALUE_BYTES, BadImage, KVStore
 from raftspec.node.messages import APPEND, Entry, Message
 from raftspec.node.wire import (
     FRAGMENT_BYTES,
@@ -126,6 +128,50 @@ def test_kv_sessions_apply_a_retried_command_once() -> None:
     kv2 = KVStore()
     kv2.restore(kv.snapshot())
     assert kv2.data == kv.data and kv2.cached("c1", 2) == "a"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**64), 2**64) | st.floats(allow_nan=False)
+    | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
+                                                                 max_size=3),
+    max_leaves=8)
+sessions = st.lists(st.integers(-1, 2**54) | json_values,
+                    min_size=2, max_size=2) | json_values
+kv_shaped = st.fixed_dictionaries({
+    "data": st.dictionaries(st.text(max_size=300), st.text(max_size=4) | json_values,
+                            max_size=3) | json_values,
+    "sessions": st.dictionaries(st.text(max_size=300), sessions, max_size=3) | json_values})
+
+
+def compressed(value) -> bytes:
+    return zlib.compress(json.dumps(value).encode())
+
+
+@RELAXED
+@given(st.one_of(st.binary(max_size=60), json_values.map(compressed), kv_shaped.map(compressed),
+                 st.binary(max_size=40).map(zlib.compress)))
+def test_a_snapshot_image_is_used_only_whole_and_well_formed(blob) -> None:
+    """A snapshot from a peer or from the disk: either every key, value and session is of the
+    type and range the wire allows for a command, or BadImage and the kv is unchanged (before:
+    zlib.error, TypeError, ... out of restore, or a session the server cannot use)."""
+    kv = KVStore()
+    kv.apply({"op": "put", "key": "a", "value": "1", "cid": "c", "seq": 1})
+    before = kv.snapshot()
+    try:
+        kv.restore(blob)
+    except BadImage:
+        assert kv.snapshot() == before
+        return
+    assert all(isinstance(k, str) and len(k) <= 256 and isinstance(v, str)
+               for k, v in kv.data.items())
+    for cid, (seq, result) in kv.sessions.items():
+        assert isinstance(cid, str) and len(cid) <= 256
+        assert type(seq) is int and 0 <= seq <= 2**53
+        assert isinstance(result, str) or set(result) <= {"err", "limit"}
+    kv2 = KVStore()
+    kv2.restore(kv.snapshot())
+    assert (kv2.data, kv2.sessions) == (kv.data, kv.sessions)
 
 
 def test_batches_of_client_bodies_split_at_the_size_limit_and_decode_back() -> None:
