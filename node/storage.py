@@ -35,6 +35,7 @@ import msgpack
 
 from raftspec.node.errors import NodeError
 from raftspec.node.messages import Entry, Snapshot
+from raftspec.node.wire import check_command
 
 log = logging.getLogger("raftspec.node.storage")
 
@@ -395,8 +396,8 @@ class DiskLog:
             else:
                 batch = [Entry(index(t), d) for t, d in zip(payload["t"], payload["d"],
                                                             strict=True)]
-            if not all(isinstance(e.data, dict) for e in batch) or i < 1:
-                raise ValueError
+            if not all(check_command(e.data) for e in batch) or i < 1:
+                raise ValueError                  # the wire's check: the node applies only these
             if i + len(batch) - 1 <= base:
                 return
             if i > base + len(entries) + 1:

@@ -22,9 +22,11 @@ from raftspec.node.storage import (
     Mark,
     _entries_record,
     _mark_slot,
+    _record,
     lost_entries,
     read_mark,
 )
+from raftspec.node.wire import check_command
 
 
 def write(path, n=5) -> DiskLog:
@@ -129,6 +131,58 @@ def test_json_records_of_earlier_versions_are_still_read(tmp_path) -> None:
     d.close()
     r = DiskLog(str(tmp_path)).load()
     assert (r.term, r.voted_for, [e.data["op"] for e in r.entries]) == (4, 1, ["noop", "put"])
+
+
+HARD_STATE = _record({"k": "hs", "term": 1, "vote": 1})
+
+
+@pytest.mark.parametrize("record", [
+    {"k": "es", "i": 1, "t": [1], "d": [{"op": "config", "members": 5}]},
+    {"k": "es", "i": 1, "t": [1], "d": [{"op": "put", "key": 5, "value": [1], "cid": "c",
+                                          "seq": "x"}]},
+    {"k": "es", "i": 1, "t": [1, 1], "d": [{"op": "noop"}, {"op": "rm", "key": "a"}]},
+    {"k": "es", "i": 1, "t": [1], "d": [{"op": "config", "members": {"1": "h" * 300 + ":1"}}]},
+    {"k": "e", "i": 1, "t": 1, "d": {"op": "append", "key": "k", "value": "v", "seq": -1}},
+])
+def test_a_record_with_a_valid_checksum_but_a_malformed_command_is_refused(tmp_path,
+                                                                           record) -> None:
+    """Before: loaded without complaint, then the node crashed on the command (an
+    AttributeError in core._recompute_members: exit 4)."""
+    wal = tmp_path / "wal"
+    wal.write_bytes(HARD_STATE + _record(record))
+    with pytest.raises(NodeError, match=f"{wal}: byte {len(HARD_STATE)}: .*refusing to start"):
+        DiskLog(str(tmp_path)).load()
+    assert wal.read_bytes() == HARD_STATE + _record(record)      # nothing was truncated
+
+
+packable_ints = st.integers(-(2**63), 2**64 - 1)
+wal_commands = st.fixed_dictionaries(
+    {"op": st.sampled_from(["noop", "config", "put", "append", "get", "rm", 5, None])},
+    optional={"key": st.text(max_size=300) | packable_ints | st.none(),
+              "value": st.text(max_size=4) | st.none() | st.lists(packable_ints, max_size=1),
+              "cid": st.text(max_size=300) | packable_ints | st.none(),
+              "seq": st.integers(-2, 2**54) | st.booleans() | st.text(max_size=2) | st.none(),
+              "members": packable_ints | st.dictionaries(st.text(max_size=12),
+                                                         st.text(max_size=20) | packable_ints,
+                                                         max_size=2)})
+
+
+@settings(deadline=None, max_examples=200,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(wal_commands)
+def test_a_wal_holds_only_commands_the_wire_would_carry(tmp_path, command) -> None:
+    """A command with a valid checksum is loaded exactly when the wire's check accepts it;
+    anything else is refused naming the file and the record, never loaded or crashed on."""
+    d = pathlib.Path(tempfile.mkdtemp(dir=tmp_path))
+    (d / "wal").write_bytes(HARD_STATE + _record({"k": "es", "i": 1, "t": [1, 1],
+                                                  "d": [{"op": "noop"}, command]}))
+    try:
+        rec = DiskLog(str(d)).load()
+    except NodeError as err:
+        assert not check_command(command)
+        assert str(err).startswith(f"{d / 'wal'}: byte {len(HARD_STATE)}: ")
+        return
+    assert check_command(command) and rec.entries[-1].data == command
 
 
 def write_records(path, n: int) -> list[int]:
