@@ -44,7 +44,7 @@ class StaleSession(Unavailable):
 
 # errors after which retrying cannot help; everything else is retried until the timeout
 REFUSALS = ("value_too_large", "reply_too_large", "message_too_large")
-REFUSED_CHANGES = ("cannot remove", "bad node id", "bad address")
+REFUSED_CHANGES = ("cannot remove", "bad node id", "bad address", "a configuration has")
 """How a node words its refusal of a membership change (no use retrying it elsewhere)."""
 
 

@@ -289,7 +289,8 @@ def members_error(mem: Any) -> str | None:
     if not isinstance(mem, dict) or not 0 < len(mem) <= MAX_MEMBERS:
         return f"a configuration has 1..{MAX_MEMBERS} members"
     for k, v in mem.items():
-        if not (isinstance(k, str) and k.isdigit() and len(k) <= 10 and 0 < int(k) <= MAX_ID):
+        if not (isinstance(k, str) and k.isascii() and k.isdigit() and len(k) <= 10
+                and 0 < int(k) <= MAX_ID):
             return f"bad node id {k!r}: 1..{MAX_ID}"
         if not isinstance(v, str) or len(v) > MAX_STR:
             return (f"bad address for node {k}: expected HOST:PORT of at most {MAX_STR} "
@@ -320,11 +321,6 @@ def check_command(data: Any) -> bool:
         return (_is(data.get("key"), str, MAX_STR) and (value is None or isinstance(value, str))
                 and (cid is None or _is(cid, str, MAX_STR)) and _is(seq, int, MAX_INDEX))
     return False
-
-
-def check_config_entry(data: dict[str, Any]) -> bool:
-    """A config command must name members as {"<id>": "host:port"}."""
-    return check_members(data.get("members"))
 
 
 def body_to_message(body: dict[str, Any]) -> Message:

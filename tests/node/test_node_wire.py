@@ -247,6 +247,7 @@ def test_every_flipped_bit_is_caught_without_hmac(body, bit) -> None:
     {"k": "append", "s": 1, "d": 2, "t": 3, "e": [[3, {"op": "noop"}]] * (MAX_ENTRIES + 1)},
     {"k": "snap", "s": 1, "d": 2, "t": 3, "mem": {"1": "127.0.0.1:99999"}},
     {"k": "snap", "s": 1, "d": 2, "t": 3, "mem": {"0": "127.0.0.1:9"}},
+    {"k": "snap", "s": 1, "d": 2, "t": 3, "mem": {"\u00b2": "127.0.0.1:9"}},   # int() refuses
     {"k": "append_resp", "s": 1, "d": 2, "t": 3, "mid": "x" * 1000},
 ])
 def test_out_of_range_fields_are_rejected_on_decode(body) -> None:
