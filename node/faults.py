@@ -16,6 +16,10 @@ from dataclasses import dataclass
 
 from raftspec.node.errors import NodeError
 
+MAX_DELAY_MS = 60_000.0
+"""The longest delay ``--faults`` takes: a datagram held longer is as good as lost, and each one
+held keeps a timer."""
+
 
 @dataclass(slots=True)
 class FaultConfig:
@@ -51,14 +55,15 @@ class FaultConfig:
                     lo, _, hi = v.partition("-")
                     cfg.delay_min_ms = float(lo) if hi else 0.0
                     cfg.delay_max_ms = float(hi or lo)
-                    if cfg.delay_min_ms < 0 or cfg.delay_max_ms < cfg.delay_min_ms:
-                        raise ValueError
+                    if not 0 <= cfg.delay_min_ms <= cfg.delay_max_ms <= MAX_DELAY_MS:
+                        raise ValueError   # and nan; inf kept every datagram's timer for ever
                 else:
                     raise NodeError(f"--faults: unknown fault {key!r} "
                                     "(known: loss, dup, delay, reorder)")
             except ValueError:
                 raise NodeError(f"--faults: {item!r}: probabilities are 0..1, delays are "
-                                "'A-Bms' or 'Bms' with 0 <= A <= B") from None
+                                f"'A-Bms' or 'Bms' with 0 <= A <= B <= {MAX_DELAY_MS:g}"
+                                ) from None
         return cfg
 
     def plan(self, rng: random.Random) -> list[float]:

@@ -154,6 +154,10 @@ def test_kv_against_an_unreachable_cluster_fails_clearly() -> None:
     (["kv", "--cluster", "127.0.0.1:1", "put", "k"], "needs a VALUE"),
     (["cluster", "--nodes", "0", "--data-dir", "/tmp/x"], "--nodes"),
     (["cluster", "--nodes", "3", "--data-dir", "/tmp/x", "--faults", "loss=2"], "--faults"),
+    # before: taken, and every datagram then kept a timer that never fired
+    (["cluster", "--nodes", "3", "--data-dir", "/tmp/x", "--faults", "delay=infms"], "--faults"),
+    (["ctl", "--cluster", "127.0.0.1:1", "faults", "delay=nanms"], "--faults"),
+    (["ctl", "--cluster", "127.0.0.1:1", "faults", "delay=0-60001ms"], "<= 60000"),
     (["node", "--id", "9", "--peers", "127.0.0.1:1", "--data-dir", "/tmp/x"], "--id 9"),
     (["ctl", "--cluster", "127.0.0.1:1", "partition", "1"], "two groups"),
     (["ctl", "--cluster", "127.0.0.1:1", "heal", "--accept-lost-entries"], "restart only"),
