@@ -30,7 +30,11 @@ SWEEP_S = 0.01                      # request timeouts are checked this often
 
 
 class Unavailable(NodeError):
-    """No leader answered in time. For a write the outcome is unknown."""
+    """No leader answered in time. For a write the outcome is unknown. ``silent``: no node
+    answered anything (stopped, unreachable, or it drops this client's unsigned or wrongly
+    signed requests)."""
+
+    silent = False
 
 
 class Rejected(NodeError):
@@ -180,17 +184,21 @@ class ClusterClient:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         last_err = "no reply"
+        heard = False
         while True:
             left = deadline - loop.time()
             if left <= 0:
-                raise Unavailable(f"no leader answered within {timeout:g}s ({last_err}); "
+                err = Unavailable(f"no leader answered within {timeout:g}s ({last_err}); "
                                   f"tried {', '.join(f'{h}:{p}' for h, p in self.addrs)}")
+                err.silent = not heard
+                raise err
             addr = self.leader or self.addrs[self._next % len(self.addrs)]
             reply = await self.ask(addr, body, min(self.try_timeout, left))
             if reply is not None and reply.get("ok"):
                 self.leader = addr
                 return reply
             last_err = "timed out" if reply is None else str(reply.get("err"))
+            heard = heard or reply is not None
             if last_err in REFUSALS or last_err.startswith(REFUSED_CHANGES):
                 what = body.get("op") or body.get("action") or body.get("k")
                 raise Rejected(f"{what}: refused by the cluster: {last_err}"

@@ -53,5 +53,12 @@ def manifest_addrs(data_dir: str) -> tuple[dict[int, str], str | None]:
     return nodes, supervisor
 
 
+def silence_hint(args: argparse.Namespace) -> str:
+    """Said when no node answered at all: nodes drop requests not signed with their key."""
+    if args.secret is None:
+        return " (a cluster started with --secret answers only requests signed with its key)"
+    return f" (or do its nodes use another key than --secret {args.secret}?)"
+
+
 def secret_of(args: argparse.Namespace) -> bytes | None:
     return read_secret(args.secret)

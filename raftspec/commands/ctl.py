@@ -14,6 +14,7 @@ from raftspec.commands._cluster_args import (
     cluster_addrs,
     manifest_addrs,
     secret_of,
+    silence_hint,
 )
 from raftspec.commands._contract import seconds
 from raftspec.node import control
@@ -154,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
     alive = _ping(addrs, secret)
     up = sorted(i for i, s in alive.items() if s)
     if not up and act != "restart":
-        return _fail(f"no node answers ({', '.join(addrs.values())}): is the cluster running?")
+        return _fail(f"no node answers ({', '.join(addrs.values())}): is the cluster running?"
+                     + silence_hint(args))
     if act == "partition":
         groups = _groups(rest, addrs)
         everyone = set().union(*groups)

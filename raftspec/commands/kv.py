@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from raftspec.commands._cluster_args import add_cluster_arguments, cluster_addrs, secret_of
+from raftspec.commands._cluster_args import (
+    add_cluster_arguments,
+    cluster_addrs,
+    secret_of,
+    silence_hint,
+)
 from raftspec.commands._contract import check_output
 from raftspec.node.client import ClusterClient, History
 from raftspec.node.errors import NodeError
@@ -66,7 +71,8 @@ async def _run(args: argparse.Namespace, addrs: list[str], secret: bytes | None,
             value = await session.call(args.op, args.key, args.value, timeout=args.timeout)
         except Unavailable as err:
             import sys
-            print(f"raftspec kv: error: {err}", file=sys.stderr)
+            hint = silence_hint(args) if err.silent else ""
+            print(f"raftspec kv: error: {err}{hint}", file=sys.stderr)
             return 1
     if args.op == "get":
         print(value)

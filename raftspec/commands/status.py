@@ -8,7 +8,12 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-from raftspec.commands._cluster_args import add_cluster_arguments, cluster_addrs, secret_of
+from raftspec.commands._cluster_args import (
+    add_cluster_arguments,
+    cluster_addrs,
+    secret_of,
+    silence_hint,
+)
 from raftspec.node import control
 
 DESCRIPTION = """\
@@ -61,6 +66,7 @@ def _run(args: argparse.Namespace) -> int:
         else:
             print(f"{i} {addr} unreachable")
     if not any(replies.values()):
-        print(f"raftspec status: no node answered within {args.timeout:g}s", file=sys.stderr)
+        print(f"raftspec status: no node answered within {args.timeout:g}s"
+              f"{silence_hint(args)}", file=sys.stderr)
         return 1
     return 0

@@ -6,6 +6,8 @@ import asyncio
 import os
 import random
 import socket
+import subprocess
+import sys
 
 import msgpack
 import pytest
@@ -121,6 +123,17 @@ def test_hmac_secret_drops_unauthenticated_messages(make_cluster, tmp_path) -> N
         run(unauthenticated())
     assert run(read_keys(c, ["a"])) == {"a": "1"}
     assert c.status(1)["bad_datagrams"].get("missing_mac", 0) > 0
+    # the commands say why nothing answers (before: "unreachable", "no leader answered")
+    wrong = tmp_path / "wrong"
+    wrong.write_text("other-key\n")
+    for args, hint in ((["status"], "a cluster started with --secret answers only"),
+                       (["kv", "--secret", str(wrong), "get", "a"],
+                        f"another key than --secret {wrong}"),
+                       (["ctl", "heal"], "a cluster started with --secret answers only")):
+        proc = subprocess.run([sys.executable, "-m", "raftspec", args[0], "--cluster",
+                               c.cluster_arg, "--timeout", "1", *args[1:]],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1 and hint in proc.stderr, proc
 
 
 def test_add_and_remove_one_server_at_a_time(make_cluster) -> None:
