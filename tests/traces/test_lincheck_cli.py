@@ -126,6 +126,12 @@ def test_model_flag_overrides_the_format(tmp_path: Path,
     (NDJSON_BAD.replace('"time": 40}', '"time": 40'), 4, "line"),
     ("\n".join(NDJSON_BAD.splitlines()[0:3:2]).replace('"process": 1', '"process": 0'), 2,
      "process"),
+    # before: NaN and Infinity made this non-linearizable history "linearizable" (exit 0),
+    # 10**400 an OverflowError (exit 4), deep nesting a RecursionError (exit 4)
+    (NDJSON_BAD.replace('"time": 20', '"time": NaN'), 2, "time"),
+    (NDJSON_BAD.replace('"time": 20', '"time": Infinity'), 2, "time"),
+    (NDJSON_BAD.replace('"time": 40', '"time": 1' + "0" * 400), 4, "time"),
+    (NDJSON_BAD + "[" * 100_000 + "\n", 5, "line"),
 ])
 def test_bad_ndjson_names_file_line_and_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                               text: str, line: int, field: str) -> None:

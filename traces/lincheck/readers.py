@@ -197,6 +197,10 @@ def parse_porcupine_kv(lines: Iterable[str], path: str) -> tuple[Operation, ...]
     return pairing.finish()
 
 
+MAX_TIME = 2**63
+"""The largest ``time`` magnitude taken: a signed 64-bit count of nanoseconds."""
+
+
 def _field(obj: dict[str, Any], name: str, kinds: tuple[type, ...], path: str, line: int,
            what: str) -> Any:
     if name not in obj:
@@ -230,7 +234,7 @@ def parse_ndjson(lines: Iterable[str], path: str) -> tuple[Operation, ...]:
             continue
         try:
             obj = json.loads(text)
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:   # RecursionError: nested too deep
             raise RaftspecError(f"not valid JSON ({err.args[0].split(':')[0]})", path=path,
                                 line=line, field="line") from None
         if not isinstance(obj, dict):
@@ -245,6 +249,9 @@ def parse_ndjson(lines: Iterable[str], path: str) -> tuple[Operation, ...]:
             raise RaftspecError(f"expected one of {', '.join(functions)}, got {f!r}", path=path,
                                 line=line, field="f")
         time = _field(obj, "time", (int, float), path, line, "a number (nanoseconds)")
+        if not abs(time) <= MAX_TIME:   # and NaN: "before" and "after" mean nothing then
+            raise RaftspecError(f"expected a finite number of nanoseconds within ±2^63, got "
+                                f"{json.dumps(time)[:40]}", path=path, line=line, field="time")
         if f in KV_FUNCTIONS:
             key = _field(obj, "key", (str,), path, line, "a string")
             value = obj.get("value")
