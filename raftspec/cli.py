@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import json
 import os
 import signal
 import sys
@@ -179,10 +180,12 @@ def _main(argv: list[str]) -> int:
         return USAGE
     except KeyboardInterrupt:
         print(f"raftspec {args.command}: interrupted before a verdict", file=sys.stderr)
+        _stopped_json(args, "interrupted")
         return INCOMPLETE
     except MemoryError:
         print(f"raftspec {args.command}: out of memory before a verdict (lower the bounds or "
               "raise --max-memory)", file=sys.stderr)
+        _stopped_json(args, "out of memory")
         return INCOMPLETE
     except Exception as err:  # noqa: BLE001 - never a traceback, never a verdict's code
         print(f"raftspec {args.command}: internal error: {_one_line(err)}; this is a bug in "
@@ -195,6 +198,14 @@ def _main(argv: list[str]) -> int:
             interrupter.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _stopped_json(args: argparse.Namespace, why: str) -> None:
+    """With ``--json``, a stop that came before the command could report its own figures (while
+    it loaded its input, say) is still one JSON object saying so."""
+    if getattr(args, "json", False):
+        print(json.dumps({"command": args.command, "complete": False, "stopped": why,
+                          "verdict": "unknown"}), flush=True)
 
 
 def _one_line(err: BaseException) -> str:

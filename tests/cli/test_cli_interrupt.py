@@ -238,3 +238,28 @@ def test_a_solver_call_started_long_after_the_stop_signal_is_cancelled_too() -> 
     verdict, *reason, seconds = proc.stdout.split()
     assert verdict == "unknown" and " ".join(reason) in ("canceled", "interrupted"), proc.stdout
     assert float(seconds) < 5.0, proc.stdout
+
+
+@pytest.mark.parametrize(("stop", "why"), [(KeyboardInterrupt, "interrupted"),
+                                           (MemoryError, "out of memory")])
+@pytest.mark.parametrize("command", ["validate", "lincheck", "check"])
+def test_a_stop_before_the_command_reports_is_still_one_json_object(
+        command: str, stop: type[BaseException], why: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A stop the command does not turn into its own report (one while it reads its input, say)
+    still prints a JSON object with ``complete: false`` (before: nothing on stdout)."""
+    import importlib
+
+    from raftspec import cli
+
+    def stopped(_args: object) -> int:
+        raise stop
+
+    monkeypatch.setattr(importlib.import_module(f"raftspec.commands.{command}"), "run", stopped)
+    target = tmp_path / "input"
+    target.write_text("")
+    assert cli.main([command, str(target), "--json"]) == 3
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"command": command, "complete": False, "stopped": why,
+                               "verdict": "unknown"}
+    assert "before a verdict" in err
