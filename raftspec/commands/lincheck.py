@@ -64,6 +64,11 @@ def run(args: argparse.Namespace) -> int:
     """Check every history, print the verdicts, and return the exit status."""
     budget = budget_of(args)
     check_output(args.html, "--html")
+    for path in args.histories:   # before any work: a later missing file costs no verdict
+        try:
+            open(path, "rb").close()   # noqa: SIM115
+        except OSError as err:
+            raise RaftspecError(f"cannot read history: {err.strerror}", path=str(path)) from None
     results = []
     interrupted: list[str] = []
 

@@ -164,6 +164,12 @@ def test_missing_file_is_exit_2_with_its_name(tmp_path: Path,
     missing = tmp_path / "nope.ndjson"
     assert cli.main(["lincheck", str(missing)]) == 2
     assert f"{missing}: cannot read history" in capsys.readouterr().err
+    # after one that has a finding: refused before any work (before: the finding printed,
+    # then exit 2 for the missing one, the finding lost from the exit status)
+    found = write(tmp_path, "h.ndjson", NDJSON_BAD)
+    assert cli.main(["lincheck", str(found), str(missing)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and f"{missing}: cannot read history" in err
 
 
 def test_empty_file_is_an_empty_history(tmp_path: Path,
