@@ -14,6 +14,10 @@ Event → reference steps (reference/variants/figure2.py), for node i:
   AdvanceCommitIndex(N = the logged commit_index)
 - ``step_down`` (check_quorum): StepDown(i); ``snapshot``: none (local compaction)
 
+A message is between the trace's nodes (each file's node, the members of each ``init``), from
+the node that logs its ``send``, to the node that logs its ``recv``; else that event is
+unexplained.
+
 After each event the node's logged state (term, role, voted_for, log_len, last_log_term,
 commit_index) must equal the reference server's. A send that no receive names is dropped at
 once (DropMessage); one received k times is duplicated k - 1 times (DuplicateMessage).
@@ -80,6 +84,7 @@ class ClusterAdapter:
         self.protocol = protocol or protocol_for(self.config.variant, self.config.mutants)
         self._first_init: set[tuple[str, int]] = set()
         self._values: dict[str | None, int] = {None: 1}
+        self.nodes: tuple[int, ...] = ()
 
     def value_of(self, command_hash: str | None) -> int:
         """The reference value standing for a command hash (1 when the trace has none)."""
@@ -176,16 +181,14 @@ class ClusterAdapter:
 
     # ------------------------------------------------------------------ search hooks
     def initial(self, events: Sequence[Event]) -> Iterable[Candidate]:
-        """Servers 1..N, N the largest id named anywhere (nodes, members, senders)."""
-        ids = set()
+        """Servers 1..N, N the largest node id (of a file, or a member an ``init`` names); the
+        trace's nodes are those ids (a message's ends must be among them)."""
+        ids = {e.node for e in events}
         for e in events:
-            ids.add(e.node)
             if e.data["event"] == "init":
                 ids.update(int(k) for k in e.data["members"] if str(k).isdigit())
-            elif "msg" in e.data:
-                ids.update((e.data["msg"]["from"], e.data["msg"]["to"]))
+        self.nodes = tuple(sorted(ids))
         n = max(ids, default=1)
-        self.servers = n
         self._first_init = set()
         seen: set[int] = set()
         for e in events:
@@ -214,6 +217,8 @@ class ClusterAdapter:
                                                and d["msg"]["type"].endswith("_resp")):
             pending = pending[: i - 1] + (None,) + pending[i:]   # the node sent no reply
         kind = d["event"]
+        if "msg" in d and (misaddressed := self._misaddressed(event)):
+            return [Attempt(f"{kind} of {d['msg']['type']}", misaddressed)]
         handler = getattr(self, "_" + kind)
         out = []
         for attempt in handler(event, state, pending, i):
@@ -229,6 +234,17 @@ class ClusterAdapter:
                 nxt_state = self._deliver(nxt_state, event)
             out.append(Attempt(attempt.action, (), (nxt_state, nxt_pending), attempt.steps))
         return out
+
+    def _misaddressed(self, event: Event) -> tuple[str, ...]:
+        """Why a sent or received message is not between this trace's nodes, or not sent by
+        the node that logs the send / addressed to the node that logs the receive."""
+        msg, node = event.data["msg"], event.node
+        own = "from" if event.data["event"] == "send" else "to"
+        failed = [f"msg.{end} {msg[end]} is not a node of this trace"
+                  for end in ("from", "to") if msg[end] not in self.nodes]
+        if msg[own] != node:
+            failed.append(f"msg.{own} {msg[own]} is not the node {node}")
+        return tuple(failed)
 
     def _deliver(self, state: State, event: Event) -> State:
         """Explain the network's fate of a sent message with the reference's own actions."""
@@ -332,8 +348,6 @@ class ClusterAdapter:
     def _send(self, event: Event, state: State, pending, i: int) -> list[Attempt]:
         m = self.message(event.data["msg"])
         s = state.server(i)
-        if m.msource != i:
-            return [Attempt("send", (f"msg.from {m.msource} is not the node {i}",))]
         if m.mtype in (REQUEST_VOTE_RESPONSE, APPEND_ENTRIES_RESPONSE):
             expected = pending[i - 1]
             name = f"reply of the preceding Receive: {describe_message(m)}"
