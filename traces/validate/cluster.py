@@ -22,6 +22,11 @@ After each event the node's logged state (term, role, voted_for, log_len, last_l
 commit_index) must equal the reference server's. A send that no receive names is dropped at
 once (DropMessage); one received k times is duplicated k - 1 times (DuplicateMessage).
 
+Servers: the reference's are 1..N, so the trace's N node ids, whatever they are, are numbered
+1..N in increasing order (node id → server where the trace meets the reference: events,
+messages, voted_for); the verdict's ``sK`` is server K, listed with its node id where the two
+differ.
+
 Entry values: each distinct command hash (``hash`` of ``client_request``, ``entry_hashes`` of
 ``append``) becomes one reference value, so two entries with the same index and term but
 different commands break Log Matching in the reference too; traces without hashes leave values
@@ -35,7 +40,7 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from raftspec.protocol import Protocol
@@ -84,14 +89,15 @@ class ClusterAdapter:
         self.protocol = protocol or protocol_for(self.config.variant, self.config.mutants)
         self._first_init: set[tuple[str, int]] = set()
         self._values: dict[str | None, int] = {None: 1}
-        self.nodes: tuple[int, ...] = ()
+        self.nodes: tuple[int, ...] = ()           # server k is node nodes[k - 1]
+        self._server: dict[int, int] = {}          # node id -> server
 
     def value_of(self, command_hash: str | None) -> int:
         """The reference value standing for a command hash (1 when the trace has none)."""
         return self._values.setdefault(command_hash, len(self._values) + 1)
 
     def message(self, msg: dict[str, Any]) -> Message:
-        return message(msg, self.value_of)
+        return message(msg, self._server, self.value_of)
 
     # ------------------------------------------------------------------ reading
     def read(self, path: str) -> list[Event]:
@@ -181,14 +187,15 @@ class ClusterAdapter:
 
     # ------------------------------------------------------------------ search hooks
     def initial(self, events: Sequence[Event]) -> Iterable[Candidate]:
-        """Servers 1..N, N the largest node id (of a file, or a member an ``init`` names); the
-        trace's nodes are those ids (a message's ends must be among them)."""
+        """The servers are the trace's nodes (each file's node and the members each ``init``
+        names), numbered 1..N: a quorum is a majority of exactly those, whatever their ids."""
         ids = {e.node for e in events}
         for e in events:
             if e.data["event"] == "init":
                 ids.update(int(k) for k in e.data["members"] if str(k).isdigit())
         self.nodes = tuple(sorted(ids))
-        n = max(ids, default=1)
+        self._server = {node: k for k, node in enumerate(self.nodes, 1)}
+        n = len(self.nodes)
         self._first_init = set()
         seen: set[int] = set()
         for e in events:
@@ -203,16 +210,17 @@ class ClusterAdapter:
     def describe(self, candidate: Candidate) -> tuple[list[str], dict[str, Any]]:
         state, pending = candidate
         lines = state_lines(state)
+        if self.nodes != tuple(range(1, len(self.nodes) + 1)):
+            lines.insert(0, "servers: " + ", ".join(f"s{k} is node {node}"
+                                                    for k, node in enumerate(self.nodes, 1)))
         lines += [f"reply not yet logged by s{k}: {describe_message(m)}"
                   for k, m in enumerate(pending, 1) if m is not None]
-        return lines, state_json(state)
+        return lines, {"nodes": list(self.nodes), **state_json(state)}
 
     def attempts(self, event: Event, candidate: Candidate) -> Iterable[Attempt]:
         state, pending = candidate
         d = event.data
-        i = event.node
-        if not 1 <= i <= len(state.servers):
-            return [Attempt("?", (f"node {i} is not a server of this trace",))]
+        i = self._server[event.node]
         if pending[i - 1] is not None and not (d["event"] == "send"
                                                and d["msg"]["type"].endswith("_resp")):
             pending = pending[: i - 1] + (None,) + pending[i:]   # the node sent no reply
@@ -226,7 +234,7 @@ class ClusterAdapter:
                 out.append(attempt)
                 continue
             nxt_state, nxt_pending = attempt.result
-            failed = attempt.failed + tuple(_observe(d, nxt_state.server(i)))
+            failed = attempt.failed + tuple(_observe(d, nxt_state.server(i), self.nodes))
             if failed:
                 out.append(Attempt(attempt.action, failed, None, attempt.steps))
                 continue
@@ -241,7 +249,7 @@ class ClusterAdapter:
         msg, node = event.data["msg"], event.node
         own = "from" if event.data["event"] == "send" else "to"
         failed = [f"msg.{end} {msg[end]} is not a node of this trace"
-                  for end in ("from", "to") if msg[end] not in self.nodes]
+                  for end in ("from", "to") if msg[end] not in self._server]
         if msg[own] != node:
             failed.append(f"msg.{own} {msg[own]} is not the node {node}")
         return tuple(failed)
@@ -399,9 +407,10 @@ def _step(action: str, nxt: State | None, pending, conds: list[tuple[str, bool]]
     return Attempt(action, (), (nxt, pending))
 
 
-def _observe(d: dict[str, Any], s: Server) -> list[str]:
-    """The logged state fields that differ from the reference server's."""
-    voted = None if s.voted_for == NIL else s.voted_for
+def _observe(d: dict[str, Any], s: Server, nodes: Sequence[int]) -> list[str]:
+    """The logged state fields that differ from the reference server's (server k is node
+    ``nodes[k - 1]``)."""
+    voted = None if s.voted_for == NIL else nodes[s.voted_for - 1]
     pairs = (
         ("term", s.current_term, d["term"]),
         ("role", Role.NAMES[s.role].lower(), d["role"]),
@@ -413,10 +422,12 @@ def _observe(d: dict[str, Any], s: Server) -> list[str]:
     return [f"{name}: reference {ref}, trace {got}" for name, ref, got in pairs if ref != got]
 
 
-def message(msg: dict[str, Any], value_of: Callable[[str | None], int] = lambda h: 1) -> Message:
-    """A trace message as the reference's message; entry values from ``value_of`` applied to
-    the entries' command hashes (None where the trace has none)."""
-    t, src, dst = msg["type"], msg["from"], msg["to"]
+def message(msg: dict[str, Any], server: Mapping[int, int],
+            value_of: Callable[[str | None], int] = lambda h: 1) -> Message:
+    """A trace message as the reference's message, between the servers ``server`` gives for
+    its node ids; entry values from ``value_of`` applied to the entries' command hashes (None
+    where the trace has none)."""
+    t, src, dst = msg["type"], server[msg["from"]], server[msg["to"]]
     if t == "vote":
         return RequestVoteRequest(REQUEST_VOTE_REQUEST, msg["term"], msg["last_log_term"],
                                   msg["last_log_index"], src, dst)
