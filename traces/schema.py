@@ -29,6 +29,11 @@ E = TypeVar("E")
 
 SCHEMA_VERSION = 1
 
+MAX_ID = 2 ** 31 - 1
+"""Node ids are 1..MAX_ID, as the node takes them (node/wire.py ``MAX_ID``, what --id accepts)."""
+MAX_MEMBERS = 1_000
+"""At most this many members in a configuration (node/wire.py ``MAX_MEMBERS``)."""
+
 ROLES = ("follower", "candidate", "leader")
 
 # event name -> extra fields (beyond STATE_FIELDS) that it must carry, with their types
@@ -176,6 +181,10 @@ def check_event(obj: Any, where: str = "") -> dict[str, Any]:
     def bad(field: str, why: str) -> TraceSchemaError:
         return TraceSchemaError(f"{where}: {field}: {why}" if where else f"{field}: {why}")
 
+    def check_id(field: str, node: int) -> None:
+        if not 0 < node <= MAX_ID:
+            raise bad(field, f"node id {node} is not in 1..{MAX_ID}")
+
     if not isinstance(obj, dict):
         raise bad("event", "not a JSON object")
     if obj.get("v") != SCHEMA_VERSION:
@@ -186,6 +195,9 @@ def check_event(obj: Any, where: str = "") -> dict[str, Any]:
         if not isinstance(obj[name], types) or (isinstance(obj[name], bool)
                                                 and bool not in types):
             raise bad(name, f"wrong type {type(obj[name]).__name__}")
+    check_id("node", obj["node"])
+    if obj["voted_for"] is not None:
+        check_id("voted_for", obj["voted_for"])
     if obj["role"] not in ROLES:
         raise bad("role", f"unknown role {obj['role']!r}")
     kind = obj["event"]
@@ -199,11 +211,20 @@ def check_event(obj: Any, where: str = "") -> dict[str, Any]:
             raise bad(name, "wrong type")
     if "kind" in obj and kind == "client_request" and obj["kind"] not in ENTRY_KINDS:
         raise bad("kind", f"unknown entry kind {obj['kind']!r}")
+    declared = EVENTS[kind].keys() | OPTIONAL_EVENT_FIELDS.get(kind, {}).keys()
+    if "members" in declared and "members" in obj:
+        if len(obj["members"]) > MAX_MEMBERS:
+            raise bad("members", f"more than {MAX_MEMBERS} members")
+        for k in obj["members"]:
+            if not (k.isascii() and k.isdigit() and len(k) <= 10 and 0 < int(k) <= MAX_ID):
+                raise bad("members", f"node id {k!r} is not in 1..{MAX_ID}")
     if kind in ("send", "recv"):
         msg = obj["msg"]
         for name, types in MSG_COMMON.items():
             if not isinstance(msg.get(name), types):
                 raise bad(f"msg.{name}", "missing or wrong type")
+        check_id("msg.from", msg["from"])
+        check_id("msg.to", msg["to"])
         if msg["type"] not in MSG_FIELDS:
             raise bad("msg.type", f"unknown message type {msg['type']!r}")
         for name, types in MSG_FIELDS[msg["type"]].items():

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from raftspec.node.wire import MAX_ID
+from raftspec.cli import main
+from raftspec.traces.schema import MAX_ID
 from raftspec.traces.validate import ClusterAdapter, Verdict, validate_paths
 
 DATA = Path(__file__).parent / "data"
@@ -26,14 +27,18 @@ def load(scenario: str = "faults") -> Files:
             for p in sorted((DATA / scenario).glob("node-*.ndjson"))}
 
 
-def validate_files(tmp_path: Path, files: Files) -> Verdict:
-    """The verdict on ``files``, written to tmp_path one file per node."""
+def write(tmp_path: Path, files: Files) -> list[str]:
+    """``files`` written to tmp_path, one file per node; their paths, in the order of files."""
     paths = []
     for node, objs in files.items():
         path = tmp_path / f"node-{node}.ndjson"
         path.write_text("".join(json.dumps(obj) + "\n" for obj in objs))
         paths.append(str(path))
-    return validate_paths(paths, ClusterAdapter())
+    return paths
+
+
+def validate_files(tmp_path: Path, files: Files) -> Verdict:
+    return validate_paths(write(tmp_path, files), ClusterAdapter())
 
 
 def first_unexplained(tmp_path: Path, files: Files) -> tuple[int, int] | None:
@@ -161,3 +166,24 @@ def test_a_receive_of_a_message_addressed_to_another_node_is_invalid_there(tmp_p
                 if got not in where(files, "send", msg["id"]) + where(files, "recv", msg["id"]):
                     wrong.append((msg["id"], got))
     assert not wrong
+
+
+@pytest.mark.parametrize("node", [MAX_ID + 1, 2**63])
+def test_a_node_id_beyond_what_the_node_takes_is_bad_input_exit_2(tmp_path, capsys,
+                                                                   node: int) -> None:
+    """Node 3 renamed 2**63 used to end in OverflowError (exit 4); ids are 1..2**31-1."""
+    paths = write(tmp_path, rename(load(), {1: 1, 2: 2, 3: node}))
+    assert main(["validate", *paths]) == 2
+    err = capsys.readouterr().err
+    assert f"{paths[0]}:1: members: node id '{node}' is not in 1..{MAX_ID}" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("to", [0, -1])
+def test_a_send_to_a_node_id_out_of_range_is_bad_input_exit_2(tmp_path, capsys, to: int) -> None:
+    """It used to be valid: server 0 and -1 were Python's last servers of the reference."""
+    files = load()
+    ((node, line),) = where(files, "send", "2:46")
+    assert main(["validate", *write(tmp_path, readdress(files, "2:46", to))]) == 2
+    err = capsys.readouterr().err
+    assert f"node-{node}.ndjson:{line}: msg.to: node id {to} is not in 1..{MAX_ID}" in err

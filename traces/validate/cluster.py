@@ -192,7 +192,7 @@ class ClusterAdapter:
         ids = {e.node for e in events}
         for e in events:
             if e.data["event"] == "init":
-                ids.update(int(k) for k in e.data["members"] if str(k).isdigit())
+                ids.update(map(int, e.data["members"]))
         self.nodes = tuple(sorted(ids))
         self._server = {node: k for k, node in enumerate(self.nodes, 1)}
         n = len(self.nodes)
