@@ -176,6 +176,11 @@ def _last_seq(path: str) -> int:
     return 0
 
 
+def _has_type(value: Any, types: tuple[type, ...]) -> bool:
+    """isinstance, except that a bool is not an int: JSON ``true`` is not the number 1."""
+    return isinstance(value, types) and (bool in types or not isinstance(value, bool))
+
+
 def check_event(obj: Any, where: str = "") -> dict[str, Any]:
     """Validate one decoded event; raise TraceSchemaError naming ``where`` and the field."""
     def bad(field: str, why: str) -> TraceSchemaError:
@@ -192,8 +197,7 @@ def check_event(obj: Any, where: str = "") -> dict[str, Any]:
     for name, types in STATE_FIELDS.items():
         if name not in obj:
             raise bad(name, "missing")
-        if not isinstance(obj[name], types) or (isinstance(obj[name], bool)
-                                                and bool not in types):
+        if not _has_type(obj[name], types):
             raise bad(name, f"wrong type {type(obj[name]).__name__}")
     check_id("node", obj["node"])
     if obj["voted_for"] is not None:
@@ -204,10 +208,10 @@ def check_event(obj: Any, where: str = "") -> dict[str, Any]:
     if kind not in EVENTS:
         raise bad("event", f"unknown event {kind!r}")
     for name, types in EVENTS[kind].items():
-        if not isinstance(obj.get(name), types):
+        if not _has_type(obj.get(name), types):
             raise bad(name, "missing or wrong type")
     for name, types in OPTIONAL_EVENT_FIELDS.get(kind, {}).items():
-        if name in obj and not isinstance(obj[name], types):
+        if name in obj and not _has_type(obj[name], types):
             raise bad(name, "wrong type")
     if "kind" in obj and kind == "client_request" and obj["kind"] not in ENTRY_KINDS:
         raise bad("kind", f"unknown entry kind {obj['kind']!r}")
@@ -221,19 +225,21 @@ def check_event(obj: Any, where: str = "") -> dict[str, Any]:
     if kind in ("send", "recv"):
         msg = obj["msg"]
         for name, types in MSG_COMMON.items():
-            if not isinstance(msg.get(name), types):
+            if not _has_type(msg.get(name), types):
                 raise bad(f"msg.{name}", "missing or wrong type")
         check_id("msg.from", msg["from"])
         check_id("msg.to", msg["to"])
         if msg["type"] not in MSG_FIELDS:
             raise bad("msg.type", f"unknown message type {msg['type']!r}")
         for name, types in MSG_FIELDS[msg["type"]].items():
-            if not isinstance(msg.get(name), types):
+            if not _has_type(msg.get(name), types):
                 raise bad(f"msg.{name}", "missing or wrong type")
+        if msg["type"] == "append" and not all(_has_type(t, (int,)) for t in msg["entries"]):
+            raise bad("msg.entries", "not a list of terms (ints)")
         for name, types in OPTIONAL_MSG_FIELDS.get(msg["type"], {}).items():
             if name not in msg:
                 continue
-            if not isinstance(msg[name], types) or len(msg[name]) != len(msg["entries"]):
+            if not _has_type(msg[name], types) or len(msg[name]) != len(msg["entries"]):
                 raise bad(f"msg.{name}", "wrong type or not one per entry")
             if name == "entry_kinds" and not all(k in ENTRY_KINDS for k in msg[name]):
                 raise bad(f"msg.{name}", "unknown entry kind")

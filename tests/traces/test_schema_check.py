@@ -12,7 +12,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from raftspec.node import wire
-from raftspec.traces.schema import MAX_ID, MAX_MEMBERS, TraceSchemaError, check_event
+from raftspec.traces.schema import (
+    EVENTS,
+    MAX_ID,
+    MAX_MEMBERS,
+    MSG_COMMON,
+    MSG_FIELDS,
+    OPTIONAL_EVENT_FIELDS,
+    STATE_FIELDS,
+    TraceSchemaError,
+    check_event,
+)
 
 NODE_2 = (Path(__file__).parent / "data" / "faults" / "node-2.ndjson").read_text().splitlines()
 INIT = json.loads(NODE_2[0])          # node 2's init: members 1, 2, 3
@@ -59,3 +69,41 @@ def test_more_members_than_a_configuration_holds_are_refused() -> None:
     check_event(edited(INIT, "members", dict(list(members.items())[:MAX_MEMBERS])))
     with pytest.raises(TraceSchemaError, match="^members: more than 1000 members"):
         check_event(edited(INIT, "members", members))
+
+
+def recorded_events() -> list[dict]:
+    """One recorded event of each kind (and message type) in the recorded traces."""
+    seen: dict[tuple[str, str | None], dict] = {}
+    for path in sorted((Path(__file__).parent / "data").glob("*/node-*.ndjson")):
+        for line in path.read_text().splitlines():
+            obj = json.loads(line)
+            seen.setdefault((obj["event"], obj.get("msg", {}).get("type")), obj)
+    return list(seen.values())
+
+
+def test_true_is_not_a_number_in_any_int_field() -> None:
+    """Every field the schema declares an int (of the event, of its kind, of its message) is
+    refused as ``true``, naming the field; message fields used to take it as 1."""
+    taken = []
+    for event in recorded_events():
+        fields = {**STATE_FIELDS, **EVENTS[event["event"]],
+                  **OPTIONAL_EVENT_FIELDS.get(event["event"], {})}
+        if "msg" in event:
+            fields |= {f"msg.{name}": types for name, types in
+                       {**MSG_COMMON, **MSG_FIELDS[event["msg"]["type"]]}.items()}
+        for field, types in fields.items():
+            if int in types and bool not in types:
+                try:
+                    check_event(edited(event, field, True))
+                    taken.append((event["event"], field))
+                except TraceSchemaError as err:
+                    assert str(err).startswith(f"{field}: "), err
+    assert not taken
+
+
+@pytest.mark.parametrize("term", [True, "1", 1.0, None])
+def test_an_entry_term_that_is_not_an_int_is_refused(term) -> None:
+    """``entries`` lists the entries' terms; ``[true]`` used to be a term 1 (valid)."""
+    event = next(e for e in recorded_events() if e.get("msg", {}).get("type") == "append")
+    with pytest.raises(TraceSchemaError, match="^msg.entries: "):
+        check_event(edited(event, "msg.entries", [term]))
