@@ -423,7 +423,7 @@ class DiskLog:
             return Snapshot(int(meta["index"]), int(meta["term"]),
                             {int(k): str(v) for k, v in meta["members"].items()},
                             body[4 + meta_len:])
-        except (KeyError, TypeError, ValueError, AttributeError):
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError):
             raise NodeError(f"{self.snap_path}: malformed snapshot metadata") from None
 
     # ------------------------------------------------------------------ writing

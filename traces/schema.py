@@ -171,7 +171,7 @@ def _last_seq(path: str) -> int:
     for line in reversed(lines):
         try:
             return int(json.loads(line)["seq"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             continue                                  # a torn last line from a SIGKILL
     return 0
 
@@ -258,7 +258,7 @@ def read_trace(path: str, *, allow_torn_tail: bool = True) -> Iterator[dict[str,
     for n, line in enumerate(lines, 1):
         try:
             obj = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):   # RecursionError: nested too deep
             if allow_torn_tail and n == len(lines):
                 return
             raise TraceSchemaError(f"{path}:{n}: not valid JSON") from None

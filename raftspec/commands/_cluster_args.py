@@ -33,7 +33,7 @@ def manifest_addrs(data_dir: str) -> tuple[dict[int, str], str | None]:
     except OSError as err:
         raise NodeError(f"{path}: {err.strerror} (is 'raftspec cluster --data-dir "
                         f"{data_dir}' running?)") from err
-    except ValueError as err:          # JSONDecodeError, UnicodeDecodeError
+    except (ValueError, RecursionError) as err:   # JSONDecodeError, UnicodeDecodeError, deep
         raise NodeError(f"{path}: not a cluster manifest written by `raftspec cluster` "
                         f"({err})") from None
     try:

@@ -103,6 +103,7 @@ CASES: dict[str, tuple[list[str], set[int]]] = {
     "validate-corrupt-gzip": (["validate", "{corrupt_gz}", "{trace2}", "{trace3}"], {2}),
     "validate-truncated-gzip": (["validate", "{truncated_gz}", "{trace2}", "{trace3}"], {2}),
     "validate-etcd-corrupt-gzip": (["validate", "{etcd_corrupt_gz}"], {2}),
+    "validate-deep-json": (["validate", "{trace1_deep}", "{trace2}", "{trace3}"], {2}),
     # lincheck
     "lincheck-missing": (["lincheck", "{missing}"], {2}),
     "lincheck-binary": (["lincheck", "{binary}"], {2}),
@@ -136,6 +137,8 @@ CASES: dict[str, tuple[list[str], set[int]]] = {
     "ctl-binary-manifest": (["ctl", "--data-dir", "{binary_manifest_dir}", "heal"], {2}),
     "ctl-truncated-manifest": (["ctl", "--data-dir", "{truncated_manifest_dir}", "heal"], {2}),
     "ctl-wrong-type-manifest": (["ctl", "--data-dir", "{wrong_type_manifest_dir}", "heal"], {2}),
+    # JSON nested deeper than Python's recursion limit (before: RecursionError, exit 4)
+    "ctl-deep-manifest": (["ctl", "--data-dir", "{deep_manifest_dir}", "heal"], {2}),
     "ctl-overlapping-groups": (["ctl", "--cluster", "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3",
                                 "partition", "1,2", "2,3"], {2}),
     "ctl-bad-address": (["ctl", "--cluster", "127.0.0.1:1", "add-node", "9", "garbage"], {2}),
@@ -231,6 +234,8 @@ def _files(root: Path) -> dict[str, str]:
         "trace1_cut_mid": write("cut/node-1.ndjson", "\n".join(
             lines1[:3] + [lines1[3][:40]] + lines1[4:]) + "\n"),
         "wrong_type_json": write("wrong.ndjson", '{"v": 1, "node": "one", "seq": 1}\n'),
+        "trace1_deep": write("deep/node-1.ndjson", "\n".join(
+            lines1[:3] + ["[" * 100_000] + lines1[3:]) + "\n"),
         "history": write("h.ndjson", history),
         "history_cut_mid": write("cut.ndjson", history[:150] + "\n" + history[150:]),
         "wrong_type_history": write("wrong-h.ndjson", '{"process": "p", "type": 5}\n'),
@@ -240,6 +245,8 @@ def _files(root: Path) -> dict[str, str]:
                                            ).parent),
         "wrong_type_manifest_dir": str(Path(write("mw/cluster.json", '{"nodes": [1, 2]}')
                                             ).parent),
+        "deep_manifest_dir": str(Path(write("md/cluster.json", '{"nodes": ' + "[" * 100_000)
+                                      ).parent),
     }
 
 

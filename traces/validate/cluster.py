@@ -119,7 +119,7 @@ class ClusterAdapter:
         for n, line in enumerate(lines, 1):
             try:
                 obj = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):   # RecursionError: nested too deep
                 if torn and n == len(lines):
                     break
                 raise RaftspecError("not valid JSON", path=path, line=n) from None
