@@ -31,6 +31,12 @@ MESSAGE_TYPES = {
     "SendRequestVoteResponse": ("MsgVoteResp",), "ReceiveRequestVoteResponse": ("MsgVoteResp",),
 }
 CONF_ACTIONS = ("AddNewServer", "RemoveServer", "AddLearner")
+MAX_UINT64 = 2 ** 64 - 1
+"""etcd's node ids, terms and indexes are Go ``uint64`` (raftpb); a larger number is not etcd's.
+Node ids are not bounded by our node's ``MAX_ID``: etcd's server draws 64-bit member ids."""
+NODE_ID = f"a node id is required (a string of ASCII digits, 1..{MAX_UINT64})"
+VOTE = f"a node id or \"0\" (none) is required (a string of ASCII digits, 0..{MAX_UINT64})"
+NAT = f"a whole number 0..{MAX_UINT64} is required"
 
 
 def looks_like_etcd(path: str) -> bool:
@@ -90,34 +96,40 @@ def _need(cond: bool, why: str, path: str, n: int, field: str) -> None:
         raise RaftspecError(why, path=path, line=n, field=field)
 
 
-def _node(v: Any) -> bool:
-    return isinstance(v, str) and v.isdigit()
+def _node(v: Any, lowest: int = 1) -> bool:
+    """A uint64 id as etcd writes it (``strconv.FormatUint``): ``str.isdigit`` alone took
+    "²" (which ``int`` refuses) and "٣" (read as 3); a length check keeps ``int`` off 5000-digit
+    strings (Python refuses beyond 4300)."""
+    return (isinstance(v, str) and v.isascii() and v.isdigit() and len(v) <= 20
+            and lowest <= int(v) <= MAX_UINT64)
 
 
 def _nat(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_UINT64
 
 
 def check_event(ev: Any, path: str, n: int) -> dict[str, Any]:
     """Every field the validator reads, with its type; a bad one is named (file:line: field)."""
     _need(isinstance(ev, dict), "a trace line needs an 'event' object", path, n, "event")
     name = ev.get("name")
-    _need(name in EVENT_NAMES, f"unknown event name {name!r}", path, n, "event.name")
-    _need(_node(ev.get("nid")), "a node id (decimal string) is required", path, n, "event.nid")
+    _need(isinstance(name, str) and name in EVENT_NAMES, f"unknown event name {name!r}", path,
+          n, "event.name")
+    _need(_node(ev.get("nid")), NODE_ID, path, n, "event.nid")
     st = ev.get("state")
     _need(isinstance(st, dict), "an object {term, vote, commit} is required", path, n,
           "event.state")
-    _need(_nat(st.get("term")), "a natural number is required", path, n, "event.state.term")
-    _need(_node(st.get("vote")), "a node id (decimal string) is required", path, n,
-          "event.state.vote")
-    _need(_nat(st.get("commit")), "a natural number is required", path, n,
-          "event.state.commit")
-    _need(ev.get("role") in ROLES, f"unknown role {ev.get('role')!r}", path, n, "event.role")
-    _need(_nat(ev.get("log")), "a natural number is required", path, n, "event.log")
+    _need(_nat(st.get("term")), NAT, path, n, "event.state.term")
+    _need(_node(st.get("vote"), 0), VOTE, path, n, "event.state.vote")
+    _need(_nat(st.get("commit")), NAT, path, n, "event.state.commit")
+    role = ev.get("role")
+    _need(isinstance(role, str) and role in ROLES, f"unknown role {role!r}", path, n,
+          "event.role")
+    _need(_nat(ev.get("log")), NAT, path, n, "event.log")
     conf = ev.get("conf")
     _need(isinstance(conf, list) and len(conf) == 2
           and all(isinstance(c, list) and all(_node(x) for x in c) for c in conf),
-          "two lists of node ids are required", path, n, "event.conf")
+          f"two lists of node ids are required (strings of ASCII digits, 1..{MAX_UINT64})",
+          path, n, "event.conf")
     if name in MESSAGE_TYPES:
         m = ev.get("msg")
         _need(isinstance(m, dict), "a message object is required", path, n, "event.msg")
@@ -125,10 +137,9 @@ def check_event(ev: Any, path: str, n: int) -> dict[str, Any]:
               f"message type {m.get('type')!r} is not one of {MESSAGE_TYPES[name]}", path, n,
               "event.msg.type")
         for key in ("term", "entries", "logTerm", "index", "commit", "rejectHint"):
-            _need(_nat(m.get(key)), "a natural number is required", path, n, f"event.msg.{key}")
+            _need(_nat(m.get(key)), NAT, path, n, f"event.msg.{key}")
         for key in ("from", "to"):
-            _need(_node(m.get(key)), "a node id (decimal string) is required", path, n,
-                  f"event.msg.{key}")
+            _need(_node(m.get(key)), NODE_ID, path, n, f"event.msg.{key}")
         _need(isinstance(m.get("reject"), bool), "true or false is required", path, n,
               "event.msg.reject")
     if name in ("ChangeConf", "ApplyConfChange"):
@@ -140,10 +151,12 @@ def check_event(ev: Any, path: str, n: int) -> dict[str, Any]:
             ch = cc.get("changes")
             _need(isinstance(ch, list) and ch and all(
                 isinstance(c, dict) and _node(c.get("nid")) and c.get("action") in CONF_ACTIONS
-                for c in ch), f"a list of {{nid, action}} with action in {CONF_ACTIONS} is "
-                "required", path, n, "event.prop.cc.changes")
+                for c in ch), f"a list of {{nid, action}} with nid a node id (a string of ASCII "
+                f"digits, 1..{MAX_UINT64}) and action in {CONF_ACTIONS} is required", path, n,
+                "event.prop.cc.changes")
         else:
             new = cc.get("newconf", [])
             _need(isinstance(new, list) and all(_node(x) for x in new),
-                  "a list of node ids is required", path, n, "event.prop.cc.newconf")
+                  f"a list of node ids is required (strings of ASCII digits, 1..{MAX_UINT64})",
+                  path, n, "event.prop.cc.newconf")
     return ev
