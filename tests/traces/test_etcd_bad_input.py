@@ -22,7 +22,7 @@ ETCD = Path(__file__).resolve().parents[2].parent / "shared" / "traces" / "etcd-
 # Every kind of field in 38 lines: messages, a ChangeConf's changes, ApplyConfChange's newconf.
 TRACE = ETCD / "interaction" / "confchange_v2_add_single_auto.ndjson"
 
-pytestmark = pytest.mark.skipif(not TRACE.is_file(), reason=f"{ETCD} not present (it ships "
+needs_trace = pytest.mark.skipif(not TRACE.is_file(), reason=f"{ETCD} not present (it ships "
                                 "with the project's CI, not with clones)")
 
 FIELDS = (("name",), ("nid",), ("state",), ("state", "term"), ("state", "vote"),
@@ -74,6 +74,7 @@ def _sites(field: tuple) -> list[int]:
     return [n for n, line in enumerate(_lines(), 1) if _has(json.loads(line)["event"], field)]
 
 
+@needs_trace
 @pytest.mark.parametrize(("field", "value", "named"), [
     (("role",), [], "event.role"),
     (("name",), {}, "event.name"),
@@ -101,6 +102,7 @@ def test_a_wrong_type_or_range_exits_2_naming_line_and_field(field, value, named
     assert f"{path}:{line}: {named}: " in capsys.readouterr().err
 
 
+@needs_trace
 def test_the_largest_uint64_is_a_node_id_a_term_and_an_index(tmp_path: Path) -> None:
     """etcd's ids are uint64 (its server draws 64-bit member ids): the bound is etcd's."""
     for field in (("nid",), ("state", "vote"), ("msg", "to"), ("state", "term"), ("log",)):
@@ -127,6 +129,7 @@ def _verdict_or_refusal(path: Path) -> RaftspecError | None:
     return None
 
 
+@needs_trace
 @settings(max_examples=300, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(data=st.data(), field=st.sampled_from(FIELDS), value=JSON)
@@ -143,6 +146,7 @@ def test_any_json_value_in_any_field_is_a_verdict_or_a_refusal_naming_it(
 DIGITS = re.compile(r"[0-9]{1,20}")
 
 
+@needs_trace
 @settings(max_examples=300, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(data=st.data(), field=st.sampled_from(IDS),
@@ -156,3 +160,21 @@ def test_a_node_id_is_ascii_digits_in_etcds_range(data, field, value, tmp_path: 
     if not good:
         assert err is not None and err.line == line and err.field is not None
         assert _dotted(field).startswith(err.field)
+
+
+LINE = ('{"tag":"trace","event":{"name":"InitState","nid":"1","state":{"term":0,"vote":"0",'
+        '"commit":0},"role":"StateFollower","log":0,"conf":[[],[]]}}\n')
+DEEP = '{"tag":"trace","event":' + "[" * 100_000 + "]" * 100_000 + "}\n"
+
+
+@pytest.mark.parametrize(("lines", "options", "line"), [
+    ([DEEP], [], 1),                        # the format is recognised on it
+    ([DEEP], ["--format", "etcd"], 1),
+    ([LINE, DEEP], [], 2),                  # read after an etcd line
+], ids=("recognising", "format-etcd", "reading"))
+def test_json_nested_too_deeply_exits_2_naming_the_line(lines, options, line, tmp_path: Path,
+                                                         capsys) -> None:
+    path = tmp_path / "deep.ndjson"
+    path.write_text("".join(lines))
+    assert main(["validate", *options, str(path)]) == 2
+    assert f"{path}:{line}: not valid JSON: nested too deeply" in capsys.readouterr().err

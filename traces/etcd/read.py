@@ -44,12 +44,12 @@ def looks_like_etcd(path: str) -> bool:
     ``name`` and ``nid``), as opposed to our cluster's schema (``v``, ``node``, ``event``)."""
     try:
         with open_text(path) as f:
-            for _, line in zip(range(50), f, strict=False):
+            for n, line in zip(range(1, 51), f, strict=False):
                 start = line.find("{")
                 if start < 0:
                     continue
                 try:
-                    obj = json.loads(line[start:])
+                    obj = _loads(line[start:], path, n)
                 except ValueError:
                     return False
                 ev = obj.get("event") if isinstance(obj, dict) else None
@@ -71,7 +71,7 @@ def read_lines(path: str) -> list[tuple[int, dict[str, Any]]]:
                 if start < 0:
                     continue            # a log line of someone else
                 try:
-                    obj = json.loads(line[start:])
+                    obj = _loads(line[start:], path, n)
                 except ValueError:
                     raise RaftspecError("not valid JSON", path=path, line=n) from None
                 if not isinstance(obj, dict) or obj.get("tag") != "trace":
@@ -82,6 +82,15 @@ def read_lines(path: str) -> list[tuple[int, dict[str, Any]]]:
     except (UnicodeDecodeError, OSError) as err:
         raise RaftspecError(f"cannot read trace file: {err}", path=path) from None
     return out
+
+
+def _loads(text: str, path: str, n: int) -> Any:
+    """``json.loads``, but a line nested too deeply for Python's parser (e.g. 100,000 ``[``:
+    ``RecursionError``) is refused here, naming the line: no reader could read it."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise RaftspecError("not valid JSON: nested too deeply", path=path, line=n) from None
 
 
 def bad_gzip(path: str, err: Exception) -> RaftspecError:
