@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from raftspec.cli import main
 from raftspec.protocol.errors import RaftspecError
@@ -159,3 +161,21 @@ def test_our_cluster_traces_are_read_gzipped_too(tmp_path: Path, capsys) -> None
     assert not looks_like_etcd(out[0])
     assert main(["validate", *out]) == 0
     assert capsys.readouterr().out.startswith("valid (")
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(term=st.integers(min_value=0, max_value=2 ** 64 - 1) | st.integers(2, 5000),
+       name=st.sampled_from(("campaign.ndjson", "single_node.ndjson")))
+@example(term=5000, name="campaign.ndjson")
+def test_the_initial_state_is_one_whatever_term_a_bootstrap_initstate_logs(
+        etcd_dir: Path, tmp_path: Path, term: int, name: str) -> None:
+    """InitState is traced before loadState (its HardState is zero in etcd's traces) and the
+    bootstrap log's term is 1 (docs/etcd.md): the term it logs must not multiply the candidates
+    (it made one per term up to it, and 10^7 took 2.8 GB); it is the logged initial state, which
+    the bootstrap's next events overwrite, so the verdict is the unmodified trace's."""
+    src = etcd_dir / "interaction" / name
+    original = validate_paths([str(src)], EtcdAdapter())
+    bad = _edited(src, tmp_path / name, 1, lambda e: e["state"].update(term=term))
+    verdict = validate_paths([str(bad)], EtcdAdapter())
+    assert (verdict.valid, verdict.max_candidates) == (original.valid, original.max_candidates)

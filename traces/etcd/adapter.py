@@ -36,6 +36,13 @@ from raftspec.traces.validate.adapter import Attempt, Event
 UNSUPPORTED_EVENTS = {"SendSnapshot": "SendSnapshot events (never emitted by etcd-raft v3)",
                       "ReceiveSnapshot": "ReceiveSnapshot events (never emitted by etcd-raft v3)"}
 
+BOOT_TERM = 1
+"""The term of a bootstrap log's entries: StartNode writes its configuration entries at term 1
+(etcd-io/raft bootstrap.go), and etcd's test harness bootstraps a node from a storage snapshot
+of term 1 (rafttest/interaction_env_handler_add_nodes.go); upstream's Traceetcdraft.tla assumes
+the same. No line of the trace states it: InitState is traced in newRaft before loadState, so
+its HardState is zero (term 0) in every etcd trace."""
+
 OBSERVED_BEFORE = frozenset((
     "Replicate", "ChangeConf", "ApplyConfChange", "SendRequestVoteResponse",
     "ReceiveAppendEntriesRequest", "ReceiveAppendEntriesResponse", "ReceiveRequestVoteRequest",
@@ -48,7 +55,6 @@ class Cluster:
 
     servers: tuple[Server, ...]
     bag: tuple[tuple[Message, int], ...] = ()
-    boot_term: int = 1          # the term of every bootstrap log's last entry (see initial)
 
     def server(self, pos: int) -> Server:
         return self.servers[pos]
@@ -145,20 +151,15 @@ class EtcdAdapter:
 
     # ------------------------------------------------------------------ search hooks
     def initial(self, events: Sequence[Event]) -> Iterable[Cluster]:
-        """Nodes = every id named; the bootstrap logs (etcd storage snapshots, or StartNode's
-        configuration entries) are compacted prefixes whose last term the trace never states:
-        one candidate per possible term (1 .. the highest bootstrap term), all kept."""
+        """One candidate: every id named, each node empty until its bootstrap events set the
+        logged state (the bootstrap log's term is ``BOOT_TERM``), nothing in flight."""
         ids: set[int] = set()
-        top = 1
         for e in events:
             ids.add(e.node)
             if "_key" in e.data:
                 ids.update(e.data["_key"][2:4])
-            if e.data.get("_boot") == "bootstrap-init":
-                top = max(top, e.data["state"]["term"])
         self.pos = {i: k for k, i in enumerate(sorted(ids))}
-        servers = tuple(Server() for _ in self.pos)
-        return [Cluster(servers, (), b) for b in range(1, top + 1)]
+        return [Cluster(tuple(Server() for _ in self.pos))]
 
     def silent(self, candidate: Cluster) -> Iterable[tuple[Cluster, int]]:
         return ()
@@ -220,7 +221,7 @@ class EtcdAdapter:
     def _InitState(self, event: Event, c: Cluster, pos: int):
         d, s = event.data, c.server(pos)
         if d["_boot"] == "bootstrap-init":
-            yield "bootstrap", (), c.update(pos, _booted(s, d, c.boot_term)), None
+            yield "bootstrap", (), c.update(pos, _booted(s, d)), None
             return
         # newRaft traces InitState before loadState: HardState reads as zero, the log is the
         # durable one; BecomeFollower in the restart run shows the loaded HardState.
@@ -240,7 +241,7 @@ class EtcdAdapter:
         d, s = event.data, c.server(pos)
         term = d["state"]["term"]
         if d.get("_boot") == "bootstrap":
-            yield "bootstrap", (), c.update(pos, _booted(s, d, c.boot_term)), None
+            yield "bootstrap", (), c.update(pos, _booted(s, d)), None
             return
         if d.get("_boot") == "restart":
             yield from self._load_state(event, c, pos)
@@ -314,7 +315,7 @@ class EtcdAdapter:
         node = event.node
         boot = d.get("_boot")
         if boot == "bootstrap":
-            b = _booted(s, d, c.boot_term)
+            b = _booted(s, d)
             yield ("bootstrap: switchToConfig", (),
                    c.update(pos, b.evolve(voters=newconf)), b)
             return
@@ -530,7 +531,7 @@ def _mark_deliveries(events: list[Event]) -> None:
             e.deliveries = 1 if later[key] else 0
 
 
-def _booted(s: Server, d: dict[str, Any], boot_term: int) -> Server:
+def _booted(s: Server, d: dict[str, Any]) -> Server:
     """The bootstrap state a node logs: its HardState, and a log that is either a storage
     snapshot (a compacted prefix, applied) or, when InitState had an empty log, StartNode's
     configuration entries (one per initial peer, committed, not yet applied)."""
@@ -538,9 +539,9 @@ def _booted(s: Server, d: dict[str, Any], boot_term: int) -> Server:
     s = s.evolve(term=st["term"], vote=int(st["vote"]), commit=st["commit"], role=d["role"],
                  voters=_ids(d["conf"][0]), outgoing=_ids(d["conf"][1]))
     if d["_start_node"]:
-        entries = (Entry(boot_term, etcd.UNKNOWN_CHANGE),) * log
+        entries = (Entry(BOOT_TERM, etcd.UNKNOWN_CHANGE),) * log
         return s.evolve(offset=0, offset_term=0, log=entries, applied=0, conf_applied=0)
-    return s.evolve(offset=log, offset_term=boot_term if log else 0, log=(), applied=log,
+    return s.evolve(offset=log, offset_term=BOOT_TERM if log else 0, log=(), applied=log,
                     conf_applied=log)
 
 
