@@ -415,23 +415,34 @@ def test_stats_account_for_every_level_and_step(tmp_path: Path,
     assert not multiprocessing.active_children()
 
 
-class _KillingBackend(parallel.ProcessBackend):
+class _LevelCountingBackend(parallel.ProcessBackend):
+    """Worker processes; ``at_level(args)`` is called before each level is sent (counted in
+    ``levels``)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.levels = 0
+
+    def at_level(self, args: list) -> None:
+        pass
+
+    def call_all(self, command: str, args: list, watch=None) -> list:   # noqa: ANN001
+        if command == "level":
+            self.levels += 1
+            self.at_level(args)
+        return super().call_all(command, args, watch)
+
+
+class _KillingBackend(_LevelCountingBackend):
     """Worker processes, one of which is killed (SIGKILL, as the OOM killer does) at the third
     level: once every worker has been sent it (``mid_level``: the others then expand it and
     wait for the dead one's claims), or just before it is sent."""
 
     mid_level = True
 
-    def __init__(self, *args: object) -> None:
-        super().__init__(*args)
-        self.levels = 0
-
-    def call_all(self, command: str, args: list, watch=None) -> list:   # noqa: ANN001
-        if command == "level":
-            self.levels += 1
-            if self.levels == 3 and not self.mid_level:
-                self._kill()
-        return super().call_all(command, args, watch)
+    def at_level(self, args: list) -> None:
+        if self.levels == 3 and not self.mid_level:
+            self._kill()
 
     def _send(self, shard: int, message: tuple) -> None:
         super()._send(shard, message)
@@ -463,24 +474,17 @@ def test_a_killed_worker_ends_the_search_without_a_verdict(mid_level: bool) -> N
     assert not multiprocessing.active_children()
 
 
-class _StoppingBackend(parallel.ProcessBackend):
+class _StoppingBackend(_LevelCountingBackend):
     """Worker processes, stopped as a budget or Ctrl-C stops them (``stop_with``) once the 14th
     level has been sent to every worker: they are in the middle of it."""
 
     stop_with: BaseException = parallel._Stop("time limit of 1 s reached")
 
-    def __init__(self, *args: object) -> None:
-        super().__init__(*args)
-        self.levels = 0
-
-    def call_all(self, command: str, args: list, watch=None) -> list:   # noqa: ANN001
-        if command == "level":
-            self.levels += 1
-            if self.levels == 14:
-                for s, arg in enumerate(args):
-                    self._send(s, (command, arg))
-                raise self.stop_with
-        return super().call_all(command, args, watch)
+    def at_level(self, args: list) -> None:
+        if self.levels == 14:
+            for s, arg in enumerate(args):
+                self._send(s, ("level", arg))
+            raise self.stop_with
 
 
 @pytest.mark.parametrize("stop", [parallel._Stop("time limit of 1 s reached"),
